@@ -1,0 +1,63 @@
+"""The `migrate` command line: parse, open resources, call the library, map errors to exit codes.
+
+Errors become exit codes in exactly one place, `main()`. Commands live one module each and stay
+short; the work is done by the library they call.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import typer
+
+from migrator.cli.app import app, console_err
+from migrator.errors import BadInputError, ExitCode, MigrateError
+
+# Importing the command modules registers them on `app`.
+from migrator.cli import sandbox as _sandbox  # noqa: E402,F401  isort: skip
+
+__all__ = ["app", "main"]
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Console-script entry point. `--debug` (or MIGRATE_DEBUG=1) re-raises instead of one line."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in args or os.environ.get("MIGRATE_DEBUG") == "1"
+    args = [a for a in args if a != "--debug"]
+    try:
+        app(args=args, prog_name="migrate", standalone_mode=False)
+    except MigrateError as exc:
+        if debug:
+            raise
+        if isinstance(exc, BadInputError):
+            for problem in exc.problems:
+                console_err.print(f"  {problem}", markup=False, highlight=False)
+        console_err.print(f"error: {exc}", markup=False, highlight=False)
+        return int(exc.exit_code)
+    except KeyboardInterrupt:
+        console_err.print("interrupted", markup=False)
+        return int(ExitCode.INTERRUPTED)
+    except typer.Exit as exc:
+        return int(exc.exit_code or 0)
+    except typer.Abort:
+        return int(ExitCode.INTERRUPTED)
+    except Exception as exc:  # click's usage errors arrive here with standalone_mode=False
+        import click
+
+        if isinstance(exc, click.exceptions.ClickException):
+            exc.show()
+            return int(ExitCode.USAGE)
+        if debug:
+            raise
+        console_err.print(
+            f"error: unexpected {type(exc).__name__}: {exc} (run again with --debug for the traceback)",
+            markup=False,
+            highlight=False,
+        )
+        return int(ExitCode.USAGE)
+    return 0
+
+
+def run() -> None:
+    sys.exit(main())

@@ -1,0 +1,20 @@
+"""The typer app and the consoles every command shares."""
+
+from __future__ import annotations
+
+import typer
+from rich.console import Console
+
+app = typer.Typer(
+    name="migrate",
+    help="Move every conversation off the OpenAI Assistants API: export, verify, replay, import.",
+    no_args_is_help=True,
+    add_completion=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+    rich_markup_mode=None,
+    pretty_exceptions_enable=False,
+)
+
+# stdout carries results (and exactly one JSON document with --json); everything else goes to stderr.
+console = Console()
+console_err = Console(stderr=True)

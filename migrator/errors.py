@@ -1,0 +1,81 @@
+"""The one error tree of the project.
+
+Every error a user can hit carries a one-line message that names the fix (which flag, which
+environment variable, how to resume) and the exit code the CLI turns it into, in one place.
+"""
+
+from __future__ import annotations
+
+from enum import IntEnum
+
+__all__ = [
+    "ExitCode",
+    "MigrateError",
+    "UsageError",
+    "BadInputError",
+    "NotAnArchiveError",
+    "NewerSchemaError",
+    "SourceRefusedError",
+    "SourceGoneError",
+    "Interrupted",
+]
+
+
+class ExitCode(IntEnum):
+    OK = 0
+    ATTENTION = 1  # done, but something needs a look: failed threads, findings, low parity
+    USAGE = 2  # bad usage or bad input, including a file that is not an archive
+    REFUSED = 3  # the source or target refused to go on (401/403, quota, 410 Gone)
+    INTERRUPTED = 130
+
+
+class MigrateError(Exception):
+    """Base of every error the CLI reports as one line."""
+
+    exit_code: ExitCode = ExitCode.USAGE
+
+    def __init__(self, message: str, *, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+    def __str__(self) -> str:
+        return f"{self.message} ({self.hint})" if self.hint else self.message
+
+
+class UsageError(MigrateError):
+    exit_code = ExitCode.USAGE
+
+
+class BadInputError(MigrateError):
+    """An input file has lines or content we cannot use; all offending lines are listed."""
+
+    exit_code = ExitCode.USAGE
+
+    def __init__(self, message: str, *, problems: list[str] | None = None, hint: str | None = None):
+        super().__init__(message, hint=hint)
+        self.problems = problems or []
+
+
+class NotAnArchiveError(MigrateError):
+    exit_code = ExitCode.USAGE
+
+
+class NewerSchemaError(MigrateError):
+    exit_code = ExitCode.USAGE
+
+
+class SourceRefusedError(MigrateError):
+    """401/403, exhausted quota: going on would only repeat the refusal."""
+
+    exit_code = ExitCode.REFUSED
+
+
+class SourceGoneError(SourceRefusedError):
+    """410 Gone: the Assistants API of this source has been shut down."""
+
+
+class Interrupted(MigrateError):
+    """SIGINT/SIGTERM after a clean stop; the message carries the resume command."""
+
+    exit_code = ExitCode.INTERRUPTED
