@@ -1,0 +1,28 @@
+"""The SQLite archive: schema, migrations, upserts, queries. Imports nothing else of the project
+but the error tree."""
+
+from migrator.archive.canonical import canonical_json, digest, object_hash
+from migrator.archive.store import (
+    RAW_TABLES,
+    Anomaly,
+    Archive,
+    Failure,
+    FileContent,
+    SessionRow,
+    StoredFile,
+    ThreadResult,
+)
+
+__all__ = [
+    "Archive",
+    "Anomaly",
+    "Failure",
+    "FileContent",
+    "RAW_TABLES",
+    "SessionRow",
+    "StoredFile",
+    "ThreadResult",
+    "canonical_json",
+    "digest",
+    "object_hash",
+]

@@ -1,0 +1,137 @@
+"""The archive's schema, as forward migrations.
+
+Append `m00N_verb_noun` functions; never edit one that has shipped. Each runs in a transaction
+together with its bookkeeping row in `_sqlite_migrations` (sqlite-utils does that).
+"""
+
+from __future__ import annotations
+
+from sqlite_utils import Database
+from sqlite_utils.migrations import Migrations
+
+__all__ = ["MIGRATIONS", "MIGRATION_SET", "known_migration_names"]
+
+MIGRATION_SET = "migrate-archive"
+MIGRATIONS = Migrations(MIGRATION_SET)
+
+# Every raw table keeps the object exactly as the source sent it (`raw`, JSON text) and the digest
+# of its canonical form (`hash`), so verify can re-derive it and nothing the converter does not
+# understand is ever lost. Other columns are indexes into the raw JSON, never a replacement for it.
+_RAW = {"raw": str, "hash": str}
+
+
+@MIGRATIONS()
+def m001_create_archive(db: Database) -> None:
+    db["meta"].create({"key": str, "value": str}, pk="key")
+
+    db["assistants"].create({"id": str, "created_at": int, **_RAW}, pk="id")
+    db["threads"].create({"id": str, "created_at": int, **_RAW}, pk="id")
+    db["messages"].create(
+        {"id": str, "thread_id": str, "run_id": str, "created_at": int, **_RAW}, pk="id"
+    )
+    db["messages"].create_index(["thread_id", "created_at", "id"])
+    db["runs"].create(
+        {
+            "id": str,
+            "thread_id": str,
+            "assistant_id": str,
+            "created_at": int,
+            "status": str,
+            # Steps are listed only for runs that declared tools; this says whether we should have them.
+            "has_tools": int,
+            **_RAW,
+        },
+        pk="id",
+    )
+    db["runs"].create_index(["thread_id", "created_at", "id"])
+    db["run_steps"].create(
+        {"id": str, "thread_id": str, "run_id": str, "created_at": int, **_RAW}, pk="id"
+    )
+    db["run_steps"].create_index(["thread_id", "run_id", "created_at", "id"])
+    db["vector_stores"].create({"id": str, "created_at": int, **_RAW}, pk="id")
+    db["vector_store_files"].create(
+        {"vector_store_id": str, "id": str, "created_at": int, **_RAW}, pk=("vector_store_id", "id")
+    )
+    db["vector_store_files"].create_index(["id"])
+    db["files"].create(
+        {
+            "id": str,
+            **_RAW,
+            # downloaded | parsed_text | missing: what we could get of the bytes, and from where.
+            "content": str,
+            "blob_sha256": str,
+            # The vector store whose parsed text stands in when the source refused the download.
+            "text_from_vector_store": str,
+        },
+        pk="id",
+    )
+    # Content-addressed: no name from the source is ever used as a path or a key.
+    db["blobs"].create({"sha256": str, "bytes": int, "mime": str, "data": bytes}, pk="sha256")
+    # Which objects mention which files, written with the object's rows, so the file phase can
+    # resume from the archive alone.
+    db["file_refs"].create(
+        {"file_id": str, "owner_kind": str, "owner_id": str}, pk=("file_id", "owner_kind", "owner_id")
+    )
+    db["file_refs"].create_index(["owner_id"])
+
+    # The resume checkpoint lives beside the data: one row per requested thread, its status
+    # committed in the same transaction as the thread's rows.
+    db["work"].create(
+        {
+            "thread_id": str,
+            "status": str,  # pending | done | failed | missing
+            "attempts": int,
+            "extra": str,  # JSON: the other fields of the user's --threads line (e.g. user_id)
+            # What the source's pages reported, to check the stored rows against.
+            "messages_seen": int,
+            "runs_seen": int,
+            "steps_seen": int,
+            "last_message_id": str,
+            "last_run_id": str,
+            # Set when raw rows (or files they use) change, cleared when the session is rebuilt.
+            "session_stale": int,
+        },
+        pk="thread_id",
+        defaults={"status": "pending", "attempts": 0, "extra": "{}", "session_stale": 1},
+        not_null={"status", "attempts"},
+    )
+    db["work"].create_index(["status"])
+    db["work"].create_index(["session_stale"])
+    db["failures"].create(
+        {
+            "entity": str,
+            "entity_id": str,
+            "error_class": str,
+            "message": str,
+            "status_code": int,
+            "attempts": int,
+        },
+        pk=("entity", "entity_id"),
+    )
+    # Pages that ended abnormally (a repeated cursor, an empty page claiming has_more).
+    db["anomalies"].create(
+        {"entity": str, "entity_id": str, "kind": str, "detail": str}, pk=("entity", "entity_id", "kind")
+    )
+
+    # Derived tables: rebuilt from the raw rows by `migrate rebuild`, offline.
+    db["sessions"].create(
+        {
+            "thread_id": str,
+            "record": str,  # canonical JSON of the migrator.session/v1 record
+            "hash": str,
+            "messages": int,
+            "tokens": int,
+        },
+        pk="thread_id",
+    )
+    db["session_warnings"].create(
+        {"thread_id": str, "code": str, "count": int}, pk=("thread_id", "code")
+    )
+    # One row per distinct definition; a name with two rows is a schema conflict across threads.
+    db["tool_definitions"].create({"name": str, "hash": str, "definition": str}, pk=("name", "hash"))
+    db["session_tools"].create({"thread_id": str, "name": str, "hash": str}, pk=("thread_id", "name"))
+    db["session_tools"].create_index(["name", "hash"])
+
+
+def known_migration_names() -> set[str]:
+    return {m.name for m in MIGRATIONS._migrations}

@@ -1,0 +1,670 @@
+"""`Archive`: the one class that owns the SQLite file.
+
+It applies pending migrations when it opens, so a new file and an old one behave the same; every
+multi-row write sits inside one `db.atomic()`; a thread's rows and its status commit together.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import orjson
+from sqlite_utils import Database
+
+from migrator.archive.canonical import dumps, object_hash, sha256_hex
+from migrator.archive.mime import sniff_mime
+from migrator.archive.schema import MIGRATION_SET, MIGRATIONS, known_migration_names
+from migrator.errors import NewerSchemaError, NotAnArchiveError
+
+__all__ = [
+    "Archive",
+    "Anomaly",
+    "Failure",
+    "FileContent",
+    "StoredFile",
+    "ThreadResult",
+    "SessionRow",
+    "RAW_TABLES",
+]
+
+SQLITE_MAGIC = b"SQLite format 3\x00"
+
+# table -> the columns that identify a row, for hashing and merging.
+RAW_TABLES: dict[str, tuple[str, ...]] = {
+    "assistants": ("id",),
+    "threads": ("id",),
+    "messages": ("id",),
+    "runs": ("id",),
+    "run_steps": ("id",),
+    "vector_stores": ("id",),
+    "vector_store_files": ("vector_store_id", "id"),
+    "files": ("id",),
+}
+
+
+@dataclass(frozen=True)
+class Failure:
+    entity: str  # thread | file | assistants | vector_stores | vector_store
+    entity_id: str
+    error_class: str
+    message: str
+    status_code: int | None = None
+    attempts: int = 1
+
+
+@dataclass(frozen=True)
+class Anomaly:
+    entity: str
+    entity_id: str
+    kind: str  # repeated_cursor | empty_page_has_more
+    detail: str
+
+
+@dataclass
+class ThreadResult:
+    """Everything one thread's export produced, committed in one transaction."""
+
+    thread_id: str
+    status: str  # done | failed | missing
+    thread: dict[str, Any] | None = None
+    messages: list[dict[str, Any]] = field(default_factory=list)
+    runs: list[dict[str, Any]] = field(default_factory=list)
+    steps: list[dict[str, Any]] = field(default_factory=list)
+    file_refs: set[str] = field(default_factory=set)  # ids of the files this thread mentions
+    failure: Failure | None = None
+    anomalies: list[Anomaly] = field(default_factory=list)
+    messages_seen: int = 0
+    runs_seen: int = 0
+    steps_seen: int = 0
+
+
+@dataclass(frozen=True)
+class FileContent:
+    """What we obtained of a file's bytes: the bytes, the vector store's parsed text, or nothing."""
+
+    kind: str  # downloaded | parsed_text | missing
+    data: bytes | None = None
+    vector_store_id: str | None = None
+
+
+@dataclass(frozen=True)
+class StoredFile:
+    file_id: str
+    filename: str | None
+    sha256: str | None
+    bytes: int | None
+    content: str
+    mime: str | None
+
+
+@dataclass(frozen=True)
+class SessionRow:
+    thread_id: str
+    record: dict[str, Any]
+    tokens: int
+    tools: list[dict[str, Any]]
+    warnings: dict[str, int]
+
+
+def _created(obj: dict[str, Any]) -> int:
+    value = obj.get("created_at")
+    return int(value) if isinstance(value, int | float) else 0
+
+
+class Archive:
+    """An open archive. Use `Archive.create()` (export, merge) or `Archive.open()` (everything else)."""
+
+    def __init__(self, path: Path, db: Database) -> None:
+        self.path = path
+        self.db = db
+        self._ensure_ours()
+        MIGRATIONS.apply(db)
+
+    # -- opening and closing -------------------------------------------------------------------
+
+    @classmethod
+    def create(cls, path: str | Path) -> Archive:
+        """Open an archive, creating it (mode 0600) when the path does not exist yet."""
+        path = Path(path)
+        if not path.exists():
+            if path.parent and not path.parent.exists():
+                raise NotAnArchiveError(f"{path}: the folder {path.parent} does not exist")
+            # Created with 0600 before SQLite touches it: the archive holds private conversations.
+            os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
+        return cls._connect(path)
+
+    @classmethod
+    def open(cls, path: str | Path) -> Archive:
+        """Open an existing archive; never creates one."""
+        path = Path(path)
+        if not path.exists():
+            raise NotAnArchiveError(
+                f"{path}: no such archive (only `migrate export` and `migrate merge` create one)"
+            )
+        if path.is_dir():
+            raise NotAnArchiveError(f"{path}: is a folder, not an archive file")
+        return cls._connect(path)
+
+    @classmethod
+    def _connect(cls, path: Path) -> Archive:
+        with open(path, "rb") as fh:
+            head = fh.read(len(SQLITE_MAGIC))
+        if head and head != SQLITE_MAGIC:
+            raise NotAnArchiveError(f"{path}: not an archive (not a SQLite file)")
+        try:
+            conn = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
+            conn.execute("PRAGMA busy_timeout = 30000")
+            mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+            # WAL + NORMAL survives a killed process (not a power cut) and keeps commits cheap.
+            conn.execute("PRAGMA synchronous = NORMAL")
+        except sqlite3.DatabaseError as exc:
+            raise NotAnArchiveError(f"{path}: not an archive ({exc})") from None
+        if mode.lower() != "wal":
+            conn.close()
+            raise NotAnArchiveError(f"{path}: cannot be opened for writing (journal mode {mode})")
+        return cls(path, Database(conn))
+
+    def _ensure_ours(self) -> None:
+        try:
+            tables = set(self.db.table_names())
+        except sqlite3.DatabaseError as exc:
+            raise NotAnArchiveError(f"{self.path}: not an archive ({exc})") from None
+        if not tables:
+            return
+        applied = (
+            {
+                row[0]
+                for row in self.db.execute(
+                    "select name from _sqlite_migrations where migration_set = ?", [MIGRATION_SET]
+                )
+            }
+            if "_sqlite_migrations" in tables
+            else set()
+        )
+        if not applied:
+            raise NotAnArchiveError(f"{self.path}: a SQLite file, but not a migrate archive")
+        unknown = applied - known_migration_names()
+        if unknown:
+            raise NewerSchemaError(
+                f"{self.path}: written by a newer migrate (schema steps {', '.join(sorted(unknown))}); "
+                "upgrade migrate to read it"
+            )
+
+    def close(self) -> None:
+        """Fold the WAL back so the archive is one file again."""
+        try:
+            self.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            self.db.execute("PRAGMA journal_mode = DELETE")
+        except sqlite3.OperationalError:
+            pass  # another process still has it open; it will fold the WAL itself
+        self.db.conn.close()
+
+    def __enter__(self) -> Archive:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @property
+    def schema_version(self) -> int:
+        return len(MIGRATIONS.applied(self.db))
+
+    # -- meta ------------------------------------------------------------------------------------
+
+    def get_meta(self, key: str, default: Any = None) -> Any:
+        row = self.db.execute("select value from meta where key = ?", [key]).fetchone()
+        return orjson.loads(row[0]) if row else default
+
+    def set_meta(self, key: str, value: Any) -> None:
+        with self.db.atomic():
+            self._set_meta(key, value)
+
+    def _set_meta(self, key: str, value: Any) -> None:
+        self.db.execute(
+            "insert or replace into meta(key, value) values (?, ?)", [key, orjson.dumps(value).decode()]
+        )
+
+    # -- the work list -----------------------------------------------------------------------------
+
+    def add_threads(self, items: Iterable[tuple[str, dict[str, Any]]], batch: int = 5000) -> int:
+        """Register requested thread ids as pending (known ones are left as they are)."""
+        added = 0
+        chunk: list[tuple[str, str]] = []
+
+        def flush() -> int:
+            with self.db.atomic():
+                before = self.db.conn.total_changes
+                self.db.conn.executemany(
+                    "insert or ignore into work(thread_id, extra) values (?, ?)", chunk
+                )
+                return self.db.conn.total_changes - before
+
+        for thread_id, extra in items:
+            chunk.append((thread_id, orjson.dumps(extra, option=orjson.OPT_SORT_KEYS).decode()))
+            if len(chunk) >= batch:
+                added += flush()
+                chunk = []
+        if chunk:
+            added += flush()
+        return added
+
+    def threads_to_export(self, *, refresh: bool = False) -> Iterator[tuple[str, str, str | None, str | None]]:
+        """(thread_id, status, last_message_id, last_run_id) still to fetch, in a stable order.
+
+        Pending and failed threads are fetched; done ones only with `refresh`; missing never.
+        """
+        statuses = ("pending", "failed", "done") if refresh else ("pending", "failed")
+        marks = ",".join("?" * len(statuses))
+        sql = (
+            "select thread_id, status, last_message_id, last_run_id from work "
+            f"where status in ({marks}) and thread_id > ? order by thread_id limit 1000"
+        )
+        last = ""
+        while True:
+            rows = self.db.execute(sql, [*statuses, last]).fetchall()
+            if not rows:
+                return
+            yield from rows
+            last = rows[-1][0]
+
+    def work_counts(self) -> dict[str, int]:
+        counts = {"pending": 0, "done": 0, "failed": 0, "missing": 0}
+        for status, n in self.db.execute("select status, count(*) from work group by status"):
+            counts[status] = n
+        return counts
+
+    def thread_extra(self, thread_id: str) -> dict[str, Any]:
+        row = self.db.execute("select extra from work where thread_id = ?", [thread_id]).fetchone()
+        return orjson.loads(row[0]) if row and row[0] else {}
+
+    # -- writing source objects ------------------------------------------------------------------
+
+    def _upsert_raw(self, table: str, columns: tuple[str, ...], rows: Iterable[tuple[Any, ...]]) -> None:
+        cols = ", ".join(columns)
+        marks = ", ".join("?" * len(columns))
+        self.db.conn.executemany(f"insert or replace into {table} ({cols}) values ({marks})", rows)
+
+    def store_assistants(self, assistants: list[dict[str, Any]], file_refs: set[tuple[str, str]]) -> None:
+        """All assistants, and the (file_id, assistant_id) pairs their tool resources mention."""
+        with self.db.atomic():
+            self._upsert_raw(
+                "assistants",
+                ("id", "created_at", "raw", "hash"),
+                ((a["id"], _created(a), dumps(a), object_hash(a)) for a in assistants),
+            )
+            self._add_refs(file_refs, "assistant")
+
+    def store_vector_store(
+        self, store: dict[str, Any], files: list[dict[str, Any]], *, anomalies: list[Anomaly] = ()
+    ) -> None:
+        with self.db.atomic():
+            self._upsert_raw(
+                "vector_stores",
+                ("id", "created_at", "raw", "hash"),
+                [(store["id"], _created(store), dumps(store), object_hash(store))],
+            )
+            self._upsert_raw(
+                "vector_store_files",
+                ("vector_store_id", "id", "created_at", "raw", "hash"),
+                ((store["id"], f["id"], _created(f), dumps(f), object_hash(f)) for f in files),
+            )
+            self._add_refs({(f["id"], store["id"]) for f in files}, "vector_store")
+            self._store_anomalies(anomalies)
+            self._clear_failure("vector_store", store["id"])
+
+    def _add_refs(self, refs: Iterable[tuple[str, str]], owner_kind: str) -> None:
+        self.db.conn.executemany(
+            "insert or ignore into file_refs(file_id, owner_kind, owner_id) values (?, ?, ?)",
+            ((file_id, owner_kind, owner_id) for file_id, owner_id in refs),
+        )
+
+    def _store_anomalies(self, anomalies: Iterable[Anomaly]) -> None:
+        self.db.conn.executemany(
+            "insert or replace into anomalies(entity, entity_id, kind, detail) values (?, ?, ?, ?)",
+            ((a.entity, a.entity_id, a.kind, a.detail) for a in anomalies),
+        )
+
+    def _clear_failure(self, entity: str, entity_id: str) -> None:
+        self.db.execute("delete from failures where entity = ? and entity_id = ?", [entity, entity_id])
+
+    def _store_failure(self, failure: Failure) -> None:
+        self.db.execute(
+            "insert into failures(entity, entity_id, error_class, message, status_code, attempts) "
+            "values (?, ?, ?, ?, ?, ?) on conflict(entity, entity_id) do update set "
+            "error_class = excluded.error_class, message = excluded.message, "
+            "status_code = excluded.status_code, attempts = failures.attempts + excluded.attempts",
+            [
+                failure.entity,
+                failure.entity_id,
+                failure.error_class,
+                failure.message,
+                failure.status_code,
+                failure.attempts,
+            ],
+        )
+
+    def record_failure(self, failure: Failure) -> None:
+        with self.db.atomic():
+            self._store_failure(failure)
+
+    def store_thread(self, result: ThreadResult) -> None:
+        """A thread's rows, its file references and its status, in one transaction."""
+        tid = result.thread_id
+        with self.db.atomic():
+            if result.thread is not None:
+                t = result.thread
+                self._upsert_raw(
+                    "threads", ("id", "created_at", "raw", "hash"), [(tid, _created(t), dumps(t), object_hash(t))]
+                )
+            self._upsert_raw(
+                "messages",
+                ("id", "thread_id", "run_id", "created_at", "raw", "hash"),
+                ((m["id"], tid, m.get("run_id"), _created(m), dumps(m), object_hash(m)) for m in result.messages),
+            )
+            self._upsert_raw(
+                "runs",
+                ("id", "thread_id", "assistant_id", "created_at", "status", "has_tools", "raw", "hash"),
+                (
+                    (
+                        r["id"],
+                        tid,
+                        r.get("assistant_id"),
+                        _created(r),
+                        r.get("status"),
+                        int(bool(r.get("tools"))),
+                        dumps(r),
+                        object_hash(r),
+                    )
+                    for r in result.runs
+                ),
+            )
+            self._upsert_raw(
+                "run_steps",
+                ("id", "thread_id", "run_id", "created_at", "raw", "hash"),
+                ((s["id"], tid, s.get("run_id"), _created(s), dumps(s), object_hash(s)) for s in result.steps),
+            )
+            self._add_refs(((file_id, tid) for file_id in result.file_refs), "thread")
+            self._store_anomalies(result.anomalies)
+            last_message = max(result.messages, key=lambda m: (_created(m), m["id"]), default=None)
+            last_run = max(result.runs, key=lambda r: (_created(r), r["id"]), default=None)
+            self.db.execute(
+                "update work set status = ?, attempts = attempts + 1, "
+                "messages_seen = coalesce(messages_seen, 0) + ?, runs_seen = coalesce(runs_seen, 0) + ?, "
+                "steps_seen = coalesce(steps_seen, 0) + ?, "
+                "last_message_id = coalesce(?, last_message_id), last_run_id = coalesce(?, last_run_id), "
+                "session_stale = 1 where thread_id = ?",
+                [
+                    result.status,
+                    result.messages_seen,
+                    result.runs_seen,
+                    result.steps_seen,
+                    last_message["id"] if last_message else None,
+                    last_run["id"] if last_run else None,
+                    tid,
+                ],
+            )
+            if result.failure is not None:
+                self._store_failure(result.failure)
+            else:
+                self._clear_failure("thread", tid)
+
+    def unfetched_file_ids(self) -> Iterator[str]:
+        """Referenced files we hold no metadata for yet, or whose bytes are still missing."""
+        sql = (
+            "select distinct r.file_id from file_refs r left join files f on f.id = r.file_id "
+            "where f.id is null and r.file_id > ? order by r.file_id limit 1000"
+        )
+        last = ""
+        while True:
+            rows = self.db.execute(sql, [last]).fetchall()
+            if not rows:
+                return
+            for (file_id,) in rows:
+                yield file_id
+            last = rows[-1][0]
+
+    def vector_stores_holding(self, file_id: str) -> list[str]:
+        return [
+            row[0]
+            for row in self.db.execute(
+                "select vector_store_id from vector_store_files where id = ? order by vector_store_id", [file_id]
+            )
+        ]
+
+    def has_file(self, file_id: str) -> bool:
+        return self.db.execute("select 1 from files where id = ?", [file_id]).fetchone() is not None
+
+    def store_file(self, meta: dict[str, Any], content: FileContent) -> None:
+        """A file's metadata and what we got of its bytes; threads that use it get stale sessions."""
+        blob_sha = None
+        with self.db.atomic():
+            if content.data is not None:
+                blob_sha = sha256_hex(content.data)
+                mime = sniff_mime(content.data, meta.get("filename"))
+                if content.kind == "parsed_text":
+                    mime = "text/plain; charset=utf-8"
+                self.db.execute(
+                    "insert or ignore into blobs(sha256, bytes, mime, data) values (?, ?, ?, ?)",
+                    [blob_sha, len(content.data), mime, content.data],
+                )
+            self.db.execute(
+                "insert or replace into files(id, raw, hash, content, blob_sha256, text_from_vector_store) "
+                "values (?, ?, ?, ?, ?, ?)",
+                [meta["id"], dumps(meta), object_hash(meta), content.kind, blob_sha, content.vector_store_id],
+            )
+            self.db.execute(
+                "update work set session_stale = 1 where thread_id in "
+                "(select owner_id from file_refs where file_id = ? and owner_kind = 'thread')",
+                [meta["id"]],
+            )
+            self._clear_failure("file", meta["id"])
+
+    # -- reading -----------------------------------------------------------------------------------
+
+    def _raw_rows(self, sql: str, params: list[Any]) -> list[dict[str, Any]]:
+        return [orjson.loads(row[0]) for row in self.db.execute(sql, params)]
+
+    def thread_objects(self, thread_id: str) -> dict[str, Any] | None:
+        """The raw objects of one thread, in the API's ascending order."""
+        row = self.db.execute("select raw from threads where id = ?", [thread_id]).fetchone()
+        if row is None:
+            return None
+        return {
+            "thread": orjson.loads(row[0]),
+            "messages": self._raw_rows(
+                "select raw from messages where thread_id = ? order by created_at, id", [thread_id]
+            ),
+            "runs": self._raw_rows("select raw from runs where thread_id = ? order by created_at, id", [thread_id]),
+            "steps": self._raw_rows(
+                "select raw from run_steps where thread_id = ? order by created_at, id", [thread_id]
+            ),
+        }
+
+    def assistants(self) -> dict[str, dict[str, Any]]:
+        return {row[0]: orjson.loads(row[1]) for row in self.db.execute("select id, raw from assistants")}
+
+    def files_for(self, file_ids: Iterable[str], *, with_data_for_images: bool = True) -> dict[str, StoredFile]:
+        out: dict[str, StoredFile] = {}
+        for file_id in file_ids:
+            row = self.db.execute(
+                "select f.raw, f.content, f.blob_sha256, b.bytes, b.mime from files f "
+                "left join blobs b on b.sha256 = f.blob_sha256 where f.id = ?",
+                [file_id],
+            ).fetchone()
+            if row is None:
+                continue
+            meta = orjson.loads(row[0])
+            out[file_id] = StoredFile(
+                file_id=file_id,
+                filename=meta.get("filename"),
+                sha256=row[2],
+                bytes=row[3] if row[3] is not None else meta.get("bytes"),
+                content=row[1],
+                mime=row[4],
+            )
+        return out
+
+    def blob(self, sha256: str) -> bytes | None:
+        row = self.db.execute("select data from blobs where sha256 = ?", [sha256]).fetchone()
+        return row[0] if row else None
+
+    def file_refs_of(self, owner_id: str) -> list[str]:
+        return [
+            row[0]
+            for row in self.db.execute(
+                "select distinct file_id from file_refs where owner_id = ? order by file_id", [owner_id]
+            )
+        ]
+
+    def counts(self) -> dict[str, Any]:
+        """The figures `migrate stats` reports (the names are part of the CLI contract)."""
+
+        def scalar(sql: str) -> int:
+            return self.db.execute(sql).fetchone()[0]
+
+        work = self.work_counts()
+        return {
+            "assistants": scalar("select count(*) from assistants"),
+            "threads": scalar("select count(*) from threads"),
+            "threads_requested": sum(work.values()),
+            "threads_done": work["done"],
+            "threads_pending": work["pending"],
+            "threads_failed": work["failed"],
+            "threads_missing": work["missing"],
+            "messages": scalar("select count(*) from messages"),
+            "runs": scalar("select count(*) from runs"),
+            "run_steps": scalar("select count(*) from run_steps"),
+            "vector_stores": scalar("select count(*) from vector_stores"),
+            "vector_store_files": scalar("select count(*) from vector_store_files"),
+            "files": scalar("select count(*) from files"),
+            "files_downloaded": scalar("select count(*) from files where content = 'downloaded'"),
+            "files_parsed_text": scalar("select count(*) from files where content = 'parsed_text'"),
+            "files_missing": scalar("select count(*) from files where content = 'missing'"),
+            "files_unfetched": scalar(
+                "select count(distinct r.file_id) from file_refs r left join files f on f.id = r.file_id "
+                "where f.id is null"
+            ),
+            "sessions": scalar("select count(*) from sessions"),
+            "tool_definitions": scalar("select count(*) from tool_definitions"),
+            "failures": scalar("select count(*) from failures"),
+            "anomalies": scalar("select count(*) from anomalies"),
+            "warnings": {
+                code: n
+                for code, n in self.db.execute(
+                    "select code, sum(count) from session_warnings group by code order by code"
+                )
+            },
+        }
+
+    def failures(self) -> list[Failure]:
+        return [
+            Failure(*row)
+            for row in self.db.execute(
+                "select entity, entity_id, error_class, message, status_code, attempts from failures "
+                "order by entity, entity_id"
+            )
+        ]
+
+    def content_hash(self) -> str:
+        """One digest over the logical content: every raw object's canonical hash, in key order.
+
+        Two archives with the same objects have the same content hash, however they were filled.
+        """
+        import hashlib
+
+        h = hashlib.sha256()
+        for table, keys in RAW_TABLES.items():
+            order = ", ".join(keys)
+            for row in self.db.execute(f"select {order}, hash from {table} order by {order}"):
+                h.update(orjson.dumps([table, *row]))
+                h.update(b"\n")
+        for (sha,) in self.db.execute("select sha256 from blobs order by sha256"):
+            h.update(b"blob " + sha.encode() + b"\n")
+        return "sha256:" + h.hexdigest()
+
+    # -- derived tables ----------------------------------------------------------------------------
+
+    def stale_session_thread_ids(self, batch: int = 500) -> Iterator[list[str]]:
+        """Done threads whose session must be (re)built, in batches, resumable by design."""
+        last = ""
+        while True:
+            rows = self.db.execute(
+                "select thread_id from work where session_stale = 1 and status = 'done' and thread_id > ? "
+                "order by thread_id limit ?",
+                [last, batch],
+            ).fetchall()
+            if not rows:
+                return
+            yield [r[0] for r in rows]
+            last = rows[-1][0]
+
+    def mark_all_sessions_stale(self) -> None:
+        with self.db.atomic():
+            self.db.execute("update work set session_stale = 1 where status = 'done'")
+
+    def store_sessions(self, rows: list[SessionRow]) -> None:
+        """Replace these threads' sessions, their tool links and warning counts, in one transaction."""
+        with self.db.atomic():
+            for row in rows:
+                record_json = orjson.dumps(row.record, option=orjson.OPT_SORT_KEYS)
+                tid = row.thread_id
+                self.db.execute(
+                    "insert or replace into sessions(thread_id, record, hash, messages, tokens) "
+                    "values (?, ?, ?, ?, ?)",
+                    [
+                        tid,
+                        record_json.decode(),
+                        "sha256:" + sha256_hex(record_json),
+                        len(row.record.get("messages", [])),
+                        row.tokens,
+                    ],
+                )
+                self.db.execute("delete from session_tools where thread_id = ?", [tid])
+                self.db.execute("delete from session_warnings where thread_id = ?", [tid])
+                for tool in row.tools:
+                    name = tool.get("function", {}).get("name") or tool.get("type", "?")
+                    tool_hash = object_hash(tool)
+                    self.db.execute(
+                        "insert or ignore into tool_definitions(name, hash, definition) values (?, ?, ?)",
+                        [name, tool_hash, orjson.dumps(tool, option=orjson.OPT_SORT_KEYS).decode()],
+                    )
+                    self.db.execute(
+                        "insert or replace into session_tools(thread_id, name, hash) values (?, ?, ?)",
+                        [tid, name, tool_hash],
+                    )
+                self.db.conn.executemany(
+                    "insert into session_warnings(thread_id, code, count) values (?, ?, ?)",
+                    [(tid, code, n) for code, n in sorted(row.warnings.items())],
+                )
+                self.db.execute("update work set session_stale = 0 where thread_id = ?", [tid])
+
+    def drop_orphan_tool_definitions(self) -> None:
+        with self.db.atomic():
+            self.db.execute(
+                "delete from tool_definitions where not exists (select 1 from session_tools s "
+                "where s.name = tool_definitions.name and s.hash = tool_definitions.hash)"
+            )
+
+    def iter_session_records(self, thread_ids: Iterable[str] | None = None) -> Iterator[tuple[str, bytes]]:
+        """(thread_id, canonical record JSON) sorted by thread id, streamed."""
+        if thread_ids is not None:
+            for tid in thread_ids:
+                row = self.db.execute("select record from sessions where thread_id = ?", [tid]).fetchone()
+                if row:
+                    yield tid, row[0].encode()
+            return
+        last = ""
+        while True:
+            rows = self.db.execute(
+                "select thread_id, record from sessions where thread_id > ? order by thread_id limit 500", [last]
+            ).fetchall()
+            if not rows:
+                return
+            for tid, record in rows:
+                yield tid, record.encode()
+            last = rows[-1][0]
