@@ -30,6 +30,8 @@ __all__ = [
     "ThreadResult",
     "SessionRow",
     "RAW_TABLES",
+    "ThreadTally",
+    "DoneSession",
 ]
 
 SQLITE_MAGIC = b"SQLite format 3\x00"
@@ -81,6 +83,8 @@ class ThreadResult:
     messages_seen: int = 0
     runs_seen: int = 0
     steps_seen: int = 0
+    # A --refresh delta adds to what was seen before; a full fetch replaces it.
+    delta: bool = False
 
 
 @dataclass(frozen=True)
@@ -109,6 +113,45 @@ class SessionRow:
     tokens: int
     tools: list[dict[str, Any]]
     warnings: dict[str, int]
+
+
+@dataclass(frozen=True)
+class ThreadTally:
+    """One work row next to what the archive actually holds for that thread (for verify)."""
+
+    thread_id: str
+    status: str
+    messages_seen: int
+    runs_seen: int
+    steps_seen: int
+    session_stale: bool
+    has_thread: bool
+    messages: int
+    runs: int
+    steps: int
+    has_session: bool
+    error_class: str | None
+    error_message: str | None
+
+
+@dataclass(frozen=True)
+class DoneSession:
+    """A done thread and its stored session row (None fields when there is no session)."""
+
+    thread_id: str
+    session_stale: bool
+    record: str | None
+    hash: str | None
+    tokens: int | None
+
+
+_STATUS_RANK = {"done": 3, "failed": 2, "missing": 1, "pending": 0}
+_CONTENT_RANK = {"downloaded": 2, "parsed_text": 1, "missing": 0}
+
+
+def _rank(column: str, ranks: dict[str, int]) -> str:
+    """A SQL expression ranking a status column (the names are ours, not user input)."""
+    return "(case " + " ".join(f"when {column} = '{k}' then {v}" for k, v in ranks.items()) + " else -1 end)"
 
 
 def _created(obj: dict[str, Any]) -> int:
@@ -392,10 +435,11 @@ class Archive:
             self._store_anomalies(result.anomalies)
             last_message = max(result.messages, key=lambda m: (_created(m), m["id"]), default=None)
             last_run = max(result.runs, key=lambda r: (_created(r), r["id"]), default=None)
+            base = "coalesce({0}, 0) + ?" if result.delta else "?"
             self.db.execute(
                 "update work set status = ?, attempts = attempts + 1, "
-                "messages_seen = coalesce(messages_seen, 0) + ?, runs_seen = coalesce(runs_seen, 0) + ?, "
-                "steps_seen = coalesce(steps_seen, 0) + ?, "
+                f"messages_seen = {base.format('messages_seen')}, runs_seen = {base.format('runs_seen')}, "
+                f"steps_seen = {base.format('steps_seen')}, "
                 "last_message_id = coalesce(?, last_message_id), last_run_id = coalesce(?, last_run_id), "
                 "session_stale = 1 where thread_id = ?",
                 [
@@ -587,6 +631,53 @@ class Archive:
             h.update(b"blob " + sha.encode() + b"\n")
         return "sha256:" + h.hexdigest()
 
+    # -- merging shards ---------------------------------------------------------------------------
+
+    def merge_from(self, other: Path) -> dict[str, int]:
+        """Fold another archive (a shard) into this one; merging the same file twice changes nothing.
+
+        Raw objects are upserted; for a thread the better status wins (done > failed > missing >
+        pending); for a file the better content wins (downloaded > parsed_text > missing).
+        """
+        Archive.open(other).db.conn.close()  # validates it is an archive of a schema we know
+        before = {table: self.db[table].count for table in RAW_TABLES}
+        self.db.execute("attach database ? as src", [str(other)])
+        try:
+            with self.db.atomic():
+                for table in RAW_TABLES:
+                    if table == "files":
+                        continue
+                    cols = ", ".join(c.name for c in self.db[table].columns)
+                    self.db.execute(f"insert or replace into {table} ({cols}) select {cols} from src.{table}")
+                self.db.execute("insert or ignore into blobs select * from src.blobs")
+                self.db.execute(
+                    "insert into files select * from src.files where true on conflict(id) do update set "
+                    "raw = excluded.raw, hash = excluded.hash, content = excluded.content, "
+                    "blob_sha256 = excluded.blob_sha256, text_from_vector_store = excluded.text_from_vector_store "
+                    f"where {_rank('excluded.content', _CONTENT_RANK)} > {_rank('files.content', _CONTENT_RANK)}"
+                )
+                for table in ("file_refs", "anomalies"):
+                    self.db.execute(f"insert or ignore into {table} select * from src.{table}")
+                cols = ", ".join(c.name for c in self.db["work"].columns)
+                self.db.execute(
+                    f"insert into work ({cols}) select {cols} from src.work where true "
+                    "on conflict(thread_id) do update set "
+                    + ", ".join(f"{c.name} = excluded.{c.name}" for c in self.db["work"].columns if c.name != "thread_id")
+                    + f" where {_rank('excluded.status', _STATUS_RANK)} > {_rank('work.status', _STATUS_RANK)}"
+                )
+                self.db.execute("update work set session_stale = 1 where thread_id in (select thread_id from src.work)")
+                self.db.execute("insert or ignore into failures select * from src.failures")
+                self.db.execute(
+                    "delete from failures where entity = 'thread' and entity_id in "
+                    "(select thread_id from work where status = 'done')"
+                )
+                self.db.execute("delete from failures where entity = 'file' and entity_id in (select id from files)")
+                for key in ("assistants_exported", "vector_stores_exported", "conversion_options"):
+                    self.db.execute("insert or ignore into meta select * from src.meta where key = ?", [key])
+        finally:
+            self.db.execute("detach database src")
+        return {table: self.db[table].count - n for table, n in before.items()}
+
     # -- derived tables ----------------------------------------------------------------------------
 
     def stale_session_thread_ids(self, batch: int = 500) -> Iterator[list[str]]:
@@ -668,3 +759,145 @@ class Archive:
             for tid, record in rows:
                 yield tid, record.encode()
             last = rows[-1][0]
+
+    # -- verification reads (streamed: an archive may hold 340,000 threads) -------------------
+
+    def integrity_errors(self) -> list[str]:
+        """What `PRAGMA integrity_check` reports besides "ok" (empty when the file is sound)."""
+        rows = [row[0] for row in self.db.execute("PRAGMA integrity_check")]
+        return [] if rows == ["ok"] else rows
+
+    def applied_migrations(self) -> set[str]:
+        return {m.name for m in MIGRATIONS.applied(self.db)}
+
+    def iter_raw_hashes(self, table: str) -> Iterator[tuple[str, str | bytes | None, str | None]]:
+        """(row key, raw JSON text, stored hash) of every row of one raw table, streamed."""
+        if table not in RAW_TABLES:
+            raise ValueError(f"not a raw table: {table}")
+        key = " || '/' || ".join(RAW_TABLES[table])
+        yield from self.db.execute(f"select {key}, raw, hash from {table}")
+
+    def iter_blobs(self) -> Iterator[tuple[str, int | None, bytes | None]]:
+        """(sha256 key, recorded size, data) of every blob, streamed one at a time."""
+        yield from self.db.execute("select sha256, bytes, data from blobs")
+
+    def thread_tallies(self, batch: int = 1000) -> Iterator[ThreadTally]:
+        """Every work row with the counts of the rows stored for it, in thread id order."""
+        sql = (
+            "select w.thread_id, w.status, coalesce(w.messages_seen, 0), coalesce(w.runs_seen, 0), "
+            "coalesce(w.steps_seen, 0), coalesce(w.session_stale, 0), "
+            "exists(select 1 from threads t where t.id = w.thread_id), "
+            "(select count(*) from messages m where m.thread_id = w.thread_id), "
+            "(select count(*) from runs r where r.thread_id = w.thread_id), "
+            "(select count(*) from run_steps s where s.thread_id = w.thread_id), "
+            "exists(select 1 from sessions x where x.thread_id = w.thread_id), f.error_class, f.message "
+            "from work w left join failures f on f.entity = 'thread' and f.entity_id = w.thread_id "
+            "where w.thread_id > ? order by w.thread_id limit ?"
+        )
+        last = ""
+        while True:
+            rows = self.db.execute(sql, [last, batch]).fetchall()
+            if not rows:
+                return
+            for row in rows:
+                yield ThreadTally(
+                    row[0], row[1], row[2], row[3], row[4], bool(row[5]), bool(row[6]),
+                    row[7], row[8], row[9], bool(row[10]), row[11], row[12],
+                )  # fmt: skip
+            last = rows[-1][0]
+
+    def iter_anomalies(self) -> Iterator[Anomaly]:
+        for row in self.db.execute("select entity, entity_id, kind, detail from anomalies order by 1, 2, 3"):
+            yield Anomaly(*row)
+
+    def iter_failures(self) -> Iterator[Failure]:
+        for row in self.db.execute(
+            "select entity, entity_id, error_class, message, status_code, attempts from failures order by 1, 2"
+        ):
+            yield Failure(*row)
+
+    def iter_orphans(self) -> Iterator[tuple[str, str, str, str]]:
+        """(table, row id, parent kind, parent id) for rows whose parent the archive does not hold.
+
+        Messages and runs need their thread; steps their thread and run; a message that names the
+        run that wrote it needs that run; a `message_creation` step needs the message it placed.
+        """
+        queries = (
+            "select 'messages', m.id, 'thread', m.thread_id from messages m "
+            "where not exists (select 1 from threads t where t.id = m.thread_id)",
+            "select 'runs', r.id, 'thread', r.thread_id from runs r "
+            "where not exists (select 1 from threads t where t.id = r.thread_id)",
+            "select 'run_steps', s.id, 'thread', s.thread_id from run_steps s "
+            "where not exists (select 1 from threads t where t.id = s.thread_id)",
+            "select 'run_steps', s.id, 'run', s.run_id from run_steps s "
+            "where not exists (select 1 from runs r where r.id = s.run_id)",
+            "select 'messages', m.id, 'run', m.run_id from messages m "
+            "where m.run_id is not null and not exists (select 1 from runs r where r.id = m.run_id)",
+            "select 'run_steps', s.id, 'message', json_extract(s.raw, '$.step_details.message_creation.message_id') "
+            "from run_steps s where json_valid(s.raw) "
+            "and json_extract(s.raw, '$.step_details.type') = 'message_creation' "
+            "and not exists (select 1 from messages m "
+            "where m.id = json_extract(s.raw, '$.step_details.message_creation.message_id'))",
+            "select 'vector_store_files', f.vector_store_id || '/' || f.id, 'vector_store', f.vector_store_id "
+            "from vector_store_files f where not exists (select 1 from vector_stores v where v.id = f.vector_store_id)",
+        )
+        for sql in queries:
+            yield from self.db.execute(sql)
+
+    def runs_missing_steps(self) -> Iterator[tuple[str, str]]:
+        """(thread_id, run_id) of runs that declared tools (so their steps were listed) but have none."""
+        yield from self.db.execute(
+            "select r.thread_id, r.id from runs r where r.has_tools = 1 "
+            "and not exists (select 1 from run_steps s where s.run_id = r.id) order by r.thread_id, r.id"
+        )
+
+    def file_gaps(self) -> Iterator[tuple[str, str, str]]:
+        """(file_id, problem, first owner) for referenced files we could not (fully) obtain.
+
+        problem: `unfetched` (no metadata), `missing` (the source gave neither bytes nor parsed
+        text), `no_blob` (content recorded as obtained but its blob row is gone).
+        """
+        yield from self.db.execute(
+            "select r.file_id, 'unfetched', min(r.owner_kind || ' ' || r.owner_id) from file_refs r "
+            "where not exists (select 1 from files f where f.id = r.file_id) group by r.file_id order by r.file_id"
+        )
+        yield from self.db.execute(
+            "select f.id, 'missing', (select min(r.owner_kind || ' ' || r.owner_id) from file_refs r "
+            "where r.file_id = f.id) from files f where f.content = 'missing' order by f.id"
+        )
+        yield from self.db.execute(
+            "select f.id, 'no_blob', (select min(r.owner_kind || ' ' || r.owner_id) from file_refs r "
+            "where r.file_id = f.id) from files f where f.content in ('downloaded', 'parsed_text') "
+            "and (f.blob_sha256 is null or not exists (select 1 from blobs b where b.sha256 = f.blob_sha256)) "
+            "order by f.id"
+        )
+
+    def done_sessions(self, batch: int = 200) -> Iterator[DoneSession]:
+        """Every done thread with its stored session (if any), in thread id order, in batches."""
+        sql = (
+            "select w.thread_id, coalesce(w.session_stale, 0), s.record, s.hash, s.tokens from work w "
+            "left join sessions s on s.thread_id = w.thread_id "
+            "where w.status = 'done' and w.thread_id > ? order by w.thread_id limit ?"
+        )
+        last = ""
+        while True:
+            rows = self.db.execute(sql, [last, batch]).fetchall()
+            if not rows:
+                return
+            for row in rows:
+                yield DoneSession(row[0], bool(row[1]), row[2], row[3], row[4])
+            last = rows[-1][0]
+
+    def orphan_sessions(self) -> Iterator[tuple[str, str | None]]:
+        """(thread_id, work status or None) of stored sessions whose thread is not done."""
+        yield from self.db.execute(
+            "select s.thread_id, w.status from sessions s left join work w on w.thread_id = s.thread_id "
+            "where w.status is null or w.status != 'done' order by s.thread_id"
+        )
+
+    def warning_totals(self) -> dict[str, int]:
+        """Conversion warnings per code, over every stored session."""
+        return {
+            code: n
+            for code, n in self.db.execute("select code, sum(count) from session_warnings group by code order by code")
+        }

@@ -1,0 +1,31 @@
+"""Shared test set-up: isolated environment, pinned output width, one sandbox per worker."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+
+import pytest
+
+# Rich output width is pinned so assertions on rendered text do not depend on the terminal.
+os.environ["COLUMNS"] = "160"
+os.environ.setdefault("NO_COLOR", "1")
+
+
+@pytest.fixture(autouse=True)
+def _isolated_env(monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:
+    """No test sees the developer's real credentials, base URLs or home folder."""
+    for name in list(os.environ):
+        if name.startswith(("OPENAI_", "AZURE_OPENAI", "TARGET_")):
+            monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("OPENAI_API_KEY", "sandbox-key")  # the sandbox accepts any bearer key
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+
+
+@pytest.fixture(scope="session")
+def sandbox() -> Iterator[object]:
+    """A small healthy sandbox shared by the tests of one worker (tests must not change its knobs)."""
+    from migrator.sandbox import SandboxConfig, SandboxServer
+
+    with SandboxServer(SandboxConfig(threads=40, seed=7), port=0) as server:
+        yield server
