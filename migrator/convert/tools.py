@@ -1,0 +1,175 @@
+"""Tool definitions of a session: the union of what runs and assistants declared, made sendable.
+
+Precedence is newest first: the newest run's definition of a name wins over older runs', which win
+over the assistants' defaults, because the newest is what the conversation will continue with.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from migrator.convert.codes import Notes
+from migrator.convert.schemas import NAME_RE, canonical, schema_problems, strict_problems
+
+__all__ = ["EMULATED_TOOLS", "HOSTED_TYPES", "ToolPlan", "plan_tools"]
+
+HOSTED_TYPES = ("code_interpreter", "file_search")
+_FUNCTION_KEYS = ("name", "description", "parameters", "strict")
+_BAD_NAME_CHARS = re.compile(r"[^a-zA-Z0-9_-]")
+
+# The documented stand-ins for the hosted tools (--hosted-tools emulate). Implement them on the target
+# to keep the assistant's abilities; their past calls in the session follow these shapes.
+EMULATED_TOOLS: dict[str, dict[str, Any]] = {
+    "code_interpreter": {
+        "name": "code_interpreter",
+        "description": (
+            "Run Python code in a stateful sandbox and return what it printed (logs) and the ids of any "
+            "files or images it created. Stands in for the Assistants API code_interpreter tool."
+        ),
+        "parameters": {
+            "type": "object",
+            "properties": {"code": {"type": "string", "description": "The Python code to run."}},
+            "required": ["code"],
+            "additionalProperties": False,
+        },
+    },
+    "file_search": {
+        "name": "file_search",
+        "description": (
+            "Search the user's uploaded files and return the best-matching passages with file names, "
+            "file ids and scores. Stands in for the Assistants API file_search tool, which did not "
+            "record queries: its past calls have empty arguments."
+        ),
+        "parameters": {
+            "type": "object",
+            "properties": {"query": {"type": "string", "description": "What to search for."}},
+            "required": ["query"],
+            "additionalProperties": False,
+        },
+    },
+}
+
+
+@dataclass(frozen=True)
+class ToolPlan:
+    tools: list[dict[str, Any]]  # chat-completions tools, sorted by name
+    rename: dict[str, str]  # original function name -> the valid name sent (only renamed ones)
+    hosted: dict[str, list[str]]  # hosted tool type -> the runs/assistants that declared it
+
+
+@dataclass
+class _Chosen:
+    source: str
+    function: dict[str, Any]
+    key: bytes
+
+
+def plan_tools(
+    declarations: Sequence[tuple[str, Sequence[Any]]],
+    call_names: Iterable[str],
+    hosted_called: Iterable[str],
+    emulate_hosted: bool,
+    notes: Notes,
+) -> ToolPlan:
+    """Tools from `declarations` ((source id, tools) pairs, newest first) and the names calls used."""
+    chosen: dict[str, _Chosen] = {}
+    reported: set[tuple[str, bytes]] = set()
+    hosted: dict[str, list[str]] = {}
+    for source, tools in declarations:
+        for tool in tools or ():
+            kind = tool.get("type") if isinstance(tool, dict) else None
+            if kind == "function":
+                _declare(source, tool.get("function"), chosen, reported, notes)
+            elif kind in HOSTED_TYPES:
+                sources = hosted.setdefault(kind, [])
+                if source not in sources:
+                    sources.append(source)
+            else:
+                notes.add("tool_unsupported", f"{source}: tool type {kind!r}")
+
+    if emulate_hosted:
+        for kind in sorted(set(hosted) | set(hosted_called)):
+            if kind in chosen:
+                notes.add(
+                    "tool_schema_conflict",
+                    f"{kind}: the emulated hosted tool clashes with the function declared by "
+                    f"{chosen[kind].source}; kept the function",
+                )
+            else:
+                chosen[kind] = _Chosen("emulated", EMULATED_TOOLS[kind], b"")
+
+    calls = set(call_names)
+    for name in sorted(calls - chosen.keys()):
+        notes.add("tool_call_undeclared", name)
+    rename = _renames(chosen.keys() | calls, notes)
+
+    tools = []
+    for name, entry in chosen.items():
+        function = dict(entry.function)
+        function["name"] = rename.get(name, name)
+        _check_schema(function, entry.source, notes)
+        tools.append({"type": "function", "function": function})
+    tools.sort(key=lambda tool: tool["function"]["name"])
+    return ToolPlan(tools=tools, rename=rename, hosted={k: sorted(v) for k, v in hosted.items()})
+
+
+def _declare(
+    source: str,
+    function: Any,
+    chosen: dict[str, _Chosen],
+    reported: set[tuple[str, bytes]],
+    notes: Notes,
+) -> None:
+    if not isinstance(function, dict) or not isinstance(function.get("name"), str):
+        notes.add("tool_schema_invalid", f"{source}: a function tool without a name was left out")
+        return
+    # Only the keys chat completions knows travel; the raw definition stays in the archive.
+    normalized = {key: function[key] for key in _FUNCTION_KEYS if key in function}
+    name = normalized["name"]
+    key = canonical(normalized)
+    winner = chosen.get(name)
+    if winner is None:
+        chosen[name] = _Chosen(source, normalized, key)
+    elif key != winner.key and (name, key) not in reported:
+        reported.add((name, key))
+        differ = [k for k in _FUNCTION_KEYS if normalized.get(k) != winner.function.get(k)]
+        notes.add(
+            "tool_schema_conflict",
+            f"{name}: {source} differs from {winner.source} in {', '.join(differ)}; kept {winner.source}'s",
+        )
+
+
+def _renames(names: Iterable[str], notes: Notes) -> dict[str, str]:
+    """A valid, unique name for every invalid one, stable whatever order the names came in."""
+    ordered = sorted(names)
+    used = {name for name in ordered if NAME_RE.match(name)}
+    rename: dict[str, str] = {}
+    for name in ordered:
+        if NAME_RE.match(name):
+            continue
+        base = _BAD_NAME_CHARS.sub("_", name)[:64] or "function"
+        candidate, n = base, 2
+        while candidate in used:
+            candidate, n = f"{base[:60]}_{n}", n + 1
+        used.add(candidate)
+        rename[name] = candidate
+        notes.add("tool_name_invalid", f"{name!r} renamed {candidate!r}")
+    return rename
+
+
+def _check_schema(function: dict[str, Any], source: str, notes: Notes) -> None:
+    name = function["name"]
+    if "parameters" in function:
+        problems = schema_problems(function["parameters"])
+        if problems:
+            notes.add("tool_schema_invalid", f"{name} ({source}): {'; '.join(problems)}")
+        if not isinstance(function["parameters"], dict):
+            # Not even an object: the request would be malformed, so the key goes (raw stays archived).
+            del function["parameters"]
+    if function.get("strict") is True and "parameters" in function:
+        problems = strict_problems(function["parameters"])
+        if problems:
+            notes.add("tool_strict_invalid", f"{name} ({source}): {'; '.join(problems)}")
