@@ -1,0 +1,16 @@
+"""The sandbox: a faithful fake Assistants v2 server (plus chat completions and conversations) on 127.0.0.1.
+
+An independent implementation of the OpenAI spec over a deterministic synthetic corpus, with knobs
+for latency, rate limits, faults and broken pagination. It imports nothing from the rest of
+`migrator`, so the client and the sandbox cannot be wrong the same way.
+
+    from migrator.sandbox import SandboxConfig, SandboxServer, thread_ids
+    with SandboxServer(SandboxConfig(threads=50, seed=7)) as srv:
+        client = openai.OpenAI(base_url=srv.base_url, api_key="k")
+"""
+
+from migrator.sandbox.config import SandboxConfig
+from migrator.sandbox.ids import thread_ids
+from migrator.sandbox.server import SandboxServer
+
+__all__ = ["SandboxConfig", "SandboxServer", "thread_ids"]

@@ -1,0 +1,92 @@
+"""Every knob of the sandbox, all off by default, checked in one place."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, fields
+from typing import Any
+
+RATE_KNOBS = (
+    "fault_rate",
+    "timeout_rate",
+    "drop_rate",
+    "truncate_rate",
+    "invalid_json_rate",
+    "empty_page_rate",
+    "repeat_cursor_rate",
+    "replay_drift",
+)
+# Per-request faults share one draw, so together they may not exceed 1.
+REQUEST_FAULTS = ("fault_rate", "timeout_rate", "drop_rate", "truncate_rate", "invalid_json_rate")
+# Knobs fixed when the server starts: they decide the corpus.
+CORPUS_KNOBS = ("threads", "seed")
+
+
+@dataclass
+class SandboxConfig:
+    threads: int = 200
+    seed: int = 1
+    api_key: str | None = None  # when set, any other bearer gets 401 invalid_api_key
+    latency_ms: float = 0.0  # added before every /v1 answer
+    rps_limit: float | None = None  # token bucket; burst is a tenth of a second of the rate
+    fault_rate: float = 0.0  # 500/502/503 with an ErrorResponse body
+    timeout_rate: float = 0.0  # hang `hang_seconds`, then close without answering
+    hang_seconds: float = 3.0
+    drop_rate: float = 0.0  # close the connection without a response
+    truncate_rate: float = 0.0  # declare the full Content-Length, send half the body, close
+    invalid_json_rate: float = 0.0  # 200 with a body that is not JSON
+    empty_page_rate: float = 0.0  # fraction of threads whose message list ends with has_more + an empty page
+    repeat_cursor_rate: float = 0.0  # fraction of threads whose message list repeats its first page forever
+    gone: bool = False  # 410 Gone on every Assistants path (assistants, threads, vector stores, files)
+    replay_drift: float = 0.0  # fraction of chat-completion replays answered differently from the corpus
+    null_list_ids: bool = False  # empty lists answer first_id/last_id null (like the live API) instead of ""
+
+    def __post_init__(self) -> None:
+        self.validate()
+
+    def validate(self) -> None:
+        """Raise ValueError naming the knob and the accepted range."""
+        if not isinstance(self.threads, int) or self.threads < 0:
+            raise ValueError(f"threads must be an integer >= 0, got {self.threads!r}")
+        if not isinstance(self.seed, int):
+            raise ValueError(f"seed must be an integer, got {self.seed!r}")
+        for name in RATE_KNOBS:
+            value = getattr(self, name)
+            if not isinstance(value, int | float) or isinstance(value, bool) or not 0.0 <= value <= 1.0:
+                raise ValueError(f"{name.replace('_', '-')} must be a number between 0 and 1, got {value!r}")
+        total = sum(getattr(self, n) for n in REQUEST_FAULTS)
+        if total > 1.0 + 1e-9:
+            names = ", ".join(n.replace("_", "-") for n in REQUEST_FAULTS)
+            raise ValueError(
+                f"the per-request fault rates ({names}) add up to {total:g}; together they must be <= 1"
+            )
+        if not isinstance(self.latency_ms, int | float) or self.latency_ms < 0:
+            raise ValueError(f"latency-ms must be >= 0, got {self.latency_ms!r}")
+        if not isinstance(self.hang_seconds, int | float) or self.hang_seconds < 0:
+            raise ValueError(f"hang-seconds must be >= 0, got {self.hang_seconds!r}")
+        if self.rps_limit is not None and (
+            not isinstance(self.rps_limit, int | float)
+            or isinstance(self.rps_limit, bool)
+            or self.rps_limit <= 0
+        ):
+            raise ValueError(f"rps-limit must be a number > 0 (or unset), got {self.rps_limit!r}")
+        if self.api_key is not None and not isinstance(self.api_key, str):
+            raise ValueError("api-key must be a string")
+
+    def updated(self, knobs: dict[str, Any]) -> SandboxConfig:
+        """A validated copy with `knobs` applied; corpus knobs and unknown names are refused."""
+        known = {f.name for f in fields(self)}
+        for name in knobs:
+            if name not in known:
+                raise ValueError(
+                    f"unknown knob {name!r}; known knobs: {', '.join(sorted(known - set(CORPUS_KNOBS)))}"
+                )
+            if name in CORPUS_KNOBS and knobs[name] != getattr(self, name):
+                raise ValueError(f"{name} decides the corpus and cannot change while the server runs")
+        return dataclasses.replace(self, **knobs)
+
+    def knobs(self) -> dict[str, Any]:
+        """The knobs as JSON, without the API key itself."""
+        out = dataclasses.asdict(self)
+        out["api_key"] = "set" if self.api_key else None
+        return out
