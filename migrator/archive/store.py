@@ -770,12 +770,13 @@ class Archive:
     def applied_migrations(self) -> set[str]:
         return {m.name for m in MIGRATIONS.applied(self.db)}
 
-    def iter_raw_hashes(self, table: str) -> Iterator[tuple[str, str | bytes | None, str | None]]:
-        """(row key, raw JSON text, stored hash) of every row of one raw table, streamed."""
+    def iter_raw_hashes(self, table: str) -> Iterator[tuple[str, Any, Any, str | None]]:
+        """(row key, raw JSON text, stored hash, thread id or None) of every row of a raw table, streamed."""
         if table not in RAW_TABLES:
             raise ValueError(f"not a raw table: {table}")
         key = " || '/' || ".join(RAW_TABLES[table])
-        yield from self.db.execute(f"select {key}, raw, hash from {table}")
+        thread = {"threads": "id", "messages": "thread_id", "runs": "thread_id", "run_steps": "thread_id"}
+        yield from self.db.execute(f"select {key}, raw, hash, {thread.get(table, 'null')} from {table}")
 
     def iter_blobs(self) -> Iterator[tuple[str, int | None, bytes | None]]:
         """(sha256 key, recorded size, data) of every blob, streamed one at a time."""
@@ -816,29 +817,29 @@ class Archive:
         ):
             yield Failure(*row)
 
-    def iter_orphans(self) -> Iterator[tuple[str, str, str, str]]:
-        """(table, row id, parent kind, parent id) for rows whose parent the archive does not hold.
+    def iter_orphans(self) -> Iterator[tuple[str, str, str, str, str | None]]:
+        """(table, row id, parent kind, parent id, thread id) for rows whose parent is not stored.
 
         Messages and runs need their thread; steps their thread and run; a message that names the
         run that wrote it needs that run; a `message_creation` step needs the message it placed.
         """
         queries = (
-            "select 'messages', m.id, 'thread', m.thread_id from messages m "
+            "select 'messages', m.id, 'thread', m.thread_id, m.thread_id from messages m "
             "where not exists (select 1 from threads t where t.id = m.thread_id)",
-            "select 'runs', r.id, 'thread', r.thread_id from runs r "
+            "select 'runs', r.id, 'thread', r.thread_id, r.thread_id from runs r "
             "where not exists (select 1 from threads t where t.id = r.thread_id)",
-            "select 'run_steps', s.id, 'thread', s.thread_id from run_steps s "
+            "select 'run_steps', s.id, 'thread', s.thread_id, s.thread_id from run_steps s "
             "where not exists (select 1 from threads t where t.id = s.thread_id)",
-            "select 'run_steps', s.id, 'run', s.run_id from run_steps s "
+            "select 'run_steps', s.id, 'run', s.run_id, s.thread_id from run_steps s "
             "where not exists (select 1 from runs r where r.id = s.run_id)",
-            "select 'messages', m.id, 'run', m.run_id from messages m "
+            "select 'messages', m.id, 'run', m.run_id, m.thread_id from messages m "
             "where m.run_id is not null and not exists (select 1 from runs r where r.id = m.run_id)",
-            "select 'run_steps', s.id, 'message', json_extract(s.raw, '$.step_details.message_creation.message_id') "
-            "from run_steps s where json_valid(s.raw) "
+            "select 'run_steps', s.id, 'message', json_extract(s.raw, '$.step_details.message_creation.message_id'), "
+            "s.thread_id from run_steps s where json_valid(s.raw) "
             "and json_extract(s.raw, '$.step_details.type') = 'message_creation' "
             "and not exists (select 1 from messages m "
             "where m.id = json_extract(s.raw, '$.step_details.message_creation.message_id'))",
-            "select 'vector_store_files', f.vector_store_id || '/' || f.id, 'vector_store', f.vector_store_id "
+            "select 'vector_store_files', f.vector_store_id || '/' || f.id, 'vector_store', f.vector_store_id, null "
             "from vector_store_files f where not exists (select 1 from vector_stores v where v.id = f.vector_store_id)",
         )
         for sql in queries:

@@ -16,6 +16,7 @@ from migrator.errors import BadInputError, ExitCode, MigrateError
 
 # Importing the command modules registers them on `app`.
 from migrator.cli import sandbox as _sandbox  # noqa: E402,F401  isort: skip
+from migrator.cli import verify as _verify  # noqa: E402,F401  isort: skip
 
 __all__ = ["app", "main"]
 

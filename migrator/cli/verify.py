@@ -1,0 +1,65 @@
+"""`migrate verify`: the offline CI gate; its exit code is the verdict."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from migrator.archive import Archive
+from migrator.cli.app import app, console, console_err
+from migrator.cli.options import ArchiveArg, JsonOpt, print_json
+from migrator.errors import UsageError
+from migrator.verify import render_table, verify_archive, write_junit
+
+ContextWindowOpt = Annotated[
+    int | None, typer.Option("--context-window", help="Budget every session against N tokens.")
+]
+ModelOpt = Annotated[
+    str | None, typer.Option("--model", help="Budget against this target model's context window.")
+]
+JunitOpt = Annotated[
+    Path | None, typer.Option("--junit", help="Also write JUnit XML (one test case per check).")
+]
+StrictOpt = Annotated[bool, typer.Option("--strict", help="Warnings fail too (exit 1).")]
+
+
+@contextlib.contextmanager
+def _phases() -> Iterator[Callable[[str], None]]:
+    """A spinner naming the running phase on a terminal; silent in CI logs."""
+    if not console_err.is_terminal:
+        yield lambda _phase: None
+        return
+    with console_err.status("verify") as status:
+        yield lambda phase: status.update(f"verify: {phase}")
+
+
+@app.command()
+def verify(
+    archive: ArchiveArg,
+    context_window: ContextWindowOpt = None,
+    model: ModelOpt = None,
+    json_out: JsonOpt = False,
+    junit: JunitOpt = None,
+    strict: StrictOpt = False,
+) -> None:
+    """Check ARCHIVE offline: integrity, completeness, references, sessions, budget. Exit 0 clean, 1 findings.
+
+    Example: migrate verify support.db --model gpt-4.1 --junit verify.xml
+    """
+    if junit is not None and not junit.parent.is_dir():
+        raise UsageError(f"--junit {junit}: the folder {junit.parent} does not exist")
+    with Archive.open(archive) as store, _phases() as on_phase:
+        report = verify_archive(
+            store, context_window=context_window, model=model, strict=strict, on_phase=on_phase
+        )
+    if junit is not None:
+        write_junit(report, junit)
+    if json_out:
+        print_json(report.to_dict())
+    else:
+        render_table(report, console)
+    raise typer.Exit(int(report.exit_code()))

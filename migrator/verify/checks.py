@@ -1,0 +1,418 @@
+"""The checks of `migrate verify` and `verify_archive`, which runs them all over one archive.
+
+Every check has a stable code (documented in docs/verify.md), a category and a severity. They run
+offline on the archive alone, streaming: rows come through cursors or keyset-paged batches, so an
+archive of 340,000 threads is never loaded at once. Each phase is a generator of findings; a phase
+the database cannot answer (a damaged file) is reported as a check that could not run, never as a
+traceback.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import orjson
+
+from migrator.archive import RAW_TABLES, Archive, canonical_json, digest, object_hash
+from migrator.archive.canonical import sha256_hex
+from migrator.archive.schema import known_migration_names
+from migrator.archive.store import DoneSession
+from migrator.convert import FINDING_CODES, ConversionOptions, convert_thread, validate_session
+from migrator.sessions import load_bundle, recorded_options
+from migrator.verify.budget import Budget
+from migrator.verify.report import MAX_FINDINGS, Check, Finding, Severity, VerifyReport
+
+__all__ = ["CHECKS", "verify_archive"]
+
+E, W, INFO = Severity.ERROR, Severity.WARNING, Severity.INFO
+
+_CORE: tuple[Check, ...] = (
+    # integrity: the file and every stored byte are what was written
+    Check("sqlite_integrity", "integrity", E, "PRAGMA integrity_check reports no damage"),
+    Check("schema_version", "integrity", E, "every schema step this migrate knows is applied"),
+    Check("raw_unreadable", "integrity", E, "every raw object is JSON"),
+    Check("raw_hash_mismatch", "integrity", E, "every raw object matches its stored canonical hash"),
+    Check("blob_sha256_mismatch", "integrity", E, "every blob matches its sha256 and recorded size"),
+    Check("check_aborted", "integrity", E, "every check could read what it needed"),
+    # completeness: everything the source holds is in the archive
+    Check("thread_pending", "completeness", E, "no requested thread is still waiting to be exported"),
+    Check("thread_failed", "completeness", E, "no thread failed to export"),
+    Check("thread_missing", "completeness", E, "no requested thread was unknown to the source (404)"),
+    Check("thread_not_stored", "completeness", E, "every done thread has its raw thread object"),
+    Check("page_anomaly", "completeness", E, "no list ended abnormally (repeated cursor, empty page)"),
+    Check("message_count_mismatch", "completeness", E, "stored messages per thread = what the source listed"),
+    Check("run_count_mismatch", "completeness", E, "stored runs per thread = what the source listed"),
+    Check("step_count_mismatch", "completeness", E, "stored run steps per thread = what the source listed"),
+    Check("run_steps_missing", "completeness", E, "every run that declared tools has its steps"),
+    Check("export_failure", "completeness", E, "no assistant, vector store or file listing failed"),
+    Check("file_unfetched", "completeness", E, "every referenced file was fetched"),
+    Check("file_blob_missing", "completeness", E, "every file recorded as obtained has its blob"),
+    Check("file_content_missing", "completeness", W, "every referenced file has bytes or parsed text"),
+    # referential: nothing points at what is not there
+    Check("orphan_message", "referential", E, "every message's thread (and run, if named) is stored"),
+    Check("orphan_run", "referential", E, "every run's thread is stored"),
+    Check("orphan_step", "referential", E, "every run step's thread and run are stored"),
+    Check("step_message_missing", "referential", E, "every message a message_creation step placed is stored"),
+    Check("orphan_vector_store_file", "referential", E, "every vector store file's store is stored"),
+    # sessions: what import and replay will send is what the raw rows say
+    Check("session_missing", "sessions", E, "every done thread has a session"),
+    Check("session_stale", "sessions", E, "no session is older than the raw rows it came from"),
+    Check("session_tampered", "sessions", E, "every stored session is JSON and matches its stored hash"),
+    Check("session_mismatch", "sessions", E, "every session equals its re-derivation (recorded options)"),
+    Check("session_derive_failed", "sessions", E, "the converter re-derives every thread"),
+    Check("session_orphan", "sessions", W, "no session belongs to a thread that is not done"),
+)
+
+# The converter's session validator (chat-completions validity, tool-call pairing, tool names, JSON
+# Schemas, strict mode) has its own stable catalogue; each of its codes is one check here, named
+# `session_<code>`. Pairing is about references (a tool output without its call), so it is filed there.
+_PAIRING = {
+    "tool_call_unanswered",
+    "tool_call_answered_twice",
+    "tool_call_id_duplicate",
+    "tool_message_orphan",
+}
+_VALIDATOR: tuple[Check, ...] = tuple(
+    Check(
+        f"session_{code}",
+        "referential" if code in _PAIRING else "sessions",
+        Severity(severity),
+        "validator: " + description.rstrip("."),
+    )
+    for code, (severity, description) in FINDING_CODES.items()
+)
+
+_TAIL: tuple[Check, ...] = (
+    # A validator code this verify does not know yet still counts, at the validator's severity.
+    Check("session_invalid", "sessions", E, "validator errors under codes this verify does not know"),
+    Check("session_lint", "sessions", W, "validator warnings under codes this verify does not know"),
+    # budget: sessions fit the model they are meant for
+    Check("session_over_budget", "budget", E, "every session fits the target context window"),
+    Check("budget_unknown_model", "budget", INFO, "every session's model has a known context window"),
+    # warnings: informational, conversion warnings never change an exit code
+    Check("conversion_warnings", "warnings", INFO, "conversion warnings, counted per code"),
+)
+
+CHECKS: tuple[Check, ...] = _CORE + _VALIDATOR + _TAIL
+CHECK_BY_CODE: dict[str, Check] = {c.code: c for c in CHECKS}
+
+# How a finding names a row of a raw table.
+_SINGULAR = {
+    "assistants": "assistant",
+    "threads": "thread",
+    "messages": "message",
+    "runs": "run",
+    "run_steps": "run step",
+    "vector_stores": "vector store",
+    "vector_store_files": "vector store file",
+    "files": "file",
+}
+
+
+# -- integrity ---------------------------------------------------------------------------------
+
+
+def _integrity(archive: Archive) -> Iterator[Finding]:
+    for line in archive.integrity_errors()[:100]:
+        yield Finding("sqlite_integrity", "archive", line)
+    missing = known_migration_names() - archive.applied_migrations()
+    for name in sorted(missing):
+        yield Finding("schema_version", "archive", f"schema step {name} is not applied")
+
+
+def _raw_hashes(archive: Archive, stats: dict[str, int]) -> Iterator[Finding]:
+    for table in RAW_TABLES:
+        for key, raw, stored, thread_id in archive.iter_raw_hashes(table):
+            stats["raw_objects"] += 1
+            subject = f"{_SINGULAR[table]} {key}"
+            try:
+                actual = object_hash(orjson.loads(raw))
+            except (orjson.JSONDecodeError, TypeError):
+                yield Finding("raw_unreadable", subject, "raw JSON does not parse", thread_id)
+                continue
+            if actual != stored:
+                yield Finding(
+                    "raw_hash_mismatch",
+                    subject,
+                    f"canonical hash {actual[:19]}… differs from the stored {str(stored)[:19]}…",
+                    thread_id,
+                )
+
+
+def _blobs(archive: Archive, stats: dict[str, int]) -> Iterator[Finding]:
+    for sha, size, data in archive.iter_blobs():
+        stats["blobs"] += 1
+        subject = f"blob {sha}"
+        if not isinstance(data, bytes):
+            yield Finding("blob_sha256_mismatch", subject, "blob has no bytes")
+        elif sha256_hex(data) != sha:
+            yield Finding(
+                "blob_sha256_mismatch", subject, f"bytes hash to {sha256_hex(data)} ({len(data)} bytes)"
+            )
+        elif size is not None and size != len(data):
+            yield Finding("blob_sha256_mismatch", subject, f"holds {len(data)} bytes, recorded {size}")
+
+
+# -- completeness ------------------------------------------------------------------------------
+
+
+def _threads(archive: Archive, stats: dict[str, int]) -> Iterator[Finding]:
+    for t in archive.thread_tallies():
+        stats["threads"] += 1
+        subject = f"thread {t.thread_id}"
+        if t.status == "pending":
+            yield Finding(
+                "thread_pending", subject, "not exported yet; run `migrate export` again", t.thread_id
+            )
+            continue
+        if t.status == "failed":
+            why = f"{t.error_class}: {t.error_message}" if t.error_class else "no failure recorded"
+            yield Finding(
+                "thread_failed", subject, f"{why}; run `migrate export` again to retry", t.thread_id
+            )
+            continue
+        if t.status == "missing":
+            yield Finding("thread_missing", subject, "the source answered 404 for this thread", t.thread_id)
+            continue
+        stats["threads_done"] += 1
+        if not t.has_thread:
+            yield Finding(
+                "thread_not_stored", subject, "marked done but the thread object is absent", t.thread_id
+            )
+        for code, what, stored, seen in (
+            ("message_count_mismatch", "messages", t.messages, t.messages_seen),
+            ("run_count_mismatch", "runs", t.runs, t.runs_seen),
+            ("step_count_mismatch", "run steps", t.steps, t.steps_seen),
+        ):
+            if stored != seen:
+                yield Finding(code, subject, f"{stored} {what} stored, the source listed {seen}", t.thread_id)
+
+
+def _pages_and_failures(archive: Archive) -> Iterator[Finding]:
+    for a in archive.iter_anomalies():
+        yield Finding(
+            "page_anomaly",
+            f"{a.entity} {a.entity_id}",
+            f"{a.kind}: {a.detail}",
+            a.entity_id if a.entity == "thread" else None,
+        )
+    for f in archive.iter_failures():
+        if f.entity == "thread":
+            continue  # reported with the thread's status
+        status = f" (HTTP {f.status_code})" if f.status_code else ""
+        yield Finding(
+            "export_failure",
+            f"{f.entity} {f.entity_id}",
+            f"{f.error_class}{status}: {f.message}; export again",
+        )
+    for thread_id, run_id in archive.runs_missing_steps():
+        yield Finding(
+            "run_steps_missing", f"run {run_id}", "declared tools but no run step is stored", thread_id
+        )
+
+
+_FILE_GAPS = {
+    "unfetched": ("file_unfetched", "referenced but never fetched; run `migrate export` again"),
+    "missing": ("file_content_missing", "the source gave neither its bytes nor a parsed text"),
+    "no_blob": ("file_blob_missing", "recorded as obtained but its blob is not in the archive"),
+}
+
+
+def _files(archive: Archive) -> Iterator[Finding]:
+    for file_id, problem, owner in archive.file_gaps():
+        code, message = _FILE_GAPS[problem]
+        kind, _, owner_id = (owner or "").partition(" ")
+        used_by = f" (used by {owner})" if owner else ""
+        yield Finding(code, f"file {file_id}", message + used_by, owner_id if kind == "thread" else None)
+
+
+# -- referential -------------------------------------------------------------------------------
+
+_ORPHAN_CODE = {
+    "messages": "orphan_message",
+    "runs": "orphan_run",
+    "run_steps": "orphan_step",
+    "vector_store_files": "orphan_vector_store_file",
+}
+
+
+def _orphans(archive: Archive) -> Iterator[Finding]:
+    for table, row_id, parent_kind, parent_id, thread in archive.iter_orphans():
+        subject = f"{_SINGULAR[table]} {row_id}"
+        if parent_kind == "message":
+            yield Finding(
+                "step_message_missing", subject, f"placed message {parent_id}, which is not stored", thread
+            )
+        else:
+            yield Finding(
+                _ORPHAN_CODE[table], subject, f"its {parent_kind} {parent_id} is not stored", thread
+            )
+
+
+# -- sessions and budget -----------------------------------------------------------------------
+
+
+def _sessions(
+    archive: Archive, budget: Budget, stats: dict[str, int], unknown: dict[str, int]
+) -> Iterator[Finding]:
+    try:
+        options = recorded_options(archive)
+    except ValueError as exc:  # written by a newer converter, or a damaged meta row
+        yield Finding(
+            "check_aborted", "archive", f"recorded conversion options unusable ({exc}); not re-derived"
+        )
+        options = None
+    assistants = archive.assistants()
+    for row in archive.done_sessions():
+        stats["sessions"] += row.record is not None
+        yield from _session(archive, row, options, assistants, budget, unknown)
+    for thread_id, status in archive.orphan_sessions():
+        why = f"its thread is {status}" if status else "its thread was never requested"
+        yield Finding("session_orphan", f"session {thread_id}", why, thread_id)
+
+
+def _session(
+    archive: Archive,
+    row: DoneSession,
+    options: ConversionOptions | None,
+    assistants: dict[str, dict[str, Any]],
+    budget: Budget,
+    unknown: dict[str, int],
+) -> Iterator[Finding]:
+    tid = row.thread_id
+    subject = f"session {tid}"
+    if row.record is None:
+        yield Finding("session_missing", subject, "done but no session; run `migrate rebuild`", tid)
+        return
+    if row.session_stale:
+        yield Finding(
+            "session_stale", subject, "raw rows changed since it was built; run `migrate rebuild`", tid
+        )
+    text_hash = digest(row.record.encode())
+    if text_hash != row.hash:
+        yield Finding("session_tampered", subject, "record text does not match its stored hash", tid)
+    try:
+        record = orjson.loads(row.record)
+    except orjson.JSONDecodeError as exc:
+        record = exc
+    if not isinstance(record, dict):
+        yield Finding("session_tampered", subject, "record is not a JSON object", tid)
+        return
+    if options is not None and not row.session_stale:
+        yield from _rederive(archive, tid, options, assistants, text_hash, record)
+    for f in validate_session(record):
+        code = f"session_{f.code}"
+        if code in CHECK_BY_CODE:
+            yield Finding(code, subject, f.detail, tid)
+        else:
+            fallback = "session_invalid" if f.severity == "error" else "session_lint"
+            yield Finding(fallback, subject, f"{f.code}: {f.detail}", tid)
+    model = record.get("model")
+    window = budget.window_for(model)
+    if window is None:
+        unknown[str(model)] = unknown.get(str(model), 0) + 1
+    elif (row.tokens or 0) > window:
+        target = budget.model or ("--context-window" if budget.context_window else model)
+        yield Finding("session_over_budget", subject, f"{row.tokens:,} tokens > {window:,} ({target})", tid)
+
+
+def _rederive(
+    archive: Archive,
+    tid: str,
+    options: ConversionOptions,
+    assistants: dict[str, dict[str, Any]],
+    stored_hash: str,
+    stored: dict[str, Any],
+) -> Iterator[Finding]:
+    subject = f"session {tid}"
+    try:
+        bundle = load_bundle(archive, tid, assistants)
+        if bundle is None:
+            return  # reported as thread_not_stored
+        derived = convert_thread(bundle, options)
+    except sqlite3.DatabaseError:
+        raise
+    except Exception as exc:  # a converter failure on one thread must not hide the other findings
+        yield Finding("session_derive_failed", subject, f"{type(exc).__name__}: {exc}", tid)
+        return
+    if digest(canonical_json(derived)) == stored_hash:
+        return
+    differs = sorted(k for k in set(derived) | set(stored) if derived.get(k) != stored.get(k)) or [
+        "key order"
+    ]
+    yield Finding(
+        "session_mismatch",
+        subject,
+        f"differs from its re-derivation in {', '.join(differs)}; run `migrate rebuild`",
+        tid,
+    )
+
+
+# -- the run -------------------------------------------------------------------------------------
+
+
+def verify_archive(
+    archive: Archive,
+    *,
+    context_window: int | None = None,
+    model: str | None = None,
+    strict: bool = False,
+    max_findings: int = MAX_FINDINGS,
+    on_phase: Callable[[str], None] | None = None,
+) -> VerifyReport:
+    """Run every check over an open archive. Raises UsageError for a bad budget option."""
+    budget = Budget.resolve(context_window, model)
+    started = time.perf_counter()
+    stats = {"threads": 0, "threads_done": 0, "raw_objects": 0, "blobs": 0, "sessions": 0}
+    unknown_models: dict[str, int] = {}
+    report = VerifyReport.empty(
+        str(archive.path),
+        CHECKS,
+        strict=strict,
+        budget=budget.describe(),
+        stats=stats,
+        max_findings=max_findings,
+    )
+    phases: list[tuple[str, Callable[[], Iterator[Finding]]]] = [
+        ("integrity", lambda: _integrity(archive)),
+        ("raw hashes", lambda: _raw_hashes(archive, stats)),
+        ("blobs", lambda: _blobs(archive, stats)),
+        ("threads", lambda: _threads(archive, stats)),
+        ("pages and failures", lambda: _pages_and_failures(archive)),
+        ("files", lambda: _files(archive)),
+        ("references", lambda: _orphans(archive)),
+        ("sessions", lambda: _sessions(archive, budget, stats, unknown_models)),
+    ]
+    try:
+        report.schema_version = archive.schema_version
+    except sqlite3.DatabaseError as exc:
+        report.add(Finding("check_aborted", "archive", f"schema version unreadable: {exc}"))
+    for name, phase in phases:
+        if on_phase:
+            on_phase(name)
+        try:
+            for finding in phase():
+                report.add(finding)
+        except sqlite3.DatabaseError as exc:
+            # A damaged page or table: the phase stops; what it found so far stays reported, and
+            # check_aborted (an error) says which checks did not see everything.
+            report.add(Finding("check_aborted", "archive", f"the {name} checks stopped: {exc}"))
+    for model_name, n in sorted(unknown_models.items()):
+        report.add(
+            Finding(
+                "budget_unknown_model",
+                f"model {model_name}",
+                f"{n} session(s) not measured; pass --context-window",
+            )
+        )
+    try:
+        report.warnings_summary = archive.warning_totals()
+    except sqlite3.DatabaseError as exc:
+        report.add(Finding("check_aborted", "archive", f"warnings summary: {exc}"))
+    for code, n in report.warnings_summary.items():
+        report.add(Finding("conversion_warnings", f"warning {code}", f"{n:,}"))
+    report.elapsed = time.perf_counter() - started
+    return report
