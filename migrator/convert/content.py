@@ -176,15 +176,15 @@ def _rewrite_citations(value: str, annotations: Any, footnote: bool, ctx: Conten
         if annotation.get("type") != "file_citation" or not marker:
             continue
         start = _locate(value, marker, annotation.get("start_index"), taken)
-        if start is None:
-            continue
+        if start is None or _overlaps(start, start + len(marker), spans):
+            continue  # overlapping annotations: the one listed first wins
         taken.add(start)
         file_id = (annotation.get("file_citation") or {}).get("file_id") or "?"
         spans.append((start, start + len(marker), file_id, file_label(file_id, ctx)))
     if _MARKER_OPEN in value:
         # Markers the source left without an annotation still go; their footnote names the source.
         for match in _MARKER.finditer(value):
-            if match.start() not in taken:
+            if not _overlaps(match.start(), match.end(), spans):
                 label = match.group(1) or match.group(0)
                 spans.append((match.start(), match.end(), "marker:" + label, label))
     spans.sort()
@@ -194,8 +194,6 @@ def _rewrite_citations(value: str, annotations: Any, footnote: bool, ctx: Conten
     lines: list[str] = []
     cursor = 0
     for start, end, key, label in spans:
-        if start < cursor:
-            continue  # overlapping annotations: the first one wins
         pieces.append(value[cursor:start])
         cursor = end
         if footnote:
@@ -207,6 +205,10 @@ def _rewrite_citations(value: str, annotations: Any, footnote: bool, ctx: Conten
     out = "".join(pieces)
     lines.extend(path_notes)
     return f"{out}\n\n" + "\n".join(lines) if lines else out
+
+
+def _overlaps(start: int, end: int, spans: list[tuple[int, int, str, str]]) -> bool:
+    return any(start < other_end and other_start < end for other_start, other_end, _, _ in spans)
 
 
 def _locate(value: str, marker: str, start: Any, taken: set[int]) -> int | None:

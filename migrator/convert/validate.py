@@ -100,10 +100,9 @@ def validate_session(record: dict[str, Any]) -> list[Finding]:
         add("record_shape", f"format is {record.get('format')!r}, not {FORMAT!r}")
     if any(finding.code == "record_shape" and "missing" in finding.detail for finding in found):
         return found
-    if not record.get("model"):
-        add("model_missing", "model is empty")
-
     messages = record["messages"] if isinstance(record["messages"], list) else []
+    if not record.get("model") and messages:  # an empty thread has nothing to send anyway
+        add("model_missing", "model is empty")
     sources = record["sources"] if isinstance(record["sources"], list) else []
     if len(sources) != len(messages) or not all(isinstance(s, str) and s for s in sources):
         add("sources_misaligned", f"{len(sources)} sources for {len(messages)} messages")
