@@ -25,6 +25,9 @@ __all__ = [
     "Archive",
     "Anomaly",
     "Failure",
+    "LooseObject",
+    "ThreadRaw",
+    "ThreadSettlement",
     "FileContent",
     "StoredFile",
     "ThreadResult",
@@ -94,6 +97,77 @@ class FileContent:
     kind: str  # downloaded | parsed_text | missing
     data: bytes | None = None
     vector_store_id: str | None = None
+
+
+@dataclass(frozen=True)
+class LooseObject:
+    """One raw object that arrived on its own (a saved dump), not grouped under its thread."""
+
+    table: str  # a RAW_TABLES name other than `files` (files go through store_file)
+    obj: dict[str, Any]
+    # The thread (messages, runs, run_steps) or vector store (vector_store_files) it belongs to.
+    parent_id: str | None = None
+    # Files an assistant's tool resources mention (the refs store_assistants records).
+    file_refs: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True)
+class ThreadSettlement:
+    """A thread's verdict once every row a dump holds for it is in: its status, refs and findings."""
+
+    thread_id: str
+    status: str  # done | pending
+    file_refs: frozenset[str] = frozenset()
+    anomalies: tuple[Anomaly, ...] = ()
+    # Anomaly kinds this verdict owns: cleared first, so a later, fuller dump takes them back.
+    owned_kinds: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class ThreadRaw:
+    """The stored raw text of one thread's rows (the thread itself may be absent), ascending."""
+
+    thread_id: str
+    thread: str | None
+    messages: list[str]
+    runs: list[str]
+    steps: list[str]
+
+
+# The thread id column of the tables whose rows belong to a thread or a vector store.
+_PARENT_COLUMN = {
+    "threads": "id",
+    "messages": "thread_id",
+    "runs": "thread_id",
+    "run_steps": "thread_id",
+    "vector_store_files": "vector_store_id",
+}
+
+
+def _loose_row(item: LooseObject) -> dict[str, Any]:
+    """The row store_thread / store_assistants / store_vector_store would write for this object."""
+    o, parent = item.obj, item.parent_id
+    tail = {"created_at": _created(o), "raw": dumps(o), "hash": object_hash(o)}
+    if item.table in ("assistants", "threads", "vector_stores"):
+        return {"id": o["id"], **tail}
+    if item.table == "messages":
+        return {"id": o["id"], "thread_id": parent, "run_id": o.get("run_id"), **tail}
+    if item.table == "runs":
+        return {
+            "id": o["id"],
+            "thread_id": parent,
+            "assistant_id": o.get("assistant_id"),
+            "created_at": tail["created_at"],
+            "status": o.get("status"),
+            "has_tools": int(bool(o.get("tools"))),
+            "raw": tail["raw"],
+            "hash": tail["hash"],
+        }
+    if item.table == "run_steps":
+        return {"id": o["id"], "thread_id": parent, "run_id": o.get("run_id"), **tail}
+    if item.table == "vector_store_files":
+        return {"vector_store_id": parent, "id": o["id"], **tail}
+    raise ValueError(f"not a table for loose objects: {item.table}")
 
 
 @dataclass(frozen=True)
@@ -507,6 +581,168 @@ class Archive:
                 [meta["id"]],
             )
             self._clear_failure("file", meta["id"])
+
+    # -- objects that arrive one by one (saved dumps) ----------------------------------------------
+
+    def store_loose_objects(self, items: Iterable[LooseObject]) -> list[str]:
+        """Upsert objects read one by one, in one transaction; per item "new", "same" or "changed".
+
+        Each lands in exactly the row the export's store methods write. "same" means a row with the
+        same canonical hash is already held (kept as it is). A thread that gains or changes a row
+        becomes stale and stops being `done` until `settle_thread` rules on it, so a kill in the
+        middle of an ingest never leaves a done thread holding only part of its rows.
+        """
+        outcomes: list[str] = []
+        with self.db.atomic():
+            for item in items:
+                row = _loose_row(item)
+                keys = RAW_TABLES[item.table]
+                where = " and ".join(f"{k} = ?" for k in keys)
+                held = self.db.execute(
+                    f"select hash from {item.table} where {where}", [row[k] for k in keys]
+                ).fetchone()
+                if held is not None and held[0] == row["hash"]:
+                    outcomes.append("same")
+                else:
+                    outcomes.append("new" if held is None else "changed")
+                    self._upsert_raw(item.table, tuple(row), [tuple(row.values())])
+                    if item.table in ("threads", "messages", "runs", "run_steps"):
+                        self._thread_touched(row[_PARENT_COLUMN[item.table]])
+                if item.table == "assistants":
+                    self._add_refs(((file_id, row["id"]) for file_id in item.file_refs), "assistant")
+                elif item.table == "vector_store_files":
+                    self._add_refs([(row["id"], row["vector_store_id"])], "vector_store")
+        return outcomes
+
+    def _thread_touched(self, thread_id: str) -> None:
+        self.db.execute("insert or ignore into work(thread_id) values (?)", [thread_id])
+        self.db.execute(
+            "update work set session_stale = 1, "
+            "status = case when status = 'done' then 'pending' else status end where thread_id = ?",
+            [thread_id],
+        )
+
+    def settle_thread(self, settlement: ThreadSettlement) -> None:
+        """Record a dumped thread's status, refs and findings; seen counts are the rows now held."""
+        tid = settlement.thread_id
+        with self.db.atomic():
+            self.db.execute("insert or ignore into work(thread_id) values (?)", [tid])
+            self._add_refs(((file_id, tid) for file_id in settlement.file_refs), "thread")
+            if settlement.owned_kinds:
+                marks = ", ".join("?" * len(settlement.owned_kinds))
+                self.db.execute(
+                    f"delete from anomalies where entity = 'thread' and entity_id = ? and kind in ({marks})",
+                    [tid, *settlement.owned_kinds],
+                )
+            self._store_anomalies(settlement.anomalies)
+            self.db.execute(
+                "update work set status = :status, attempts = attempts + 1, session_stale = 1, "
+                "messages_seen = (select count(*) from messages where thread_id = :tid), "
+                "runs_seen = (select count(*) from runs where thread_id = :tid), "
+                "steps_seen = (select count(*) from run_steps where thread_id = :tid), "
+                "last_message_id = coalesce((select id from messages where thread_id = :tid "
+                "order by created_at desc, id desc limit 1), last_message_id), "
+                "last_run_id = coalesce((select id from runs where thread_id = :tid "
+                "order by created_at desc, id desc limit 1), last_run_id) where thread_id = :tid",
+                {"status": settlement.status, "tid": tid},
+            )
+            if settlement.status == "done":
+                self._clear_failure("thread", tid)
+
+    def thread_raw(self, thread_id: str) -> ThreadRaw:
+        """The raw text of a thread's rows, even when the thread object itself is not held."""
+
+        def texts(table: str) -> list[str]:
+            return [
+                row[0]
+                for row in self.db.execute(
+                    f"select raw from {table} where thread_id = ? order by created_at, id", [thread_id]
+                )
+            ]
+
+        row = self.db.execute("select raw from threads where id = ?", [thread_id]).fetchone()
+        thread = row[0] if row else None
+        return ThreadRaw(thread_id, thread, texts("messages"), texts("runs"), texts("run_steps"))
+
+    def thread_ids_with_rows(self) -> Iterator[tuple[str, str | None, dict[str, Any]]]:
+        """(thread_id, work status or None, extra) of every thread any raw row belongs to, in id order.
+
+        One index seek per table and thread, so it streams however many threads there are.
+        """
+        sql = (
+            "select min(t) from (select min(id) as t from threads where id > :last "
+            "union all select min(thread_id) from messages where thread_id > :last "
+            "union all select min(thread_id) from runs where thread_id > :last "
+            "union all select min(thread_id) from run_steps where thread_id > :last)"
+        )
+        last = ""
+        while (tid := self.db.execute(sql, {"last": last}).fetchone()[0]) is not None:
+            work = self.db.execute("select status, extra from work where thread_id = ?", [tid]).fetchone()
+            yield tid, work[0] if work else None, orjson.loads(work[1]) if work and work[1] else {}
+            last = tid
+
+    def iter_raw(self, table: str, parent_id: str | None = None) -> Iterator[str]:
+        """Raw text of a table's rows (of one thread or vector store), oldest first, streamed."""
+        if table not in RAW_TABLES:
+            raise ValueError(f"not a raw table: {table}")
+        order = ", ".join(("created_at", *RAW_TABLES[table])) if table != "files" else "id"
+        if parent_id is None:
+            rows = self.db.execute(f"select raw from {table} order by {order}")
+        else:
+            rows = self.db.execute(
+                f"select raw from {table} where {_PARENT_COLUMN[table]} = ? order by {order}", [parent_id]
+            )
+        for (raw,) in rows:
+            yield raw
+
+    def vector_store_ids(self) -> Iterator[str]:
+        """Every vector store id the archive holds a store or a store's file for, sorted."""
+        for (vs_id,) in self.db.execute(
+            "select id from vector_stores union select vector_store_id from vector_store_files order by 1"
+        ):
+            yield vs_id
+
+    def raw_of(self, table: str, key: str) -> str | None:
+        """One object's raw text by id (tables keyed by id alone)."""
+        if RAW_TABLES.get(table) != ("id",):
+            raise ValueError(f"not a table keyed by id: {table}")
+        row = self.db.execute(f"select raw from {table} where id = ?", [key]).fetchone()
+        return row[0] if row else None
+
+    def count_rows(self, table: str, parent_id: str | None = None) -> int:
+        if table not in RAW_TABLES:
+            raise ValueError(f"not a raw table: {table}")
+        if parent_id is None:
+            return self.db.execute(f"select count(*) from {table}").fetchone()[0]
+        return self.db.execute(
+            f"select count(*) from {table} where {_PARENT_COLUMN[table]} = ?", [parent_id]
+        ).fetchone()[0]
+
+    def file_record(self, file_id: str) -> tuple[dict[str, Any], FileContent] | None:
+        """A stored file's metadata and content (bytes included), as store_file was given them."""
+        row = self.db.execute(
+            "select f.raw, f.content, b.data, f.text_from_vector_store from files f "
+            "left join blobs b on b.sha256 = f.blob_sha256 where f.id = ?",
+            [file_id],
+        ).fetchone()
+        if row is None:
+            return None
+        return orjson.loads(row[0]), FileContent(row[1], row[2], row[3])
+
+    def iter_file_ids(self) -> Iterator[str]:
+        for (file_id,) in self.db.execute("select id from files order by id"):
+            yield file_id
+
+    def statuses_without_rows(self) -> dict[str, int]:
+        """Work rows by status whose thread has no raw row at all (missing, failed before any fetch…)."""
+        return dict(
+            self.db.execute(
+                "select status, count(*) from work w where not exists (select 1 from threads where id = w.thread_id) "
+                "and not exists (select 1 from messages where thread_id = w.thread_id) "
+                "and not exists (select 1 from runs where thread_id = w.thread_id) "
+                "and not exists (select 1 from run_steps where thread_id = w.thread_id) group by status"
+            ).fetchall()
+        )
 
     # -- reading -----------------------------------------------------------------------------------
 

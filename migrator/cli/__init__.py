@@ -15,6 +15,7 @@ from migrator.cli.app import app, console_err
 from migrator.errors import BadInputError, ExitCode, MigrateError
 
 # Importing the command modules registers them on `app`.
+from migrator.cli import dump as _dump  # noqa: E402,F401  isort: skip
 from migrator.cli import sandbox as _sandbox  # noqa: E402,F401  isort: skip
 from migrator.cli import verify as _verify  # noqa: E402,F401  isort: skip
 

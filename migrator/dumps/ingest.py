@@ -1,0 +1,476 @@
+"""Build the archive from saved Assistants API JSON, exactly as an export from the live API would.
+
+Objects arrive in any order and any layout (single objects, arrays, list pages, JSONL mixes), so
+they are written as they stream in, in batches, and each thread is ruled on once every file is read:
+`done` when the dump holds its thread object and its messages. Until then a thread that gained rows
+is not `done`, so an interrupted ingest never leaves a half-read thread looking complete; running
+the same ingest again finishes it and changes nothing else (re-ingest is idempotent).
+
+Memory grows with the number of threads and files (ids), never with messages or file sizes: parsed
+text pages are spooled to a temporary folder until the file they belong to is settled.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from migrator.archive import Anomaly, Archive, FileContent, object_hash
+from migrator.archive.store import LooseObject, ThreadSettlement
+from migrator.dumps.layout import DUMP_FORMAT, HINT_ITEM_OBJECT, MANIFEST, MANIFEST_OBJECT
+from migrator.dumps.loose import LooseFiles
+from migrator.dumps.reader import Doc, iter_input_files, read_documents, read_lines
+from migrator.dumps.report import IngestReport
+from migrator.errors import BadInputError
+from migrator.refs import files_in_assistant, thread_file_refs
+
+__all__ = ["check_dump_paths", "ingest_dump", "TABLE_OF", "PARSED_TEXT_PAGE"]
+
+# The `object` field of each kind we keep, and the table it lives in.
+TABLE_OF = {
+    "assistant": "assistants",
+    "thread": "threads",
+    "thread.message": "messages",
+    "thread.run": "runs",
+    "thread.run.step": "run_steps",
+    "vector_store": "vector_stores",
+    "vector_store.file": "vector_store_files",
+    "file": "files",
+}
+_THREAD_CHILDREN = ("thread.message", "thread.run", "thread.run.step")
+PARSED_TEXT_PAGE = "vector_store.file_content.page"
+# Anomaly kinds a thread's verdict owns (cleared and re-derived on every ingest that touches it).
+_OWNED_KINDS = ("dump_messages_missing", "dump_page_has_more")
+_BATCH = 500
+_MAX_DEPTH = 4  # arrays of list pages of objects are fine; deeper nesting is not an API shape
+
+
+@dataclass(frozen=True)
+class _Where:
+    path: Path
+    line: int | None
+    item: str = ""
+
+    def at(self, index: int) -> _Where:
+        return _Where(self.path, self.line, f"{self.item}[{index}]")
+
+    def say(self, reason: str) -> str:
+        return f"item {self.item}: {reason}" if self.item else reason
+
+
+@dataclass(frozen=True)
+class _ShortPage:
+    """A list page that said has_more; the dump should hold more of its kind for its parent."""
+
+    kind: str
+    parent: str | None
+    count: int
+    where: _Where
+
+
+@dataclass
+class _Spool:
+    """The parsed text of one (file, vector store), gathered page by page in a temporary file."""
+
+    path: Path
+    where: _Where
+    pages: set[str] = field(default_factory=set)
+
+
+def check_dump_paths(paths: Iterable[Path], files_dir: Path | None = None) -> list[Path]:
+    """The paths, or BadInputError naming each one that does not exist (nothing is read or written)."""
+    paths = [Path(p) for p in paths]
+    if not paths:
+        raise BadInputError("--from-dump needs at least one file or folder")
+    gone = [p for p in paths if not p.exists()]
+    if gone:
+        raise BadInputError(
+            f"{gone[0]}: no such file or folder"
+            if len(gone) == 1
+            else f"{len(gone)} --from-dump paths do not exist",
+            problems=[f"{p}: no such file or folder" for p in gone] if len(gone) > 1 else [],
+            hint="--from-dump takes saved API JSON files or folders",
+        )
+    if files_dir is not None and not Path(files_dir).is_dir():
+        raise BadInputError(f"{files_dir}: --files-dir must be an existing folder")
+    return paths
+
+
+def ingest_dump(archive: Archive, paths: list[Path], files_dir: Path | None = None) -> IngestReport:
+    """Read saved API JSON into the archive; the caller builds sessions afterwards."""
+    paths = check_dump_paths(paths, files_dir)
+    report = IngestReport()
+    manifests = list(_manifests(paths, report))
+    loose_dirs = ([Path(files_dir)] if files_dir else []) + [d for m in manifests if (d := m.files_dir)]
+    run = _Ingest(archive, report, LooseFiles(loose_dirs))
+    for manifest in manifests:
+        run.thread_list(manifest)
+
+    def ignored(_path: Path) -> None:
+        report.files_ignored += 1
+
+    with tempfile.TemporaryDirectory(prefix="migrate-ingest-") as spool:
+        run.spool_dir = Path(spool)
+        for path in iter_input_files(paths, loose_dirs, ignored):
+            report.files_read += 1
+            for doc in read_documents(path, report.skip):
+                run.document(doc)
+        run.flush()
+        run.settle_texts()
+    run.settle_threads()
+    run.check_leftovers()
+    report.loose_files_matched = len(run.loose.matched)
+    return report
+
+
+@dataclass(frozen=True)
+class _Manifest:
+    folder: Path
+    files_dir: Path | None
+    thread_list: Path | None
+
+
+def _manifests(paths: list[Path], report: IngestReport) -> Iterable[_Manifest]:
+    """Dumps written by `migrate dump` under the given folders: where their bytes and thread list are."""
+    for root in paths:
+        if not root.is_dir():
+            continue
+        for dirpath, dirnames, filenames in os.walk(root):
+            dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+            if MANIFEST not in filenames:
+                continue
+            folder = Path(dirpath)
+            manifest = _read_manifest(folder / MANIFEST, report)
+            if manifest is None:
+                continue
+            yield _Manifest(
+                folder,
+                _inner(folder, manifest.get("files_dir"), want_dir=True),
+                _inner(folder, manifest.get("threads"), want_dir=False),
+            )
+
+
+def _read_manifest(path: Path, report: IngestReport) -> dict[str, Any] | None:
+    try:
+        manifest = orjson.loads(path.read_bytes())
+    except (OSError, orjson.JSONDecodeError) as exc:
+        report.skip(path, None, f"unreadable dump manifest ({exc})")
+        return None
+    if not isinstance(manifest, dict) or manifest.get("object") != MANIFEST_OBJECT:
+        report.skip(path, None, "not a migrate dump manifest")
+        return None
+    if manifest.get("format") != DUMP_FORMAT:
+        raise BadInputError(
+            f"{path}: dump format {manifest.get('format')!r} is not {DUMP_FORMAT}",
+            hint="written by a newer migrate; upgrade migrate to read it",
+        )
+    return manifest
+
+
+def _inner(folder: Path, name: Any, *, want_dir: bool) -> Path | None:
+    """A manifest's entry as a path inside its folder, never anywhere else."""
+    if not isinstance(name, str) or not name or name.startswith(".") or "/" in name or "\\" in name:
+        return None
+    path = folder / name
+    return path if (path.is_dir() if want_dir else path.is_file()) else None
+
+
+class _Ingest:
+    def __init__(self, archive: Archive, report: IngestReport, loose: LooseFiles) -> None:
+        self.archive = archive
+        self.report = report
+        self.loose = loose
+        self.spool_dir = Path(tempfile.gettempdir())
+        self.batch: list[tuple[LooseObject, str]] = []
+        self.threads: set[str] = set()  # every thread this dump says anything about
+        self.message_pages: set[str] = set()  # threads whose (maybe empty) messages page the dump holds
+        self.short_pages: dict[str | None, list[_ShortPage]] = defaultdict(list)
+        self.vector_stores_named: set[str] = set()
+        self.files_seen: set[str] = set()
+        self.texts: dict[tuple[str, str | None], _Spool] = {}
+
+    # -- reading -------------------------------------------------------------------------------
+
+    def skip(self, where: _Where, reason: str) -> None:
+        self.report.skip(where.path, where.line, where.say(reason))
+
+    def document(self, doc: Doc) -> None:
+        self.value(doc.value, _Where(doc.path, doc.line), {}, 0)
+
+    def value(self, value: Any, where: _Where, hints: dict[str, str], depth: int) -> None:
+        if depth > _MAX_DEPTH:
+            self.skip(where, "nested deeper than any API response")
+        elif isinstance(value, list):
+            for index, item in enumerate(value):
+                self.value(item, where.at(index), hints, depth + 1)
+        elif not isinstance(value, dict):
+            self.skip(where, f"a JSON {type(value).__name__}, not an API object")
+        elif value.get("object") == "list" and isinstance(value.get("data"), list):
+            self.page(value, where, depth)
+        elif isinstance(value.get("object"), str):
+            self.obj(value["object"], value, where, hints)
+        else:
+            self.skip(where, "no `object` field: not an Assistants API object")
+
+    def page(self, page: dict[str, Any], where: _Where, depth: int) -> None:
+        items: list[Any] = page["data"]
+        hints = {
+            k: v for k in ("thread_id", "vector_store_id", "file_id") if isinstance(v := page.get(k), str)
+        }
+        kinds = {item.get("object") for item in items if isinstance(item, dict)}
+        kind = page.get(HINT_ITEM_OBJECT) if isinstance(page.get(HINT_ITEM_OBJECT), str) else None
+        kind = kind or (next(iter(kinds)) if len(kinds) == 1 else None)
+        parent_key = "vector_store_id" if kind == "vector_store.file" else "thread_id"
+        parents = {item.get(parent_key) for item in items if isinstance(item, dict)} - {None}
+        parent = hints.get(parent_key) or (next(iter(parents)) if len(parents) == 1 else None)
+        if kind == "thread.message" and isinstance(parent, str):
+            self.message_pages.add(parent)
+            self.threads.add(parent)
+        if page.get("has_more") is True and kind in TABLE_OF:
+            if kind not in _THREAD_CHILDREN:
+                self.short_pages[None].append(_ShortPage(kind, parent, len(items), where))
+            elif isinstance(parent, str):
+                self.short_pages[parent].append(_ShortPage(kind, parent, len(items), where))
+        for index, item in enumerate(items):
+            self.value(item, where.at(index), hints, depth + 1)
+
+    def obj(self, kind: str, obj: dict[str, Any], where: _Where, hints: dict[str, str]) -> None:
+        if kind == MANIFEST_OBJECT:
+            return
+        if kind == PARSED_TEXT_PAGE:
+            self.text_page(obj, where, hints)
+            return
+        if kind not in TABLE_OF:
+            self.report.unknown_types[kind] += 1
+            self.skip(where, f"unknown object type {kind!r}")
+            return
+        if not isinstance(obj.get("id"), str) or not obj["id"]:
+            self.skip(where, f"a {kind} without an id")
+            return
+        if kind == "file":
+            self.file(obj, where)
+            return
+        parent: str | None = None
+        if kind in _THREAD_CHILDREN or kind == "vector_store.file":
+            key = "vector_store_id" if kind == "vector_store.file" else "thread_id"
+            parent = obj.get(key) if isinstance(obj.get(key), str) else hints.get(key)
+            if not parent:
+                self.skip(where, f"{kind} {obj['id']} does not say its {key}")
+                return
+        if kind == "thread":
+            self.threads.add(obj["id"])
+        elif kind in _THREAD_CHILDREN:
+            self.threads.add(parent)  # type: ignore[arg-type]
+        elif kind == "vector_store.file":
+            self.vector_stores_named.add(parent)  # type: ignore[arg-type]
+        refs = frozenset(files_in_assistant(obj)) if kind == "assistant" else frozenset()
+        self.batch.append((LooseObject(TABLE_OF[kind], obj, parent, refs), kind))
+        if len(self.batch) >= _BATCH:
+            self.flush()
+
+    def flush(self) -> None:
+        if not self.batch:
+            return
+        outcomes = self.archive.store_loose_objects([item for item, _ in self.batch])
+        for (_, kind), outcome in zip(self.batch, outcomes, strict=True):
+            self.count(kind, outcome)
+        self.batch = []
+
+    def count(self, kind: str, outcome: str) -> None:
+        if outcome == "same":
+            self.report.duplicates[kind] += 1
+            return
+        self.report.stored[kind] += 1
+        if outcome == "changed":
+            self.report.replaced[kind] += 1
+
+    # -- files -----------------------------------------------------------------------------------
+
+    def file(self, meta: dict[str, Any], where: _Where) -> None:
+        file_id = meta["id"]
+        self.files_seen.add(file_id)
+        match = self.loose.find(meta)
+        if match is not None and match.problem:
+            self.report.skip(match.path or where.path, None, f"bytes not used for {file_id}: {match.problem}")
+        held = self.archive.file_record(file_id)
+        if match is not None and match.data is not None:
+            content = FileContent("downloaded", match.data)
+        elif held is not None and held[1].kind != "missing":
+            content = held[1]  # never trade bytes an earlier run obtained for nothing
+        else:
+            content = FileContent("missing")
+        self.put_file(meta, content, held, "file")
+
+    def put_file(
+        self,
+        meta: dict[str, Any],
+        content: FileContent,
+        held: tuple[dict[str, Any], FileContent] | None,
+        kind: str,
+    ) -> None:
+        if held is not None and object_hash(held[0]) == object_hash(meta) and held[1] == content:
+            self.count(kind, "same")
+            return
+        self.archive.store_file(meta, content)
+        # Content found for a file held without any is an addition, not a replacement.
+        added = held is None or (object_hash(held[0]) == object_hash(meta) and held[1].kind == "missing")
+        self.count(kind, "new" if added else "changed")
+
+    def text_page(self, page: dict[str, Any], where: _Where, hints: dict[str, str]) -> None:
+        file_id = page.get("file_id") if isinstance(page.get("file_id"), str) else hints.get("file_id")
+        store_id = page.get("vector_store_id") if isinstance(page.get("vector_store_id"), str) else None
+        store_id = store_id or hints.get("vector_store_id")
+        parts = page.get("data")
+        if not file_id:
+            self.skip(where, "a parsed-text page that does not say which file it is (no file_id)")
+            return
+        if not isinstance(parts, list):
+            self.skip(where, f"parsed-text page of {file_id} without a data list")
+            return
+        spool = self.texts.get((file_id, store_id))
+        if spool is None:
+            spool = self.texts[(file_id, store_id)] = _Spool(self.spool_dir / str(len(self.texts)), where)
+        digest = object_hash(page)
+        if digest in spool.pages:  # the same page saved twice must not double the text
+            self.report.duplicates[PARSED_TEXT_PAGE] += 1
+            return
+        spool.pages.add(digest)
+        # Exactly what the export keeps of a page: every part's text, joined with nothing between.
+        text = "".join(
+            t for part in parts if isinstance(part, dict) and isinstance(t := part.get("text"), str)
+        )
+        with open(spool.path, "ab") as fh:
+            fh.write(text.encode("utf-8", "surrogatepass"))
+
+    def settle_texts(self) -> None:
+        """Give each file without downloaded bytes the parsed text of its first vector store."""
+        by_file: dict[str, list[str | None]] = defaultdict(list)
+        for file_id, store_id in self.texts:
+            by_file[file_id].append(store_id)
+        for file_id, stores in sorted(by_file.items()):
+            # The export reads the text of the first store holding the file, in id order.
+            store_id = sorted(stores, key=lambda s: (s is None, s or ""))[0]
+            spool = self.texts[(file_id, store_id)]
+            held = self.archive.file_record(file_id)
+            if held is None:
+                self.skip(spool.where, f"parsed text of {file_id}, but the dump holds no file object for it")
+                continue
+            if held[1].kind == "downloaded":
+                continue
+            content = FileContent("parsed_text", spool.path.read_bytes(), store_id)
+            self.put_file(held[0], content, held, PARSED_TEXT_PAGE)
+
+    # -- the work list and the verdicts ----------------------------------------------------------
+
+    def thread_list(self, manifest: _Manifest) -> None:
+        """A dump's thread list: the ids it holds and the metadata of each (user_id…)."""
+        if manifest.thread_list is None:
+            return
+        entries: list[tuple[str, dict[str, Any]]] = []
+        for doc in read_lines(manifest.thread_list, self.report.skip):
+            value = doc.value
+            if not isinstance(value, dict) or not isinstance(value.get("thread_id"), str):
+                self.report.skip(doc.path, doc.line, "not a thread list entry (no thread_id)")
+                continue
+            extra = {k: v for k, v in value.items() if k != "thread_id"}
+            entries.append((value["thread_id"], extra))
+            self.threads.add(value["thread_id"])
+        self.archive.add_threads(entries)
+
+    def settle_threads(self) -> None:
+        for thread_id in sorted(self.threads):
+            status = self.settle_thread(thread_id)
+            if status == "done":
+                self.report.threads_done += 1
+            else:
+                self.report.threads_pending += 1
+
+    def settle_thread(self, thread_id: str) -> str:
+        raw = self.archive.thread_raw(thread_id)
+        thread = orjson.loads(raw.thread) if raw.thread else None
+        messages = [orjson.loads(r) for r in raw.messages]
+        runs = [orjson.loads(r) for r in raw.runs]
+        steps = [orjson.loads(r) for r in raw.steps]
+        anomalies: list[Anomaly] = []
+
+        def finding(code: str, detail: str, *, anomaly: bool = False) -> None:
+            self.report.find(code, thread_id, detail)
+            if anomaly:
+                anomalies.append(Anomaly("thread", thread_id, code, detail))
+
+        status = "done"
+        if thread is None:
+            status = "pending"
+            finding(
+                "thread_object_missing",
+                f"{len(messages)} messages, {len(runs)} runs, {len(steps)} steps kept without their thread object",
+            )
+        elif not messages and thread_id not in self.message_pages:
+            status = "pending"
+            finding(
+                "dump_messages_missing", "the dump holds the thread object but not its messages", anomaly=True
+            )
+        held = {"thread.message": len(messages), "thread.run": len(runs), "thread.run.step": len(steps)}
+        for page in self.short_pages.get(thread_id, ()):
+            if held[page.kind] <= page.count:
+                if page.kind == "thread.message":
+                    status = "pending"
+                where = f"{page.where.path}" + (f":{page.where.line}" if page.where.line else "")
+                finding(
+                    "dump_page_has_more",
+                    f"a {page.kind} page ({where}) says has_more; the dump holds no more",
+                    anomaly=True,
+                )
+        self.completeness(finding, messages, runs, steps)
+        self.archive.settle_thread(
+            ThreadSettlement(
+                thread_id,
+                status,
+                frozenset(thread_file_refs(thread, messages, steps)),
+                tuple(anomalies),
+                _OWNED_KINDS,
+            )
+        )
+        return status
+
+    @staticmethod
+    def completeness(finding: Any, messages: list[dict], runs: list[dict], steps: list[dict]) -> None:
+        run_ids = {r.get("id") for r in runs}
+        named = {o.get("run_id") for o in (*messages, *steps) if isinstance(o.get("run_id"), str)}
+        if absent := sorted(named - run_ids):
+            finding("runs_missing", f"{len(absent)} run(s) named but not in the dump: {_few(absent)}")
+        with_steps = {s.get("run_id") for s in steps}
+        # The export lists steps only for runs that declared tools; those are the ones to expect.
+        if bare := sorted(r["id"] for r in runs if r.get("tools") and r.get("id") not in with_steps):
+            finding("steps_missing", f"{len(bare)} run(s) with tools but no steps in the dump: {_few(bare)}")
+
+    def check_leftovers(self) -> None:
+        report = self.report
+        for store_id in sorted(self.vector_stores_named):
+            if self.archive.raw_of("vector_stores", store_id) is None:
+                report.find("vector_store_missing", store_id, "files of this vector store, but not the store")
+        for page in self.short_pages.get(None, ()):
+            parent = page.parent if page.kind == "vector_store.file" else None
+            if self.archive.count_rows(TABLE_OF[page.kind], parent) <= page.count:
+                report.find(
+                    "dump_page_has_more", page.parent or page.kind, f"a {page.kind} page says has_more"
+                )
+        for file_id in self.archive.unfetched_file_ids():
+            report.find("file_object_missing", file_id, "mentioned, but the dump holds no file object for it")
+        for file_id in sorted(self.files_seen):
+            held = self.archive.file_record(file_id)
+            if held is not None and held[1].kind == "missing":
+                report.find(
+                    "file_content_missing", file_id, "neither its bytes nor its parsed text are in the dump"
+                )
+
+
+def _few(ids: list[str], n: int = 5) -> str:
+    return ", ".join(ids[:n]) + (f" and {len(ids) - n} more" if len(ids) > n else "")

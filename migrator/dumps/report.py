@@ -1,0 +1,124 @@
+"""What an ingest found: objects stored, duplicates, skipped input, completeness findings."""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+__all__ = ["Finding", "IngestReport", "Problem", "FINDING_CODES"]
+
+# Kept in memory for the report; the totals keep counting past it (a dump may hold millions of lines).
+MAX_LISTED = 1000
+
+# Completeness findings (stable codes, documented in the README). Those marked * are also written
+# to the archive's anomalies table, because verify cannot re-derive them from the rows.
+FINDING_CODES = {
+    "dump_messages_missing": "* a thread object without its messages: the thread stays pending",
+    "dump_page_has_more": "* a list page says has_more but the dump holds nothing further",
+    "thread_object_missing": "messages, runs or steps whose thread object is absent: stored, thread pending",
+    "runs_missing": "messages or steps name runs the dump does not hold",
+    "steps_missing": "runs that declared tools but whose steps the dump does not hold",
+    "vector_store_missing": "vector store files whose vector store object is absent",
+    "file_object_missing": "files the objects mention but the dump holds no file object for",
+    "file_content_missing": "file objects with neither bytes nor parsed text",
+}
+
+
+@dataclass(frozen=True)
+class Problem:
+    """Input that was skipped: where it is and why."""
+
+    path: str
+    line: int | None
+    reason: str
+
+    def __str__(self) -> str:
+        return f"{self.path}:{self.line}: {self.reason}" if self.line else f"{self.path}: {self.reason}"
+
+
+@dataclass(frozen=True)
+class Finding:
+    code: str
+    entity_id: str
+    detail: str
+
+    def __str__(self) -> str:
+        return f"{self.code} {self.entity_id}: {self.detail}"
+
+
+class _Printer(Protocol):
+    def print(self, *objects: Any, **kwargs: Any) -> None: ...
+
+
+@dataclass
+class IngestReport:
+    """Counts are per `object` type (`thread.message`, `file`, …)."""
+
+    stored: Counter[str] = field(default_factory=Counter)  # new or changed rows
+    duplicates: Counter[str] = field(default_factory=Counter)  # identical to a row already held
+    replaced: Counter[str] = field(default_factory=Counter)  # same id, other content: the later one kept
+    unknown_types: Counter[str] = field(default_factory=Counter)
+    problems: list[Problem] = field(default_factory=list)
+    problems_total: int = 0
+    findings: list[Finding] = field(default_factory=list)
+    findings_total: Counter[str] = field(default_factory=Counter)
+    files_read: int = 0
+    files_ignored: int = 0  # not .json/.jsonl/.ndjson (optionally .gz) inside a walked folder
+    loose_files_matched: int = 0
+    threads_done: int = 0
+    threads_pending: int = 0
+
+    def skip(self, path: object, line: int | None, reason: str) -> None:
+        self.problems_total += 1
+        if len(self.problems) < MAX_LISTED:
+            self.problems.append(Problem(str(path), line, reason))
+
+    def find(self, code: str, entity_id: str, detail: str) -> None:
+        self.findings_total[code] += 1
+        if len(self.findings) < MAX_LISTED:
+            self.findings.append(Finding(code, entity_id, detail))
+
+    def exit_code(self) -> int:
+        """0 clean; 1 when any input was skipped (a bad file or line, an unknown object type)."""
+        return 1 if self.problems_total else 0
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "stored": dict(sorted(self.stored.items())),
+            "duplicates": dict(sorted(self.duplicates.items())),
+            "replaced": dict(sorted(self.replaced.items())),
+            "unknown_types": dict(sorted(self.unknown_types.items())),
+            "problems": [{"path": p.path, "line": p.line, "reason": p.reason} for p in self.problems],
+            "problems_total": self.problems_total,
+            "findings": [{"code": f.code, "id": f.entity_id, "detail": f.detail} for f in self.findings],
+            "findings_total": dict(sorted(self.findings_total.items())),
+            "files_read": self.files_read,
+            "files_ignored": self.files_ignored,
+            "loose_files_matched": self.loose_files_matched,
+            "threads_done": self.threads_done,
+            "threads_pending": self.threads_pending,
+        }
+
+    def render(self, out: _Printer) -> None:
+        """A few plain lines for a person (stderr); `as_dict` is the machine form."""
+
+        def counts(c: Counter[str]) -> str:
+            return ", ".join(f"{k} {v}" for k, v in sorted(c.items())) or "none"
+
+        say = lambda text: out.print(text, markup=False, highlight=False)  # noqa: E731
+        say(f"read {self.files_read} files; stored: {counts(self.stored)}")
+        if self.duplicates:
+            say(f"already held (duplicates): {counts(self.duplicates)}")
+        if self.replaced:
+            say(f"replaced by another version: {counts(self.replaced)}")
+        say(f"threads done {self.threads_done}, pending {self.threads_pending}")
+        for finding in self.findings[:20]:
+            say(f"  finding {finding}")
+        if sum(self.findings_total.values()) > 20:
+            say(f"  findings in all: {counts(self.findings_total)}")
+        for problem in self.problems[:50]:
+            say(f"  skipped {problem}")
+        if self.problems_total:
+            more = self.problems_total - min(50, len(self.problems))
+            say(f"skipped {self.problems_total} input item(s)" + (f" ({more} not shown)" if more else ""))
