@@ -1,10 +1,80 @@
-"""`migrate sandbox ...` (filled in by the sandbox work)."""
+"""`migrate sandbox serve` and `migrate sandbox ids`: the embedded Assistants v2 sandbox."""
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Annotated
+
 import typer
 
-from migrator.cli.app import app
+from migrator.cli.app import app, console, console_err
+from migrator.errors import UsageError
+from migrator.sandbox import SandboxConfig, SandboxServer, thread_ids
 
 sandbox_app = typer.Typer(help="The embedded Assistants v2 sandbox server.", no_args_is_help=True)
 app.add_typer(sandbox_app, name="sandbox")
+
+ThreadsOpt = Annotated[int, typer.Option(help="Threads in the synthetic corpus.")]
+SeedOpt = Annotated[int, typer.Option(help="Seed of the corpus: same threads and seed, same bytes.")]
+
+
+def _rate(what: str) -> object:
+    return typer.Option(help=f"Fraction 0..1 of {what}.")
+
+
+@sandbox_app.command()
+def serve(
+    *,
+    port: Annotated[int, typer.Option(help="Port on 127.0.0.1; 0 picks a free one.")] = 8765,
+    threads: ThreadsOpt = 200,
+    seed: SeedOpt = 1,
+    api_key: Annotated[str | None, typer.Option(help="Answer 401 to any other bearer key.")] = None,
+    ids_out: Annotated[
+        Path | None, typer.Option(help="Write the corpus's thread ids here, one a line.")
+    ] = None,
+    latency_ms: Annotated[float, typer.Option(help="Delay added to every /v1 answer, in ms.")] = 0.0,
+    rps_limit: Annotated[float | None, typer.Option(help="Requests a second before honest 429s.")] = None,
+    fault_rate: Annotated[float, _rate("requests answered 500/502/503")] = 0.0,
+    timeout_rate: Annotated[float, _rate("requests that hang, then close unanswered")] = 0.0,
+    hang_seconds: Annotated[float, typer.Option(help="How long a timeout fault hangs.")] = 3.0,
+    drop_rate: Annotated[float, _rate("connections closed without a response")] = 0.0,
+    truncate_rate: Annotated[float, _rate("bodies cut in half after a full Content-Length")] = 0.0,
+    invalid_json_rate: Annotated[float, _rate("200 answers whose body is not JSON")] = 0.0,
+    empty_page_rate: Annotated[
+        float, _rate("threads whose message list ends in has_more + an empty page")
+    ] = 0.0,
+    repeat_cursor_rate: Annotated[float, _rate("threads whose message list repeats its first page")] = 0.0,
+    gone: Annotated[bool, typer.Option("--gone", help="410 Gone on every Assistants path.")] = False,
+    replay_drift: Annotated[float, _rate("chat-completion replays that differ from the corpus")] = 0.0,
+) -> None:
+    """Serve the sandbox on 127.0.0.1 until Ctrl-C; the base URL goes to stderr.
+
+    Example: migrate sandbox serve --threads 2000 --rps-limit 50 --ids-out ids.txt
+    """
+    knobs = dict(locals())
+    port, ids_out = knobs.pop("port"), knobs.pop("ids_out")
+    try:
+        server = SandboxServer(SandboxConfig(**knobs), port=port)
+    except ValueError as exc:
+        raise UsageError(str(exc), hint="see `migrate sandbox serve --help`") from None
+    except OSError as exc:
+        raise UsageError(f"cannot listen on 127.0.0.1:{port}: {exc.strerror}", hint="try --port 0") from None
+    if ids_out is not None:
+        ids_out.write_text("".join(f"{tid}\n" for tid in server.thread_ids()))
+    console_err.print(f"sandbox serving {server.base_url} ({threads} threads, seed {seed})", markup=False)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        console_err.print("sandbox stopped", markup=False)
+
+
+@sandbox_app.command()
+def ids(*, threads: ThreadsOpt = 200, seed: SeedOpt = 1) -> None:
+    """Print the thread ids of a corpus, one a line, without serving it.
+
+    Example: migrate sandbox ids --threads 50 --seed 7 > ids.txt
+    """
+    if threads < 0:
+        raise UsageError(f"threads must be an integer >= 0, got {threads}")
+    console.file.write("".join(f"{tid}\n" for tid in thread_ids(threads, seed)))
+    console.file.flush()

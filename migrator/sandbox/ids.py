@@ -13,7 +13,9 @@ _ALPHABET = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 
 def token(*parts: object, length: int = 24) -> str:
     """`length` base62 characters that depend on every part and nothing else."""
-    digest = hashlib.blake2b("\x1f".join(map(str, parts)).encode(), digest_size=24).digest()
+    digest = hashlib.blake2b(
+        "\x1f".join(map(str, parts)).encode(), digest_size=min(64, max(24, length))
+    ).digest()
     n = int.from_bytes(digest, "big")
     out = []
     for _ in range(length):
