@@ -26,7 +26,12 @@ FINDING_CODES: dict[str, tuple[Severity, str]] = {
         "error",
         "The record lacks a key of migrator.session/v1, has an unknown one, or a wrong type.",
     ),
-    "model_missing": ("error", "The session names no model, so it cannot be sent as it is."),
+    # A thread that never ran and names no assistant has no model to give: a fact of the source, not
+    # a conversion fault, so a warning; whoever sends the session (replay --model, import) picks one.
+    "model_missing": (
+        "warning",
+        "The session names no model (the thread never ran); the sender must pick one.",
+    ),
     "sources_misaligned": ("error", "`sources` is not one string per message."),
     "message_shape": (
         "error",
@@ -101,7 +106,7 @@ def validate_session(record: dict[str, Any]) -> list[Finding]:
     if any(finding.code == "record_shape" and "missing" in finding.detail for finding in found):
         return found
     messages = record["messages"] if isinstance(record["messages"], list) else []
-    if not record.get("model") and messages:  # an empty thread has nothing to send anyway
+    if not record.get("model") and messages:  # an empty thread needs no model
         add("model_missing", "model is empty")
     sources = record["sources"] if isinstance(record["sources"], list) else []
     if len(sources) != len(messages) or not all(isinstance(s, str) and s for s in sources):
