@@ -133,7 +133,8 @@ def read_thread_list(source: str | Path, shard: Shard | None = None) -> list[Thr
     if problems:
         shown = problems[:50] + ([f"... and {len(problems) - 50} more"] if len(problems) > 50 else [])
         raise BadInputError(
-            f"{name}: {len(problems)} unusable line(s); nothing was requested", problems=shown,
+            f"{name}: {len(problems)} unusable line(s); nothing was requested",
+            problems=shown,
             hint="fix or remove those lines, then run the same command again",
         )
     if not entries and not seen:

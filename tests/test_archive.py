@@ -35,11 +35,22 @@ EXPECTED_TABLES = {
 
 def thread(tid: str, n: int = 2) -> ThreadResult:
     messages = [
-        {"id": f"msg_{tid}_{i}", "object": "thread.message", "created_at": 100 + i, "thread_id": tid, "run_id": None}
+        {
+            "id": f"msg_{tid}_{i}",
+            "object": "thread.message",
+            "created_at": 100 + i,
+            "thread_id": tid,
+            "run_id": None,
+        }
         for i in range(n)
     ]
-    return ThreadResult(tid, "done", thread={"id": tid, "object": "thread", "created_at": 1}, messages=messages,
-                        messages_seen=n)
+    return ThreadResult(
+        tid,
+        "done",
+        thread={"id": tid, "object": "thread", "created_at": 1},
+        messages=messages,
+        messages_seen=n,
+    )
 
 
 def test_new_archive_is_private_single_file_with_the_full_schema(tmp_path):
@@ -80,7 +91,9 @@ def test_content_hash_ignores_key_order_and_history(tmp_path):
 def test_blobs_are_content_addressed_and_mime_comes_from_the_bytes(tmp_path):
     png = b"\x89PNG\r\n\x1a\n" + b"\x00" * 20
     with Archive.create(tmp_path / "a.db") as archive:
-        archive.store_file({"id": "file-1", "filename": "../../etc/passwd.txt"}, FileContent("downloaded", png))
+        archive.store_file(
+            {"id": "file-1", "filename": "../../etc/passwd.txt"}, FileContent("downloaded", png)
+        )
         archive.store_file({"id": "file-2", "filename": "copy.bin"}, FileContent("downloaded", png))
         rows = list(archive.db.execute("select mime, bytes from blobs"))
         assert rows == [("image/png", len(png))]

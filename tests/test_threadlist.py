@@ -20,7 +20,10 @@ def test_plain_list_tolerates_bom_blanks_spaces_and_duplicates(tmp_path):
 def test_csv_with_thread_id_column_keeps_other_columns_as_metadata(tmp_path):
     path = write(tmp_path, "ids.csv", "user_id,thread_id\nu1,thread_x\nu2,thread_y\n")
     entries = read_thread_list(path)
-    assert [(e.thread_id, e.extra) for e in entries] == [("thread_x", {"user_id": "u1"}), ("thread_y", {"user_id": "u2"})]
+    assert [(e.thread_id, e.extra) for e in entries] == [
+        ("thread_x", {"user_id": "u1"}),
+        ("thread_y", {"user_id": "u2"}),
+    ]
 
 
 def test_jsonl_fields_become_metadata(tmp_path):

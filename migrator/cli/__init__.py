@@ -15,6 +15,10 @@ from migrator.cli.app import app, console_err
 from migrator.errors import BadInputError, ExitCode, MigrateError
 
 # Importing the command modules registers them on `app`.
+from migrator.cli import export as _export  # noqa: E402,F401  isort: skip
+from migrator.cli import stats as _stats  # noqa: E402,F401  isort: skip
+from migrator.cli import rebuild as _rebuild  # noqa: E402,F401  isort: skip
+from migrator.cli import plan as _plan  # noqa: E402,F401  isort: skip
 from migrator.cli import dump as _dump  # noqa: E402,F401  isort: skip
 from migrator.cli import sandbox as _sandbox  # noqa: E402,F401  isort: skip
 from migrator.cli import verify as _verify  # noqa: E402,F401  isort: skip

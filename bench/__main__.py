@@ -1,0 +1,226 @@
+"""`make bench`: the performance contract, measured against the sandbox, as ratios.
+
+Each scenario runs the real `migrate` CLI in a subprocess against a sandbox in another process (so
+client and server do not share one interpreter), and prints what it measured. The figures are
+written to docs/benchmarks.md. Run one scenario: `python -m bench export` (names below).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+MIGRATE = [sys.executable, "-c", "from migrator.cli import run; run()"]
+RESULTS: list[tuple[str, str, str, str]] = []  # scenario, figure, value, target
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextmanager
+def sandbox(threads: int, *flags: str, seed: int = 1) -> Iterator[tuple[str, str, Path]]:
+    """A sandbox process; yields (base_url, root_url, ids_file)."""
+    port = _free_port()
+    tmp = Path(tempfile.mkdtemp(prefix="bench-sandbox-"))
+    ids = tmp / "ids.txt"
+    cmd = [*MIGRATE, "sandbox", "serve", "--port", str(port), "--threads", str(threads), "--seed", str(seed)]
+    proc = subprocess.Popen([*cmd, "--ids-out", str(ids), *flags], stderr=subprocess.DEVNULL)
+    root = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 120
+    while True:
+        try:
+            urllib.request.urlopen(root + "/_sandbox/stats", timeout=2).read()
+            if ids.exists() and ids.stat().st_size:
+                break
+        except OSError:
+            pass
+        if time.monotonic() > deadline or proc.poll() is not None:
+            proc.kill()
+            raise SystemExit("bench: the sandbox did not start")
+        time.sleep(0.2)
+    try:
+        yield root + "/v1", root, ids
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+def get(url: str) -> dict:
+    with urllib.request.urlopen(url, timeout=30) as response:
+        return json.loads(response.read())
+
+
+def migrate(*args: str, env: dict[str, str] | None = None) -> tuple[int, str, float, int]:
+    """Run the CLI; returns (exit code, stdout, seconds, peak RSS in KiB)."""
+    started = time.monotonic()
+    proc = subprocess.Popen(
+        [*MIGRATE, *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        env={**os.environ, "OPENAI_API_KEY": "bench", **(env or {})},
+    )
+    out = proc.stdout.read().decode() if proc.stdout else ""
+    _, status, usage = os.wait4(proc.pid, 0)
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    return proc.returncode, out, time.monotonic() - started, usage.ru_maxrss
+
+
+def record(scenario: str, figure: str, value: str, target: str) -> None:
+    RESULTS.append((scenario, figure, value, target))
+    print(f"  {figure}: {value}   (target {target})", flush=True)
+
+
+def bench_export(workdir: Path) -> None:
+    """2,000 threads, no rate limit: completeness and requests against the minimum."""
+    with sandbox(2000) as (base, root, ids):
+        archive = workdir / "export2000.db"
+        code, out, seconds, _ = migrate(
+            "export", str(archive), "--threads", str(ids), "--base-url", base, "--json"
+        )
+        served = get(root + "/_sandbox/stats")
+        corpus = get(root + "/_sandbox/corpus")
+    _, stats_out, _, _ = migrate("stats", str(archive), "--json")
+    stats = json.loads(stats_out)
+    expected = corpus["counts"]
+    equal = all(stats[k] == v for k, v in expected.items())
+    minimum = corpus["minimum_requests"]["total"]
+    made = served["total"]
+    summary = json.loads(out) if out.strip() else {}
+    record("export 2,000 threads", "exit code", str(code), "0")
+    record(
+        "export 2,000 threads",
+        "stats equal corpus counts",
+        f"{equal} {stats_counts(stats, expected)}",
+        "True",
+    )
+    record(
+        "export 2,000 threads",
+        "requests made / minimum",
+        f"{made} / {minimum} = {made / minimum:.4f}",
+        "<= 1.02",
+    )
+    record(
+        "export 2,000 threads", "wall time", f"{seconds:.1f} s ({summary.get('messages', '?')} messages)", "-"
+    )
+    bench_offline(workdir, archive)
+
+
+def stats_counts(stats: dict, expected: dict) -> str:
+    return ", ".join(f"{k} {stats[k]}/{v}" for k, v in expected.items())
+
+
+def bench_offline(workdir: Path, archive: Path) -> None:
+    """Offline work on the 2,000-thread archive: rebuild and verify."""
+    code, out, seconds, _ = migrate("rebuild", str(archive), "--json")
+    messages = json.loads(out)["messages"] if out.strip() else 0
+    record(
+        "rebuild (one core)",
+        "messages per minute",
+        f"{messages / seconds * 60:,.0f} ({messages} in {seconds:.1f} s)",
+        ">= 200,000",
+    )
+    code, _, seconds, _ = migrate("verify", str(archive), "--json")
+    record("verify 2,000 threads", "exit code and time", f"{code} in {seconds:.1f} s", "0 in < 30 s")
+    out_file = workdir / "sessions.jsonl"
+    code, _, seconds, _ = migrate("import", str(archive), "--to", "jsonl", "--out", str(out_file))
+    lines = sum(1 for _ in out_file.open()) if out_file.exists() else 0
+    record("import jsonl", "sessions and time", f"{lines} in {seconds:.1f} s (exit {code})", "-")
+
+
+def bench_rate(workdir: Path) -> None:
+    """A 50 req/s source with 20 ms latency: how close to the limit, how few 429s."""
+    with sandbox(600, "--rps-limit", "50", "--latency-ms", "20") as (base, root, ids):
+        archive = workdir / "rate.db"
+        started = time.monotonic()
+        code, out, seconds, _ = migrate(
+            "export", str(archive), "--threads", str(ids), "--base-url", base, "--json"
+        )
+        served = get(root + "/_sandbox/stats")
+        elapsed = time.monotonic() - started
+    total = served["total"]
+    throttled = served.get("throttled", served.get("by_status", {}).get("429", 0))
+    summary = json.loads(out) if out.strip() else {}
+    # The client's own clock excludes process start-up; it is the rate the source saw while exporting.
+    client_seconds = summary.get("elapsed", elapsed)
+    achieved = (total - throttled) / client_seconds
+    record("rate limit 50 req/s, 20 ms", "exit code", str(code), "0")
+    record(
+        "rate limit 50 req/s, 20 ms",
+        "achieved rate / limit",
+        f"{achieved:.1f} / 50 = {achieved / 50:.3f}",
+        ">= 0.90",
+    )
+    record(
+        "rate limit 50 req/s, 20 ms",
+        "429s / requests",
+        f"{throttled} / {total} = {throttled / total:.4f}",
+        "<= 0.01",
+    )
+
+
+def bench_memory(workdir: Path) -> None:
+    """20,000 threads: peak RSS of the export process."""
+    with sandbox(20000) as (base, root, ids):
+        archive = workdir / "export20000.db"
+        code, out, seconds, rss_kib = migrate(
+            "export", str(archive), "--threads", str(ids), "--base-url", base, "--json"
+        )
+    record("export 20,000 threads", "exit code", str(code), "0")
+    record("export 20,000 threads", "peak RSS", f"{rss_kib / 1024:.0f} MB in {seconds:.0f} s", "< 200 MB")
+
+
+SCENARIOS: dict[str, Callable[[Path], None]] = {
+    "export": bench_export,
+    "rate": bench_rate,
+    "memory": bench_memory,
+}
+
+
+def write_report() -> None:
+    lines = [
+        "# Benchmarks",
+        "",
+        "Measured by `make bench` (`python -m bench`) on this machine: "
+        f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}. "
+        "Client and sandbox run in separate processes on 127.0.0.1.",
+        "",
+        "| scenario | figure | measured | target |",
+        "|---|---|---|---|",
+        *[f"| {s} | {f} | {v} | {t} |" for s, f, v, t in RESULTS],
+        "",
+    ]
+    (ROOT / "docs" / "benchmarks.md").write_text("\n".join(lines))
+
+
+def main(argv: list[str]) -> int:
+    names = argv or list(SCENARIOS)
+    unknown = [n for n in names if n not in SCENARIOS]
+    if unknown:
+        print(f"bench: unknown scenario {unknown[0]!r}; choose from {', '.join(SCENARIOS)}", file=sys.stderr)
+        return 2
+    with tempfile.TemporaryDirectory(prefix="bench-") as tmp:
+        for name in names:
+            print(f"{name}: {SCENARIOS[name].__doc__}", flush=True)
+            SCENARIOS[name](Path(tmp))
+    if not argv:
+        write_report()
+        print("written to docs/benchmarks.md")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

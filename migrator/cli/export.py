@@ -1,0 +1,168 @@
+"""`migrate export`: fill an archive from a live source or from saved dumps."""
+
+from __future__ import annotations
+
+import shlex
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from migrator.archive import Archive
+from migrator.cli.app import app, console, console_err
+from migrator.cli.options import (
+    ArchiveArg,
+    CitationsOpt,
+    HostedToolsOpt,
+    JsonOpt,
+    SystemRoleOpt,
+    print_json,
+    source_settings,
+)
+from migrator.cli.progress import ExportProgress
+from migrator.convert import ConversionOptions
+from migrator.errors import Interrupted, UsageError
+from migrator.export import ALL_PARTS, DEFAULT_CONCURRENCY, ExportOptions, ExportSummary, run_export
+from migrator.threadlist import parse_shard, read_thread_list
+
+
+def parse_parts(text: str | None) -> frozenset[str]:
+    if not text:
+        return ALL_PARTS
+    parts = frozenset(p.strip() for p in text.split(",") if p.strip())
+    unknown = parts - ALL_PARTS
+    if unknown or not parts:
+        raise UsageError(f"--only {text!r}: choose from {','.join(sorted(ALL_PARTS))}")
+    return parts
+
+
+def render_summary(summary: ExportSummary, archive: Path) -> None:
+    s = summary
+    console_err.print(
+        f"[bold]{archive}[/]: threads done {s.threads_done}, failed {s.threads_failed}, missing {s.threads_missing}, "
+        f"left {s.threads_left}; this run stored {s.messages} messages, {s.runs} runs, {s.run_steps} steps, "
+        f"{s.files} files and built {s.sessions.sessions} sessions with {s.requests} requests "
+        f"({s.requests / s.elapsed if s.elapsed else 0:.1f}/s, {s.throttled} answered 429, {s.retries} retries) "
+        f"in {s.elapsed:.1f}s",
+        highlight=False,
+    )
+    if not s.clean:
+        console_err.print(
+            f"{s.failures} failure(s) recorded: `migrate verify {archive}` lists them; rerun the same command "
+            "to retry failed threads",
+            highlight=False,
+        )
+
+
+def resume_command(argv: list[str]) -> str:
+    """The command to run again; ids read from stdin are already in the archive, so drop `--threads -`."""
+    args: list[str] = []
+    skip = False
+    for i, arg in enumerate(argv):
+        if skip:
+            skip = False
+            continue
+        if arg == "--threads" and i + 1 < len(argv) and argv[i + 1] == "-":
+            skip = True
+            continue
+        if arg == "--threads=-":
+            continue
+        args.append(arg)
+    return "migrate " + shlex.join(args)
+
+
+def _has_work_list(path: Path) -> bool:
+    if not path.exists():
+        return False
+    with Archive.open(path) as store:
+        return sum(store.work_counts().values()) > 0
+
+
+def _from_dump(
+    archive: Path, paths: list[Path], files_dir: Path | None, conversion: ConversionOptions, json_out: bool
+) -> int:
+    from migrator.ingest import ingest_dump
+    from migrator.sessions import build_sessions
+
+    with Archive.create(archive) as store:
+        report = ingest_dump(store, paths, files_dir)
+        sessions = build_sessions(store, conversion)
+    if json_out:
+        print_json({**report.as_dict(), "sessions": sessions.sessions})
+    else:
+        report.render(console_err)
+        console_err.print(f"built {sessions.sessions} sessions into {archive}", highlight=False)
+    return report.exit_code()
+
+
+@app.command()
+def export(
+    archive: ArchiveArg,
+    threads: Annotated[
+        str | None, typer.Option(help="Thread ids: a file (txt, CSV or JSONL with thread_id) or - for stdin.")
+    ] = None,
+    from_dump: Annotated[
+        list[Path] | None, typer.Option(help="Saved API JSON (files or folders) instead of a live source.")
+    ] = None,
+    files_dir: Annotated[
+        Path | None, typer.Option(help="With --from-dump: file bytes saved by id or name.")
+    ] = None,
+    base_url: Annotated[
+        str | None,
+        typer.Option(help="Source API base URL, handed to the SDK unchanged (default OPENAI_BASE_URL)."),
+    ] = None,
+    azure_endpoint: Annotated[
+        str | None, typer.Option(envvar="AZURE_OPENAI_ENDPOINT", help="Azure OpenAI endpoint.")
+    ] = None,
+    api_version: Annotated[
+        str | None, typer.Option(envvar="OPENAI_API_VERSION", help="Azure API version.")
+    ] = None,
+    concurrency: Annotated[
+        int, typer.Option(min=1, max=512, help="Requests in flight.")
+    ] = DEFAULT_CONCURRENCY,
+    max_rps: Annotated[
+        float | None, typer.Option(min=0.01, help="Request-rate ceiling (default: learn it from the source).")
+    ] = None,
+    only: Annotated[
+        str | None, typer.Option(help="Comma list of assistants,threads,vector-stores,files.")
+    ] = None,
+    refresh: Annotated[
+        bool, typer.Option(help="For done threads, fetch only what is newer (delta sync).")
+    ] = False,
+    shard: Annotated[
+        str | None, typer.Option(help="K/N: take the K-th of N deterministic slices of the ids.")
+    ] = None,
+    system_role: SystemRoleOpt = "system",
+    hosted_tools: HostedToolsOpt = "emulate",
+    citations: CitationsOpt = "footnote",
+    json_out: JsonOpt = False,
+) -> None:
+    """Export assistants, threads, messages, runs, steps, vector stores and files into ARCHIVE.
+
+    Resumable: run the same command again after a kill and it carries on where it stopped.
+
+    Example: migrate export support.db --threads thread_ids.txt --max-rps 16
+    """
+    conversion = ConversionOptions(system_role=system_role, hosted_tools=hosted_tools, citations=citations)
+    if from_dump:
+        raise typer.Exit(_from_dump(archive, from_dump, files_dir, conversion, json_out))
+    shard_spec = parse_shard(shard)
+    entries = read_thread_list(threads, shard_spec) if threads else None
+    settings = source_settings(base_url, azure_endpoint, api_version)
+    options = ExportOptions(parse_parts(only), concurrency, max_rps, refresh, shard_spec, conversion)
+    if entries is None and "threads" in options.parts and not _has_work_list(archive):
+        raise UsageError("no thread ids to export", hint="pass --threads FILE (the API cannot list threads)")
+    with Archive.create(archive) as store, ExportProgress(enabled=True) as progress:
+        summary = run_export(store, entries, settings, options, progress)
+    if summary.interrupted:
+        raise Interrupted(
+            "stopped cleanly; every finished thread is saved",
+            hint=f"resume with: {resume_command(sys.argv[1:])}",
+        )
+    if json_out:
+        print_json(summary.as_dict())
+    else:
+        render_summary(summary, archive)
+        console.print(f"archive: {archive}", highlight=False)
+    raise typer.Exit(0 if summary.clean else 1)

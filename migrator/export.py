@@ -1,0 +1,529 @@
+"""`migrate export`: everything out of an Assistants v2 source into the archive, resumably.
+
+Work is scheduled by request, not by thread: many threads are in flight, the step listings of one
+long thread run side by side, and file downloads run beside the threads that mention them; one
+semaphore bounds the requests in flight and one limiter paces them under the source's rate limit.
+Each thread commits its rows and its `done` mark in one transaction, so a kill at any instant
+leaves either the whole thread or none of it, and a rerun picks up exactly what is left.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+import time
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+import openai
+
+from migrator.archive import Anomaly, Archive, Failure, FileContent, ThreadResult
+from migrator.convert import ConversionOptions
+from migrator.errors import SourceRefusedError
+from migrator.refs import files_in_assistant, thread_file_refs
+from migrator.sessions import BuildSummary, build_sessions
+from migrator.source import (
+    NotFound,
+    PageAnomaly,
+    RateLimiter,
+    Rejected,
+    SourceClient,
+    SourceSettings,
+    TransientError,
+    collect,
+)
+from migrator.threadlist import Shard, ThreadEntry
+
+__all__ = ["ExportOptions", "ExportSnapshot", "ExportSummary", "run_export", "ALL_PARTS"]
+
+ALL_PARTS = frozenset({"assistants", "threads", "vector-stores", "files"})
+DEFAULT_CONCURRENCY = 32
+
+
+@dataclass
+class ExportOptions:
+    parts: frozenset[str] = ALL_PARTS
+    concurrency: int = DEFAULT_CONCURRENCY
+    max_rps: float | None = None
+    refresh: bool = False
+    shard: Shard | None = None
+    conversion: ConversionOptions = field(default_factory=ConversionOptions)
+    # How often the caller's report callback may be called at most, in seconds.
+    report_every: float = 0.2
+
+
+@dataclass
+class ExportSnapshot:
+    """What a progress display shows; handed to the caller's callback."""
+
+    phase: str
+    threads_total: int
+    threads_finished: int
+    messages: int
+    requests: int
+    throttled: int
+    retries: int
+    failures: int
+    elapsed: float
+
+    @property
+    def rate(self) -> float:
+        return self.requests / self.elapsed if self.elapsed > 0 else 0.0
+
+    @property
+    def eta_seconds(self) -> float | None:
+        if not self.threads_finished or self.threads_finished >= self.threads_total:
+            return None
+        per_thread = self.elapsed / self.threads_finished
+        return per_thread * (self.threads_total - self.threads_finished)
+
+
+@dataclass
+class ExportSummary:
+    threads_total: int = 0
+    threads_done: int = 0
+    threads_failed: int = 0
+    threads_missing: int = 0
+    threads_left: int = 0
+    messages: int = 0
+    runs: int = 0
+    run_steps: int = 0
+    files: int = 0
+    requests: int = 0
+    throttled: int = 0
+    retries: int = 0
+    failures: int = 0
+    elapsed: float = 0.0
+    interrupted: bool = False
+    sessions: BuildSummary = field(default_factory=BuildSummary)
+
+    @property
+    def clean(self) -> bool:
+        return not (self.failures or self.threads_failed or self.threads_missing or self.threads_left)
+
+    def as_dict(self) -> dict[str, Any]:
+        out = {k: v for k, v in self.__dict__.items() if k != "sessions"}
+        out["sessions"] = self.sessions.__dict__.copy()
+        out["requests_per_second"] = round(self.requests / self.elapsed, 2) if self.elapsed else 0.0
+        return out
+
+
+Report = Callable[[ExportSnapshot], None]
+
+
+class _Run:
+    """The state of one export run: the client, the bounds, the counters."""
+
+    def __init__(self, archive: Archive, client: SourceClient, options: ExportOptions, report: Report | None):
+        self.archive = archive
+        self.client = client
+        self.options = options
+        self.report = report
+        self.requests = asyncio.Semaphore(options.concurrency)
+        self.summary = ExportSummary()
+        self.started = time.monotonic()
+        self.phase = "starting"
+        self.stop = asyncio.Event()
+        self.files_seen: set[str] = set()
+        self.file_queue: asyncio.Queue[str | None] = asyncio.Queue()
+        self._last_report = 0.0
+
+    # -- helpers -------------------------------------------------------------------------------
+
+    async def call(self, fetch: Callable[[], Awaitable[Any]]) -> Any:
+        async with self.requests:
+            return await fetch()
+
+    def listing(self, fetch: Callable[[str | None], Awaitable[dict[str, Any]]], after: str | None = None):
+        return collect(lambda cursor: self.call(lambda: fetch(cursor)), after)
+
+    def tick(self, force: bool = False) -> None:
+        now = time.monotonic()
+        if self.report is None or (not force and now - self._last_report < self.options.report_every):
+            return
+        self._last_report = now
+        stats = self.client.stats
+        self.report(
+            ExportSnapshot(
+                phase=self.phase,
+                threads_total=self.summary.threads_total,
+                threads_finished=self.summary.threads_done
+                + self.summary.threads_failed
+                + self.summary.threads_missing,
+                messages=self.summary.messages,
+                requests=stats.requests,
+                throttled=stats.throttled,
+                retries=stats.retries,
+                failures=self.summary.failures,
+                elapsed=now - self.started,
+            )
+        )
+
+    def fail(self, entity: str, entity_id: str, exc: BaseException) -> Failure:
+        self.summary.failures += 1
+        return Failure(
+            entity=entity,
+            entity_id=entity_id,
+            error_class=type(exc).__name__,
+            message=_describe(exc),
+            status_code=getattr(exc, "status_code", None),
+        )
+
+    # -- assistants and vector stores ------------------------------------------------------------
+
+    async def assistants(self) -> None:
+        self.phase = "assistants"
+        try:
+            listing = await self.listing(self.client.list_assistants)
+        except PageAnomaly as exc:
+            self.archive.record_failure(self.fail("assistants", "list", exc))
+            listing = exc.listing  # type: ignore[attr-defined]
+        except _RECOVERABLE as exc:
+            self.archive.record_failure(self.fail("assistants", "list", exc))
+            return
+        refs = {(file_id, a["id"]) for a in listing.items for file_id in files_in_assistant(a)}
+        self.archive.store_assistants(listing.items, refs)
+        self.archive.set_meta("assistants_exported", True)
+        self.tick(force=True)
+
+    async def vector_stores(self) -> None:
+        self.phase = "vector stores"
+        try:
+            listing = await self.listing(self.client.list_vector_stores)
+        except PageAnomaly as exc:
+            self.archive.record_failure(self.fail("vector_stores", "list", exc))
+            listing = exc.listing  # type: ignore[attr-defined]
+        except _RECOVERABLE as exc:
+            self.archive.record_failure(self.fail("vector_stores", "list", exc))
+            return
+
+        async def one(store: dict[str, Any]) -> None:
+            anomalies: list[Anomaly] = []
+            try:
+                files = await self.listing(
+                    lambda after: self.client.list_vector_store_files(store["id"], after)
+                )
+            except PageAnomaly as exc:
+                anomalies.append(Anomaly("vector_store", store["id"], exc.kind, exc.detail))
+                self.archive.record_failure(self.fail("vector_store", store["id"], exc))
+                files = exc.listing  # type: ignore[attr-defined]
+            except _RECOVERABLE as exc:
+                self.archive.record_failure(self.fail("vector_store", store["id"], exc))
+                return
+            self.archive.store_vector_store(store, files.items, anomalies=anomalies)
+
+        await _all(one(store) for store in listing.items)
+        self.archive.set_meta("vector_stores_exported", True)
+        self.tick(force=True)
+
+    # -- threads ---------------------------------------------------------------------------------
+
+    async def thread(self, thread_id: str, last_message: str | None, last_run: str | None) -> ThreadResult:
+        refresh = self.options.refresh and (last_message is not None or last_run is not None)
+        result = ThreadResult(thread_id, "done", delta=refresh)
+        try:
+            result.thread = await self.call(lambda: self.client.retrieve_thread(thread_id))
+            messages, runs = await _all(
+                [
+                    self.listing(
+                        lambda a: self.client.list_messages(thread_id, a), last_message if refresh else None
+                    ),
+                    self.listing(
+                        lambda a: self.client.list_runs(thread_id, a), last_run if refresh else None
+                    ),
+                ]
+            )
+            result.messages, result.runs = messages.items, runs.items
+            result.messages_seen, result.runs_seen = len(messages.items), len(runs.items)
+            # Steps only for runs that declared tools: the only step of a tool-less run is its
+            # message_creation, which message.run_id already records.
+            tool_runs = [r for r in runs.items if r.get("tools")]
+            listings = await _all(
+                self.listing(
+                    lambda a, run=run: self.client.list_run_steps(
+                        thread_id, run["id"], a, file_search=_uses_file_search(run)
+                    )
+                )
+                for run in tool_runs
+            )
+            result.steps = [step for listing in listings for step in listing.items]
+            result.steps_seen = len(result.steps)
+        except NotFound:
+            return ThreadResult(thread_id, "missing")
+        except PageAnomaly as exc:
+            result.status = "failed"
+            result.anomalies.append(Anomaly("thread", thread_id, exc.kind, exc.detail))
+            result.failure = self.fail("thread", thread_id, exc)
+        except _RECOVERABLE as exc:
+            result.status = "failed"
+            result.failure = self.fail("thread", thread_id, exc)
+        result.file_refs = thread_file_refs(result.thread, result.messages, result.steps)
+        return result
+
+    def commit(self, result: ThreadResult) -> None:
+        self.archive.store_thread(result)
+        s = self.summary
+        if result.status == "done":
+            s.threads_done += 1
+        elif result.status == "missing":
+            s.threads_missing += 1
+        else:
+            s.threads_failed += 1
+        s.messages += len(result.messages)
+        s.runs += len(result.runs)
+        s.run_steps += len(result.steps)
+        if "files" in self.options.parts:
+            for file_id in sorted(result.file_refs):
+                self.queue_file(file_id)
+        self.tick()
+
+    async def threads(self, rows: Iterable[tuple[str, str, str | None, str | None]]) -> None:
+        self.phase = "threads"
+        in_flight: set[asyncio.Task[ThreadResult]] = set()
+        limit = self.options.concurrency * 2  # enough threads to keep every request slot busy
+        fatal: BaseException | None = None
+
+        def settle(done: Iterable[asyncio.Task[ThreadResult]]) -> None:
+            nonlocal fatal
+            for task in done:
+                if task.cancelled():
+                    continue
+                exc = task.exception()
+                if exc is not None:
+                    fatal = fatal or exc
+                else:
+                    self.commit(task.result())
+
+        for thread_id, _status, last_message, last_run in rows:
+            if self.stop.is_set() or fatal:
+                break
+            while len(in_flight) >= limit and not fatal and not self.stop.is_set():
+                done, in_flight = await _wait_first(in_flight, self.stop)
+                settle(done)
+            if self.stop.is_set() or fatal:
+                break
+            in_flight.add(asyncio.create_task(self.thread(thread_id, last_message, last_run)))
+        while in_flight and not fatal and not self.stop.is_set():
+            done, in_flight = await _wait_first(in_flight, self.stop)
+            settle(done)
+        # Interrupted or refused: what finished is kept, what is still in flight is dropped whole.
+        for task in in_flight:
+            task.cancel()
+        if in_flight:
+            done, _ = await asyncio.wait(in_flight)
+            settle(t for t in done if not t.cancelled() and t.exception() is None)
+        if fatal:
+            raise fatal
+
+    # -- files -----------------------------------------------------------------------------------
+
+    def queue_file(self, file_id: str) -> None:
+        if file_id not in self.files_seen:
+            self.files_seen.add(file_id)
+            self.file_queue.put_nowait(file_id)
+
+    async def file(self, file_id: str) -> None:
+        try:
+            meta = await self.call(lambda: self.client.retrieve_file(file_id))
+        except (NotFound, *_RECOVERABLE) as exc:
+            self.archive.record_failure(self.fail("file", file_id, exc))
+            return
+        try:
+            data = await self.call(lambda: self.client.download_file(file_id))
+            content = FileContent("downloaded", data)
+        except Rejected:
+            # Purpose `assistants` files may not be downloaded; their parsed text is the fallback.
+            content = await self.parsed_text(file_id)
+        except NotFound:
+            content = FileContent("missing")
+        except _RECOVERABLE as exc:
+            self.archive.record_failure(self.fail("file", file_id, exc))
+            return
+        self.archive.store_file(meta, content)
+        self.summary.files += 1
+        self.tick()
+
+    async def parsed_text(self, file_id: str) -> FileContent:
+        stores = self.archive.vector_stores_holding(file_id)
+        if not stores:
+            return FileContent("missing")
+        store_id = stores[0]
+        texts: list[str] = []
+        page: str | None = None
+        try:
+            for _ in range(10_000):  # a guard against a source whose next_page never ends
+                body = await self.call(
+                    lambda p=page: self.client.vector_store_file_content(store_id, file_id, p)
+                )
+                texts.extend(part.get("text") or "" for part in body.get("data") or ())
+                page = body.get("next_page")
+                if not body.get("has_more") or not page:
+                    break
+        except (NotFound, *_RECOVERABLE):
+            return FileContent("missing")
+        return FileContent("parsed_text", "".join(texts).encode(), store_id)
+
+    async def file_workers(self) -> None:
+        async def worker() -> None:
+            while True:
+                file_id = await self.file_queue.get()
+                if file_id is None:
+                    return
+                await self.file(file_id)
+
+        workers = max(2, self.options.concurrency // 2)
+        await asyncio.gather(*(worker() for _ in range(workers)))
+
+    def close_file_queue(self) -> None:
+        for _ in range(max(2, self.options.concurrency // 2)):
+            self.file_queue.put_nowait(None)
+
+
+_RECOVERABLE: tuple[type[BaseException], ...] = (
+    Rejected,
+    TransientError,
+    openai.APIConnectionError,
+    openai.APIStatusError,
+)
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, openai.APIStatusError):
+        return f"{exc.status_code} after retries: {exc.message}"[:500]
+    if isinstance(exc, openai.APITimeoutError):
+        return "timed out after retries"
+    if isinstance(exc, openai.APIConnectionError):
+        return f"connection failed after retries: {exc.__cause__ or exc}"[:500]
+    return str(exc)[:500]
+
+
+def _uses_file_search(run: dict[str, Any]) -> bool:
+    return any(tool.get("type") == "file_search" for tool in run.get("tools") or ())
+
+
+async def _all(awaitables: Iterable[Awaitable[Any]]) -> list[Any]:
+    """Run side by side; if any fails, wait for the rest, then raise the most serious error.
+
+    Unlike a bare gather, no sibling is left running when one fails.
+    """
+    results = await asyncio.gather(*awaitables, return_exceptions=True)
+    errors = [r for r in results if isinstance(r, BaseException)]
+    if errors:
+        for kind in (asyncio.CancelledError, SourceRefusedError, NotFound, PageAnomaly):
+            for error in errors:
+                if isinstance(error, kind):
+                    raise error
+        raise errors[0]
+    return results
+
+
+async def _wait_first(tasks: set[asyncio.Task[Any]], stop: asyncio.Event):
+    stopper = asyncio.create_task(stop.wait())
+    try:
+        done, pending = await asyncio.wait({*tasks, stopper}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        stopper.cancel()
+    done.discard(stopper)
+    pending.discard(stopper)
+    return done, pending
+
+
+async def _export(
+    archive: Archive,
+    entries: list[ThreadEntry] | None,
+    settings: SourceSettings,
+    options: ExportOptions,
+    report: Report | None,
+) -> ExportSummary:
+    client = SourceClient(settings, RateLimiter(options.max_rps))
+    run = _Run(archive, client, options, report)
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, run.stop.set)
+    parts = options.parts
+    # Assistants and vector stores are global: in a sharded run only shard 1 fetches them.
+    first_shard = options.shard is None or options.shard.index == 1
+    try:
+        if entries:
+            archive.add_threads((e.thread_id, e.extra) for e in entries)
+        if (
+            "assistants" in parts
+            and first_shard
+            and (options.refresh or not archive.get_meta("assistants_exported"))
+        ):
+            await run.assistants()
+        if (
+            "vector-stores" in parts
+            and first_shard
+            and not run.stop.is_set()
+            and (options.refresh or not archive.get_meta("vector_stores_exported"))
+        ):
+            await run.vector_stores()
+        files_task = None
+        if "files" in parts:
+            for file_id in archive.unfetched_file_ids():
+                run.queue_file(file_id)
+            files_task = asyncio.create_task(run.file_workers())
+        try:
+            if "threads" in parts and not run.stop.is_set():
+                rows = archive.threads_to_export(refresh=options.refresh)
+                run.summary.threads_total = archive.work_counts()["pending"] + archive.work_counts()["failed"]
+                if options.refresh:
+                    run.summary.threads_total += archive.work_counts()["done"]
+                await run.threads(rows)
+            run.phase = "files"
+        finally:
+            if files_task is not None:
+                if run.stop.is_set():
+                    files_task.cancel()
+                else:
+                    run.close_file_queue()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await _until_stopped(files_task, run.stop)
+    finally:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)
+        await client.close()
+    summary = run.summary
+    summary.interrupted = run.stop.is_set()
+    summary.requests = client.stats.requests
+    summary.throttled = client.stats.throttled
+    summary.retries = client.stats.retries
+    run.tick(force=True)
+    return summary
+
+
+async def _until_stopped(task: asyncio.Task[Any], stop: asyncio.Event) -> None:
+    done, _ = await _wait_first({task}, stop)
+    if not done:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+    else:
+        task.result()
+
+
+def run_export(
+    archive: Archive,
+    entries: list[ThreadEntry] | None,
+    settings: SourceSettings,
+    options: ExportOptions,
+    report: Report | None = None,
+) -> ExportSummary:
+    """Export into `archive`, then build the sessions of the threads it changed."""
+    started = time.monotonic()
+    summary = asyncio.run(_export(archive, entries, settings, options, report))
+    if not summary.interrupted:
+        summary.sessions = build_sessions(archive, options.conversion)
+    # The verdict is about the archive, not just this run: a thread missing since last night still counts.
+    work = archive.work_counts()
+    summary.threads_left = work["pending"]
+    summary.threads_done, summary.threads_failed, summary.threads_missing = (
+        work["done"],
+        work["failed"],
+        work["missing"],
+    )
+    summary.failures = len(archive.failures())
+    summary.elapsed = time.monotonic() - started
+    return summary

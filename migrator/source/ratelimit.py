@@ -1,0 +1,104 @@
+"""One process-wide request pacer: the source's rate limit is the ceiling, so we aim just under it.
+
+It starts from `--max-rps` (or no cap), learns the limit from `x-ratelimit-*` headers and 429s,
+spaces requests evenly (a burst of at most a tenth of a second of the rate, the same allowance a
+token bucket on the server gives), and on a 429 pauses every worker until `retry-after`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import time
+from collections.abc import Mapping
+
+__all__ = ["RateLimiter", "parse_duration"]
+
+# Aim a little under the advertised limit: clocks and network jitter eat the last few percent.
+HEADROOM = 0.97
+MIN_FACTOR = 0.5
+BURST_SECONDS = 0.1
+
+_DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h)")
+_UNIT = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
+
+
+def parse_duration(text: str | None) -> float | None:
+    """OpenAI's reset format ("20ms", "1s", "6m0s") in seconds."""
+    if not text:
+        return None
+    parts = _DURATION.findall(text)
+    if not parts:
+        try:
+            return float(text)
+        except ValueError:
+            return None
+    return sum(float(n) * _UNIT[unit] for n, unit in parts)
+
+
+def retry_after_seconds(headers: Mapping[str, str]) -> float | None:
+    """`retry-after-ms` first (finer), then `retry-after` in seconds."""
+    for key, scale in (("retry-after-ms", 0.001), ("retry-after", 1.0)):
+        value = headers.get(key)
+        if value:
+            try:
+                return max(0.0, float(value) * scale)
+            except ValueError:
+                continue
+    return None
+
+
+class RateLimiter:
+    def __init__(self, max_rps: float | None = None) -> None:
+        self.cap = max_rps  # the user's ceiling, never exceeded
+        self.learned: float | None = None  # requests/s the source says it allows
+        self.factor = HEADROOM
+        self._next = 0.0
+        self._paused_until = 0.0
+        self._successes = 0
+        self._lock = asyncio.Lock()
+
+    @property
+    def rate(self) -> float | None:
+        rates = [r for r in (self.cap, self.learned * self.factor if self.learned else None) if r]
+        return min(rates) if rates else None
+
+    async def acquire(self) -> None:
+        """Wait for this request's slot. Slots are handed out in order, evenly spaced."""
+        async with self._lock:
+            now = time.monotonic()
+            earliest = max(now, self._paused_until)
+            rate = self.rate
+            if rate:
+                # Idle time earns at most a tenth of a second of slots, the burst a token bucket allows.
+                slot = max(self._next, earliest - BURST_SECONDS)
+                self._next = slot + 1.0 / rate
+                wait = max(slot, earliest) - now
+            else:
+                wait = earliest - now
+        if wait > 0:
+            await asyncio.sleep(wait)
+
+    def observe(self, headers: Mapping[str, str]) -> None:
+        """Learn the limit from a response's headers (requests per minute, as OpenAI sends it)."""
+        limit = headers.get("x-ratelimit-limit-requests")
+        if limit:
+            try:
+                per_minute = float(limit)
+            except ValueError:
+                return
+            if per_minute > 0:
+                self.learned = per_minute / 60.0
+        self._successes += 1
+        if self._successes % 200 == 0 and self.factor < HEADROOM:
+            self.factor = min(HEADROOM, self.factor + 0.01)
+
+    def throttled(self, headers: Mapping[str, str]) -> float:
+        """A 429: pause everyone until retry-after, slow down a little; returns the pause in seconds."""
+        self.observe(headers)
+        self.factor = max(MIN_FACTOR, self.factor * 0.9)
+        pause = retry_after_seconds(headers)
+        if pause is None:
+            pause = parse_duration(headers.get("x-ratelimit-reset-requests")) or 1.0
+        self._paused_until = max(self._paused_until, time.monotonic() + pause)
+        return pause
