@@ -55,6 +55,7 @@ class Corpus:
         self._ids = thread_ids(threads, seed)
         self._index = {tid: i for i, tid in enumerate(self._ids)}
         self._lock = threading.Lock()
+        self._scan_lock = threading.Lock()
         self._cache: OrderedDict[int, ThreadData] = OrderedDict()
         self._content_cache: OrderedDict[str, bytes] = OrderedDict()
         self._catalog: dict[str, Any] | None = None
@@ -334,15 +335,12 @@ class Corpus:
 
     # -- the catalog: counts and the ideal client's request bill -------------------------------
     def catalog(self) -> dict[str, Any]:
-        with self._lock:
-            if self._catalog is not None:
-                return self._catalog
-        catalog, thread_files = self._scan()
-        with self._lock:
-            if self._catalog is None:
-                self._thread_files = thread_files
-                self._catalog = catalog
-            return self._catalog
+        if self._catalog is None:
+            with self._scan_lock:  # one scan, however many requests arrive while it runs
+                if self._catalog is None:
+                    catalog, self._thread_files = self._scan()
+                    self._catalog = catalog
+        return self._catalog
 
     def _scan(self) -> tuple[dict[str, Any], dict[str, FileMeta]]:
         referenced: set[str] = set(self.docs)  # every vector-store file
@@ -395,7 +393,6 @@ class Corpus:
             "messages": messages,
             "runs": runs,
             "run_steps": steps_tools,
-            "run_steps_total": steps_total,
             "vector_stores": len(self.vector_stores),
             "vector_store_files": sum(len(r) for r in self.vs_files.values()),
             "files": len(referenced),
@@ -404,6 +401,8 @@ class Corpus:
             "threads": self.n_threads,
             "seed": self.seed,
             "counts": counts,
+            # Steps of every run, tool-less ones included (each has one message_creation step).
+            "run_steps_total": steps_total,
             "minimum_requests": {"total": sum(by_route.values()), "by_route": by_route},
         }
         return catalog, thread_files

@@ -12,6 +12,7 @@ import math
 import random
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from migrator.sandbox.ids import make_id, thread_id
 
@@ -31,6 +32,17 @@ RUN_KINDS = (
     "cancelled",
     "incomplete",
     "failed",
+)
+
+
+SHOWCASE = 8  # threads 0..7 are hand-planned so that even a tiny corpus holds every special shape
+# How often a random user message is more than text (the rest is plain text).
+USER_FLAVOURS = (
+    ("unicode", 0.06),
+    ("image_file", 0.03),
+    ("image_url", 0.02),
+    ("attach_vs", 0.03),
+    ("attach_doc", 0.01),
 )
 
 
@@ -157,20 +169,12 @@ class Planner:
         image: str | None = None,
     ) -> UserMsg:
         if flavour is None:
-            u = rng.random()
-            flavour = (
-                "unicode"
-                if u < 0.06
-                else "image_file"
-                if u < 0.09
-                else "image_url"
-                if u < 0.11
-                else "attach_vs"
-                if u < 0.14
-                else "attach_doc"
-                if u < 0.15
-                else "text"
-            )
+            flavour, x = "text", rng.random()
+            for name, p in USER_FLAVOURS:
+                if x < p:
+                    flavour = name
+                    break
+                x -= p
         file = None
         if flavour == "image_file":
             file = self._file(index, files, image or rng.choice(["vision_png", "vision_jpg"]))
@@ -182,17 +186,28 @@ class Planner:
     def _outputs(self, index: int, files: list[FileRef]) -> tuple[FileRef, ...]:
         return (self._file(index, files, "output_png"), self._file(index, files, "output_csv"))
 
-    def _turn(self, rng: random.Random, index: int, files: list[FileRef], a: int, kind: str, **kw) -> Turn:  # type: ignore[no-untyped-def]
-        users = kw.pop("users", None)
+    def _turn(
+        self,
+        rng: random.Random,
+        index: int,
+        files: list[FileRef],
+        a: int,
+        kind: str,
+        *,
+        users: list[UserMsg] | None = None,
+        calls: int | None = None,
+        override: str = "",
+        preamble: bool = False,
+        refusal: bool = False,
+    ) -> Turn:
         if users is None:
             users = [self._user(rng, index, files)]
             if rng.random() < 0.05:
                 users.append(self._user(rng, index, files, "text"))
-        calls = kw.pop("calls", None)
         if calls is None:
             calls = {"parallel": rng.randint(2, 3), "function": 1, "expired": 1, "cancelled": 1}.get(kind, 0)
         outputs = self._outputs(index, files) if kind == "code" else ()
-        return Turn(kind, a, tuple(users), calls=calls, outputs=outputs, **kw)
+        return Turn(kind, a, tuple(users), calls, override, preamble, outputs, refusal)
 
     # -- random threads ------------------------------------------------------------------------
     def _kind(self, rng: random.Random, caps: Caps) -> str:
@@ -231,21 +246,25 @@ class Planner:
             a = second if second is not None and rng.random() < 0.4 else main
             caps = self.caps[a]
             kind = self._kind(rng, caps)
-            kw: dict[str, object] = {}
-            if caps.tools and rng.random() < 0.04:
-                kw["override"] = rng.choice(["instructions", "tools", "both"])
-            if kind == "function" and rng.random() < 0.2:
-                kw["preamble"] = True
+            override = (
+                rng.choice(["instructions", "tools", "both"]) if caps.tools and rng.random() < 0.04 else ""
+            )
+            preamble = kind == "function" and rng.random() < 0.2
             if i == n_turns - 1 and rng.random() < 0.08:
                 kind = "none"
-            turns.append(self._turn(rng, index, files, a, kind, **kw))
+            turns.append(self._turn(rng, index, files, a, kind, override=override, preamble=preamble))
         return turns, files, rng.random() < 0.6
 
     # -- showcase threads: every special shape, present in any corpus of 8+ threads -------------
     def _showcase(self, rng: random.Random, index: int) -> tuple[list[Turn], list[FileRef], bool]:
         files: list[FileRef] = []
-        u = lambda flavour="text", meta=False, image=None: self._user(rng, index, files, flavour, meta, image)  # noqa: E731
-        T = lambda a, kind, **kw: self._turn(rng, index, files, a, kind, **kw)  # noqa: E731
+
+        def u(flavour: str = "text", meta: bool = False, image: str | None = None) -> UserMsg:
+            return self._user(rng, index, files, flavour, meta, image)
+
+        def T(a: int, kind: str, **kw: Any) -> Turn:  # noqa: N802  reads like a table row
+            return self._turn(rng, index, files, a, kind, **kw)
+
         full, bare, fn, other = self.a_full, self.a_bare, self.a_fn, self.a_other
         if index == 0:  # hosted tools, parallel calls, citations, images, attachments, metadata
             turns = [
@@ -303,6 +322,3 @@ class Planner:
             metadata=meta,
             files=tuple(files),
         )
-
-
-SHOWCASE = 8

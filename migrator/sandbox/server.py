@@ -145,8 +145,7 @@ class App:
         method = h.command
         split = urlsplit(h.path)
         path = split.path
-        length = int(h.headers.get("content-length") or 0)
-        body = h.rfile.read(length) if length > 0 else b""
+        body = h.read_body()
         if path.startswith("/_sandbox/"):
             status, payload = self.control(method, path, body)
             h.reply(status, orjson.dumps(payload), "application/json", {})
@@ -230,6 +229,22 @@ class _Handler(BaseHTTPRequestHandler):
             self.wfile.write(head + (data if send is None else data[:send]))
         except OSError:
             self.close_connection = True
+
+    def read_body(self) -> bytes:
+        if "chunked" in (self.headers.get("transfer-encoding") or "").lower():
+            parts = []
+            while (
+                True
+            ):  # the whole chunked body must be read, or the next request on the connection is garbage
+                size = int(self.rfile.readline().split(b";")[0].strip() or b"0", 16)
+                if size == 0:
+                    while self.rfile.readline() not in (b"\r\n", b"\n", b""):
+                        pass  # trailers
+                    return b"".join(parts)
+                parts.append(self.rfile.read(size))
+                self.rfile.readline()
+        length = int(self.headers.get("content-length") or 0)
+        return self.rfile.read(length) if length > 0 else b""
 
     def _dispatch(self) -> None:
         self.server.app.handle(self)
