@@ -121,7 +121,8 @@ def read_lines(path: Path, skip: Skip) -> Iterator[Doc]:
             fh = _open(path, stack)
             codec, bom = _text_codec(fh.peek(4)[:4])  # type: ignore[attr-defined]
             for lineno, line in enumerate(_iter_lines(fh, codec, bom), 1):  # noqa: B007
-                if not line.strip():
+                line = line.strip()  # a line cut mid-string must read as cut short, not as a bad newline
+                if not line:
                     continue
                 try:
                     yield Doc(path, lineno, orjson.loads(line))
