@@ -233,3 +233,52 @@ def test_text_without_markers_passes_through(texts: list[str], citations: str) -
         assert got == texts
     else:
         assert len(got) == len(texts)
+
+
+# --- malformed input: look-alike servers send nulls, strings and lists where the spec has objects --
+
+_GOLDEN = sorted((Path(__file__).parent.parent / "fixtures" / "convert").glob("*/input.json"))
+_ODD_VALUES = (None, "", 0, 1.5, True, "x", [], {}, [None], {"type": None}, [{"type": "text"}])
+_FAITHFUL = {"tool_schema_invalid", "tool_strict_invalid"}  # kept as declared, on purpose
+
+
+def _paths(node: Any, prefix: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    found = [prefix]
+    if isinstance(node, dict):
+        for key, value in node.items():
+            found += _paths(value, (*prefix, key))
+    elif isinstance(node, list):
+        for index, value in enumerate(node):
+            found += _paths(value, (*prefix, index))
+    return found
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.sampled_from(_GOLDEN),
+    st.lists(st.tuples(st.integers(0, 10**6), st.integers(0, len(_ODD_VALUES))), min_size=1, max_size=3),
+    OPTIONS,
+)
+def test_malformed_input_never_crashes(
+    path: Path, edits: list[tuple[int, int]], options: ConversionOptions
+) -> None:
+    from migrator.convert import bundle_from_json
+
+    body = orjson.loads(path.read_bytes())["bundle"]
+    for where, what in edits:
+        candidates = [
+            p
+            for p in _paths(body)
+            if len(p) >= 2 and p[0] in ("thread", "messages", "runs", "steps", "assistants")
+        ]
+        target = candidates[where % len(candidates)]
+        parent = body
+        for key in target[:-1]:
+            parent = parent[key]
+        if what == len(_ODD_VALUES) and isinstance(parent, dict):
+            del parent[target[-1]]
+        else:
+            parent[target[-1]] = orjson.loads(orjson.dumps(_ODD_VALUES[what % len(_ODD_VALUES)]))
+    record = convert_thread(bundle_from_json(body), options)
+    orjson.dumps(record, option=orjson.OPT_SORT_KEYS)
+    assert [f for f in validate_session(record) if f.severity == "error" and f.code not in _FAITHFUL] == []

@@ -29,6 +29,8 @@ WARNING_CODES: dict[str, str] = {
     "kept as it is.",
     "instructions_changed": "Runs used different instructions; the newest run's are the system message, the "
     "older ones stay in the archive.",
+    "malformed_input": "A raw object or field did not have the shape the spec gives it; it was read as empty "
+    "(the raw object stays in the archive).",
     "model_unknown": "Neither a run nor a known assistant names a model; the session's model is null.",
     "multiple_assistants": "More than one assistant ran on the thread; the newest run's assistant heads the "
     "session.",

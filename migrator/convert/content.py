@@ -15,6 +15,7 @@ from typing import Any
 from migrator.convert.bundle import FileInfo
 from migrator.convert.codes import Notes
 from migrator.convert.options import ConversionOptions
+from migrator.convert.raw import as_dict, as_list, as_str, dicts, oid
 
 __all__ = ["ContentContext", "convert_content", "file_label"]
 
@@ -23,6 +24,7 @@ _MARKER = re.compile(r"【[^【】]*†([^【】]*)】")
 _MARKER_OPEN = "【"
 # What chat completions accepts in an image_url data: URL.
 _IMAGE_MIMES = frozenset({"image/png", "image/jpeg", "image/gif", "image/webp"})
+_DETAILS = ("auto", "low", "high")
 _SIGNATURES = (
     (b"\x89PNG\r\n\x1a\n", "image/png"),
     (b"\xff\xd8\xff", "image/jpeg"),
@@ -51,32 +53,32 @@ def file_label(file_id: str, ctx: ContentContext) -> str:
 
 def convert_content(message: dict[str, Any], role: str, ctx: ContentContext) -> dict[str, Any]:
     """The chat-completions message for one Assistants message (role user or assistant)."""
-    msg_id = message.get("id", "?")
+    msg_id = oid(message) or "?"
     texts_only = True
     parts: list[dict[str, Any]] = []
     refusals: list[str] = []
-    for part in message.get("content") or ():
-        kind = part.get("type")
+    for part in as_list(message.get("content")):
+        kind = part.get("type") if isinstance(part, dict) else f"non-object {type(part).__name__}"
         if kind == "text":
-            parts.append({"type": "text", "text": _render_text(part.get("text") or {}, ctx)})
+            parts.append({"type": "text", "text": _render_text(as_dict(part.get("text")), ctx)})
         elif kind == "image_file":
-            image = part.get("image_file") or {}
-            converted = _image_file(msg_id, image.get("file_id") or "", image.get("detail"), role, ctx)
+            image = as_dict(part.get("image_file"))
+            converted = _image_file(msg_id, as_str(image.get("file_id")), image.get("detail"), role, ctx)
             texts_only = texts_only and converted["type"] == "text"
             parts.append(converted)
         elif kind == "image_url":
-            converted = _image_url(msg_id, part.get("image_url") or {}, role, ctx)
+            converted = _image_url(msg_id, as_dict(part.get("image_url")), role, ctx)
             texts_only = texts_only and converted["type"] == "text"
             parts.append(converted)
         elif kind == "refusal":
             if role == "assistant":
-                refusals.append(part.get("refusal") or "")
+                refusals.append(as_str(part.get("refusal")))
             else:
-                parts.append({"type": "text", "text": part.get("refusal") or ""})
+                parts.append({"type": "text", "text": as_str(part.get("refusal"))})
         else:
-            ctx.notes.add("unknown_content", f"{msg_id}: content part of type {kind!r}")
+            ctx.notes.add("unknown_content", f"{msg_id}: content part of type {as_str(kind) or kind!r}")
             parts.append({"type": "text", "text": f"[unsupported content part: {kind}]"})
-    for attachment in message.get("attachments") or ():
+    for attachment in dicts(message.get("attachments")):
         parts.append({"type": "text", "text": _attachment_note(attachment, ctx)})
 
     out: dict[str, Any] = {"role": role}
@@ -95,9 +97,9 @@ def convert_content(message: dict[str, Any], role: str, ctx: ContentContext) -> 
 
 def _attachment_note(attachment: dict[str, Any], ctx: ContentContext) -> str:
     # The target model cannot see Assistants attachments; say one was there, and where it lives.
-    file_id = attachment.get("file_id") or "?"
+    file_id = as_str(attachment.get("file_id")) or "?"
     ctx.file_refs.add(file_id)
-    tools = sorted({t.get("type", "?") for t in attachment.get("tools") or () if isinstance(t, dict)})
+    tools = sorted({as_str(t.get("type")) or "?" for t in dicts(attachment.get("tools"))})
     suffix = f", for {' and '.join(tools)}" if tools else ""
     return f"[attached file: {file_label(file_id, ctx)}{suffix}]"
 
@@ -117,7 +119,7 @@ def _image_file(
         if mime in _IMAGE_MIMES:
             url = f"data:{mime};base64,{base64.b64encode(info.data).decode()}"
             image: dict[str, Any] = {"url": url}
-            if detail:
+            if detail in _DETAILS:
                 image["detail"] = detail
             return {"type": "image_url", "image_url": image}
         reason = f"{mime or 'unknown type'} is not an image type chat completions accepts"
@@ -125,14 +127,14 @@ def _image_file(
     return {"type": "text", "text": f"[image {label} not inlined: {reason}]"}
 
 
-def _image_url(msg_id: str, image: dict[str, Any], role: str, ctx: ContentContext) -> dict[str, Any]:
-    url = image.get("url") or ""
+def _image_url(msg_id: str, image: Mapping[str, Any], role: str, ctx: ContentContext) -> dict[str, Any]:
+    url = as_str(image.get("url"))
     if role != "user":
         # Assistant messages carry text (or one refusal) only; keep the URL readable.
         ctx.notes.add("assistant_image_as_text", f"{msg_id}: {url[:100]}")
         return {"type": "text", "text": f"[image: {url}]"}
     out: dict[str, Any] = {"url": url}
-    if image.get("detail"):
+    if image.get("detail") in _DETAILS:
         out["detail"] = image["detail"]
     return {"type": "image_url", "image_url": out}
 
@@ -146,13 +148,13 @@ def _sniff(data: bytes) -> str | None:
     return None
 
 
-def _render_text(text: dict[str, Any], ctx: ContentContext) -> str:
-    value: str = text.get("value") or ""
-    annotations = text.get("annotations") or ()
+def _render_text(text: Mapping[str, Any], ctx: ContentContext) -> str:
+    value = as_str(text.get("value"))
+    annotations = list(dicts(text.get("annotations")))
     mode = ctx.options.citations
     for annotation in annotations:
         for key in ("file_citation", "file_path"):
-            file_id = (annotation.get(key) or {}).get("file_id")
+            file_id = as_str(as_dict(annotation.get(key)).get("file_id"))
             if file_id:
                 ctx.file_refs.add(file_id)
     if mode == "keep" or (_MARKER_OPEN not in value and not annotations):
@@ -160,16 +162,18 @@ def _render_text(text: dict[str, Any], ctx: ContentContext) -> str:
     return _rewrite_citations(value, annotations, mode == "footnote", ctx)
 
 
-def _rewrite_citations(value: str, annotations: Any, footnote: bool, ctx: ContentContext) -> str:
+def _rewrite_citations(
+    value: str, annotations: list[dict[str, Any]], footnote: bool, ctx: ContentContext
+) -> str:
     """Strip citation markers, or number them [n] with a footnote list naming each file."""
     spans: list[tuple[int, int, str, str]] = []  # start, end, footnote key, footnote label
     path_notes: list[str] = []
     taken: set[int] = set()
     for annotation in annotations:
-        marker = annotation.get("text") or ""
+        marker = as_str(annotation.get("text"))
         if annotation.get("type") == "file_path":
             # A sandbox path inside a markdown link: the text stays; the footnote maps it to the file.
-            file_id = (annotation.get("file_path") or {}).get("file_id") or "?"
+            file_id = as_str(as_dict(annotation.get("file_path")).get("file_id")) or "?"
             if footnote and marker:
                 path_notes.append(f"{marker} → {file_label(file_id, ctx)}")
             continue
@@ -179,7 +183,7 @@ def _rewrite_citations(value: str, annotations: Any, footnote: bool, ctx: Conten
         if start is None or _overlaps(start, start + len(marker), spans):
             continue  # overlapping annotations: the one listed first wins
         taken.add(start)
-        file_id = (annotation.get("file_citation") or {}).get("file_id") or "?"
+        file_id = as_str(as_dict(annotation.get("file_citation")).get("file_id")) or "?"
         spans.append((start, start + len(marker), file_id, file_label(file_id, ctx)))
     if _MARKER_OPEN in value:
         # Markers the source left without an annotation still go; their footnote names the source.

@@ -16,6 +16,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from migrator.convert.raw import as_dict, as_str, dicts, oid
+
 __all__ = ["Entry", "order_thread"]
 
 _NEVER = 1 << 62  # sorts after every real timestamp
@@ -47,13 +49,13 @@ def order_thread(
 ) -> tuple[list[Entry], list[str]]:
     """The timeline, and the ids of messages that message_creation steps name but nobody has."""
     by_id: dict[str, dict[str, Any]] = {}
-    for message in sorted(messages, key=lambda m: (_ts(m), m.get("id", ""))):
-        by_id.setdefault(message.get("id", ""), message)
-    runs_by_id = {run.get("id", ""): run for run in runs}
+    for message in sorted(messages, key=lambda m: (_ts(m), oid(m))):
+        by_id.setdefault(oid(message), message)
+    runs_by_id = {oid(run): run for run in runs}
 
     steps_of: dict[str, list[dict[str, Any]]] = {}
-    for step in sorted(steps, key=lambda s: (_ts(s), _ended(s), s.get("id", ""))):
-        steps_of.setdefault(step.get("run_id") or "", []).append(step)
+    for step in sorted(steps, key=lambda s: (_ts(s), _ended(s), oid(s))):
+        steps_of.setdefault(as_str(step.get("run_id")), []).append(step)
 
     # A message belongs to the run whose step created it; failing that, to its run_id.
     placed_by: dict[str, str] = {}
@@ -71,7 +73,7 @@ def order_thread(
     members: dict[str, list[dict[str, Any]]] = {}
     events: list[tuple[tuple[int, int, int, str], str, dict[str, Any] | None]] = []
     for message_id, message in by_id.items():
-        owner = placed_by.get(message_id) or message.get("run_id")
+        owner = placed_by.get(message_id) or as_str(message.get("run_id"))
         if owner and owner in groups:
             members.setdefault(owner, []).append(message)
         else:
@@ -100,8 +102,8 @@ def order_thread(
 def _created_message(step: dict[str, Any]) -> str | None:
     if step.get("type") != "message_creation":
         return None
-    details = step.get("step_details") or {}
-    return (details.get("message_creation") or {}).get("message_id")
+    details = as_dict(step.get("step_details"))
+    return as_str(as_dict(details.get("message_creation")).get("message_id")) or None
 
 
 def _run_timeline(
@@ -112,11 +114,11 @@ def _run_timeline(
     out: list[Entry],
 ) -> None:
     named = {mid for step in steps if (mid := _created_message(step))}
-    member_ids = {m.get("id") for m in messages}
+    member_ids = {oid(m) for m in messages}
     items: list[tuple[tuple[int, int, int, str], str, dict[str, Any]]] = [
-        ((_ts(s), 0, _ended(s), s.get("id", "")), "step", s) for s in steps
+        ((_ts(s), 0, _ended(s), oid(s)), "step", s) for s in steps
     ]
-    items += [((_ts(m), 1, 0, m.get("id", "")), "message", m) for m in messages if m.get("id") not in named]
+    items += [((_ts(m), 1, 0, oid(m)), "message", m) for m in messages if oid(m) not in named]
     items.sort(key=lambda item: item[0])
     emitted: set[str] = set()
     recorded_calls: set[str] = set()
@@ -125,18 +127,17 @@ def _run_timeline(
             out.append(Entry("message", obj, run))
             continue
         if obj.get("type") == "tool_calls":
-            calls = (obj.get("step_details") or {}).get("tool_calls") or ()
-            recorded_calls.update(call.get("id", "") for call in calls)
+            calls = as_dict(obj.get("step_details")).get("tool_calls")
+            recorded_calls.update(oid(call) for call in dicts(calls))
             out.append(Entry("tool_calls", obj, run))
             continue
         message_id = _created_message(obj)
-        message = by_id.get(message_id or "")
         # A message in another run's group was claimed by that run's step; never emit one twice.
-        if message is not None and message_id in member_ids and message_id not in emitted:
-            emitted.add(message_id)  # type: ignore[arg-type]
-            out.append(Entry("message", message, run))
+        if message_id is not None and message_id in member_ids and message_id not in emitted:
+            emitted.add(message_id)
+            out.append(Entry("message", by_id[message_id], run))
     if run is not None:
-        action = (run.get("required_action") or {}).get("submit_tool_outputs") or {}
-        open_calls = tuple(c for c in action.get("tool_calls") or () if c.get("id") not in recorded_calls)
+        action = as_dict(as_dict(run.get("required_action")).get("submit_tool_outputs"))
+        open_calls = tuple(c for c in dicts(action.get("tool_calls")) if oid(c) not in recorded_calls)
         if open_calls:
             out.append(Entry("required_action", run, run, open_calls))

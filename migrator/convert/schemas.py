@@ -108,7 +108,7 @@ def _strict_problems(key: bytes) -> tuple[str, ...]:
         total_properties += len(props) if isinstance(props, dict) else 0
         if node.get("additionalProperties") is not False:
             problems.append(f"{path or '<root>'}: additionalProperties must be false")
-        required = node.get("required") or []
+        required = node.get("required") if isinstance(node.get("required"), list) else []
         missing = [name for name in props if name not in required] if isinstance(props, dict) else []
         if missing:
             problems.append(f"{path or '<root>'}: every property must be required; missing {missing}")

@@ -25,7 +25,7 @@ from migrator.convert.content import ContentContext, convert_content, file_label
 from migrator.convert.interleave import order_thread
 from migrator.convert.models import is_reasoning_model
 from migrator.convert.options import ConversionOptions
-from migrator.convert.schemas import canonical
+from migrator.convert.raw import as_dict, as_list, as_str, dicts, oid
 from migrator.convert.tools import HOSTED_TYPES, ToolPlan, plan_tools
 
 __all__ = ["FORMAT", "convert_thread", "session_tool_definitions"]
@@ -46,7 +46,7 @@ _OVERRIDABLE = ("instructions", "model", "temperature", "top_p", "response_forma
 
 def _created(obj: Mapping[str, Any]) -> tuple[int, str]:
     value = obj.get("created_at")
-    return (value if isinstance(value, int) else 0, obj.get("id") or "")
+    return (value if isinstance(value, int) else 0, oid(obj))
 
 
 @dataclass
@@ -68,25 +68,26 @@ class _Out:
 def convert_thread(bundle: ThreadBundle, options: ConversionOptions = ConversionOptions()) -> dict[str, Any]:
     """The session record of one thread. Same input, byte-identical output (whatever the list order)."""
     notes = Notes()
-    thread = bundle.thread
-    runs = sorted(bundle.runs, key=_created)
+    thread = as_dict(bundle.thread)
+    messages = _objects("messages", bundle.messages, notes)
+    steps = _objects("steps", bundle.steps, notes)
+    runs = sorted(_objects("runs", bundle.runs, notes), key=_created)
+    assistants = {aid: a for aid, a in bundle.assistants.items() if isinstance(a, dict)}
     newest = runs[-1] if runs else None
     ctx = ContentContext(options=options, files=bundle.files, notes=notes)
-    call_names, hosted_called = _survey_calls(bundle.steps, runs, ctx)
+    call_names, hosted_called = _survey_calls(steps, runs, ctx)
 
-    assistant_ids = _assistant_ids(runs, bundle.messages)
+    assistant_ids = _assistant_ids(runs, messages)
     assistant_id = assistant_ids[0] if assistant_ids else None
-    assistant = bundle.assistants.get(assistant_id) if assistant_id else None
-    declarations: list[tuple[str, Any]] = [(run.get("id") or "?", run.get("tools")) for run in reversed(runs)]
-    declarations += [
-        (aid, bundle.assistants[aid].get("tools")) for aid in assistant_ids if aid in bundle.assistants
-    ]
+    assistant = assistants.get(assistant_id) if assistant_id else None
+    declarations: list[tuple[str, Any]] = [(oid(run) or "?", run.get("tools")) for run in reversed(runs)]
+    declarations += [(aid, assistants[aid].get("tools")) for aid in assistant_ids if aid in assistants]
     emulate = options.hosted_tools == "emulate"
     plan = plan_tools(declarations, call_names, hosted_called if emulate else (), emulate, notes)
 
     out = _Out(ctx=ctx, plan=plan)
     _system_message(runs, assistant_id, assistant, options, out, notes)
-    timeline, missing = order_thread(bundle.messages, bundle.runs, bundle.steps)
+    timeline, missing = order_thread(messages, runs, steps)
     for message_id in missing:
         notes.add("step_message_missing", message_id)
     for entry in timeline:
@@ -99,21 +100,22 @@ def convert_thread(bundle: ThreadBundle, options: ConversionOptions = Conversion
 
     _hosted_notes(plan, out.hosted_calls, options, notes)
     for run in runs:
-        _run_notes(run, bundle.assistants.get(run.get("assistant_id") or ""), notes)
-    if len({run.get("assistant_id") for run in runs}) > 1:
+        _run_notes(run, assistants.get(as_str(run.get("assistant_id"))), notes)
+    if len({as_str(run.get("assistant_id")) for run in runs}) > 1:
         notes.add(
             "multiple_assistants", f"{', '.join(sorted(assistant_ids))}; the session follows {assistant_id}"
         )
 
-    model = (newest or {}).get("model") or (assistant or {}).get("model")
+    model = as_str(as_dict(newest).get("model")) or as_str(as_dict(assistant).get("model"))
     if not model:
-        notes.add("model_unknown", thread.get("id") or "?")
+        notes.add("model_unknown", oid(thread) or "?")
     settings = newest if newest is not None else assistant
+    created_at = thread.get("created_at")
     return {
         "format": FORMAT,
-        "thread_id": thread.get("id"),
-        "created_at": thread.get("created_at"),
-        "metadata": {**(thread.get("metadata") or {}), **bundle.extra_metadata},
+        "thread_id": oid(thread),
+        "created_at": created_at if isinstance(created_at, int) else None,
+        "metadata": {**as_dict(thread.get("metadata")), **bundle.extra_metadata},
         "assistant_id": assistant_id,
         "model": model or None,
         "params": _params(settings, model, bool(plan.tools), newest is not None, notes),
@@ -130,6 +132,15 @@ def session_tool_definitions(record: Mapping[str, Any]) -> list[dict[str, Any]]:
     return list(record.get("tools") or ())
 
 
+def _objects(kind: str, items: Iterable[Any], notes: Notes) -> list[dict[str, Any]]:
+    """The objects of a bundle list; anything else is reported and skipped (it stays archived raw)."""
+    kept = [item for item in items if isinstance(item, dict)]
+    dropped = len(items) - len(kept) if isinstance(items, list | tuple) else 0
+    if dropped:
+        notes.add("malformed_input", f"{dropped} {kind} entries are not objects")
+    return kept
+
+
 def _survey_calls(
     steps: Iterable[dict[str, Any]], runs: list[dict[str, Any]], ctx: ContentContext
 ) -> tuple[set[str], set[str]]:
@@ -137,31 +148,37 @@ def _survey_calls(
     names: set[str] = set()
     hosted: set[str] = set()
     for step in sorted(steps, key=_created):
-        for call in (step.get("step_details") or {}).get("tool_calls") or ():
+        for call in dicts(as_dict(step.get("step_details")).get("tool_calls")):
             kind = call.get("type")
             if kind == "function":
-                names.add(_str((call.get("function") or {}).get("name")))
+                names.add(_str(as_dict(call.get("function")).get("name")))
             elif kind in HOSTED_TYPES:
                 hosted.add(kind)
-                for result in (call.get("file_search") or {}).get("results") or ():
-                    if result.get("file_id") and result.get("file_name"):
-                        ctx.result_names.setdefault(result["file_id"], result["file_name"])
+                for result in dicts(as_dict(call.get("file_search")).get("results")):
+                    file_id, file_name = as_str(result.get("file_id")), as_str(result.get("file_name"))
+                    if file_id and file_name:
+                        ctx.result_names.setdefault(file_id, file_name)
     for run in runs:
-        action = (run.get("required_action") or {}).get("submit_tool_outputs") or {}
-        for call in action.get("tool_calls") or ():
-            names.add(_str((call.get("function") or {}).get("name")))
+        for call in _required_calls(run):
+            names.add(_str(as_dict(call.get("function")).get("name")))
     return names, hosted
+
+
+def _required_calls(run: Mapping[str, Any]) -> Iterable[dict[str, Any]]:
+    return dicts(as_dict(as_dict(run.get("required_action")).get("submit_tool_outputs")).get("tool_calls"))
 
 
 def _assistant_ids(runs: list[dict[str, Any]], messages: Iterable[dict[str, Any]]) -> list[str]:
     """Assistants of the thread, most recently used first (runs, then messages for run-less threads)."""
     ordered: list[str] = []
     for run in reversed(runs):
-        if run.get("assistant_id") and run["assistant_id"] not in ordered:
-            ordered.append(run["assistant_id"])
+        aid = as_str(run.get("assistant_id"))
+        if aid and aid not in ordered:
+            ordered.append(aid)
     for message in sorted(messages, key=_created, reverse=True):
-        if message.get("assistant_id") and message["assistant_id"] not in ordered:
-            ordered.append(message["assistant_id"])
+        aid = as_str(message.get("assistant_id"))
+        if aid and aid not in ordered:
+            ordered.append(aid)
     return ordered
 
 
@@ -175,17 +192,15 @@ def _system_message(
 ) -> None:
     if runs:
         newest = runs[-1]
-        instructions, source = newest.get("instructions") or "", f"instructions:{newest.get('id')}"
-        changed = [
-            run.get("id") or "?" for run in runs[:-1] if (run.get("instructions") or "") != instructions
-        ]
+        instructions, source = as_str(newest.get("instructions")), f"instructions:{oid(newest)}"
+        changed = [oid(run) or "?" for run in runs[:-1] if as_str(run.get("instructions")) != instructions]
         if changed:
             notes.add(
                 "instructions_changed",
-                f"system message from {newest.get('id')}; other instructions in {', '.join(changed)}",
+                f"system message from {oid(newest)}; other instructions in {', '.join(changed)}",
             )
     elif assistant is not None:
-        instructions, source = assistant.get("instructions") or "", f"instructions:{assistant_id}"
+        instructions, source = as_str(assistant.get("instructions")), f"instructions:{assistant_id}"
     else:
         return
     if instructions:
@@ -194,30 +209,31 @@ def _system_message(
 
 def _emit_message(message: dict[str, Any], out: _Out) -> None:
     role = "assistant" if message.get("role") == "assistant" else "user"
-    out.add(convert_content(message, role, out.ctx), message.get("id") or "?")
+    message_id = oid(message) or "?"
+    out.add(convert_content(message, role, out.ctx), message_id)
     status = message.get("status")
     if status == "incomplete":
-        reason = (message.get("incomplete_details") or {}).get("reason") or "incomplete"
-        out.ctx.notes.add("incomplete_message", f"{message.get('id')}: {reason}")
+        reason = as_str(as_dict(message.get("incomplete_details")).get("reason")) or "incomplete"
+        out.ctx.notes.add("incomplete_message", f"{message_id}: {reason}")
     elif status == "in_progress":
-        out.ctx.notes.add("incomplete_message", f"{message.get('id')}: still in progress when archived")
+        out.ctx.notes.add("incomplete_message", f"{message_id}: still in progress when archived")
 
 
 def _emit_step(step: dict[str, Any], run: dict[str, Any] | None, out: _Out) -> None:
     """One tool_calls step: one assistant message with every call, then one tool message per call."""
-    step_id = step.get("id") or "?"
+    step_id = oid(step) or "?"
     notes, mode = out.ctx.notes, out.ctx.options.hosted_tools
     calls: list[dict[str, Any]] = []
     answers: list[tuple[str, str]] = []
     inlined: list[tuple[str, str]] = []
-    for index, call in enumerate((step.get("step_details") or {}).get("tool_calls") or ()):
-        call_id = call.get("id") or f"call_{step_id}_{index}"
+    for index, call in enumerate(dicts(as_dict(step.get("step_details")).get("tool_calls"))):
+        call_id = oid(call) or f"call_{step_id}_{index}"
         if call_id in out.seen_calls:
             continue  # the same call recorded twice: one answer only
         out.seen_calls.add(call_id)
         kind = call.get("type")
         if kind == "function":
-            function = call.get("function") or {}
+            function = as_dict(call.get("function"))
             name = _str(function.get("name"))
             calls.append(_tool_call(call_id, out.plan.rename.get(name, name), function.get("arguments")))
             output = function.get("output")
@@ -235,7 +251,7 @@ def _emit_step(step: dict[str, Any], run: dict[str, Any] | None, out: _Out) -> N
             else:
                 inlined.append((call_id, _hosted_text(call, kind, result)))
         else:
-            notes.add("tool_unsupported", f"{step_id}: call {call_id} of type {kind!r}")
+            notes.add("tool_unsupported", f"{step_id}: call {call_id} of type {_str(kind)!r}")
     for call_id, text in inlined:
         out.add({"role": "assistant", "content": text}, f"{step_id}:{call_id}")
     if calls:
@@ -246,15 +262,15 @@ def _emit_step(step: dict[str, Any], run: dict[str, Any] | None, out: _Out) -> N
 
 def _emit_open_calls(run: dict[str, Any], open_calls: tuple[dict[str, Any], ...], out: _Out) -> None:
     """Calls a run's required_action still lists but no step recorded: asked, never answered."""
-    run_id = run.get("id") or "?"
+    run_id = oid(run) or "?"
     calls: list[dict[str, Any]] = []
     answers: list[tuple[str, str]] = []
     for index, call in enumerate(open_calls):
-        call_id = call.get("id") or f"call_{run_id}_{index}"
+        call_id = oid(call) or f"call_{run_id}_{index}"
         if call_id in out.seen_calls:
             continue
         out.seen_calls.add(call_id)
-        function = call.get("function") or {}
+        function = as_dict(call.get("function"))
         name = _str(function.get("name"))
         calls.append(_tool_call(call_id, out.plan.rename.get(name, name), function.get("arguments")))
         answers.append((call_id, _close_dangling(call_id, name, run_id, run, out.ctx.notes)))
@@ -272,12 +288,17 @@ def _str(value: Any) -> str:
     """Strings as they are; anything else a look-alike server sent, as JSON text."""
     if isinstance(value, str):
         return value
-    return "" if value is None else orjson.dumps(value, option=orjson.OPT_SORT_KEYS).decode()
+    if value is None:
+        return ""
+    try:
+        return orjson.dumps(value, option=orjson.OPT_SORT_KEYS).decode()
+    except TypeError:  # not JSON at all (a look-alike's oddity): its repr still says what it was
+        return repr(value)
 
 
-def _close_dangling(call_id: str, name: str, where: str, run: dict[str, Any] | None, notes: Notes) -> str:
-    status = (run or {}).get("status") or "unknown"
-    run_id = (run or {}).get("id") or "?"
+def _close_dangling(call_id: str, name: str, where: str, run: Mapping[str, Any] | None, notes: Notes) -> str:
+    status = as_str(as_dict(run).get("status")) or "unknown"
+    run_id = oid(as_dict(run)) or "?"
     notes.add("dangling_tool_call_closed", f"{call_id} ({name}) in {where}: run {run_id} {status}")
     why = _WHY_NO_OUTPUT.get(status, f"ended with status {status}")
     return f"No output was ever submitted for this tool call: run {run_id} {why}."
@@ -285,7 +306,7 @@ def _close_dangling(call_id: str, name: str, where: str, run: dict[str, Any] | N
 
 def _hosted_arguments(call: dict[str, Any], kind: str) -> str:
     if kind == "code_interpreter":
-        code = (call.get("code_interpreter") or {}).get("input") or ""
+        code = as_str(as_dict(call.get("code_interpreter")).get("input"))
         return orjson.dumps({"code": code}).decode()
     return "{}"  # file_search: the Assistants API never recorded the query
 
@@ -302,11 +323,11 @@ def _hosted_output(
     finished = step.get("status") == "completed"
     if kind == "code_interpreter":
         lines = []
-        for output in (call.get("code_interpreter") or {}).get("outputs") or ():
+        for output in dicts(as_dict(call.get("code_interpreter")).get("outputs")):
             if output.get("type") == "logs":
-                lines.append(output.get("logs") or "")
+                lines.append(as_str(output.get("logs")))
             elif output.get("type") == "image":
-                file_id = (output.get("image") or {}).get("file_id") or "?"
+                file_id = as_str(as_dict(output.get("image")).get("file_id")) or "?"
                 ctx.file_refs.add(file_id)
                 lines.append(f"[image output: {file_label(file_id, ctx)}]")
         if lines:
@@ -315,27 +336,27 @@ def _hosted_output(
         if finished:
             return "(the code printed nothing)"
     else:
-        details = call.get("file_search") or {}
-        results = details.get("results")
-        if results is not None:
+        results = as_dict(call.get("file_search")).get("results")
+        if isinstance(results, list):
             return _search_results(results, ctx)
         if finished:
             return "(the source did not record the results of this search)"
-    where = step.get("id") or "?"
-    return _close_dangling(call_id, kind, where, run, ctx.notes)
+    return _close_dangling(call_id, kind, oid(step) or "?", run, ctx.notes)
 
 
-def _search_results(results: list[dict[str, Any]], ctx: ContentContext) -> str:
+def _search_results(results: list[Any], ctx: ContentContext) -> str:
     rows = []
-    for result in results:
-        file_id = result.get("file_id") or "?"
+    for result in dicts(results):
+        file_id = as_str(result.get("file_id")) or "?"
         ctx.file_refs.add(file_id)
         row: dict[str, Any] = {
             "file_id": file_id,
             "file_name": result.get("file_name"),
             "score": result.get("score"),
         }
-        texts = [c.get("text") or "" for c in result.get("content") or () if c.get("type", "text") == "text"]
+        texts = [
+            as_str(c.get("text")) for c in dicts(result.get("content")) if c.get("type", "text") == "text"
+        ]
         if texts:
             row["content"] = "\n".join(texts)
         rows.append(row)
@@ -344,7 +365,7 @@ def _search_results(results: list[dict[str, Any]], ctx: ContentContext) -> str:
 
 def _hosted_text(call: dict[str, Any], kind: str, result: str) -> str:
     if kind == "code_interpreter":
-        code = (call.get("code_interpreter") or {}).get("input") or ""
+        code = as_str(as_dict(call.get("code_interpreter")).get("input"))
         return f"[code_interpreter ran]\n```python\n{code}\n```\nOutput:\n{result}"
     return f"[file_search results]\n{result}"
 
@@ -366,28 +387,27 @@ def _hosted_notes(plan: ToolPlan, counts: dict[str, int], options: ConversionOpt
 
 
 def _run_notes(run: dict[str, Any], assistant: dict[str, Any] | None, notes: Notes) -> None:
-    run_id = run.get("id") or "?"
+    run_id = oid(run) or "?"
     status = run.get("status")
     if status == "failed":
-        error = run.get("last_error") or {}
-        notes.add(
-            "run_failed", f"{run_id}: {error.get('code') or 'error'}: {error.get('message') or ''}".rstrip()
-        )
+        error = as_dict(run.get("last_error"))
+        code, message = _str(error.get("code")) or "error", _str(error.get("message"))
+        notes.add("run_failed", f"{run_id}: {code}: {message}".rstrip())
     elif status == "incomplete":
-        notes.add(
-            "run_incomplete",
-            f"{run_id}: {(run.get('incomplete_details') or {}).get('reason') or 'incomplete'}",
-        )
+        reason = _str(as_dict(run.get("incomplete_details")).get("reason")) or "incomplete"
+        notes.add("run_incomplete", f"{run_id}: {reason}")
     elif status == "cancelled":
         notes.add("run_cancelled", run_id)
     elif status == "expired":
         notes.add("run_expired", run_id)
     elif status in _UNFINISHED:
         notes.add("run_unfinished", f"{run_id}: {status}")
-    truncation = run.get("truncation_strategy") or {}
+    truncation = as_dict(run.get("truncation_strategy"))
     if truncation.get("type") == "last_messages":
-        notes.add("truncation_strategy", f"{run_id}: last_messages={truncation.get('last_messages')}")
-    limits = [f"{key}={run[key]}" for key in ("max_prompt_tokens", "max_completion_tokens") if run.get(key)]
+        notes.add("truncation_strategy", f"{run_id}: last_messages={_str(truncation.get('last_messages'))}")
+    limits = [
+        f"{key}={_str(run[key])}" for key in ("max_prompt_tokens", "max_completion_tokens") if run.get(key)
+    ]
     if limits:
         notes.add("token_limits", f"{run_id}: {', '.join(limits)}")
     if assistant is not None:
@@ -395,20 +415,18 @@ def _run_notes(run: dict[str, Any], assistant: dict[str, Any] | None, notes: Not
         if _tool_set(run.get("tools")) != _tool_set(assistant.get("tools")):
             changed.append("tools")
         if changed:
-            notes.add(
-                "run_override", f"{run_id} overrode {assistant.get('id')}: {', '.join(sorted(changed))}"
-            )
+            notes.add("run_override", f"{run_id} overrode {oid(assistant)}: {', '.join(sorted(changed))}")
 
 
 def _differs(run_value: Any, assistant_value: Any) -> bool:
     # The run records the effective value; a null on either side means "not set", not a change.
     if run_value in (None, "") or assistant_value in (None, ""):
         return False
-    return canonical(run_value) != canonical(assistant_value)
+    return _str(run_value) != _str(assistant_value)
 
 
-def _tool_set(tools: Any) -> frozenset[bytes]:
-    return frozenset(canonical(tool) for tool in tools or ())
+def _tool_set(tools: Any) -> frozenset[str]:
+    return frozenset(_str(tool) for tool in as_list(tools))
 
 
 def _params(
@@ -417,24 +435,27 @@ def _params(
     """Only what chat completions accepts, from the newest run (else the assistant)."""
     if settings is None:
         return {}
-    where = settings.get("id") or "?"
+    where = oid(settings) or "?"
     params: dict[str, Any] = {}
     reasoning = is_reasoning_model(model)
-    for key in ("temperature", "top_p"):
+    for key, upper in (("temperature", 2), ("top_p", 1)):
         value = settings.get(key)
         if value is None:
             continue
-        if reasoning:
+        if not isinstance(value, int | float) or isinstance(value, bool) or not 0 <= value <= upper:
+            notes.add("param_dropped", f"{where}: {key}={_str(value)} (out of range)")
+        elif reasoning:
             if value != 1:
                 notes.add("param_dropped", f"{where}: {key}={value} ({model} accepts only the default)")
-            continue
-        params[key] = value
+        else:
+            params[key] = value
     response_format = settings.get("response_format")
-    if isinstance(response_format, dict) and response_format.get("type") in ("json_object", "json_schema"):
-        params["response_format"] = response_format
-    elif response_format not in (None, "auto") and not (
-        isinstance(response_format, dict) and response_format.get("type") == "text"
+    kind = as_dict(response_format).get("type")
+    if kind == "json_object" or (
+        kind == "json_schema" and as_str(as_dict(response_format.get("json_schema")).get("name"))
     ):
+        params["response_format"] = response_format
+    elif response_format not in (None, "auto") and kind != "text":
         notes.add("param_dropped", f"{where}: response_format={_str(response_format)}")
     if is_run:
         if settings.get("parallel_tool_calls") is False and has_tools:
@@ -447,9 +468,10 @@ def _params(
     return params
 
 
-def _files(ctx: ContentContext, thread: dict[str, Any], notes: Notes) -> list[dict[str, Any]]:
+def _files(ctx: ContentContext, thread: Mapping[str, Any], notes: Notes) -> list[dict[str, Any]]:
     refs = set(ctx.file_refs)
-    refs.update(((thread.get("tool_resources") or {}).get("code_interpreter") or {}).get("file_ids") or ())
+    resources = as_dict(as_dict(thread.get("tool_resources")).get("code_interpreter"))
+    refs.update(file_id for file_id in as_list(resources.get("file_ids")) if isinstance(file_id, str))
     entries = []
     for file_id in sorted(refs - {"", "?"}):
         info = ctx.files.get(file_id)

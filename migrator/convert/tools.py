@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from migrator.convert.codes import Notes
+from migrator.convert.raw import as_list
 from migrator.convert.schemas import NAME_RE, canonical, schema_problems, strict_problems
 
 __all__ = ["EMULATED_TOOLS", "HOSTED_TYPES", "ToolPlan", "plan_tools"]
@@ -79,7 +80,7 @@ def plan_tools(
     reported: set[tuple[str, bytes]] = set()
     hosted: dict[str, list[str]] = {}
     for source, tools in declarations:
-        for tool in tools or ():
+        for tool in as_list(tools):
             kind = tool.get("type") if isinstance(tool, dict) else None
             if kind == "function":
                 _declare(source, tool.get("function"), chosen, reported, notes)
@@ -128,6 +129,17 @@ def _declare(
         return
     # Only the keys chat completions knows travel; the raw definition stays in the archive.
     normalized = {key: function[key] for key in _FUNCTION_KEYS if key in function}
+    strict = normalized.get("strict")
+    if not isinstance(normalized.get("description", ""), str) or not (
+        strict is None or isinstance(strict, bool)
+    ):
+        # Wrong types chat completions would refuse; the raw definition keeps them.
+        notes.add(
+            "malformed_input",
+            f"{source}: function {function['name']!r} has a non-string description "
+            "or a non-boolean strict; left out",
+        )
+        normalized = {k: v for k, v in normalized.items() if k not in ("description", "strict")}
     name = normalized["name"]
     key = canonical(normalized)
     winner = chosen.get(name)

@@ -1,0 +1,36 @@
+"""Type-safe reads of raw objects. Look-alike servers send nulls, strings and lists where the spec
+has objects; the converter reads such a field as empty instead of crashing on one odd thread."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from types import MappingProxyType
+from typing import Any
+
+__all__ = ["as_dict", "as_list", "as_str", "dicts", "oid"]
+
+_EMPTY: Mapping[str, Any] = MappingProxyType({})
+
+
+def as_dict(value: Any) -> Mapping[str, Any]:
+    return value if isinstance(value, dict) else _EMPTY
+
+
+def as_list(value: Any) -> list[Any] | tuple[()]:
+    return value if isinstance(value, list) else ()
+
+
+def as_str(value: Any) -> str:
+    return value if isinstance(value, str) else ""
+
+
+def dicts(value: Any) -> Iterator[dict[str, Any]]:
+    """The object items of a list field, skipping anything else."""
+    if isinstance(value, list):
+        for item in value:
+            if isinstance(item, dict):
+                yield item
+
+
+def oid(obj: Mapping[str, Any]) -> str:
+    return as_str(obj.get("id"))
