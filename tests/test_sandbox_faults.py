@@ -212,7 +212,7 @@ def test_latency_is_added_to_every_api_answer(srv, client):
     assert time.monotonic() - start >= 0.12
     start = time.monotonic()
     Raw(srv.port).get("/_sandbox/stats")
-    assert time.monotonic() - start < 0.1
+    assert time.monotonic() - start < 0.12  # the control plane is never delayed
 
 
 def test_fault_sequence_is_seeded(srv):

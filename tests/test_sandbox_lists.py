@@ -196,9 +196,12 @@ def test_rate_limiter_is_honest(srv):
     raw = Raw(srv.port)
     try:
         time.sleep(0.2)  # a full bucket
+        start = time.monotonic()
         burst = [raw.request("GET", "/v1/vector_stores") for _ in range(40)]
+        elapsed = time.monotonic() - start
         statuses = [s for s, _, _ in burst]
-        assert statuses[:4] == [200] * 4 and statuses.count(429) >= 30
+        assert statuses[:4] == [200] * 4  # the burst is a tenth of a second of the rate
+        assert statuses.count(200) <= rate / 10 + rate * elapsed + 1 and 429 in statuses
         assert all("x-ratelimit-remaining-requests" in h for _, h, _ in burst)
         assert all(int(h["retry-after-ms"]) <= 1000 / rate + 1 for s, h, _ in burst if s == 429)
         # A client that honours retry-after-ms gets the rate, and never more than rate * t + burst.

@@ -193,12 +193,14 @@ class App:
         data = content if isinstance(content, bytes) else orjson.dumps(content)
         if fault == "invalid_json":
             status, data, ctype = 200, NOT_JSON, "application/json"
+        # Counted before the answer leaves: a client that reads its last response and then asks for
+        # the stats must find that request in them.
+        self.stats.count(route, status, fault)
         if fault == "truncate":
             h.reply(status, data, ctype, headers, send=len(data) // 2)
             h.close_connection = True
         else:
             h.reply(status, data, ctype, headers)
-        self.stats.count(route, status, fault)
 
 
 class _Handler(BaseHTTPRequestHandler):
