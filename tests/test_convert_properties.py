@@ -18,7 +18,7 @@ import orjson
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from migrator.convert import ConversionOptions, ThreadBundle, convert_thread, validate_session
+from migrator.convert import FINDING_CODES, ConversionOptions, ThreadBundle, convert_thread, validate_session
 
 _RAW = Path(__file__).parent.parent / "fixtures" / "convert" / "rawobjects.py"
 _spec = importlib.util.spec_from_file_location("convert_rawobjects", _RAW)
@@ -282,3 +282,28 @@ def test_malformed_input_never_crashes(
     record = convert_thread(bundle_from_json(body), options)
     orjson.dumps(record, option=orjson.OPT_SORT_KEYS)
     assert [f for f in validate_session(record) if f.severity == "error" and f.code not in _FAITHFUL] == []
+
+
+_GOLDEN_RECORDS = sorted((Path(__file__).parent.parent / "fixtures" / "convert").glob("*/expected.json"))
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.sampled_from(_GOLDEN_RECORDS),
+    st.lists(st.tuples(st.integers(0, 10**6), st.integers(0, len(_ODD_VALUES))), min_size=1, max_size=3),
+)
+def test_validator_never_crashes_on_a_damaged_record(path: Path, edits: list[tuple[int, int]]) -> None:
+    """verify runs the validator on stored records, which may be damaged: it reports, never raises."""
+    record = orjson.loads(path.read_bytes())
+    for where, what in edits:
+        candidates = [p for p in _paths(record) if p]
+        target = candidates[where % len(candidates)]
+        parent = record
+        for key in target[:-1]:
+            parent = parent[key]
+        if what == len(_ODD_VALUES) and isinstance(parent, dict):
+            del parent[target[-1]]
+        else:
+            parent[target[-1]] = orjson.loads(orjson.dumps(_ODD_VALUES[what % len(_ODD_VALUES)]))
+    for finding in validate_session(record):
+        assert finding.code in FINDING_CODES

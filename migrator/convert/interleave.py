@@ -3,7 +3,8 @@
 Timestamps have one-second resolution, so ties are common; every tie has a rule:
 - a message without a run and a run created in the same second: the message first (a run reads the
   messages already there, and no message can be added while a run is active);
-- two messages, two runs or two steps in the same second: the one that ended first, then the id;
+- two runs or two steps in the same second: the one that ended first, then the id; two messages
+  in the same second: the id (the API's own order is not in the objects);
 - inside a run, a step before an unplaced message of the same second (the run's final message
   follows its tool calls).
 A message_creation step places its message exactly; only messages no step names fall back to

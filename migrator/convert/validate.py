@@ -119,7 +119,7 @@ def validate_session(record: dict[str, Any]) -> list[Finding]:
     _check_params(record["params"] if isinstance(record["params"], dict) else {}, bool(tools), add)
     for warning in record["warnings"] if isinstance(record["warnings"], list) else ():
         code = warning.get("code") if isinstance(warning, dict) else None
-        if code not in WARNING_CODES:
+        if _key(code) not in WARNING_CODES:
             add("warning_code_unknown", repr(code))
     return found
 
@@ -138,7 +138,7 @@ def _check_messages(messages: list[Any], declared: set[str], add: Any) -> None:
         if errors:
             add("message_shape", f"{where} ({role}): {'; '.join(errors[:3])}")
         if role == "tool":
-            call_id = message.get("tool_call_id")
+            call_id = _key(message.get("tool_call_id"))
             if call_id not in pending:
                 add("tool_message_orphan", f"{where}: tool_call_id {call_id!r}")
             elif pending[call_id]:
@@ -150,21 +150,27 @@ def _check_messages(messages: list[Any], declared: set[str], add: Any) -> None:
         pending, pending_at = {}, index
         if role in ("system", "developer") and index > 0:
             add("system_not_first", where)
-        for call in message.get("tool_calls") or () if role == "assistant" else ():
+        calls = message.get("tool_calls") if role == "assistant" else None
+        for call in calls if isinstance(calls, list) else ():
             if not isinstance(call, dict):
                 continue
-            call_id = call.get("id")
+            call_id = _key(call.get("id"))
             if call_id in pending:
                 add("tool_call_id_duplicate", f"{where}: {call_id!r}")
             pending[call_id] = False
-            function = call.get("function") or {}
-            if function.get("name") not in declared:
+            function = call.get("function") if isinstance(call.get("function"), dict) else {}
+            if _key(function.get("name")) not in declared:
                 add("tool_call_undeclared", f"{where}: {function.get('name')!r}")
             try:
                 orjson.loads(function.get("arguments") or "")
             except (orjson.JSONDecodeError, TypeError):
                 add("arguments_not_json", f"{where}: call {call_id!r}")
     _close_pending(pending, pending_at, add)
+
+
+def _key(value: Any) -> str:
+    """A dict key for any JSON value (ids of a broken record may be lists)."""
+    return value if isinstance(value, str) else repr(value)
 
 
 def _close_pending(pending: dict[str, bool], at: int, add: Any) -> None:
