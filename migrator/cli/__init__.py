@@ -12,7 +12,7 @@ import sys
 import typer
 
 from migrator.cli.app import app, console_err
-from migrator.errors import BadInputError, ExitCode, MigrateError
+from migrator.errors import BadInputError, ExitCode, Interrupted, MigrateError
 
 # Importing the command modules registers them on `app`.
 from migrator.cli import export as _export  # noqa: E402,F401  isort: skip
@@ -32,14 +32,17 @@ def main(argv: list[str] | None = None) -> int:
     debug = "--debug" in args or os.environ.get("MIGRATE_DEBUG") == "1"
     args = [a for a in args if a != "--debug"]
     try:
-        app(args=args, prog_name="migrate", standalone_mode=False)
+        # Without standalone mode click hands back typer.Exit's code instead of raising it.
+        result = app(args=args, prog_name="migrate", standalone_mode=False)
     except MigrateError as exc:
         if debug:
             raise
         if isinstance(exc, BadInputError):
             for problem in exc.problems:
-                console_err.print(f"  {problem}", markup=False, highlight=False)
-        console_err.print(f"error: {exc}", markup=False, highlight=False)
+                console_err.print(f"  {problem}", markup=False, highlight=False, soft_wrap=True)
+        label = "stopped" if isinstance(exc, Interrupted) else "error"
+        # soft_wrap: a resume command must stay one line a user can copy.
+        console_err.print(f"{label}: {exc}", markup=False, highlight=False, soft_wrap=True)
         return int(exc.exit_code)
     except KeyboardInterrupt:
         console_err.print("interrupted", markup=False)
@@ -62,7 +65,7 @@ def main(argv: list[str] | None = None) -> int:
             highlight=False,
         )
         return int(ExitCode.USAGE)
-    return 0
+    return int(result) if isinstance(result, int) else 0
 
 
 def run() -> None:

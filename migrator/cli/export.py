@@ -40,18 +40,21 @@ def parse_parts(text: str | None) -> frozenset[str]:
 def render_summary(summary: ExportSummary, archive: Path) -> None:
     s = summary
     console_err.print(
-        f"[bold]{archive}[/]: threads done {s.threads_done}, failed {s.threads_failed}, missing {s.threads_missing}, "
+        f"{archive}: threads done {s.threads_done}, failed {s.threads_failed}, missing {s.threads_missing}, "
         f"left {s.threads_left}; this run stored {s.messages} messages, {s.runs} runs, {s.run_steps} steps, "
         f"{s.files} files and built {s.sessions.sessions} sessions with {s.requests} requests "
         f"({s.requests / s.elapsed if s.elapsed else 0:.1f}/s, {s.throttled} answered 429, {s.retries} retries) "
         f"in {s.elapsed:.1f}s",
+        markup=False,
         highlight=False,
+        soft_wrap=True,
     )
     if not s.clean:
         console_err.print(
             f"{s.failures} failure(s) recorded: `migrate verify {archive}` lists them; rerun the same command "
             "to retry failed threads",
             highlight=False,
+            soft_wrap=True,
         )
 
 
@@ -124,6 +127,9 @@ def export(
     max_rps: Annotated[
         float | None, typer.Option(min=0.01, help="Request-rate ceiling (default: learn it from the source).")
     ] = None,
+    request_timeout: Annotated[
+        float, typer.Option(min=0.1, help="Seconds before one request counts as timed out (it is retried).")
+    ] = 60.0,
     only: Annotated[
         str | None, typer.Option(help="Comma list of assistants,threads,vector-stores,files.")
     ] = None,
@@ -150,6 +156,7 @@ def export(
     shard_spec = parse_shard(shard)
     entries = read_thread_list(threads, shard_spec) if threads else None
     settings = source_settings(base_url, azure_endpoint, api_version)
+    settings.timeout = request_timeout
     options = ExportOptions(parse_parts(only), concurrency, max_rps, refresh, shard_spec, conversion)
     if entries is None and "threads" in options.parts and not _has_work_list(archive):
         raise UsageError("no thread ids to export", hint="pass --threads FILE (the API cannot list threads)")

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import random
 import warnings
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine, Generator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -274,15 +274,44 @@ def _message(exc: openai.APIStatusError) -> str:
     return f"{exc.status_code}: {message or exc.message}"
 
 
-class _assistants_api(warnings.catch_warnings):
-    """Silence the SDK's DeprecationWarning for the Assistants API here, and only here."""
+class _QuietFirstStep:
+    """Await a `client.beta.*` coroutine with the SDK's DeprecationWarning silenced, and only it.
 
-    def __enter__(self) -> None:  # type: ignore[override]
-        super().__enter__()
-        warnings.simplefilter("ignore", DeprecationWarning)
+    The SDK warns inside the coroutine, in the synchronous stretch before its first suspension.
+    `warnings.catch_warnings()` held across an `await` would leak between interleaved coroutines
+    (its state is process-wide), so the filter covers exactly that first synchronous step, during
+    which no other coroutine can run; the rest is delegated as `yield from` would.
+    """
+
+    def __init__(self, coro: Coroutine[Any, Any, Any]) -> None:
+        self.coro = coro
+
+    def __await__(self) -> Generator[Any, Any, Any]:
+        coro = self.coro
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)
+            try:
+                yielded = coro.send(None)
+            except StopIteration as stop:
+                return stop.value
+        while True:
+            try:
+                sent = yield yielded
+            except GeneratorExit:
+                coro.close()
+                raise
+            except BaseException as exc:  # noqa: BLE001  re-delivered to the coroutine, as yield from does
+                try:
+                    yielded = coro.throw(exc)
+                except StopIteration as stop:
+                    return stop.value
+            else:
+                try:
+                    yielded = coro.send(sent)
+                except StopIteration as stop:
+                    return stop.value
 
 
-def _beta(method: Callable[..., Awaitable[Any]], *args: Any, **kwargs: Any) -> Awaitable[Any]:
-    """Call a `client.beta.*` method; the deprecation warning fires at call time, so wrap the call."""
-    with _assistants_api():
-        return method(*args, **kwargs)
+def _beta(method: Callable[..., Coroutine[Any, Any, Any]], *args: Any, **kwargs: Any) -> Awaitable[Any]:
+    """Call a `client.beta.*` method with its deprecation warning silenced (see _QuietFirstStep)."""
+    return _QuietFirstStep(method(*args, **kwargs))

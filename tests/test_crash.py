@@ -1,0 +1,141 @@
+"""Kill the export at random moments and resume: the archive ends equal to an uninterrupted one."""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from migrator.archive import Archive
+from migrator.cli import main
+from migrator.sandbox import SandboxConfig, SandboxServer
+
+MIGRATE = [sys.executable, "-c", "from migrator.cli import run; run()"]
+
+
+def start_export(archive: Path, ids: Path, server: SandboxServer) -> subprocess.Popen[bytes]:
+    env = {**os.environ, "OPENAI_API_KEY": "sandbox-key", "PYTHONPATH": str(Path(__file__).parent.parent)}
+    return subprocess.Popen(
+        [
+            *MIGRATE,
+            "export",
+            str(archive),
+            "--threads",
+            str(ids),
+            "--base-url",
+            server.base_url,
+            "--concurrency",
+            "4",
+        ],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+
+
+def wait_until_exporting(archive: Path, proc: subprocess.Popen[bytes]) -> None:
+    """Interpreter start-up takes a while on a loaded machine; kill moments count from the first commit."""
+    deadline = time.monotonic() + 60
+    while proc.poll() is None and time.monotonic() < deadline:
+        if archive.exists():
+            try:
+                conn = sqlite3.connect(archive)
+                done = conn.execute("select count(*) from work where status != 'pending'").fetchone()[0]
+                conn.close()
+                if done:
+                    return
+            except sqlite3.DatabaseError:
+                pass
+        time.sleep(0.05)
+
+
+def assert_consistent(path: Path) -> None:
+    """What a kill may leave: whole threads or nothing of them, never half."""
+    conn = sqlite3.connect(path)
+    try:
+        assert conn.execute("pragma integrity_check").fetchone()[0] == "ok"
+        pending_with_rows = conn.execute(
+            "select count(*) from work w where w.status = 'pending' and "
+            "(exists (select 1 from messages m where m.thread_id = w.thread_id) "
+            " or exists (select 1 from threads t where t.id = w.thread_id))"
+        ).fetchone()[0]
+        assert pending_with_rows == 0
+        half_done = conn.execute(
+            "select count(*) from work w where w.status = 'done' and w.messages_seen != "
+            "(select count(*) from messages m where m.thread_id = w.thread_id)"
+        ).fetchone()[0]
+        assert half_done == 0
+    finally:
+        conn.close()
+
+
+def test_twenty_kills_then_resume_equal_an_uninterrupted_export(tmp_path, capsys):
+    rng = random.Random(20261121)
+    with SandboxServer(SandboxConfig(threads=80, seed=13, latency_ms=15)) as server:
+        ids = tmp_path / "ids.txt"
+        ids.write_text("\n".join(server.thread_ids()) + "\n")
+        reference = tmp_path / "reference.db"
+        assert main(["export", str(reference), "--threads", str(ids), "--base-url", server.base_url]) == 0
+
+        archive = tmp_path / "killed.db"
+        kills = 0
+        for _ in range(20):
+            proc = start_export(archive, ids, server)
+            wait_until_exporting(archive, proc)
+            time.sleep(rng.uniform(0.0, 1.5))
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGKILL)
+                kills += 1
+            proc.communicate(timeout=60)
+            if archive.exists():
+                assert_consistent(archive)
+        assert kills >= 15, "the export finished too fast to be killed mid-way; raise the latency"
+
+        proc = start_export(archive, ids, server)
+        out, err = proc.communicate(timeout=300)
+        assert proc.returncode == 0, err.decode()
+        assert b"Traceback" not in err
+
+        server.reset_stats()
+        again = start_export(archive, ids, server)
+        again.communicate(timeout=120)
+        assert again.returncode == 0
+        assert not [route for route in server.stats()["by_route"] if "/v1/threads" in route]
+
+    with Archive.open(reference) as ref, Archive.open(archive) as got:
+        assert got.content_hash() == ref.content_hash()
+        assert got.work_counts() == ref.work_counts()
+        assert list(got.iter_session_records()) == list(ref.iter_session_records())
+        for table in ("messages", "runs", "run_steps", "files", "blobs"):
+            key = "sha256" if table == "blobs" else "id"
+            dupes = got.db.execute(f"select count(*) - count(distinct {key}) from {table}").fetchone()[0]
+            assert dupes == 0, table
+        assert got.db.execute("pragma integrity_check").fetchone()[0] == "ok"
+    assert not Path(f"{archive}-wal").exists()
+
+
+def test_sigint_stops_cleanly_and_prints_the_resume_command(tmp_path):
+    with SandboxServer(SandboxConfig(threads=40, seed=13, latency_ms=25)) as server:
+        ids = tmp_path / "ids.txt"
+        ids.write_text("\n".join(server.thread_ids()) + "\n")
+        archive = tmp_path / "a.db"
+        proc = start_export(archive, ids, server)
+        wait_until_exporting(archive, proc)
+        time.sleep(0.5)
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=60)
+        text = err.decode()
+        assert proc.returncode == 130, text
+        assert f"resume with: migrate export {archive} --threads {ids}" in text
+        assert "Traceback" not in text
+        assert_consistent(archive)
+        with Archive.open(archive) as store:
+            assert store.work_counts()["pending"] > 0  # it really stopped mid-way
+        proc = start_export(archive, ids, server)
+        proc.communicate(timeout=300)
+        assert proc.returncode == 0
