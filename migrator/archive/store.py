@@ -593,34 +593,36 @@ class Archive:
         middle of an ingest never leaves a done thread holding only part of its rows.
         """
         outcomes: list[str] = []
+        touched: set[str] = set()
+        conn = self.db.conn
         with self.db.atomic():
             for item in items:
                 row = _loose_row(item)
                 keys = RAW_TABLES[item.table]
                 where = " and ".join(f"{k} = ?" for k in keys)
-                held = self.db.execute(
-                    f"select hash from {item.table} where {where}", [row[k] for k in keys]
-                ).fetchone()
+                key = [row[k] for k in keys]
+                held = conn.execute(f"select hash from {item.table} where {where}", key).fetchone()
                 if held is not None and held[0] == row["hash"]:
                     outcomes.append("same")
                 else:
                     outcomes.append("new" if held is None else "changed")
-                    self._upsert_raw(item.table, tuple(row), [tuple(row.values())])
+                    marks = ", ".join("?" * len(row))
+                    columns = ", ".join(row)
+                    conn.execute(f"insert or replace into {item.table} ({columns}) values ({marks})", list(row.values()))
                     if item.table in ("threads", "messages", "runs", "run_steps"):
-                        self._thread_touched(row[_PARENT_COLUMN[item.table]])
+                        touched.add(row[_PARENT_COLUMN[item.table]])
                 if item.table == "assistants":
                     self._add_refs(((file_id, row["id"]) for file_id in item.file_refs), "assistant")
                 elif item.table == "vector_store_files":
                     self._add_refs([(row["id"], row["vector_store_id"])], "vector_store")
+            ids = [(tid,) for tid in sorted(touched)]
+            conn.executemany("insert or ignore into work(thread_id) values (?)", ids)
+            conn.executemany(
+                "update work set session_stale = 1, "
+                "status = case when status = 'done' then 'pending' else status end where thread_id = ?",
+                ids,
+            )
         return outcomes
-
-    def _thread_touched(self, thread_id: str) -> None:
-        self.db.execute("insert or ignore into work(thread_id) values (?)", [thread_id])
-        self.db.execute(
-            "update work set session_stale = 1, "
-            "status = case when status = 'done' then 'pending' else status end where thread_id = ?",
-            [thread_id],
-        )
 
     def settle_thread(self, settlement: ThreadSettlement) -> None:
         """Record a dumped thread's status, refs and findings; seen counts are the rows now held."""
