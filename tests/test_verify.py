@@ -11,7 +11,7 @@ from typing import Any
 
 import orjson
 import pytest
-from test_verify_support import cli, refused, synthetic_archive
+from test_verify_support import cli, synthetic_archive
 
 from migrator.archive import Archive
 from migrator.errors import UsageError
@@ -144,7 +144,21 @@ def test_sessions_over_the_window_fail(db: Path) -> None:
     assert code == 0, failing(doc)  # small sessions fit 8k
 
 
-def test_unknown_session_model_is_reported_not_guessed(capsys: pytest.CaptureFixture[str], db: Path) -> None:
+def test_over_its_own_models_window_is_a_warning(db: Path) -> None:
+    # Without a named target, a session is measured against its own (source) model, gpt-4o here.
+    sql(db, "update sessions set tokens = 200000 where thread_id = 'thread_00003'")
+    code, doc = verify_json(db)
+    assert code == 0, failing(doc)
+    own = {c["code"]: c for c in doc["checks"]}["session_over_model_window"]
+    assert own["count"] == 1
+    assert own["findings"][0]["message"] == "200,000 tokens > 128,000 of its own model gpt-4o"
+    code, doc = verify_json(db, "--strict")
+    assert code == 1 and "session_over_model_window" in failing(doc)
+    code, doc = verify_json(db, "--model", "gpt-4.1")
+    assert code == 0, failing(doc)  # fits the named target
+
+
+def test_unknown_session_model_is_reported_not_guessed(db: Path) -> None:
     # The record's model is renamed consistently (record and hash), so only the budget notices.
     conn = sqlite3.connect(db)
     with conn:
@@ -173,10 +187,8 @@ def test_unknown_session_model_is_reported_not_guessed(capsys: pytest.CaptureFix
         (["--junit", "/nonexistent/dir/v.xml"], "does not exist"),
     ],
 )
-def test_bad_options_exit_2(
-    capsys: pytest.CaptureFixture[str], db: Path, args: list[str], message: str
-) -> None:
-    code, out, err = refused(capsys, str(db), *args)
+def test_bad_options_exit_2(db: Path, args: list[str], message: str) -> None:
+    code, out, err = cli(str(db), *args)
     assert code == 2, out + err
     assert message in out + err
 
@@ -198,9 +210,7 @@ def test_junit_of_a_clean_archive(db: Path, tmp_path: Path) -> None:
     assert cases[0].get("classname") == "migrate.verify.integrity"
 
 
-def test_junit_failures_name_the_threads(
-    capsys: pytest.CaptureFixture[str], db: Path, tmp_path: Path
-) -> None:
+def test_junit_failures_name_the_threads(db: Path, tmp_path: Path) -> None:
     sql(db, "delete from messages where id in ('msg_00001_5', 'msg_00004_0')")
     sql(db, "update work set status = 'failed' where thread_id = 'thread_00007'")
     sql(db, "insert into anomalies values ('thread', 'thread_00002', 'repeated_cursor', 'cursor \x01 x')")
@@ -233,10 +243,10 @@ def test_junit_puts_warnings_in_system_out_unless_strict(db: Path) -> None:
     assert "file file-verifyimage1" in (case.findtext("system-out") or "")
 
 
-@pytest.mark.xfail(
-    strict=True, reason="main() drops the exit code click returns for typer.Exit (lead's cli/__init__)"
-)
-def test_main_returns_the_verdict(capsys: pytest.CaptureFixture[str], db: Path) -> None:
+def test_the_verdict_is_the_exit_code_of_the_console_entry_point(db: Path) -> None:
     sql(db, "update work set status = 'failed'")
-    code, out, err = refused(capsys, str(db))
+    code, out, err = cli(str(db))
     assert code == 1, out + err
+    assert "needs attention: 9 error(s)" in out
+    code, out, err = cli(str(db), "--json")
+    assert code == 1 and orjson.loads(out)["exit_code"] == 1, out + err

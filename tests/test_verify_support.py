@@ -8,18 +8,17 @@ answer; every third thread also shows a downloaded image. No tests here.
 
 from __future__ import annotations
 
+import contextlib
+import io
 import struct
 import zlib
 from pathlib import Path
 from typing import Any
 
-import pytest
-from typer.testing import CliRunner
-
 from migrator.archive import Archive, FileContent, ThreadResult
-from migrator.cli import app, main
+from migrator.cli import main
 
-__all__ = ["synthetic_archive", "thread_objects", "cli", "refused", "PNG", "IMAGE_ID", "ASSISTANT_ID"]
+__all__ = ["synthetic_archive", "thread_objects", "cli", "PNG", "IMAGE_ID", "ASSISTANT_ID"]
 
 ASSISTANT_ID = "asst_verify1"
 IMAGE_ID = "file-verifyimage1"
@@ -214,16 +213,10 @@ def synthetic_archive(path: Path, threads: int = 6) -> Path:
 
 
 def cli(*args: str) -> tuple[int, str, str]:
-    """`migrate verify ARGS` through typer's runner: (exit code, stdout, stderr), never a traceback."""
-    result = CliRunner().invoke(app, ["verify", *args])
-    assert result.exception is None or isinstance(result.exception, SystemExit), repr(result.exception)
-    assert "Traceback" not in result.output, result.output
-    return result.exit_code, result.stdout, result.stderr
-
-
-def refused(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
-    """`migrate verify ARGS` through `main()`, where refusals (MigrateError) become exit codes."""
-    code = main(["verify", *args])
-    out, err = capsys.readouterr()
-    assert "Traceback" not in out + err, out + err
-    return code, out, err
+    """`migrate verify ARGS` through `main()`, the console script's entry point, where errors become
+    exit codes: (exit code, stdout, stderr), never a traceback."""
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = main(["verify", *args])
+    assert "Traceback" not in out.getvalue() + err.getvalue(), out.getvalue() + err.getvalue()
+    return code, out.getvalue(), err.getvalue()

@@ -1084,10 +1084,14 @@ class Archive:
             yield from self.db.execute(sql)
 
     def runs_missing_steps(self) -> Iterator[tuple[str, str]]:
-        """(thread_id, run_id) of runs that declared tools (so their steps were listed) but have none."""
+        """(thread_id, run_id) of completed runs that declared tools (so their steps were listed) but
+        have none. Only completed runs: one always has a step (its message_creation), while a run that
+        failed, was cancelled or expired before doing anything legitimately has none."""
         yield from self.db.execute(
-            "select r.thread_id, r.id from runs r where r.has_tools = 1 "
-            "and not exists (select 1 from run_steps s where s.run_id = r.id) order by r.thread_id, r.id"
+            "select r.thread_id, r.id from runs r where r.has_tools = 1 and r.status = 'completed' "
+            # thread_id first, so the lookup uses the (thread_id, run_id, ...) index, not a scan per run.
+            "and not exists (select 1 from run_steps s where s.thread_id = r.thread_id and s.run_id = r.id) "
+            "order by r.thread_id, r.id"
         )
 
     def file_gaps(self) -> Iterator[tuple[str, str, str]]:

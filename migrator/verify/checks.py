@@ -46,7 +46,7 @@ _CORE: tuple[Check, ...] = (
     Check("message_count_mismatch", "completeness", E, "stored messages per thread = what the source listed"),
     Check("run_count_mismatch", "completeness", E, "stored runs per thread = what the source listed"),
     Check("step_count_mismatch", "completeness", E, "stored run steps per thread = what the source listed"),
-    Check("run_steps_missing", "completeness", E, "every run that declared tools has its steps"),
+    Check("run_steps_missing", "completeness", E, "every completed run that declared tools has its steps"),
     Check("export_failure", "completeness", E, "no assistant, vector store or file listing failed"),
     Check("file_unfetched", "completeness", E, "every referenced file was fetched"),
     Check("file_blob_missing", "completeness", E, "every file recorded as obtained has its blob"),
@@ -89,8 +89,11 @@ _TAIL: tuple[Check, ...] = (
     # A validator code this verify does not know yet still counts, at the validator's severity.
     Check("session_invalid", "sessions", E, "validator errors under codes this verify does not know"),
     Check("session_lint", "sessions", W, "validator warnings under codes this verify does not know"),
-    # budget: sessions fit the model they are meant for
+    # budget: sessions fit the model they are meant for. Against a target named with --model or
+    # --context-window an oversized session is an error; against the session's own (source) model,
+    # when no target is named, it is a warning: that model is not necessarily where it is going.
     Check("session_over_budget", "budget", E, "every session fits the target context window"),
+    Check("session_over_model_window", "budget", W, "every session fits its own model's context window"),
     Check("budget_unknown_model", "budget", INFO, "every session's model has a known context window"),
     # warnings: informational, conversion warnings never change an exit code
     Check("conversion_warnings", "warnings", INFO, "conversion warnings, counted per code"),
@@ -313,10 +316,17 @@ def _session(
     model = record.get("model")
     window = budget.window_for(model)
     if window is None:
-        unknown[str(model)] = unknown.get(str(model), 0) + 1
+        if model:  # a session without a model is session_model_missing already
+            unknown[str(model)] = unknown.get(str(model), 0) + 1
     elif (row.tokens or 0) > window:
-        target = budget.model or ("--context-window" if budget.context_window else model)
-        yield Finding("session_over_budget", subject, f"{row.tokens:,} tokens > {window:,} ({target})", tid)
+        if budget.context_window is None:
+            message = f"{row.tokens:,} tokens > {window:,} of its own model {model}"
+            yield Finding("session_over_model_window", subject, message, tid)
+        else:
+            target = budget.model or "--context-window"
+            yield Finding(
+                "session_over_budget", subject, f"{row.tokens:,} tokens > {window:,} ({target})", tid
+            )
 
 
 def _rederive(
