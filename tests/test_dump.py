@@ -35,6 +35,7 @@ def round_trip(source: Archive, tmp_path: Path) -> Archive:
     copy = Archive.create(tmp_path / "copy.db")
     report = ingest_dump(copy, [tmp_path / "dump"])  # nothing else: no --files-dir
     assert report.problems == [], report.problems
+    assert report.files_ignored == 0
     assert copy.content_hash() == source.content_hash()
     assert sessions_jsonl(copy) == expected_sessions
     for table in ("file_refs", "blobs"):
@@ -184,6 +185,15 @@ def test_an_unfinished_thread_stays_unfinished(tmp_path: Path) -> None:
         copy.close()
 
 
+def test_naming_the_dump_s_own_bytes_folder_changes_nothing(tmp_path: Path) -> None:
+    with exported_archive(tmp_path / "a.db") as source:
+        write_dump(source, tmp_path / "dump")
+        with Archive.create(tmp_path / "copy.db") as copy:
+            report = ingest_dump(copy, [tmp_path / "dump"], tmp_path / "dump" / "files")
+            assert report.problems == [] and report.loose_files_matched == 2
+            assert copy.content_hash() == source.content_hash()
+
+
 def test_a_messy_ingest_round_trips_too(tmp_path: Path) -> None:
     """Orphans (messages without a thread, files of an absent store) are dumped and come back."""
     with Archive.create(tmp_path / "a.db") as source:
@@ -209,6 +219,10 @@ def test_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert "is not empty" in capsys.readouterr().err
     assert main(["dump", str(tmp_path / "none.db"), str(tmp_path / "d2")]) == 2
     assert not (tmp_path / "none.db").exists() and not (tmp_path / "d2").exists()
+    with Archive.open(tmp_path / "a.db") as damaged:
+        damaged.db.execute("delete from blobs where mime = 'image/png'")  # bytes lost after the export
+    assert main(["dump", str(tmp_path / "a.db"), str(tmp_path / "d3")]) == 1
+    assert "file-img: content downloaded recorded, but its blob is gone" in capsys.readouterr().err
 
 
 def test_sandbox_export_round_trip(tmp_path: Path, sandbox: Any) -> None:

@@ -12,10 +12,9 @@ from typing import Any
 import orjson
 import pytest
 from test_ingest_corpus import PDF, PNG, corpus, exported_archive, file_object
-from typer.testing import CliRunner
 
 from migrator.archive import Archive
-from migrator.cli import app, main
+from migrator.cli import main
 from migrator.dumps.reader import read_lines
 from migrator.errors import BadInputError
 from migrator.ingest import ingest_dump
@@ -158,14 +157,16 @@ def orjson_rows(archive: Archive, table: str, thread_id: str) -> list[dict[str, 
     ]
 
 
-def test_messy_dump_through_the_cli(tmp_path: Path) -> None:
-    # CliRunner, not main(): main() drops the code a command exits with through typer.Exit (reported).
+def test_messy_dump_through_the_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     args = ["export", str(tmp_path / "a.db"), "--from-dump", str(MESSY), "--files-dir", str(MESSY / "bytes")]
-    result = CliRunner().invoke(app, [*args, "--json"])
-    assert result.exit_code == 1, result.output
-    document = orjson.loads(result.stdout)
+    assert main([*args, "--json"]) == 1
+    document = orjson.loads(capsys.readouterr().out)
     assert document["problems_total"] == 5 and document["threads_done"] == 3
     assert document["sessions"] == 3
+    assert main(args) == 1  # again, for a person: idempotent, the same skipped lines
+    err = capsys.readouterr().err
+    assert "skipped " + str(MESSY / "mixed.jsonl") + ":8: not valid JSON, the file looks cut short" in err
+    assert "already held (duplicates): " in err
 
 
 # -- the same rows as an export ------------------------------------------------------------------

@@ -35,7 +35,8 @@ class LooseFiles:
         self._by_stem: dict[str, list[Path]] = defaultdict(list)
         self.matched: set[Path] = set()
         self.count = 0
-        for folder in folders:
+        # The same folder given twice (a dump's own and --files-dir) must not make every name ambiguous.
+        for folder in dict.fromkeys(f.resolve() for f in folders):
             self._index(folder)
 
     def _index(self, folder: Path) -> None:
