@@ -34,6 +34,9 @@ def dump(
     else:
         written = ", ".join(f"{k} {v}" for k, v in sorted(summary.written.items()))
         console_err.print(f"wrote {written}", highlight=False, markup=False)
+        if summary.threads_without_rows:
+            left = ", ".join(f"{k} {v}" for k, v in sorted(summary.threads_without_rows.items()))
+            console_err.print(f"not in the dump: threads without any stored object ({left})", highlight=False)
         for problem in summary.problems:
             console_err.print(f"  problem: {problem}", highlight=False, markup=False)
         console.print(f"dump: {directory}", highlight=False, markup=False)

@@ -18,7 +18,7 @@ FINDING_CODES = {
     "dump_page_has_more": "* a list page says has_more but the dump holds nothing further",
     "thread_object_missing": "messages, runs or steps whose thread object is absent: stored, thread pending",
     "runs_missing": "messages or steps name runs the dump does not hold",
-    "steps_missing": "runs that declared tools but whose steps the dump does not hold",
+    "steps_missing": "completed runs that declared tools but whose steps the dump does not hold",
     "vector_store_missing": "vector store files whose vector store object is absent",
     "file_object_missing": "files the objects mention but the dump holds no file object for",
     "file_content_missing": "file objects with neither bytes nor parsed text",
