@@ -6,6 +6,7 @@ from migrator.archive.store import (
     RAW_TABLES,
     Anomaly,
     Archive,
+    ConversationLink,
     Failure,
     FileContent,
     SessionRow,
@@ -16,6 +17,7 @@ from migrator.archive.store import (
 __all__ = [
     "Archive",
     "Anomaly",
+    "ConversationLink",
     "Failure",
     "FileContent",
     "RAW_TABLES",

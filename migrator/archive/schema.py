@@ -135,3 +135,36 @@ def m001_create_archive(db: Database) -> None:
 
 def known_migration_names() -> set[str]:
     return {m.name for m in MIGRATIONS._migrations}
+
+
+@MIGRATIONS()
+def m004_create_conversation_map(db: Database) -> None:
+    # `migrate import --to conversations`: which conversation each thread became on which target and how
+    # far its items got, written before the create and after every chunk, so an interrupted import
+    # resumes without creating a conversation twice or sending an item twice.
+    db["conversation_map"].create(
+        {
+            # The target's base URL: the same thread may be imported into several servers or projects.
+            "target": str,
+            "thread_id": str,
+            "conversation_id": str,  # null while the create is in flight (the intent row)
+            "status": str,  # creating | open | done | failed | diverged
+            # Sent with every create of this row: a server that honours it never creates twice.
+            "idempotency_key": str,
+            # Creates whose outcome we never learned (a kill, a timeout, a 5xx): each may have left an
+            # unmapped conversation on a server that ignores the idempotency key. Reported, never hidden.
+            "unconfirmed_creates": int,
+            "items_total": int,
+            "items_sent": int,
+            # Digest of the items sent so far: a session rebuilt since is continued only if it still
+            # starts with exactly these items.
+            "sent_digest": str,
+            "metadata_dropped": str,  # the session metadata keys that did not fit the target's limits
+            "error": str,
+        },
+        pk=("target", "thread_id"),
+        defaults={"status": "creating", "unconfirmed_creates": 0, "items_sent": 0},
+        not_null={"status", "unconfirmed_creates", "items_sent"},
+    )
+    db["conversation_map"].create_index(["conversation_id"])
+

@@ -23,6 +23,7 @@ from migrator.errors import NewerSchemaError, NotAnArchiveError
 
 __all__ = [
     "Archive",
+    "ConversationLink",
     "Anomaly",
     "Failure",
     "LooseObject",
@@ -1144,3 +1145,133 @@ class Archive:
             code: n
             for code, n in self.db.execute("select code, sum(count) from session_warnings group by code order by code")
         }
+
+    # -- import to the Conversations API: the thread -> conversation map -----------------------
+
+    def session_count(self) -> int:
+        return self.db.execute("select count(*) from sessions").fetchone()[0]
+
+    def iter_session_thread_ids(self, batch: int = 5000) -> Iterator[str]:
+        """The thread id of every stored session, sorted, streamed (no records read)."""
+        last = ""
+        while True:
+            rows = self.db.execute(
+                "select thread_id from sessions where thread_id > ? order by thread_id limit ?", [last, batch]
+            ).fetchall()
+            if not rows:
+                return
+            for row in rows:
+                yield row[0]
+            last = rows[-1][0]
+
+    def conversation_link(self, target: str, thread_id: str) -> ConversationLink | None:
+        row = self.db.execute(
+            f"select {_LINK_COLUMNS} from conversation_map where target = ? and thread_id = ?", [target, thread_id]
+        ).fetchone()
+        return ConversationLink(*row) if row else None
+
+    def conversation_intent(
+        self, target: str, thread_id: str, *, idempotency_key: str, items_total: int, metadata_dropped: str
+    ) -> ConversationLink:
+        """Record that a create is about to be sent (committed before it is); returns the row.
+
+        A row still `creating` when this is called again means an earlier create's outcome was never
+        learned (the process died): it counts as unconfirmed. A row keeps its first idempotency key.
+        """
+        with self.db.atomic():
+            self.db.execute(
+                "insert into conversation_map(target, thread_id, status, idempotency_key, items_total, "
+                "metadata_dropped) values (?, ?, 'creating', ?, ?, ?) on conflict(target, thread_id) do update "
+                "set unconfirmed_creates = unconfirmed_creates + (status = 'creating'), status = 'creating', "
+                "items_total = excluded.items_total, metadata_dropped = excluded.metadata_dropped, error = null "
+                "where conversation_id is null",
+                [target, thread_id, idempotency_key, items_total, metadata_dropped],
+            )
+        link = self.conversation_link(target, thread_id)
+        assert link is not None
+        return link
+
+    def conversation_unconfirmed(self, target: str, thread_id: str) -> None:
+        """A create sent in this run whose outcome is unknown (timeout, dropped connection, 5xx)."""
+        with self.db.atomic():
+            self.db.execute(
+                "update conversation_map set unconfirmed_creates = unconfirmed_creates + 1 "
+                "where target = ? and thread_id = ?",
+                [target, thread_id],
+            )
+
+    def conversation_progress(
+        self,
+        target: str,
+        thread_id: str,
+        *,
+        items_sent: int,
+        sent_digest: str,
+        items_total: int,
+        conversation_id: str | None = None,
+    ) -> None:
+        """After the create (with its conversation id) and after every chunk: how far the items got."""
+        status = "done" if items_sent >= items_total else "open"
+        with self.db.atomic():
+            self.db.execute(
+                "update conversation_map set conversation_id = coalesce(?, conversation_id), status = ?, "
+                "items_sent = ?, sent_digest = ?, items_total = ?, error = null "
+                "where target = ? and thread_id = ?",
+                [conversation_id, status, items_sent, sent_digest, items_total, target, thread_id],
+            )
+
+    def conversation_failed(self, target: str, thread_id: str, error: str, *, status: str = "failed") -> None:
+        """The import of this thread stopped: `failed` (the target refused it; the next run retries,
+        with the same idempotency key if the create was refused), or `diverged` (its session changed
+        under it and no longer starts with the items sent)."""
+        with self.db.atomic():
+            self.db.execute(
+                "update conversation_map set error = ?, status = ? where target = ? and thread_id = ?",
+                [error, status, target, thread_id],
+            )
+
+    def iter_conversation_links(
+        self, target: str, thread_ids: Iterable[str] | None = None
+    ) -> Iterator[ConversationLink]:
+        """The map rows of one target, sorted by thread id (only these threads, when given)."""
+        if thread_ids is not None:
+            for tid in thread_ids:
+                link = self.conversation_link(target, tid)
+                if link is not None:
+                    yield link
+            return
+        last = ""
+        while True:
+            rows = self.db.execute(
+                f"select {_LINK_COLUMNS} from conversation_map where target = ? and thread_id > ? "
+                "order by thread_id limit 1000",
+                [target, last],
+            ).fetchall()
+            if not rows:
+                return
+            for row in rows:
+                yield ConversationLink(*row)
+            last = rows[-1][1]
+
+
+@dataclass(frozen=True)
+class ConversationLink:
+    """One row of the thread -> conversation map (see m004_create_conversation_map)."""
+
+    target: str
+    thread_id: str
+    conversation_id: str | None
+    status: str  # creating | open | done | failed | diverged
+    idempotency_key: str
+    unconfirmed_creates: int
+    items_total: int | None
+    items_sent: int
+    sent_digest: str | None
+    metadata_dropped: str | None
+    error: str | None
+
+
+_LINK_COLUMNS = (
+    "target, thread_id, conversation_id, status, idempotency_key, unconfirmed_creates, items_total, "
+    "items_sent, sent_digest, metadata_dropped, error"
+)

@@ -1,0 +1,138 @@
+"""`migrate import`: load the sessions into JSONL, an Agents SDK session database, or the Conversations API."""
+
+from __future__ import annotations
+
+import os
+import shlex
+import sys
+import time
+from pathlib import Path
+from typing import Annotated, Literal
+
+import typer
+
+from migrator.archive import Archive
+from migrator.cli.app import app, console_err
+from migrator.cli.options import ArchiveArg, JsonOpt, print_json
+from migrator.errors import Interrupted, UsageError
+from migrator.importers import (
+    ConversationsOptions,
+    ImportProgress,
+    ImportSummary,
+    Selection,
+    TargetSettings,
+    import_agents_sqlite,
+    import_conversations,
+    import_jsonl,
+)
+
+Target = Literal["jsonl", "agents-sqlite", "conversations"]
+PLAIN_EVERY = 10.0  # seconds between progress lines on stderr
+
+
+class _Progress:
+    """A line on stderr every few seconds: "conversations: 1200/34000 sessions, 9800 items, 41.2/s"."""
+
+    def __init__(self, quiet: bool) -> None:
+        self.quiet, self.last = quiet, time.monotonic()
+
+    def __call__(self, p: ImportProgress) -> None:
+        now = time.monotonic()
+        if self.quiet or now - self.last < PLAIN_EVERY:
+            return
+        self.last = now
+        rate = p.done / p.elapsed if p.elapsed else 0.0
+        console_err.print(
+            f"{p.target}: {p.done}/{p.total} sessions, {p.items} items, {rate:.1f}/s", highlight=False
+        )
+
+
+def _render(s: ImportSummary) -> None:
+    where = f" into {s.out}" if s.out else ""
+    console_err.print(
+        f"{s.target}: {s.imported} sessions imported{where} ({s.items} items), {s.already} already there, "
+        f"{len(s.failed)} failed, {len(s.not_found)} not in the archive, in {s.elapsed:.1f}s",
+        highlight=False,
+    )
+    for thread_id, error in s.failed[:20]:
+        console_err.print(f"  failed {thread_id}: {error}", markup=False, highlight=False)
+    for code, n in sorted(s.notes.items()):
+        console_err.print(f"  note {code}: {n}", markup=False, highlight=False)
+    if s.unconfirmed:
+        console_err.print(
+            f"  {len(s.unconfirmed)} thread(s) had a create whose answer never came: the target may hold an unmapped "
+            f"extra conversation for {', '.join(s.unconfirmed[:5])}; the mapping names the one to use",
+            markup=False,
+            highlight=False,
+        )
+    for label, path in (("agents", s.sidecar), ("mapping", s.mapping_out)):
+        if path:
+            console_err.print(f"  {label}: {path}", markup=False, highlight=False)
+
+
+@app.command("import")
+def import_(
+    archive: ArchiveArg,
+    to: Annotated[Target, typer.Option("--to", help="Where the sessions go.")],
+    out: Annotated[
+        str | None, typer.Option(help="jsonl: the file (- for stdout); agents-sqlite: the database.")
+    ] = None,
+    target_base_url: Annotated[
+        str | None,
+        typer.Option(envvar="TARGET_BASE_URL", help="conversations: the target API base URL (with /v1)."),
+    ] = None,
+    mapping_out: Annotated[
+        Path | None, typer.Option(help="Write thread_id -> target id rows to this CSV.")
+    ] = None,
+    thread: Annotated[list[str] | None, typer.Option(help="Only this thread (repeatable).")] = None,
+    sample: Annotated[
+        int | None, typer.Option(min=1, help="Only a deterministic sample of N sessions.")
+    ] = None,
+    concurrency: Annotated[int, typer.Option(min=1, max=256, help="conversations: threads in flight.")] = 8,
+    max_rps: Annotated[
+        float | None, typer.Option(min=0.01, help="conversations: request-rate ceiling.")
+    ] = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Import ARCHIVE's sessions: --to jsonl | agents-sqlite (SQLiteSession DB + agents.json) | conversations.
+
+    Conversations imports resume after a kill without creating a conversation twice.
+
+    Example: migrate import support.db --to agents-sqlite --out sessions.db --mapping-out map.csv
+    """
+    selection = Selection(tuple(thread or ()), sample)
+    if to != "conversations" and not out:
+        raise UsageError(f"--to {to} needs --out {'FILE (- for stdout)' if to == 'jsonl' else 'DB'}")
+    if out == "-" and (to != "jsonl" or json_out):
+        raise UsageError("--out - (stdout) is only for --to jsonl without --json")
+    progress = _Progress(quiet=out == "-")
+    with Archive.open(archive) as store:
+        if to == "jsonl":
+            summary = import_jsonl(store, out or "-", selection, mapping_out=mapping_out, progress=progress)
+        elif to == "agents-sqlite":
+            summary = import_agents_sqlite(
+                store, Path(out or ""), selection, mapping_out=mapping_out, progress=progress
+            )
+        else:
+            settings = _target_settings(target_base_url)
+            options = ConversationsOptions(concurrency=concurrency, max_rps=max_rps)
+            summary = import_conversations(
+                store, settings, selection, options=options, mapping_out=mapping_out, progress=progress
+            )
+    if summary.interrupted:
+        raise Interrupted("stopped cleanly; the map in the archive says how far each thread got",
+                          hint=f"resume with: migrate {shlex.join(sys.argv[1:])}")  # fmt: skip
+    if json_out:
+        print_json(summary.as_dict())
+    else:
+        _render(summary)
+    raise typer.Exit(0 if summary.clean and not summary.unconfirmed else 1)
+
+
+def _target_settings(base_url: str | None) -> TargetSettings:
+    if not base_url:
+        raise UsageError("--to conversations needs --target-base-url URL (or TARGET_BASE_URL)")
+    api_key = os.environ.get("TARGET_API_KEY")
+    if not api_key:
+        raise UsageError("--to conversations needs the target's API key", hint="set TARGET_API_KEY")
+    return TargetSettings(base_url=base_url, api_key=api_key)

@@ -1,0 +1,36 @@
+"""`migrate import`: load the archive's sessions where the new code will read them.
+
+One module per target, each a function taking an open `Archive` and returning an `ImportSummary`:
+
+    import_jsonl(archive, "sessions.jsonl")                        # the portable form
+    import_agents_sqlite(archive, Path("sessions.db"))             # Agents SDK SQLiteSession + agents.json
+    import_conversations(archive, TargetSettings(url, key))        # Conversations API, resumable
+
+All three stream the sessions in thread-id order, report progress through a callback, and can
+write a mapping CSV (`mapping_out`) to join against the user's own tables.
+"""
+
+from migrator.importers.agents_sqlite import import_agents_sqlite
+from migrator.importers.common import ImportProgress, ImportSummary, Selection, deterministic_sample
+from migrator.importers.conversations import (
+    ConversationsOptions,
+    TargetSettings,
+    conversation_metadata,
+    import_conversations,
+)
+from migrator.importers.items import session_items
+from migrator.importers.jsonl import import_jsonl
+
+__all__ = [
+    "ConversationsOptions",
+    "ImportProgress",
+    "ImportSummary",
+    "Selection",
+    "TargetSettings",
+    "conversation_metadata",
+    "deterministic_sample",
+    "import_agents_sqlite",
+    "import_conversations",
+    "import_jsonl",
+    "session_items",
+]

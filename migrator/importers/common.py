@@ -1,0 +1,221 @@
+"""What every importer shares: which sessions to import, the summary, progress, the mapping CSV."""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import heapq
+import os
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+import orjson
+
+from migrator.archive import Archive
+
+__all__ = [
+    "ImportProgress",
+    "ImportSummary",
+    "MappingWriter",
+    "ProgressCallback",
+    "Selection",
+    "atomic_output",
+    "deterministic_sample",
+]
+
+MAPPING_COLUMNS = ("thread_id", "target", "target_id", "status", "items", "assistant_id", "metadata", "note")
+
+
+@dataclass(frozen=True)
+class Selection:
+    """Which sessions to import: all, the given threads, or a deterministic sample of N."""
+
+    thread_ids: tuple[str, ...] = ()
+    sample: int | None = None
+
+    def resolve(self, archive: Archive) -> tuple[list[str] | None, list[str]]:
+        """(sorted thread ids to import, or None for every session; requested ids with no session)."""
+        if self.thread_ids:
+            wanted = sorted(set(self.thread_ids))
+            have = [tid for tid, _ in archive.iter_session_records(wanted)]
+            known = set(have)
+            pool = have
+            missing = [tid for tid in wanted if tid not in known]
+        else:
+            pool, missing = None, []
+        if self.sample is not None:
+            ids = archive.iter_session_thread_ids() if pool is None else iter(pool)
+            return deterministic_sample(ids, self.sample), missing
+        return pool, missing
+
+    def records(self, archive: Archive) -> tuple[int, Iterator[tuple[str, bytes]], list[str]]:
+        """(how many, the (thread_id, canonical record) stream sorted by thread id, missing ids)."""
+        ids, missing = self.resolve(archive)
+        if ids is None:
+            return archive.session_count(), archive.iter_session_records(), missing
+        return len(ids), archive.iter_session_records(ids), missing
+
+
+def deterministic_sample(thread_ids: Iterator[str], n: int) -> list[str]:
+    """The n ids with the smallest sha256, sorted: the same sample from the same ids, on any machine,
+    and a stable one as the archive grows (an id in the sample stays unless a smaller hash arrives)."""
+    if n <= 0:
+        return []
+    smallest = heapq.nsmallest(n, thread_ids, key=lambda tid: hashlib.sha256(tid.encode()).digest())
+    return sorted(smallest)
+
+
+@dataclass
+class ImportProgress:
+    """What a progress display shows; handed to the caller's callback."""
+
+    target: str
+    total: int
+    done: int
+    items: int
+    elapsed: float
+
+
+ProgressCallback = Callable[[ImportProgress], None]
+
+
+@dataclass
+class ImportSummary:
+    target: str  # jsonl | agents-sqlite | conversations
+    selected: int = 0  # sessions chosen for this import
+    imported: int = 0  # written or completed by this run
+    already: int = 0  # found complete from an earlier run, left alone
+    items: int = 0  # records (jsonl) or items written/sent by this run
+    failed: list[tuple[str, str]] = field(default_factory=list)  # (thread_id, one-line reason)
+    not_found: list[str] = field(default_factory=list)  # requested with --thread, no session in the archive
+    notes: dict[str, int] = field(default_factory=dict)  # code -> count (metadata dropped, ids shortened...)
+    out: str | None = None
+    sidecar: str | None = None
+    mapping_out: str | None = None
+    requests: int = 0
+    throttled: int = 0
+    retries: int = 0
+    # Threads whose conversation may have an unmapped twin (a create whose answer never came back).
+    unconfirmed: list[str] = field(default_factory=list)
+    interrupted: bool = False
+    elapsed: float = 0.0
+
+    def note(self, code: str, n: int = 1) -> None:
+        self.notes[code] = self.notes.get(code, 0) + n
+
+    @property
+    def clean(self) -> bool:
+        return not self.failed and not self.not_found
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "target": self.target,
+            "selected": self.selected,
+            "imported": self.imported,
+            "already_imported": self.already,
+            "items": self.items,
+            "failed": [{"thread_id": t, "error": e} for t, e in self.failed],
+            "not_found": self.not_found,
+            "notes": dict(sorted(self.notes.items())),
+            "out": self.out,
+            "sidecar": self.sidecar,
+            "mapping_out": self.mapping_out,
+            "requests": self.requests,
+            "throttled": self.throttled,
+            "retries": self.retries,
+            "unconfirmed_creates": self.unconfirmed,
+            "interrupted": self.interrupted,
+            "elapsed_seconds": round(self.elapsed, 3),
+        }
+
+
+class Ticker:
+    """Calls the progress callback at most every `every` seconds (and once at the end)."""
+
+    def __init__(
+        self, target: str, total: int, callback: ProgressCallback | None, every: float = 0.2
+    ) -> None:
+        self.target, self.total, self.callback, self.every = target, total, callback, every
+        self.start = time.monotonic()
+        self._last = 0.0
+
+    def __call__(self, done: int, items: int, *, final: bool = False) -> None:
+        if self.callback is None:
+            return
+        now = time.monotonic()
+        if final or now - self._last >= self.every:
+            self._last = now
+            self.callback(ImportProgress(self.target, self.total, done, items, now - self.start))
+
+    @property
+    def elapsed(self) -> float:
+        return time.monotonic() - self.start
+
+
+class MappingWriter:
+    """`--mapping-out CSV`: one row per imported thread, to join against the user's own tables.
+
+    Columns: thread_id, target (jsonl | agents-sqlite | the base URL), target_id (the line number, the
+    SQLiteSession id, the conversation id), status, items, assistant_id, metadata (the session's
+    metadata as JSON, e.g. the user_id of the --threads file), note.
+    """
+
+    def __init__(self, path: Path | None) -> None:
+        self.path = path
+        self._file: IO[str] | None = None
+        self._tmp: Path | None = None
+
+    def __enter__(self) -> MappingWriter:
+        if self.path is not None:
+            self._tmp = self.path.with_name(self.path.name + ".part")
+            self._file = open(self._tmp, "w", newline="", encoding="utf-8")
+            self._csv = csv.writer(self._file)
+            self._csv.writerow(MAPPING_COLUMNS)
+        return self
+
+    def row(
+        self,
+        thread_id: str,
+        target: str,
+        target_id: str | int | None,
+        status: str,
+        items: int | None,
+        record: dict[str, Any] | None = None,
+        note: str = "",
+    ) -> None:
+        if self._file is None:
+            return
+        record = record or {}
+        metadata = orjson.dumps(record.get("metadata") or {}, option=orjson.OPT_SORT_KEYS).decode()
+        self._csv.writerow(
+            [thread_id, target, target_id or "", status, "" if items is None else items,
+             record.get("assistant_id") or "", metadata, note]
+        )  # fmt: skip
+
+    def __exit__(self, exc_type: object, *exc: object) -> None:
+        if self._file is None:
+            return
+        self._file.close()
+        assert self._tmp is not None and self.path is not None
+        if exc_type is None:
+            os.replace(self._tmp, self.path)
+        else:
+            self._tmp.unlink(missing_ok=True)
+
+
+@contextmanager
+def atomic_output(path: Path, mode: str = "wb") -> Iterator[IO[Any]]:
+    """Write to PATH.part and rename it over PATH only when everything was written, so an
+    interrupted import never leaves a file that looks complete."""
+    tmp = path.with_name(path.name + ".part")
+    try:
+        with open(tmp, mode) as handle:
+            yield handle
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    os.replace(tmp, path)

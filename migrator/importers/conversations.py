@@ -1,0 +1,508 @@
+"""`--to conversations`: one Conversations API conversation per thread, resumable, never created twice.
+
+Each conversation is created with its first 20 items and metadata naming the source thread; the rest
+follow in chunks of at most 20, in order. The archive's `conversation_map` says how far each thread got:
+
+1. before the create, an intent row (status `creating`, an idempotency key) is committed;
+2. after the create, the conversation id and the items sent; after every chunk, the new count;
+3. on resume, a conversation created earlier is asked how many items it holds (a chunk the server
+   took just before a kill is not sent again), and the import continues from there.
+
+The remaining window: from sending a create until its answer is committed (one round trip). The
+Conversations API cannot look a conversation up by metadata, so a kill (or a lost answer) inside it
+can leave one conversation that the map does not name; the retry creates the mapped one. Every
+create carries the row's `Idempotency-Key`, so a server that honours one closes the window; on one
+that does not, such threads are counted in `unconfirmed_creates` and listed, never hidden.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+import signal
+import uuid
+from collections.abc import Awaitable, Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import openai
+import orjson
+from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt
+
+from migrator.archive import Archive, ConversationLink, object_hash
+from migrator.errors import SourceRefusedError
+from migrator.importers.common import ImportSummary, MappingWriter, ProgressCallback, Selection, Ticker
+from migrator.importers.items import session_items
+from migrator.source import PageAnomaly, RateLimiter, collect
+from migrator.source.ratelimit import retry_after_seconds
+
+__all__ = [
+    "ConversationsOptions",
+    "MAX_ITEMS",
+    "TargetSettings",
+    "conversation_metadata",
+    "import_conversations",
+]
+
+TARGET = "conversations"
+MAX_ITEMS = 20  # per create and per items.create (CreateConversationBody.items maxItems)
+MAX_PAIRS, MAX_KEY, MAX_VALUE = 16, 64, 512  # Metadata: 16 pairs, keys <= 64, values <= 512 characters
+THREAD_KEY, ASSISTANT_KEY = "source_thread_id", "source_assistant_id"
+RETRYABLE_STATUS = {408, 409, 429, 500, 502, 503, 504}
+
+
+@dataclass
+class TargetSettings:
+    base_url: str
+    api_key: str  # from TARGET_API_KEY; never written anywhere
+    timeout: float = 60.0
+    max_attempts: int = 6
+    max_backoff: float = 30.0
+
+
+@dataclass
+class ConversationsOptions:
+    concurrency: int = 8  # threads in flight; each thread's requests are sequential (order matters)
+    max_rps: float | None = None  # request-rate ceiling; otherwise learned from x-ratelimit-* and 429s
+
+
+def conversation_metadata(record: dict[str, Any]) -> tuple[dict[str, str], list[tuple[str, str]]]:
+    """(metadata within the API's limits, [(dropped key, why)]).
+
+    The source thread id (and the assistant id) come first; then the session's metadata in sorted key
+    order. Nothing is truncated, since a cut value looks valid and joins wrong: a key over 64 characters
+    (`key_too_long`), a value over 512 (`value_too_long`), a pair beyond the 16th (`too_many_pairs`) or
+    a key named like ours (`reserved`) is dropped and reported. Non-string values become JSON text.
+    """
+    metadata = {THREAD_KEY: str(record.get("thread_id"))}
+    if record.get("assistant_id"):
+        metadata[ASSISTANT_KEY] = str(record["assistant_id"])
+    dropped: list[tuple[str, str]] = []
+    source = record.get("metadata") or {}
+    for key in sorted(source):
+        value = source[key]
+        text = value if isinstance(value, str) else orjson.dumps(value, option=orjson.OPT_SORT_KEYS).decode()
+        if key in (THREAD_KEY, ASSISTANT_KEY):
+            dropped.append((key, "reserved"))
+        elif len(key) > MAX_KEY:
+            dropped.append((key, "key_too_long"))
+        elif len(text) > MAX_VALUE:
+            dropped.append((key, "value_too_long"))
+        elif len(metadata) >= MAX_PAIRS:
+            dropped.append((key, "too_many_pairs"))
+        else:
+            metadata[key] = text
+    return metadata, dropped
+
+
+def import_conversations(
+    archive: Archive,
+    settings: TargetSettings,
+    selection: Selection = Selection(),
+    *,
+    options: ConversationsOptions = ConversationsOptions(),
+    mapping_out: Path | None = None,
+    progress: ProgressCallback | None = None,
+) -> ImportSummary:
+    """Create (or finish) one conversation per selected session on the target; see the module doc."""
+    return asyncio.run(_Import(archive, settings, selection, options, progress).run(mapping_out))
+
+
+# -- errors inside one thread's import ------------------------------------------------------------
+
+
+class _ThreadFailed(Exception):
+    """This thread cannot go on (the target refused an item, the conversation is gone...)."""
+
+    def __init__(self, message: str, status: str = "failed") -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class _Unknown(Exception):
+    """A request whose outcome we did not learn (timeout, dropped connection, 5xx)."""
+
+
+class _Stopped(Exception):
+    """SIGINT/SIGTERM: stop before the next request."""
+
+
+def _status(exc: BaseException) -> int | None:
+    return exc.status_code if isinstance(exc, openai.APIStatusError) else None
+
+
+def _ambiguous(exc: BaseException) -> bool:
+    """The server may have acted on the request: no answer, or a 5xx (not 408/409/429, which refuse)."""
+    if isinstance(exc, openai.APIConnectionError):  # includes timeouts
+        return True
+    status = _status(exc)
+    return status is not None and status >= 500
+
+
+def _message(exc: openai.APIStatusError) -> str:
+    body = exc.body if isinstance(exc.body, dict) else {}
+    inner = body.get("error", body) if isinstance(body, dict) else {}
+    message = inner.get("message") if isinstance(inner, dict) else None
+    return f"{exc.status_code}: {message or exc.message}"
+
+
+def _refusal(exc: openai.APIStatusError, base_url: str) -> SourceRefusedError | None:
+    """The refusals repeating cannot fix: stop the whole import (exit 3)."""
+    resume = "then run the same command again to resume"
+    body = exc.body if isinstance(exc.body, dict) else {}
+    code = (body.get("error") or body).get("code") if isinstance(body, dict) else None
+    if exc.status_code == 401:
+        return SourceRefusedError(
+            f"{base_url} refused the target API key (401)", hint=f"set TARGET_API_KEY, {resume}"
+        )
+    if exc.status_code == 403:
+        return SourceRefusedError(
+            f"{base_url} denied access to the Conversations API (403)",
+            hint=f"use a TARGET_API_KEY of a project allowed to create conversations, {resume}",
+        )
+    if exc.status_code == 429 and code == "insufficient_quota":
+        return SourceRefusedError(
+            f"{base_url}: quota exhausted (insufficient_quota)", hint=f"raise it, {resume}"
+        )
+    return None
+
+
+class _Target:
+    """The target's SDK client (retries off) behind one limiter and one tenacity policy.
+
+    Items travel in `extra_body`: they are already in the spec's wire shape, and the SDK's TypedDict
+    transform of `items=` costs about 2 ms an item in CPU, more than the request itself on a fast target.
+    """
+
+    def __init__(self, settings: TargetSettings, limiter: RateLimiter, summary: ImportSummary) -> None:
+        self.settings = settings
+        self.limiter = limiter
+        self.summary = summary
+        self.client = openai.AsyncOpenAI(
+            base_url=settings.base_url, api_key=settings.api_key, max_retries=0, timeout=settings.timeout
+        )
+        self.base_url = str(self.client.base_url).rstrip("/")
+
+    async def send(
+        self,
+        call: Callable[[], Awaitable[Any]],
+        *,
+        retry_unknown: bool,
+        on_unknown: Callable[[], None] | None = None,
+    ) -> dict[str, Any]:
+        """One request, retried on 408/409/429/5xx and dropped connections; returns the JSON body.
+
+        With `retry_unknown=False` an ambiguous failure raises `_Unknown` instead of resending, so
+        the caller can first ask the server what it did.
+        """
+
+        def transient(exc: BaseException) -> bool:
+            if _ambiguous(exc):
+                if on_unknown is not None:
+                    on_unknown()
+                return retry_unknown
+            return _status(exc) in RETRYABLE_STATUS
+
+        def wait(state: RetryCallState) -> float:
+            exc = state.outcome.exception() if state.outcome else None
+            if _status(exc) == 429:
+                return 0.0  # the limiter already paused every worker until retry-after
+            hinted = (
+                retry_after_seconds(exc.response.headers) if isinstance(exc, openai.APIStatusError) else None
+            )
+            if hinted is not None:
+                return min(hinted, self.settings.max_backoff)
+            backoff = min(self.settings.max_backoff, 0.25 * 2 ** (state.attempt_number - 1))
+            return random.uniform(backoff / 2, backoff)
+
+        def before_sleep(state: RetryCallState) -> None:
+            self.summary.retries += 1
+
+        retrying = AsyncRetrying(
+            retry=retry_if_exception(transient),
+            stop=stop_after_attempt(self.settings.max_attempts),
+            wait=wait,
+            before_sleep=before_sleep,
+            reraise=True,
+        )
+        try:
+            async for attempt in retrying:
+                with attempt:
+                    return await self._attempt(call)
+        except openai.APIStatusError as exc:
+            refusal = _refusal(exc, self.base_url)
+            if refusal is not None:
+                raise refusal from None
+            if _ambiguous(exc) and not retry_unknown:
+                raise _Unknown(_message(exc)) from None
+            raise _ThreadFailed(_message(exc)) from None
+        except openai.APIConnectionError as exc:
+            if not retry_unknown:
+                raise _Unknown(f"no answer: {exc}") from None
+            raise _ThreadFailed(f"no answer after {self.settings.max_attempts} attempts: {exc}") from None
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def _attempt(self, call: Callable[[], Awaitable[Any]]) -> dict[str, Any]:
+        await self.limiter.acquire()
+        self.summary.requests += 1
+        try:
+            raw = await call()
+        except openai.APIStatusError as exc:
+            if exc.status_code == 429 and _refusal(exc, self.base_url) is None:
+                self.summary.throttled += 1
+                self.limiter.throttled(exc.response.headers)
+            else:
+                self.limiter.observe(exc.response.headers)
+            raise
+        self.limiter.observe(raw.http_response.headers)
+        try:
+            body = orjson.loads(raw.http_response.content)
+        except orjson.JSONDecodeError:
+            raise _ThreadFailed("the target answered with a body that is not JSON") from None
+        return body if isinstance(body, dict) else {}
+
+    async def create(
+        self, items: list[dict[str, Any]], metadata: dict[str, str], key: str, on_unknown: Callable[[], None]
+    ) -> str:
+        call = self.client.conversations.with_raw_response.create
+        body = await self.send(
+            lambda: call(
+                metadata=metadata, extra_body={"items": items}, extra_headers={"Idempotency-Key": key}
+            ),
+            retry_unknown=True,  # resent with the same key; each unknown outcome is counted first
+            on_unknown=on_unknown,
+        )
+        conversation_id = body.get("id")
+        if not isinstance(conversation_id, str) or not conversation_id:
+            raise _ThreadFailed("the target's create answer has no conversation id")
+        return conversation_id
+
+    async def add(self, conversation_id: str, items: list[dict[str, Any]]) -> None:
+        call = self.client.conversations.items.with_raw_response.create
+        await self.send(
+            lambda: call(conversation_id, items=[], extra_body={"items": items}), retry_unknown=False
+        )
+
+    async def count(self, conversation_id: str) -> int:
+        """How many items the conversation holds on the server (pages of 100, oldest first)."""
+        call = self.client.conversations.items.with_raw_response.list
+
+        async def page(after: str | None) -> dict[str, Any]:
+            extra = {"after": after} if after else {}
+            return await self.send(
+                lambda: call(conversation_id, limit=100, order="asc", **extra), retry_unknown=True
+            )
+
+        try:
+            return len((await collect(page)).items)
+        except PageAnomaly as exc:
+            raise _ThreadFailed(f"cannot count the items of {conversation_id}: {exc}") from None
+
+
+class _Import:
+    def __init__(
+        self,
+        archive: Archive,
+        settings: TargetSettings,
+        selection: Selection,
+        options: ConversationsOptions,
+        progress: ProgressCallback | None,
+    ) -> None:
+        self.archive = archive
+        self.settings = settings
+        self.selection = selection
+        self.options = options
+        self.summary = ImportSummary(TARGET)
+        self.progress = progress
+        self.stop = asyncio.Event()
+
+    async def run(self, mapping_out: Path | None) -> ImportSummary:
+        summary = self.summary
+        total, records, summary.not_found = self.selection.records(self.archive)
+        summary.selected = total
+        target = _Target(self.settings, RateLimiter(self.options.max_rps), summary)
+        self.target, self.key = target, target.base_url
+        summary.out = target.base_url
+        self.ticker = Ticker(TARGET, total, self.progress)
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            with contextlib.suppress(NotImplementedError, RuntimeError):  # not the main thread
+                loop.add_signal_handler(sig, self.stop.set)
+        try:
+            workers = [asyncio.create_task(self._worker(records)) for _ in range(self.options.concurrency)]
+            try:
+                await asyncio.gather(*workers)
+            except BaseException:
+                for task in workers:
+                    task.cancel()
+                await asyncio.gather(*workers, return_exceptions=True)
+                raise
+        finally:
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                with contextlib.suppress(NotImplementedError, RuntimeError):
+                    loop.remove_signal_handler(sig)
+            await target.client.close()
+        summary.interrupted = self.stop.is_set()
+        ids, _ = self.selection.resolve(self.archive)
+        summary.unconfirmed = [
+            link.thread_id
+            for link in self.archive.iter_conversation_links(self.key, ids)
+            if link.unconfirmed_creates
+        ]
+        if mapping_out is not None:
+            summary.mapping_out = str(mapping_out)
+            _write_mapping(self.archive, self.key, self.selection, mapping_out)
+        self.ticker(self._finished(), summary.items, final=True)
+        summary.elapsed = self.ticker.elapsed
+        return summary
+
+    def _finished(self) -> int:
+        return self.summary.imported + self.summary.already + len(self.summary.failed)
+
+    async def _worker(self, records: Iterator[tuple[str, bytes]]) -> None:
+        # One shared iterator: workers take the next thread in thread-id order as they free up.
+        for thread_id, raw in records:
+            if self.stop.is_set():
+                return
+            try:
+                await self._import_thread(thread_id, orjson.loads(raw))
+            except _Stopped:
+                return
+            except _ThreadFailed as exc:
+                self.summary.failed.append((thread_id, str(exc)))
+                self.archive.conversation_failed(self.key, thread_id, str(exc), status=exc.status)
+            self.ticker(self._finished(), self.summary.items)
+
+    def _check_stop(self) -> None:
+        if self.stop.is_set():
+            raise _Stopped
+
+    async def _import_thread(self, thread_id: str, record: dict[str, Any]) -> None:
+        converted = session_items(record)
+        items = converted.items
+        total = len(items)
+        link = self.archive.conversation_link(self.key, thread_id)
+        done = link is not None and link.conversation_id and link.items_sent == total
+        if done and link is not None and link.sent_digest == _digest(items):
+            self.summary.already += 1
+            return
+        for code, n in converted.notes.items():
+            self.summary.note(code, n)
+        if link is None or not link.conversation_id:
+            conversation_id, sent = await self._create(thread_id, record, items, link)
+        else:
+            conversation_id, sent = link.conversation_id, await self._resume(link, items)
+        unknown = 0
+        while sent < total:
+            self._check_stop()
+            chunk = items[sent : sent + MAX_ITEMS]
+            try:
+                await self.target.add(conversation_id, chunk)
+                held = sent + len(chunk)
+            except _Unknown as exc:
+                # Did the chunk land? Ask the server rather than risk sending it twice.
+                self.summary.note("chunk_answer_lost")
+                unknown += 1
+                if unknown >= self.settings.max_attempts:
+                    raise _ThreadFailed(f"no clear answer after {unknown} attempts: {exc}") from None
+                held = await self._server_count(self.archive.conversation_link(self.key, thread_id), items)
+            self.summary.items += held - sent
+            sent = held
+            self._progress(thread_id, items, sent)
+        self.summary.imported += 1
+
+    async def _create(
+        self,
+        thread_id: str,
+        record: dict[str, Any],
+        items: list[dict[str, Any]],
+        link: ConversationLink | None,
+    ) -> tuple[str, int]:
+        self._check_stop()
+        metadata, dropped = conversation_metadata(record)
+        for _, why in dropped:
+            self.summary.note(f"metadata_{why}")
+        key = link.idempotency_key if link is not None else f"migrate-{uuid.uuid4().hex}"
+        link = self.archive.conversation_intent(
+            self.key,
+            thread_id,
+            idempotency_key=key,
+            items_total=len(items),
+            metadata_dropped=", ".join(f"{k} ({why})" for k, why in dropped),
+        )
+        first = items[:MAX_ITEMS]
+        conversation_id = await self.target.create(
+            first,
+            metadata,
+            link.idempotency_key,
+            lambda: self.archive.conversation_unconfirmed(self.key, thread_id),
+        )
+        self.summary.items += len(first)
+        self._progress(thread_id, items, len(first), conversation_id)
+        return conversation_id, len(first)
+
+    async def _resume(self, link: ConversationLink, items: list[dict[str, Any]]) -> int:
+        """Continue a conversation created earlier: only if the session still starts with what was sent."""
+        if link.sent_digest != _digest(items[: link.items_sent]):
+            raise _ThreadFailed(
+                f"its session changed since {link.items_sent} items went to {link.conversation_id}; "
+                "it no longer starts with them, so nothing more is sent",
+                status="diverged",
+            )
+        self._check_stop()
+        sent = await self._server_count(link, items)
+        self._progress(link.thread_id, items, sent)
+        return sent
+
+    async def _server_count(self, link: ConversationLink | None, items: list[dict[str, Any]]) -> int:
+        assert link is not None and link.conversation_id
+        held = await self.target.count(link.conversation_id)
+        if not link.items_sent <= held <= len(items):
+            raise _ThreadFailed(
+                f"{link.conversation_id} holds {held} items; the map recorded {link.items_sent} of {len(items)} sent",
+                status="diverged",
+            )
+        return held
+
+    def _progress(
+        self, thread_id: str, items: list[dict[str, Any]], sent: int, conversation_id: str | None = None
+    ) -> None:
+        self.archive.conversation_progress(
+            self.key,
+            thread_id,
+            items_sent=sent,
+            sent_digest=_digest(items[:sent]),
+            items_total=len(items),
+            conversation_id=conversation_id,
+        )
+
+
+def _digest(items: list[dict[str, Any]]) -> str:
+    return object_hash(items)
+
+
+def _write_mapping(archive: Archive, target: str, selection: Selection, path: Path) -> None:
+    """The CSV in thread-id order, from the map (so it covers earlier runs too) and the sessions."""
+    ids, _ = selection.resolve(archive)
+    records = archive.iter_session_records(ids)
+    pending = next(records, None)
+    with MappingWriter(path) as mapping:
+        for link in archive.iter_conversation_links(target, ids):
+            # Both streams are sorted by thread id: a merge join, one pass over each.
+            while pending is not None and pending[0] < link.thread_id:
+                pending = next(records, None)
+            record = (
+                orjson.loads(pending[1]) if pending is not None and pending[0] == link.thread_id else None
+            )
+            notes = [
+                link.error or "",
+                f"metadata dropped: {link.metadata_dropped}" if link.metadata_dropped else "",
+            ]
+            if link.unconfirmed_creates:
+                notes.append(f"{link.unconfirmed_creates} unconfirmed create(s): an unmapped twin may exist")
+            note = "; ".join(n for n in notes if n)
+            mapping.row(
+                link.thread_id, target, link.conversation_id, link.status, link.items_sent, record, note
+            )
