@@ -118,7 +118,7 @@ def ingest_dump(archive: Archive, paths: list[Path], files_dir: Path | None = No
 
     with tempfile.TemporaryDirectory(prefix="migrate-ingest-") as spool:
         run.spool_dir = Path(spool)
-        for path in iter_input_files(paths, loose_dirs, ignored):
+        for path in iter_input_files(paths, loose_dirs, ignored, report.skip):
             report.files_read += 1
             for doc in read_documents(path, report.skip):
                 run.document(doc)

@@ -52,20 +52,24 @@ def data_format(name: str) -> str | None:
 
 
 def iter_input_files(
-    paths: Iterable[Path], exclude_dirs: Iterable[Path], on_ignored: Callable[[Path], None]
+    paths: Iterable[Path], exclude_dirs: Iterable[Path], on_ignored: Callable[[Path], None], skip: Skip
 ) -> Iterator[Path]:
     """Every data file under the paths, in a stable (sorted) order.
 
     Explicit files are read whatever their name. In folders: hidden entries are skipped, so are the
     folders holding loose file bytes, a dump's manifest and its thread list.
     """
+
+    def unreadable(error: OSError) -> None:  # os.walk would skip such a folder in silence
+        skip(Path(str(error.filename)), None, f"folder not readable ({error.strerror or error})")
+
     excluded = {p.resolve() for p in exclude_dirs}
     excluded_names = {p.name for p in excluded}
     for root in paths:
         if not root.is_dir():
             yield root
             continue
-        for dirpath, dirnames, filenames in os.walk(root):
+        for dirpath, dirnames, filenames in os.walk(root, onerror=unreadable):
             here = Path(dirpath)
             dirnames[:] = sorted(
                 d
