@@ -187,17 +187,21 @@ def test_a_big_corpus_is_lazy():
         raw.close()
 
 
-def test_cli_ids_and_bad_values():
+def test_cli_ids_and_bad_values(capsys: pytest.CaptureFixture[str]):
     result = CliRunner().invoke(app, ["sandbox", "ids", "--threads", "4", "--seed", "9"])
     assert result.exit_code == 0, result.output
     assert result.stdout.split() == thread_ids(4, 9)
-    for args in (
+    bad = (
         ["--fault-rate", "1.5"],
         ["--drop-rate", "-0.2"],
         ["--threads", "-1"],
         ["--fault-rate", "0.6", "--drop-rate", "0.6"],
-    ):
+        ["--rps-limit", "0"],
+    )
+    for args in bad:
         assert main(["sandbox", "serve", "--port", "0", *args]) == 2, args
+        out, err = capsys.readouterr()
+        assert out == "" and len(err.strip().splitlines()) == 1 and err.startswith("error: "), err
 
 
 def test_cli_serves_until_interrupted(tmp_path: Path):

@@ -51,17 +51,18 @@ def serve(
 
     Example: migrate sandbox serve --threads 2000 --rps-limit 50 --ids-out ids.txt
     """
-    knobs = dict(locals())
+    knobs = dict(locals())  # every other parameter is a SandboxConfig field of the same name
     port, ids_out = knobs.pop("port"), knobs.pop("ids_out")
     try:
         server = SandboxServer(SandboxConfig(**knobs), port=port)
     except ValueError as exc:
-        raise UsageError(str(exc), hint="see `migrate sandbox serve --help`") from None
+        raise UsageError(str(exc)) from None
     except OSError as exc:
-        raise UsageError(f"cannot listen on 127.0.0.1:{port}: {exc.strerror}", hint="try --port 0") from None
+        raise UsageError(f"cannot listen on port {port}: {exc.strerror}", hint="try --port 0") from None
     if ids_out is not None:
         ids_out.write_text("".join(f"{tid}\n" for tid in server.thread_ids()))
-    console_err.print(f"sandbox serving {server.base_url} ({threads} threads, seed {seed})", markup=False)
+    line = f"sandbox serving {server.base_url} ({threads} threads, seed {seed})"
+    console_err.print(line, markup=False, highlight=False, soft_wrap=True)
     try:
         server.serve_forever()
     except KeyboardInterrupt:

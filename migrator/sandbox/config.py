@@ -56,10 +56,7 @@ class SandboxConfig:
                 raise ValueError(f"{name.replace('_', '-')} must be a number between 0 and 1, got {value!r}")
         total = sum(getattr(self, n) for n in REQUEST_FAULTS)
         if total > 1.0 + 1e-9:
-            names = ", ".join(n.replace("_", "-") for n in REQUEST_FAULTS)
-            raise ValueError(
-                f"the per-request fault rates ({names}) add up to {total:g}; together they must be <= 1"
-            )
+            raise ValueError(f"the per-request fault rates add up to {total:g}; their sum must be <= 1")
         if not isinstance(self.latency_ms, int | float) or self.latency_ms < 0:
             raise ValueError(f"latency-ms must be >= 0, got {self.latency_ms!r}")
         if not isinstance(self.hang_seconds, int | float) or self.hang_seconds < 0:
