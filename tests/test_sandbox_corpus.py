@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import os
 import signal
 import struct
@@ -167,6 +168,22 @@ def _jpeg_gray(data: bytes) -> int:
     dc = raw if not category or bits[1] == "1" else raw - (1 << category) + 1
     assert bits[1 + category] == "0"  # end of block
     return dc // 8 + 128
+
+
+def test_the_sandbox_imports_nothing_of_the_client():
+    """The hard rule: stdlib and orjson only, nothing of `migrator` outside `migrator.sandbox`."""
+    allowed = set(sys.stdlib_module_names) | {"orjson", "migrator"}
+    for path in Path(media.__file__).parent.glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else []
+            if isinstance(node, ast.ImportFrom) and node.level == 0:
+                names = [node.module or ""]
+            for name in names:
+                assert name.split(".")[0] in allowed, (path.name, name)
+                assert not name.startswith("migrator") or name.startswith("migrator.sandbox"), (
+                    path.name,
+                    name,
+                )
 
 
 def test_images_are_real():

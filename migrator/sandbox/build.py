@@ -56,6 +56,7 @@ class _Builder:
         self.steps: dict[str, list[Obj]] = {}
         self.replies: dict[int, Reply] = {}
         self.user_texts: dict[int, str] = {}
+        self._cited: list[str] = []  # files the current run's file_search returned, for its citations
 
     def tick(self, lo: int = 1, hi: int = 3) -> int:
         self.clock += self.rng.randint(lo, hi)
@@ -349,7 +350,7 @@ class _Builder:
                     "refusal": "I'm sorry, I can't help with opening other customers' orders.",
                 }
             ]
-        elif kind == "file_search" and getattr(self, "_cited", None):
+        elif kind == "file_search" and self._cited:
             content = [self._cited_text(self._cited)]
         elif kind == "code":
             png_file, csv_file = turn.outputs
