@@ -16,7 +16,7 @@ from test_verify_support import cli, synthetic_archive
 from migrator.archive import Archive
 from migrator.errors import UsageError
 from migrator.sessions import build_sessions, recorded_options
-from migrator.verify import CHECKS, Budget, context_window_for, junit_xml, verify_archive
+from migrator.verify import CHECKS, DRIFT_CHECKS, Budget, context_window_for, junit_xml, verify_archive
 
 DOCS = Path(__file__).parent.parent / "docs" / "verify.md"
 
@@ -54,7 +54,7 @@ def sql(path: Path, statement: str, params: tuple[Any, ...] = ()) -> None:
 
 
 def test_codes_are_unique_and_documented() -> None:
-    codes = [c.code for c in CHECKS]
+    codes = [c.code for c in CHECKS + DRIFT_CHECKS]
     assert len(codes) == len(set(codes))
     docs = DOCS.read_text()
     undocumented = [code for code in codes if f"`{code}`" not in docs]

@@ -14,24 +14,12 @@ from typing import Any
 
 import orjson
 import pytest
-from test_verify_support import cli
-
-from migrator.cli import main
-from migrator.sandbox import thread_ids
-
-MATRIX_THREADS = 15  # of the shared sandbox's 40 (seed 7): enough for tools, files, images
+from test_verify_support import cli, sandbox_export
 
 
 @pytest.fixture(scope="session")
 def clean_archive(sandbox: Any, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    folder = tmp_path_factory.mktemp("matrix")
-    ids = folder / "ids.txt"
-    ids.write_text("\n".join(thread_ids(40, 7)[:MATRIX_THREADS]) + "\n")
-    path = folder / "clean.db"
-    # Session-scoped, so the per-test environment fixture has not run yet: give the SDK its key here.
-    with pytest.MonkeyPatch.context() as env:
-        env.setenv("OPENAI_API_KEY", "sandbox-key")
-        main(["export", str(path), "--threads", str(ids), "--base-url", sandbox.base_url, "--json"])
+    path = sandbox_export(sandbox, tmp_path_factory)
     code, out, err = cli(str(path), "--json")
     assert code == 0, out + err  # the clean export verifies clean: what the matrix damages is all there
     return path

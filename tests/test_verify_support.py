@@ -15,10 +15,12 @@ import zlib
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from migrator.archive import Archive, FileContent, ThreadResult
 from migrator.cli import main
 
-__all__ = ["synthetic_archive", "thread_objects", "cli", "PNG", "IMAGE_ID", "ASSISTANT_ID"]
+__all__ = ["synthetic_archive", "sandbox_export", "thread_objects", "cli", "PNG", "IMAGE_ID", "ASSISTANT_ID"]
 
 ASSISTANT_ID = "asst_verify1"
 IMAGE_ID = "file-verifyimage1"
@@ -220,3 +222,30 @@ def cli(*args: str) -> tuple[int, str, str]:
         code = main(["verify", *args])
     assert "Traceback" not in out.getvalue() + err.getvalue(), out.getvalue() + err.getvalue()
     return code, out.getvalue(), err.getvalue()
+
+
+SANDBOX_THREADS = 15  # of the shared sandbox's 40 (seed 7): enough for tools, files, images, steps
+_EXPORTS: dict[str, Path] = {}
+
+
+def sandbox_export(sandbox: Any, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A real export of the first threads of the shared sandbox corpus, made once per test process
+    (the matrix and the drift tests share it); callers copy it before changing anything."""
+    from migrator.sandbox import thread_ids
+
+    if sandbox.base_url not in _EXPORTS:
+        folder = tmp_path_factory.mktemp("sandbox-export")
+        ids = folder / "ids.txt"
+        ids.write_text("\n".join(thread_ids(40, 7)[:SANDBOX_THREADS]) + "\n")
+        path = folder / "clean.db"
+        # Session scope runs before the per-test environment fixture: give the SDK its key here.
+        with pytest.MonkeyPatch.context() as env:
+            env.setenv("OPENAI_API_KEY", "sandbox-key")
+            out, err = io.StringIO(), io.StringIO()
+            with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+                code = main(
+                    ["export", str(path), "--threads", str(ids), "--base-url", sandbox.base_url, "--json"]
+                )
+        assert code == 0, out.getvalue() + err.getvalue()
+        _EXPORTS[sandbox.base_url] = path
+    return _EXPORTS[sandbox.base_url]

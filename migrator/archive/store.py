@@ -1046,6 +1046,20 @@ class Archive:
                 )  # fmt: skip
             last = rows[-1][0]
 
+    def iter_thread_ids(self, status: str, batch: int = 5000) -> Iterator[str]:
+        """The requested thread ids with this work status, in id order, keyset-paged."""
+        last = ""
+        while True:
+            rows = self.db.execute(
+                "select thread_id from work where status = ? and thread_id > ? order by thread_id limit ?",
+                [status, last, batch],
+            ).fetchall()
+            if not rows:
+                return
+            for (thread_id,) in rows:
+                yield thread_id
+            last = rows[-1][0]
+
     def iter_anomalies(self) -> Iterator[Anomaly]:
         for row in self.db.execute("select entity, entity_id, kind, detail from anomalies order by 1, 2, 3"):
             yield Anomaly(*row)

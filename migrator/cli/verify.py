@@ -11,7 +11,7 @@ import typer
 
 from migrator.archive import Archive
 from migrator.cli.app import app, console, console_err
-from migrator.cli.options import ArchiveArg, JsonOpt, print_json
+from migrator.cli.options import ArchiveArg, JsonOpt, print_json, source_settings
 from migrator.errors import UsageError
 from migrator.verify import render_table, verify_archive, write_junit
 
@@ -25,6 +25,18 @@ JunitOpt = Annotated[
     Path | None, typer.Option("--junit", help="Also write JUnit XML (one test case per check).")
 ]
 StrictOpt = Annotated[bool, typer.Option("--strict", help="Warnings fail too (exit 1).")]
+AgainstSourceOpt = Annotated[
+    bool, typer.Option("--against-source", help="Also re-fetch a sample of done threads and report drift.")
+]
+SampleOpt = Annotated[
+    int | None, typer.Option("--sample", help="With --against-source: threads to re-fetch [20].")
+]
+BaseUrlOpt = Annotated[
+    str | None,
+    typer.Option("--base-url", help="Source API base URL for --against-source (default OPENAI_BASE_URL)."),
+]
+AzureOpt = Annotated[str | None, typer.Option(envvar="AZURE_OPENAI_ENDPOINT", help="Azure OpenAI endpoint.")]
+ApiVersionOpt = Annotated[str | None, typer.Option(envvar="OPENAI_API_VERSION", help="Azure API version.")]
 
 
 @contextlib.contextmanager
@@ -45,6 +57,11 @@ def verify(
     json_out: JsonOpt = False,
     junit: JunitOpt = None,
     strict: StrictOpt = False,
+    against_source: AgainstSourceOpt = False,
+    sample: SampleOpt = None,
+    base_url: BaseUrlOpt = None,
+    azure_endpoint: AzureOpt = None,
+    api_version: ApiVersionOpt = None,
 ) -> None:
     """Check ARCHIVE offline: integrity, completeness, references, sessions, budget. Exit 0 clean, 1 findings.
 
@@ -52,9 +69,18 @@ def verify(
     """
     if junit is not None and not junit.parent.is_dir():
         raise UsageError(f"--junit {junit}: the folder {junit.parent} does not exist")
+    if not against_source and (sample is not None or base_url):
+        raise UsageError("--sample and --base-url go with --against-source")
+    source = source_settings(base_url, azure_endpoint, api_version) if against_source else None
     with Archive.open(archive) as store, _phases() as on_phase:
         report = verify_archive(
-            store, context_window=context_window, model=model, strict=strict, on_phase=on_phase
+            store,
+            context_window=context_window,
+            model=model,
+            strict=strict,
+            against_source=source,
+            sample=20 if sample is None else sample,
+            on_phase=on_phase,
         )
     if junit is not None:
         write_junit(report, junit)

@@ -21,11 +21,14 @@ from migrator.archive.canonical import sha256_hex
 from migrator.archive.schema import known_migration_names
 from migrator.archive.store import DoneSession
 from migrator.convert import FINDING_CODES, ConversionOptions, convert_thread, validate_session
+from migrator.errors import UsageError
 from migrator.sessions import load_bundle, recorded_options
+from migrator.source import SourceSettings
 from migrator.verify.budget import Budget
+from migrator.verify.drift import DRIFT_CHECKS, source_drift
 from migrator.verify.report import MAX_FINDINGS, Check, Finding, Severity, VerifyReport
 
-__all__ = ["CHECKS", "verify_archive"]
+__all__ = ["CHECKS", "DRIFT_CHECKS", "verify_archive"]
 
 E, W, INFO = Severity.ERROR, Severity.WARNING, Severity.INFO
 
@@ -370,17 +373,24 @@ def verify_archive(
     context_window: int | None = None,
     model: str | None = None,
     strict: bool = False,
+    against_source: SourceSettings | None = None,
+    sample: int = 20,
+    seed: int | None = None,
     max_findings: int = MAX_FINDINGS,
     on_phase: Callable[[str], None] | None = None,
 ) -> VerifyReport:
-    """Run every check over an open archive. Raises UsageError for a bad budget option."""
+    """Run every check over an open archive; with `against_source`, also re-fetch `sample` random done
+    threads from that source and report drift. Raises UsageError for a bad budget or sample option,
+    SourceRefusedError when the source refuses."""
     budget = Budget.resolve(context_window, model)
+    if against_source is not None and sample < 1:
+        raise UsageError(f"--sample must be at least 1, not {sample}")
     started = time.perf_counter()
     stats = {"threads": 0, "threads_done": 0, "raw_objects": 0, "blobs": 0, "sessions": 0}
     unknown_models: dict[str, int] = {}
     report = VerifyReport.empty(
         str(archive.path),
-        CHECKS,
+        CHECKS + (DRIFT_CHECKS if against_source is not None else ()),
         strict=strict,
         budget=budget.describe(),
         stats=stats,
@@ -424,5 +434,12 @@ def verify_archive(
         report.add(Finding("check_aborted", "archive", f"warnings summary: {exc}"))
     for code, n in report.warnings_summary.items():
         report.add(Finding("conversion_warnings", f"warning {code}", f"{n:,}"))
+    if against_source is not None:
+        if on_phase:
+            on_phase("source drift")
+        sampled, drift = source_drift(archive, against_source, sample=sample, seed=seed)
+        stats["threads_sampled"] = len(sampled)
+        for finding in drift:
+            report.add(finding)
     report.elapsed = time.perf_counter() - started
     return report

@@ -1,0 +1,145 @@
+"""`verify --against-source --sample N`: re-fetch a random sample of done threads and report drift.
+
+The one part of verify that talks to the network. Each sampled thread is fetched exactly as the
+export fetches it (thread, messages and runs with `limit=100, order=asc`, steps only for runs that
+declared tools, file_search results included when the run used file_search), so an object that did
+not change hashes the same, and compared by id and canonical hash with what the archive holds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections.abc import Iterator
+from typing import Any
+
+import openai
+
+from migrator.archive import Archive, object_hash
+from migrator.source import (
+    NotFound,
+    PageAnomaly,
+    RateLimiter,
+    Rejected,
+    SourceClient,
+    SourceSettings,
+    TransientError,
+    collect,
+)
+from migrator.verify.report import Check, Finding, Severity
+
+__all__ = ["DRIFT_CHECKS", "sample_threads", "source_drift"]
+
+DRIFT_CHECKS: tuple[Check, ...] = (
+    # New or changed at the source since export: migrating now would lose them (export --refresh).
+    Check("source_new", "drift", Severity.ERROR, "the source holds no object the archive lacks"),
+    Check("source_changed", "drift", Severity.ERROR, "every archived object is unchanged at the source"),
+    # Deleted at the source: the archive keeps more than the source, nothing is lost.
+    Check("source_gone", "drift", Severity.WARNING, "every archived object still exists at the source"),
+    Check("source_fetch_failed", "drift", Severity.WARNING, "every sampled thread could be re-fetched"),
+)
+
+_KINDS = (("messages", "message"), ("runs", "run"), ("steps", "run step"))
+_THREADS_AT_ONCE = 8
+
+
+def sample_threads(archive: Archive, n: int, rng: random.Random) -> list[str]:
+    """N done thread ids chosen uniformly, by reservoir sampling over a stream of ids."""
+    chosen: list[str] = []
+    for seen, thread_id in enumerate(archive.iter_thread_ids("done")):
+        if seen < n:
+            chosen.append(thread_id)
+        elif (slot := rng.randrange(seen + 1)) < n:
+            chosen[slot] = thread_id
+    return sorted(chosen)
+
+
+def _uses_file_search(run: dict[str, Any]) -> bool:
+    return any(tool.get("type") == "file_search" for tool in run.get("tools") or ())
+
+
+async def _fetch(client: SourceClient, thread_id: str) -> dict[str, Any] | None:
+    """The thread as the source serves it now; None when the source no longer knows it (404)."""
+    try:
+        thread = await client.retrieve_thread(thread_id)
+    except NotFound:
+        return None
+    messages = await collect(lambda after: client.list_messages(thread_id, after))
+    runs = await collect(lambda after: client.list_runs(thread_id, after))
+    steps: list[dict[str, Any]] = []
+    for run in runs.items:
+        if run.get("tools"):
+            listing = await collect(
+                lambda after, run=run: client.list_run_steps(
+                    thread_id, run["id"], after, file_search=_uses_file_search(run)
+                )
+            )
+            steps.extend(listing.items)
+    return {"thread": thread, "messages": messages.items, "runs": runs.items, "steps": steps}
+
+
+def _compare(
+    thread_id: str, archived: dict[str, Any] | None, fresh: dict[str, Any] | None
+) -> Iterator[Finding]:
+    subject = f"thread {thread_id}"
+    if fresh is None:
+        yield Finding("source_gone", subject, "the source answers 404 for this thread now", thread_id)
+        return
+    if archived is None:
+        yield Finding("source_new", subject, "the archive holds no thread object for it", thread_id)
+        return
+    if object_hash(fresh["thread"]) != object_hash(archived["thread"]):
+        yield Finding("source_changed", subject, "the thread object changed at the source", thread_id)
+    for key, label in _KINDS:
+        old = {obj["id"]: object_hash(obj) for obj in archived[key]}
+        new = {obj["id"]: object_hash(obj) for obj in fresh[key] if isinstance(obj, dict) and "id" in obj}
+        for obj_id in sorted(new.keys() - old.keys()):
+            yield Finding("source_new", f"{label} {obj_id}", "at the source, not in the archive", thread_id)
+        for obj_id in sorted(old.keys() & new.keys()):
+            if old[obj_id] != new[obj_id]:
+                yield Finding(
+                    "source_changed", f"{label} {obj_id}", "differs from the archived copy", thread_id
+                )
+        for obj_id in sorted(old.keys() - new.keys()):
+            yield Finding("source_gone", f"{label} {obj_id}", "archived, no longer at the source", thread_id)
+
+
+async def _drift(archive: Archive, settings: SourceSettings, thread_ids: list[str]) -> list[Finding]:
+    client = SourceClient(settings, RateLimiter())
+    gate = asyncio.Semaphore(_THREADS_AT_ONCE)
+
+    async def one(thread_id: str) -> list[Finding]:
+        async with gate:
+            try:
+                fresh = await _fetch(client, thread_id)
+            except (
+                PageAnomaly,
+                Rejected,
+                TransientError,
+                openai.APIConnectionError,
+                openai.APIStatusError,
+            ) as exc:
+                return [
+                    Finding(
+                        "source_fetch_failed",
+                        f"thread {thread_id}",
+                        f"{type(exc).__name__}: {exc}",
+                        thread_id,
+                    )
+                ]
+        return list(_compare(thread_id, archive.thread_objects(thread_id), fresh))
+
+    try:
+        # A refusal (401/403, quota, 410 Gone) propagates as SourceRefusedError: exit 3, as for export.
+        results = await asyncio.gather(*(one(tid) for tid in thread_ids))
+    finally:
+        await client.close()
+    return [finding for found in results for finding in found]
+
+
+def source_drift(
+    archive: Archive, settings: SourceSettings, *, sample: int, seed: int | None = None
+) -> tuple[list[str], list[Finding]]:
+    """(the sampled thread ids, the drift found in them)."""
+    thread_ids = sample_threads(archive, sample, random.Random(seed))
+    return thread_ids, asyncio.run(_drift(archive, settings, thread_ids)) if thread_ids else []
