@@ -251,3 +251,5 @@ def test_a_refused_key_stops_with_exit_3_and_never_shows_the_key(tmp_path, monke
         )
     assert code == 3, err
     assert "TARGET_API_KEY" in err and "wrong-key-123456" not in err + out.decode()
+    # A refusal created nothing: the rows say so, and the next run will not count them as unconfirmed.
+    assert {(r["status"], r["unconfirmed_creates"]) for r in read_map(db)} == {("failed", 0)}

@@ -15,8 +15,7 @@ import pytest
 from typer.testing import CliRunner
 
 from migrator.archive import Archive, SessionRow
-from migrator.cli import app
-from migrator.errors import MigrateError
+from migrator.cli import main
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = ROOT / "fixtures" / "convert"
@@ -101,15 +100,13 @@ def build_archive(
 
 
 def run_cli(*args: str) -> tuple[int, bytes, str]:
-    """`migrate ARGS`: (exit code, stdout bytes, stderr). A MigrateError becomes its exit code and one
-    line, exactly as `main()` maps it (the runner keeps typer.Exit codes, which main() must pass on)."""
-    result = CliRunner().invoke(app, list(args))
-    err = result.stderr
-    if isinstance(result.exception, MigrateError):
-        return int(result.exception.exit_code), result.stdout_bytes, err + f"error: {result.exception}\n"
-    assert result.exception is None or isinstance(result.exception, SystemExit), repr(result.exception)
-    assert "Traceback" not in err, err
-    return result.exit_code, result.stdout_bytes, err
+    """`migrate ARGS` through `main()`, the console script's entry point, where errors become exit
+    codes: (exit code, stdout bytes, stderr). Never a traceback."""
+    with CliRunner().isolation() as (out, err, _):
+        code = main(list(args))
+        stdout, stderr = out.getvalue(), err.getvalue().decode()
+    assert "Traceback" not in stderr, stderr
+    return code, stdout, stderr
 
 
 def conversation_items(base_url: str, conversation_id: str) -> list[dict[str, Any]]:

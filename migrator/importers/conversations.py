@@ -317,6 +317,7 @@ class _Import:
         self.summary = ImportSummary(TARGET)
         self.progress = progress
         self.stop = asyncio.Event()
+        self.refused: SourceRefusedError | None = None
 
     async def run(self, mapping_out: Path | None) -> ImportSummary:
         summary = self.summary
@@ -332,18 +333,19 @@ class _Import:
                 loop.add_signal_handler(sig, self.stop.set)
         try:
             workers = [asyncio.create_task(self._worker(records)) for _ in range(self.options.concurrency)]
-            try:
-                await asyncio.gather(*workers)
-            except BaseException:
-                for task in workers:
-                    task.cancel()
-                await asyncio.gather(*workers, return_exceptions=True)
-                raise
+            # No worker is cancelled mid-request (that would leave a create unconfirmed): on a stop,
+            # a refusal or a bug, each finishes the request it is in, records it, and returns.
+            outcomes = await asyncio.gather(*workers, return_exceptions=True)
         finally:
             for sig in (signal.SIGINT, signal.SIGTERM):
                 with contextlib.suppress(NotImplementedError, RuntimeError):
                     loop.remove_signal_handler(sig)
             await target.client.close()
+        if self.refused is not None:
+            raise self.refused
+        for outcome in outcomes:
+            if isinstance(outcome, BaseException):
+                raise outcome
         summary.interrupted = self.stop.is_set()
         ids, _ = self.selection.resolve(self.archive)
         summary.unconfirmed = [
@@ -373,6 +375,11 @@ class _Import:
             except _ThreadFailed as exc:
                 self.summary.failed.append((thread_id, str(exc)))
                 self.archive.conversation_failed(self.key, thread_id, str(exc), status=exc.status)
+            except BaseException as exc:
+                if isinstance(exc, SourceRefusedError):
+                    self.refused = self.refused or exc
+                self.stop.set()  # the others finish their request and stop
+                raise
             self.ticker(self._finished(), self.summary.items)
 
     def _check_stop(self) -> None:
@@ -433,12 +440,17 @@ class _Import:
             metadata_dropped=", ".join(f"{k} ({why})" for k, why in dropped),
         )
         first = items[:MAX_ITEMS]
-        conversation_id = await self.target.create(
-            first,
-            metadata,
-            link.idempotency_key,
-            lambda: self.archive.conversation_unconfirmed(self.key, thread_id),
-        )
+        try:
+            conversation_id = await self.target.create(
+                first,
+                metadata,
+                link.idempotency_key,
+                lambda: self.archive.conversation_unconfirmed(self.key, thread_id),
+            )
+        except SourceRefusedError as exc:
+            # A refused key or quota created nothing: the next run must not count this as unconfirmed.
+            self.archive.conversation_failed(self.key, thread_id, str(exc))
+            raise
         self.summary.items += len(first)
         self._progress(thread_id, items, len(first), conversation_id)
         return conversation_id, len(first)
