@@ -173,6 +173,28 @@ def test_kill_9_mid_import_then_resume_creates_no_conversation_twice(target, tmp
     _assert_each_thread_has_exactly_its_conversation(target, db, {r["thread_id"]: r for r in records})
 
 
+def test_ctrl_c_stops_cleanly_with_exit_130_and_the_same_command_resumes(target, tmp_path):
+    records = [long_record(f"thread_aa_long_{i}", 12) for i in range(3)]
+    db = build_archive(tmp_path / "a.db", records)
+    command = [sys.executable, "-c", "from migrator.cli import run; run()", "import", str(db), "--to", "conversations",
+               "--target-base-url", target.base_url, "--concurrency", "2"]  # fmt: skip
+    target.configure(latency_ms=100)
+    proc = subprocess.Popen(command, env={**os.environ, "PYTHONPATH": str(ROOT)}, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline and not any(r["status"] == "open" for r in _safe_map(db)):
+        time.sleep(0.005)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 130, err.decode()
+    assert "resume with: migrate import" in err.decode() and "Traceback" not in err.decode()
+    # Every worker finished the request it was in: no create is left without its answer.
+    assert all(r["status"] in ("open", "done") for r in read_map(db))
+    target.configure(latency_ms=0)
+    code, _, err = run_cli(*command[3:])
+    assert code == 0, err
+    _assert_each_thread_has_exactly_its_conversation(target, db, {r["thread_id"]: r for r in records})
+
+
 def _safe_map(db) -> list[dict]:
     try:
         return read_map(db)
