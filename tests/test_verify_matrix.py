@@ -206,6 +206,12 @@ def index_out_of_step(conn: sqlite3.Connection) -> str:
     return name
 
 
+def table_dropped(conn: sqlite3.Connection) -> str:
+    """A table gone from an otherwise readable file: the checks that need it stop, the rest run."""
+    conn.execute("drop table anomalies")
+    return "anomalies"
+
+
 # -- damage to the file as a whole -------------------------------------------------------------
 
 
@@ -318,6 +324,7 @@ CASES = [
         "re-derivation in messages",
     ),
     Case("index out of step with its table", index_out_of_step, 1, "sqlite_integrity", ""),
+    Case("table dropped", table_dropped, 1, "check_aborted", "checks stopped: no such table: {x}"),
     Case("foreign SQLite file", foreign_sqlite, 2, None, "a SQLite file, but not a migrate archive", True),
     Case("archive from a newer schema", newer_schema, 2, None, "written by a newer migrate", True),
     Case("not a SQLite file", not_sqlite, 2, None, "not a SQLite file", True),

@@ -1,7 +1,7 @@
 """The checks of `migrate verify` and `verify_archive`, which runs them all over one archive.
 
 Every check has a stable code (documented in docs/verify.md), a category and a severity. They run
-offline on the archive alone, streaming: rows come through cursors or keyset-paged batches, so an
+offline on the archive alone (only the opt-in drift phase, drift.py, asks the source), streaming: rows come through cursors or keyset-paged batches, so an
 archive of 340,000 threads is never loaded at once. Each phase is a generator of findings; a phase
 the database cannot answer (a damaged file) is reported as a check that could not run, never as a
 traceback.
