@@ -391,8 +391,7 @@ class _Import:
         items = converted.items
         total = len(items)
         link = self.archive.conversation_link(self.key, thread_id)
-        done = link is not None and link.conversation_id and link.items_sent == total
-        if done and link is not None and link.sent_digest == _digest(items):
+        if link is not None and link.conversation_id and _is_complete(link, items):
             self.summary.already += 1
             return
         for code, n in converted.notes.items():
@@ -493,6 +492,11 @@ class _Import:
 
 def _digest(items: list[dict[str, Any]]) -> str:
     return object_hash(items)
+
+
+def _is_complete(link: ConversationLink, items: list[dict[str, Any]]) -> bool:
+    """Every item went out earlier, and the session has not changed since."""
+    return link.items_sent == len(items) and link.sent_digest == _digest(items)
 
 
 def _write_mapping(archive: Archive, target: str, selection: Selection, path: Path) -> None:
