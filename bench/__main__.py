@@ -155,7 +155,7 @@ def bench_rate(workdir: Path) -> None:
     throttled = served.get("throttled", served.get("by_status", {}).get("429", 0))
     summary = json.loads(out) if out.strip() else {}
     # The client's own clock excludes process start-up; it is the rate the source saw while exporting.
-    client_seconds = summary.get("elapsed", elapsed)
+    client_seconds = summary.get("network_seconds") or elapsed
     achieved = (total - throttled) / client_seconds
     record("rate limit 50 req/s, 20 ms", "exit code", str(code), "0")
     record(

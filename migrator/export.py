@@ -96,6 +96,8 @@ class ExportSummary:
     retries: int = 0
     failures: int = 0
     elapsed: float = 0.0
+    # Seconds spent talking to the source (elapsed also counts building the sessions afterwards).
+    network_seconds: float = 0.0
     interrupted: bool = False
     sessions: BuildSummary = field(default_factory=BuildSummary)
 
@@ -106,7 +108,8 @@ class ExportSummary:
     def as_dict(self) -> dict[str, Any]:
         out = {k: v for k, v in self.__dict__.items() if k != "sessions"}
         out["sessions"] = self.sessions.__dict__.copy()
-        out["requests_per_second"] = round(self.requests / self.elapsed, 2) if self.elapsed else 0.0
+        seconds = self.network_seconds or self.elapsed
+        out["requests_per_second"] = round(self.requests / seconds, 2) if seconds else 0.0
         return out
 
 
@@ -514,6 +517,7 @@ def run_export(
     """Export into `archive`, then build the sessions of the threads it changed."""
     started = time.monotonic()
     summary = asyncio.run(_export(archive, entries, settings, options, report))
+    summary.network_seconds = round(time.monotonic() - started, 3)
     if not summary.interrupted:
         summary.sessions = build_sessions(archive, options.conversion)
     # The verdict is about the archive, not just this run: a thread missing since last night still counts.

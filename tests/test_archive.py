@@ -110,8 +110,12 @@ def test_open_refuses_missing_foreign_and_newer_files(tmp_path):
         Archive.open(text)
     foreign = tmp_path / "foreign.db"
     sqlite3.connect(foreign).execute("create table x (y)").connection.commit()
+    before = foreign.read_bytes()
     with pytest.raises(NotAnArchiveError, match="not a migrate archive"):
         Archive.open(foreign)
+    with pytest.raises(NotAnArchiveError, match="not a migrate archive"):
+        Archive.create(foreign)
+    assert foreign.read_bytes() == before  # refused untouched: not even switched to WAL
     newer = tmp_path / "newer.db"
     Archive.create(newer).close()
     conn = sqlite3.connect(newer)

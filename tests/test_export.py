@@ -193,3 +193,19 @@ def test_commands_other_than_export_refuse_what_is_not_an_archive(tmp_path, caps
     assert main(["inspect", str(foreign), "thread_x"]) == 2
     err = capsys.readouterr().err
     assert err.count("error:") == 3 and "Traceback" not in err
+
+
+def test_from_dump_reads_several_paths_and_checks_them_before_creating_the_archive(tmp_path, capsys):
+    messy = Path(__file__).parent.parent / "fixtures" / "dumps" / "messy"
+    missing = tmp_path / "not-there"
+    assert main(["export", str(tmp_path / "x.db"), "--from-dump", str(messy / "threads"), str(missing)]) == 2
+    assert not (tmp_path / "x.db").exists()
+    assert str(missing) in capsys.readouterr().err
+    one = main(["export", str(tmp_path / "one.db"), "--from-dump", str(messy / "assistants.json"), str(messy / "threads")])
+    both = main(
+        ["export", str(tmp_path / "two.db"), "--from-dump", str(messy / "assistants.json"), "--from-dump", str(messy / "threads")]
+    )
+    assert one == both
+    with Archive.open(tmp_path / "one.db") as a, Archive.open(tmp_path / "two.db") as b:
+        assert a.counts()["assistants"] > 0 and a.counts()["threads"] > 0
+        assert a.content_hash() == b.content_hash()

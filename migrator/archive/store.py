@@ -229,6 +229,28 @@ def _rank(column: str, ranks: dict[str, int]) -> str:
     return "(case " + " ".join(f"when {column} = '{k}' then {v}" for k, v in ranks.items()) + " else -1 end)"
 
 
+def _refuse_unless_ours(path: Path, conn: sqlite3.Connection) -> None:
+    """An empty file is a new archive; anything else must carry our migrations, none unknown."""
+    tables = {row[0] for row in conn.execute("select name from sqlite_master where type = 'table'")}
+    if not tables:
+        return
+    applied = (
+        {
+            row[0]
+            for row in conn.execute("select name from _sqlite_migrations where migration_set = ?", [MIGRATION_SET])
+        }
+        if "_sqlite_migrations" in tables
+        else set()
+    )
+    if not applied:
+        raise NotAnArchiveError(f"{path}: a SQLite file, but not a migrate archive")
+    unknown = applied - known_migration_names()
+    if unknown:
+        raise NewerSchemaError(
+            f"{path}: written by a newer migrate (schema steps {', '.join(sorted(unknown))}); upgrade migrate to read it"
+        )
+
+
 def _created(obj: dict[str, Any]) -> int:
     value = obj.get("created_at")
     return int(value) if isinstance(value, int | float) else 0
@@ -240,7 +262,6 @@ class Archive:
     def __init__(self, path: Path, db: Database) -> None:
         self.path = path
         self.db = db
-        self._ensure_ours()
         MIGRATIONS.apply(db)
 
     # -- opening and closing -------------------------------------------------------------------
@@ -274,44 +295,23 @@ class Archive:
             head = fh.read(len(SQLITE_MAGIC))
         if head and head != SQLITE_MAGIC:
             raise NotAnArchiveError(f"{path}: not an archive (not a SQLite file)")
+        conn = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
         try:
-            conn = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
             conn.execute("PRAGMA busy_timeout = 30000")
+            # Checked before anything is written: a foreign database is refused untouched.
+            _refuse_unless_ours(path, conn)
             mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+            if mode.lower() != "wal":
+                raise NotAnArchiveError(f"{path}: cannot be opened for writing (journal mode {mode})")
             # WAL + NORMAL survives a killed process (not a power cut) and keeps commits cheap.
             conn.execute("PRAGMA synchronous = NORMAL")
+            return cls(path, Database(conn))
         except sqlite3.DatabaseError as exc:
-            raise NotAnArchiveError(f"{path}: not an archive ({exc})") from None
-        if mode.lower() != "wal":
             conn.close()
-            raise NotAnArchiveError(f"{path}: cannot be opened for writing (journal mode {mode})")
-        return cls(path, Database(conn))
-
-    def _ensure_ours(self) -> None:
-        try:
-            tables = set(self.db.table_names())
-        except sqlite3.DatabaseError as exc:
-            raise NotAnArchiveError(f"{self.path}: not an archive ({exc})") from None
-        if not tables:
-            return
-        applied = (
-            {
-                row[0]
-                for row in self.db.execute(
-                    "select name from _sqlite_migrations where migration_set = ?", [MIGRATION_SET]
-                )
-            }
-            if "_sqlite_migrations" in tables
-            else set()
-        )
-        if not applied:
-            raise NotAnArchiveError(f"{self.path}: a SQLite file, but not a migrate archive")
-        unknown = applied - known_migration_names()
-        if unknown:
-            raise NewerSchemaError(
-                f"{self.path}: written by a newer migrate (schema steps {', '.join(sorted(unknown))}); "
-                "upgrade migrate to read it"
-            )
+            raise NotAnArchiveError(f"{path}: not an archive ({exc})") from None
+        except BaseException:
+            conn.close()  # a refused file must not stay open (or locked) behind the error
+            raise
 
     def close(self) -> None:
         """Fold the WAL back so the archive is one file again."""

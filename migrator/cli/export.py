@@ -12,7 +12,10 @@ import typer
 from migrator.archive import Archive
 from migrator.cli.app import app, console, console_err
 from migrator.cli.options import (
+    ApiVersionOpt,
     ArchiveArg,
+    AzureEndpointOpt,
+    BaseUrlOpt,
     CitationsOpt,
     HostedToolsOpt,
     JsonOpt,
@@ -85,9 +88,10 @@ def _has_work_list(path: Path) -> bool:
 def _from_dump(
     archive: Path, paths: list[Path], files_dir: Path | None, conversion: ConversionOptions, json_out: bool
 ) -> int:
-    from migrator.ingest import ingest_dump
+    from migrator.ingest import check_dump_paths, ingest_dump
     from migrator.sessions import build_sessions
 
+    check_dump_paths(paths, files_dir)  # before the archive exists: a typo must not leave an empty one
     with Archive.create(archive) as store:
         report = ingest_dump(store, paths, files_dir)
         sessions = build_sessions(store, conversion)
@@ -102,6 +106,10 @@ def _from_dump(
 @app.command()
 def export(
     archive: ArchiveArg,
+    more_dump_paths: Annotated[
+        list[Path] | None,
+        typer.Argument(hidden=True, help="Further --from-dump paths: --from-dump A B C reads all three."),
+    ] = None,
     threads: Annotated[
         str | None, typer.Option(help="Thread ids: a file (txt, CSV or JSONL with thread_id) or - for stdin.")
     ] = None,
@@ -111,16 +119,9 @@ def export(
     files_dir: Annotated[
         Path | None, typer.Option(help="With --from-dump: file bytes saved by id or name.")
     ] = None,
-    base_url: Annotated[
-        str | None,
-        typer.Option(help="Source API base URL, handed to the SDK unchanged (default OPENAI_BASE_URL)."),
-    ] = None,
-    azure_endpoint: Annotated[
-        str | None, typer.Option(envvar="AZURE_OPENAI_ENDPOINT", help="Azure OpenAI endpoint.")
-    ] = None,
-    api_version: Annotated[
-        str | None, typer.Option(envvar="OPENAI_API_VERSION", help="Azure API version.")
-    ] = None,
+    base_url: BaseUrlOpt = None,
+    azure_endpoint: AzureEndpointOpt = None,
+    api_version: ApiVersionOpt = None,
     concurrency: Annotated[
         int, typer.Option(min=1, max=512, help="Requests in flight.")
     ] = DEFAULT_CONCURRENCY,
@@ -151,8 +152,13 @@ def export(
     Example: migrate export support.db --threads thread_ids.txt --max-rps 16
     """
     conversion = ConversionOptions(system_role=system_role, hosted_tools=hosted_tools, citations=citations)
+    if more_dump_paths and not from_dump:
+        raise UsageError(f"unexpected argument {more_dump_paths[0]}", hint="one archive a run; dumps go after --from-dump")
     if from_dump:
-        raise typer.Exit(_from_dump(archive, from_dump, files_dir, conversion, json_out))
+        if threads:
+            raise UsageError("--from-dump reads saved JSON; it does not take --threads")
+        paths = [*from_dump, *(more_dump_paths or [])]
+        raise typer.Exit(_from_dump(archive, paths, files_dir, conversion, json_out))
     shard_spec = parse_shard(shard)
     entries = read_thread_list(threads, shard_spec) if threads else None
     settings = source_settings(base_url, azure_endpoint, api_version)

@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 
 from migrator.cli.app import app, console
-from migrator.cli.options import JsonOpt, print_json, source_settings
+from migrator.cli.options import BaseUrlOpt, JsonOpt, print_json, source_settings
 from migrator.plan import plan_export
 from migrator.threadlist import read_thread_list
 
@@ -20,9 +20,7 @@ def plan(
     ] = None,
     sample: Annotated[int, typer.Option(min=1, max=1000, help="Threads to fetch (nothing is stored).")] = 20,
     night_hours: Annotated[float, typer.Option(min=0.5, help="Hours the export may run each night.")] = 8.0,
-    base_url: Annotated[
-        str | None, typer.Option(help="Source API base URL (default OPENAI_BASE_URL).")
-    ] = None,
+    base_url: BaseUrlOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
     """Estimate the requests an export needs and the nights it takes at --max-rps, from a small sample.

@@ -11,7 +11,15 @@ import typer
 
 from migrator.archive import Archive
 from migrator.cli.app import app, console, console_err
-from migrator.cli.options import ArchiveArg, JsonOpt, print_json, source_settings
+from migrator.cli.options import (
+    ApiVersionOpt,
+    ArchiveArg,
+    AzureEndpointOpt,
+    BaseUrlOpt,
+    JsonOpt,
+    print_json,
+    source_settings,
+)
 from migrator.errors import UsageError
 from migrator.verify import render_table, verify_archive, write_junit
 
@@ -31,12 +39,6 @@ AgainstSourceOpt = Annotated[
 SampleOpt = Annotated[
     int | None, typer.Option("--sample", help="With --against-source: threads to re-fetch [20].")
 ]
-BaseUrlOpt = Annotated[
-    str | None,
-    typer.Option("--base-url", help="Source API base URL for --against-source (default OPENAI_BASE_URL)."),
-]
-AzureOpt = Annotated[str | None, typer.Option(envvar="AZURE_OPENAI_ENDPOINT", help="Azure OpenAI endpoint.")]
-ApiVersionOpt = Annotated[str | None, typer.Option(envvar="OPENAI_API_VERSION", help="Azure API version.")]
 
 
 @contextlib.contextmanager
@@ -60,7 +62,7 @@ def verify(
     against_source: AgainstSourceOpt = False,
     sample: SampleOpt = None,
     base_url: BaseUrlOpt = None,
-    azure_endpoint: AzureOpt = None,
+    azure_endpoint: AzureEndpointOpt = None,
     api_version: ApiVersionOpt = None,
 ) -> None:
     """Check ARCHIVE offline: integrity, completeness, references, sessions, budget. Exit 0 clean, 1 findings.

@@ -179,12 +179,16 @@ class SourceClient:
         self.stats.by_kind[kind] = self.stats.by_kind.get(kind, 0) + 1
         try:
             raw = await call()
+        except openai.APIConnectionError:
+            self.limiter.answered()
+            raise
         except openai.APIStatusError as exc:
             if exc.status_code == 429 and _error_code(exc) != "insufficient_quota":
                 self.stats.throttled += 1
                 self.limiter.throttled(exc.response.headers)
             elif _fatal(exc, self.base_url) is None:
                 self.limiter.observe(exc.response.headers)
+            self.limiter.answered()
             raise
         self.limiter.observe(raw.http_response.headers)
         return raw

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import re
 import time
+from collections import deque
 from collections.abc import Mapping
 
 __all__ = ["RateLimiter", "parse_duration"]
@@ -17,7 +18,10 @@ __all__ = ["RateLimiter", "parse_duration"]
 # Aim a little under the advertised limit: clocks and network jitter eat the last few percent.
 HEADROOM = 0.97
 MIN_FACTOR = 0.5
-BURST_SECONDS = 0.1
+BURST_SECONDS = 0.05
+# Slow down only when 429s persist: more than this share of the recent requests.
+THROTTLE_WINDOW = 200
+THROTTLE_SHARE = 0.01
 
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h)")
 _UNIT = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
@@ -56,6 +60,11 @@ class RateLimiter:
         self._next = 0.0
         self._paused_until = 0.0
         self._successes = 0
+        self._last_slowdown = 0.0
+        self._recent: deque[bool] = deque(maxlen=THROTTLE_WINDOW)  # True for a 429
+        # The first request goes alone: its answer's headers tell the limit before anyone bursts.
+        self._probed = asyncio.Event()
+        self._probe_taken = False
         self._lock = asyncio.Lock()
 
     @property
@@ -65,6 +74,12 @@ class RateLimiter:
 
     async def acquire(self) -> None:
         """Wait for this request's slot. Slots are handed out in order, evenly spaced."""
+        if not self._probed.is_set():
+            if self._probe_taken:
+                await self._probed.wait()
+            else:
+                self._probe_taken = True
+                return
         async with self._lock:
             now = time.monotonic()
             earliest = max(now, self._paused_until)
@@ -79,8 +94,14 @@ class RateLimiter:
         if wait > 0:
             await asyncio.sleep(wait)
 
+    def answered(self) -> None:
+        """Any answer at all (even an error) ends the probe; without limit headers we go uncapped."""
+        self._probed.set()
+
     def observe(self, headers: Mapping[str, str]) -> None:
         """Learn the limit from a response's headers (requests per minute, as OpenAI sends it)."""
+        self._probed.set()
+        self._recent.append(False)
         limit = headers.get("x-ratelimit-limit-requests")
         if limit:
             try:
@@ -90,15 +111,23 @@ class RateLimiter:
             if per_minute > 0:
                 self.learned = per_minute / 60.0
         self._successes += 1
-        if self._successes % 200 == 0 and self.factor < HEADROOM:
+        if self._successes % 100 == 0 and self.factor < HEADROOM:
             self.factor = min(HEADROOM, self.factor + 0.01)
 
     def throttled(self, headers: Mapping[str, str]) -> float:
         """A 429: pause everyone until retry-after, slow down a little; returns the pause in seconds."""
+        knew_limit = self.learned is not None
         self.observe(headers)
-        self.factor = max(MIN_FACTOR, self.factor * 0.9)
+        self._recent[-1] = True
+        now = time.monotonic()
+        # An odd 429 is jitter on the way to the server, and the 429s of requests already in flight
+        # arrive in a cluster: slow down only when they persist, and once a second at most.
+        persistent = sum(self._recent) > THROTTLE_SHARE * THROTTLE_WINDOW
+        if knew_limit and persistent and now - self._last_slowdown > 1.0:
+            self._last_slowdown = now
+            self.factor = max(MIN_FACTOR, self.factor * 0.95)
         pause = retry_after_seconds(headers)
         if pause is None:
             pause = parse_duration(headers.get("x-ratelimit-reset-requests")) or 1.0
-        self._paused_until = max(self._paused_until, time.monotonic() + pause)
+        self._paused_until = max(self._paused_until, now + pause)
         return pause
