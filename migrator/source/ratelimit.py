@@ -110,6 +110,15 @@ class RateLimiter:
                 return
             if per_minute > 0:
                 self.learned = per_minute / 60.0
+        remaining = headers.get("x-ratelimit-remaining-requests")
+        if remaining is not None and self.learned:
+            try:
+                left = float(remaining)
+            except ValueError:
+                left = 1.0
+            if left < 1.0:
+                # The source's bucket is empty right now: hold the next slot for one refill.
+                self._paused_until = max(self._paused_until, time.monotonic() + 1.0 / self.learned)
         self._successes += 1
         if self._successes % 100 == 0 and self.factor < HEADROOM:
             self.factor = min(HEADROOM, self.factor + 0.01)
