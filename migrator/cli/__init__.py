@@ -19,6 +19,7 @@ from migrator.cli import export as _export  # noqa: E402,F401  isort: skip
 from migrator.cli import stats as _stats  # noqa: E402,F401  isort: skip
 from migrator.cli import rebuild as _rebuild  # noqa: E402,F401  isort: skip
 from migrator.cli import plan as _plan  # noqa: E402,F401  isort: skip
+from migrator.cli import demo as _demo  # noqa: E402,F401  isort: skip
 from migrator.cli import dump as _dump  # noqa: E402,F401  isort: skip
 from migrator.cli import sandbox as _sandbox  # noqa: E402,F401  isort: skip
 from migrator.cli import import_cmd as _import_cmd  # noqa: E402,F401  isort: skip
