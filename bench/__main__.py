@@ -93,6 +93,7 @@ def bench_export(workdir: Path) -> None:
         )
         served = get(root + "/_sandbox/stats")
         corpus = get(root + "/_sandbox/corpus")
+        bench_sessions(archive, base)
     _, stats_out, _, _ = migrate("stats", str(archive), "--json")
     stats = json.loads(stats_out)
     expected = corpus["counts"]
@@ -121,6 +122,52 @@ def bench_export(workdir: Path) -> None:
 
 def stats_counts(stats: dict, expected: dict) -> str:
     return ", ".join(f"{k} {stats[k]}/{v}" for k, v in expected.items())
+
+
+def bench_sessions(archive: Path, base_url: str) -> None:
+    """Every session: accepted by the sandbox's chat endpoint, SDK-strict, valid against the spec."""
+    import openai
+    import orjson
+
+    sys.path.insert(0, str(ROOT / "tests"))
+    import spec  # the tests' spec loader: ../shared/openapi, or the vendored copy
+
+    from migrator.archive import Archive
+    from migrator.convert.sdkstrict import messages_adapter, sdk_errors, tool_adapter
+
+    client = openai.OpenAI(base_url=base_url, api_key="bench", max_retries=0)
+    accepted = strict_ok = schema_ok = total = 0
+    rejected: list[str] = []
+    with Archive.open(archive) as store:
+        for thread_id, record_json in store.iter_session_records():
+            record = orjson.loads(record_json)
+            total += 1
+            body = {"model": record["model"] or "gpt-4.1", "messages": record["messages"], **record["params"]}
+            if record["tools"]:
+                body["tools"] = record["tools"]
+            try:
+                client.chat.completions.create(**body)
+                accepted += 1
+            except openai.APIStatusError as exc:
+                rejected.append(f"{thread_id}: {exc.message}")
+            problems = sdk_errors(messages_adapter(), record["messages"])
+            problems += [p for tool in record["tools"] for p in sdk_errors(tool_adapter(), tool)]
+            strict_ok += not problems
+            schema_ok += not spec.errors("CreateChatCompletionRequest", body)
+    record_figure = f"{accepted} / {total}" + (f" (first rejection: {rejected[0]})" if rejected else "")
+    record("sessions of 2,000 threads", "accepted by the chat endpoint", record_figure, "all")
+    record(
+        "sessions of 2,000 threads",
+        "SDK message/tool types, extra keys forbidden",
+        f"{strict_ok} / {total}",
+        "all",
+    )
+    record(
+        "sessions of 2,000 threads",
+        "valid CreateChatCompletionRequest (spec)",
+        f"{schema_ok} / {total}",
+        "all",
+    )
 
 
 def bench_offline(workdir: Path, archive: Path) -> None:

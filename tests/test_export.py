@@ -201,9 +201,24 @@ def test_from_dump_reads_several_paths_and_checks_them_before_creating_the_archi
     assert main(["export", str(tmp_path / "x.db"), "--from-dump", str(messy / "threads"), str(missing)]) == 2
     assert not (tmp_path / "x.db").exists()
     assert str(missing) in capsys.readouterr().err
-    one = main(["export", str(tmp_path / "one.db"), "--from-dump", str(messy / "assistants.json"), str(messy / "threads")])
+    one = main(
+        [
+            "export",
+            str(tmp_path / "one.db"),
+            "--from-dump",
+            str(messy / "assistants.json"),
+            str(messy / "threads"),
+        ]
+    )
     both = main(
-        ["export", str(tmp_path / "two.db"), "--from-dump", str(messy / "assistants.json"), "--from-dump", str(messy / "threads")]
+        [
+            "export",
+            str(tmp_path / "two.db"),
+            "--from-dump",
+            str(messy / "assistants.json"),
+            "--from-dump",
+            str(messy / "threads"),
+        ]
     )
     assert one == both
     with Archive.open(tmp_path / "one.db") as a, Archive.open(tmp_path / "two.db") as b:

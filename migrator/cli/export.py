@@ -153,7 +153,9 @@ def export(
     """
     conversion = ConversionOptions(system_role=system_role, hosted_tools=hosted_tools, citations=citations)
     if more_dump_paths and not from_dump:
-        raise UsageError(f"unexpected argument {more_dump_paths[0]}", hint="one archive a run; dumps go after --from-dump")
+        raise UsageError(
+            f"unexpected argument {more_dump_paths[0]}", hint="one archive a run; dumps go after --from-dump"
+        )
     if from_dump:
         if threads:
             raise UsageError("--from-dump reads saved JSON; it does not take --threads")

@@ -36,10 +36,13 @@ CitationsOpt = Annotated[
 
 BaseUrlOpt = Annotated[
     str | None,
-    typer.Option("--base-url", help="Source API base URL, handed to the SDK unchanged (default OPENAI_BASE_URL)."),
+    typer.Option(
+        "--base-url", help="Source API base URL, handed to the SDK unchanged (default OPENAI_BASE_URL)."
+    ),
 ]
 AzureEndpointOpt = Annotated[
-    str | None, typer.Option("--azure-endpoint", envvar="AZURE_OPENAI_ENDPOINT", help="Azure OpenAI endpoint.")
+    str | None,
+    typer.Option("--azure-endpoint", envvar="AZURE_OPENAI_ENDPOINT", help="Azure OpenAI endpoint."),
 ]
 ApiVersionOpt = Annotated[
     str | None, typer.Option("--api-version", envvar="OPENAI_API_VERSION", help="Azure API version.")
