@@ -15,8 +15,10 @@ __all__ = [
     "BadInputError",
     "NotAnArchiveError",
     "NewerSchemaError",
+    "RefusedError",
     "SourceRefusedError",
     "SourceGoneError",
+    "TargetRefusedError",
     "Interrupted",
 ]
 
@@ -65,10 +67,18 @@ class NewerSchemaError(MigrateError):
     exit_code = ExitCode.USAGE
 
 
-class SourceRefusedError(MigrateError):
-    """401/403, exhausted quota: going on would only repeat the refusal."""
+class RefusedError(MigrateError):
+    """401/403, exhausted quota, 410 Gone: going on would only repeat the refusal."""
 
     exit_code = ExitCode.REFUSED
+
+
+class SourceRefusedError(RefusedError):
+    """The Assistants source refused."""
+
+
+class TargetRefusedError(RefusedError):
+    """The target provider (chat completions, Conversations API) refused."""
 
 
 class SourceGoneError(SourceRefusedError):

@@ -32,7 +32,7 @@ import orjson
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt
 
 from migrator.archive import Archive, ConversationLink, object_hash
-from migrator.errors import SourceRefusedError
+from migrator.errors import TargetRefusedError
 from migrator.importers.common import ImportSummary, MappingWriter, ProgressCallback, Selection, Ticker
 from migrator.importers.items import session_items
 from migrator.source import PageAnomaly, RateLimiter, collect
@@ -148,22 +148,22 @@ def _message(exc: openai.APIStatusError) -> str:
     return f"{exc.status_code}: {message or exc.message}"
 
 
-def _refusal(exc: openai.APIStatusError, base_url: str) -> SourceRefusedError | None:
+def _refusal(exc: openai.APIStatusError, base_url: str) -> TargetRefusedError | None:
     """The refusals repeating cannot fix: stop the whole import (exit 3)."""
     resume = "then run the same command again to resume"
     body = exc.body if isinstance(exc.body, dict) else {}
     code = (body.get("error") or body).get("code") if isinstance(body, dict) else None
     if exc.status_code == 401:
-        return SourceRefusedError(
+        return TargetRefusedError(
             f"{base_url} refused the target API key (401)", hint=f"set TARGET_API_KEY, {resume}"
         )
     if exc.status_code == 403:
-        return SourceRefusedError(
+        return TargetRefusedError(
             f"{base_url} denied access to the Conversations API (403)",
             hint=f"use a TARGET_API_KEY of a project allowed to create conversations, {resume}",
         )
     if exc.status_code == 429 and code == "insufficient_quota":
-        return SourceRefusedError(
+        return TargetRefusedError(
             f"{base_url}: quota exhausted (insufficient_quota)", hint=f"raise it, {resume}"
         )
     return None
@@ -317,7 +317,7 @@ class _Import:
         self.summary = ImportSummary(TARGET)
         self.progress = progress
         self.stop = asyncio.Event()
-        self.refused: SourceRefusedError | None = None
+        self.refused: TargetRefusedError | None = None
 
     async def run(self, mapping_out: Path | None) -> ImportSummary:
         summary = self.summary
@@ -376,7 +376,7 @@ class _Import:
                 self.summary.failed.append((thread_id, str(exc)))
                 self.archive.conversation_failed(self.key, thread_id, str(exc), status=exc.status)
             except BaseException as exc:
-                if isinstance(exc, SourceRefusedError):
+                if isinstance(exc, TargetRefusedError):
                     self.refused = self.refused or exc
                 self.stop.set()  # the others finish their request and stop
                 raise
@@ -446,7 +446,7 @@ class _Import:
                 link.idempotency_key,
                 lambda: self.archive.conversation_unconfirmed(self.key, thread_id),
             )
-        except SourceRefusedError as exc:
+        except TargetRefusedError as exc:
             # A refused key or quota created nothing: the next run must not count this as unconfirmed.
             self.archive.conversation_failed(self.key, thread_id, str(exc))
             raise
