@@ -36,7 +36,15 @@ from migrator.source import (
 )
 from migrator.threadlist import Shard, ThreadEntry
 
-__all__ = ["ExportOptions", "ExportSnapshot", "ExportSummary", "run_export", "ALL_PARTS"]
+__all__ = [
+    "ALL_PARTS",
+    "ExportOptions",
+    "ExportSnapshot",
+    "ExportSummary",
+    "ThreadFetcher",
+    "failure_of",
+    "run_export",
+]
 
 ALL_PARTS = frozenset({"assistants", "threads", "vector-stores", "files"})
 DEFAULT_CONCURRENCY = 32
@@ -116,15 +124,91 @@ class ExportSummary:
 Report = Callable[[ExportSnapshot], None]
 
 
+class ThreadFetcher:
+    """Fetches whole threads with every request through one semaphore; stores nothing.
+
+    The export drives it for every thread; `plan` and `verify --against-source` use it for samples,
+    so all three read a thread exactly the same way.
+    """
+
+    def __init__(self, client: SourceClient, concurrency: int = DEFAULT_CONCURRENCY) -> None:
+        self.client = client
+        self.requests = asyncio.Semaphore(concurrency)
+
+    async def call(self, fetch: Callable[[], Awaitable[Any]]) -> Any:
+        async with self.requests:
+            return await fetch()
+
+    def listing(self, fetch: Callable[[str | None], Awaitable[dict[str, Any]]], after: str | None = None):
+        return collect(lambda cursor: self.call(lambda: fetch(cursor)), after)
+
+    async def thread(
+        self, thread_id: str, *, after_message: str | None = None, after_run: str | None = None
+    ) -> ThreadResult:
+        """The thread, its messages and runs (after the given ids, for a delta), steps of tool runs.
+
+        404 gives status `missing`; a page anomaly or an error that survived the retries gives
+        `failed` with a failure row and whatever was fetched; a refusal propagates.
+        """
+        client = self.client
+        result = ThreadResult(thread_id, "done", delta=after_message is not None or after_run is not None)
+        try:
+            result.thread = await self.call(lambda: client.retrieve_thread(thread_id))
+            messages, runs = await _all(
+                [
+                    self.listing(lambda a: client.list_messages(thread_id, a), after_message),
+                    self.listing(lambda a: client.list_runs(thread_id, a), after_run),
+                ]
+            )
+            result.messages, result.runs = messages.items, runs.items
+            result.messages_seen, result.runs_seen = len(messages.items), len(runs.items)
+            # Steps only for runs that declared tools: the only step of a tool-less run is its
+            # message_creation, which message.run_id already records.
+            listings = await _all(
+                self.listing(
+                    lambda a, run=run: client.list_run_steps(
+                        thread_id, run["id"], a, file_search=_uses_file_search(run)
+                    )
+                )
+                for run in runs.items
+                if run.get("tools")
+            )
+            result.steps = [step for listing in listings for step in listing.items]
+            result.steps_seen = len(result.steps)
+        except NotFound:
+            return ThreadResult(thread_id, "missing")
+        except PageAnomaly as exc:
+            result.status = "failed"
+            result.anomalies.append(Anomaly("thread", thread_id, exc.kind, exc.detail))
+            result.failure = failure_of("thread", thread_id, exc)
+        except _RECOVERABLE as exc:
+            result.status = "failed"
+            result.failure = failure_of("thread", thread_id, exc)
+        result.file_refs = thread_file_refs(result.thread, result.messages, result.steps)
+        return result
+
+
+def failure_of(entity: str, entity_id: str, exc: BaseException) -> Failure:
+    return Failure(
+        entity=entity,
+        entity_id=entity_id,
+        error_class=type(exc).__name__,
+        message=_describe(exc),
+        status_code=getattr(exc, "status_code", None),
+    )
+
+
 class _Run:
-    """The state of one export run: the client, the bounds, the counters."""
+    """The state of one export run: the fetcher, the archive, the counters."""
 
     def __init__(self, archive: Archive, client: SourceClient, options: ExportOptions, report: Report | None):
         self.archive = archive
         self.client = client
         self.options = options
         self.report = report
-        self.requests = asyncio.Semaphore(options.concurrency)
+        self.fetcher = ThreadFetcher(client, options.concurrency)
+        self.call = self.fetcher.call
+        self.listing = self.fetcher.listing
         self.summary = ExportSummary()
         self.started = time.monotonic()
         self.phase = "starting"
@@ -134,13 +218,6 @@ class _Run:
         self._last_report = 0.0
 
     # -- helpers -------------------------------------------------------------------------------
-
-    async def call(self, fetch: Callable[[], Awaitable[Any]]) -> Any:
-        async with self.requests:
-            return await fetch()
-
-    def listing(self, fetch: Callable[[str | None], Awaitable[dict[str, Any]]], after: str | None = None):
-        return collect(lambda cursor: self.call(lambda: fetch(cursor)), after)
 
     def tick(self, force: bool = False) -> None:
         now = time.monotonic()
@@ -166,13 +243,7 @@ class _Run:
 
     def fail(self, entity: str, entity_id: str, exc: BaseException) -> Failure:
         self.summary.failures += 1
-        return Failure(
-            entity=entity,
-            entity_id=entity_id,
-            error_class=type(exc).__name__,
-            message=_describe(exc),
-            status_code=getattr(exc, "status_code", None),
-        )
+        return failure_of(entity, entity_id, exc)
 
     # -- assistants and vector stores ------------------------------------------------------------
 
@@ -224,50 +295,14 @@ class _Run:
     # -- threads ---------------------------------------------------------------------------------
 
     async def thread(self, thread_id: str, last_message: str | None, last_run: str | None) -> ThreadResult:
-        refresh = self.options.refresh and (last_message is not None or last_run is not None)
-        result = ThreadResult(thread_id, "done", delta=refresh)
-        try:
-            result.thread = await self.call(lambda: self.client.retrieve_thread(thread_id))
-            messages, runs = await _all(
-                [
-                    self.listing(
-                        lambda a: self.client.list_messages(thread_id, a), last_message if refresh else None
-                    ),
-                    self.listing(
-                        lambda a: self.client.list_runs(thread_id, a), last_run if refresh else None
-                    ),
-                ]
-            )
-            result.messages, result.runs = messages.items, runs.items
-            result.messages_seen, result.runs_seen = len(messages.items), len(runs.items)
-            # Steps only for runs that declared tools: the only step of a tool-less run is its
-            # message_creation, which message.run_id already records.
-            tool_runs = [r for r in runs.items if r.get("tools")]
-            listings = await _all(
-                self.listing(
-                    lambda a, run=run: self.client.list_run_steps(
-                        thread_id, run["id"], a, file_search=_uses_file_search(run)
-                    )
-                )
-                for run in tool_runs
-            )
-            result.steps = [step for listing in listings for step in listing.items]
-            result.steps_seen = len(result.steps)
-        except NotFound:
-            return ThreadResult(thread_id, "missing")
-        except PageAnomaly as exc:
-            result.status = "failed"
-            result.anomalies.append(Anomaly("thread", thread_id, exc.kind, exc.detail))
-            result.failure = self.fail("thread", thread_id, exc)
-        except _RECOVERABLE as exc:
-            result.status = "failed"
-            result.failure = self.fail("thread", thread_id, exc)
-        result.file_refs = thread_file_refs(result.thread, result.messages, result.steps)
-        return result
+        if self.options.refresh:
+            return await self.fetcher.thread(thread_id, after_message=last_message, after_run=last_run)
+        return await self.fetcher.thread(thread_id)
 
     def commit(self, result: ThreadResult) -> None:
         self.archive.store_thread(result)
         s = self.summary
+        s.failures += result.failure is not None
         if result.status == "done":
             s.threads_done += 1
         elif result.status == "missing":

@@ -11,7 +11,7 @@ import math
 import random
 from dataclasses import dataclass
 
-from migrator.export import ExportOptions, _Run
+from migrator.export import ThreadFetcher
 from migrator.source import RateLimiter, SourceClient, SourceSettings
 from migrator.threadlist import ThreadEntry
 
@@ -43,19 +43,24 @@ async def _sample(
     entries: list[ThreadEntry], settings: SourceSettings, concurrency: int
 ) -> tuple[list[int], list[int], int, int]:
     client = SourceClient(settings, RateLimiter(None))
-    run = _Run(None, client, ExportOptions(concurrency=concurrency), None)  # type: ignore[arg-type]
+    fetcher = ThreadFetcher(client, concurrency)
     per_thread: list[int] = []
     files: list[int] = []
     missing = 0
     try:
-        await run.listing(client.list_assistants)
-        stores = await run.listing(client.list_vector_stores)
+        await fetcher.listing(client.list_assistants)
+        stores = await fetcher.listing(client.list_vector_stores)
+        store_files: set[str] = set()
         for store in stores.items:
-            await run.listing(lambda after, sid=store["id"]: client.list_vector_store_files(sid, after))
-        global_requests = client.stats.requests
+            listing = await fetcher.listing(
+                lambda after, sid=store["id"]: client.list_vector_store_files(sid, after)
+            )
+            store_files.update(f["id"] for f in listing.items)
+        # Files in vector stores are fetched too; most refuse the download, so count the parsed-text page.
+        global_requests = client.stats.requests + (REQUESTS_PER_FILE + 1) * len(store_files)
         for entry in entries:
             before = client.stats.requests
-            result = await run.thread(entry.thread_id, None, None)
+            result = await fetcher.thread(entry.thread_id)
             if result.status == "missing":
                 missing += 1
                 continue

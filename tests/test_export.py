@@ -224,3 +224,30 @@ def test_from_dump_reads_several_paths_and_checks_them_before_creating_the_archi
     with Archive.open(tmp_path / "one.db") as a, Archive.open(tmp_path / "two.db") as b:
         assert a.counts()["assistants"] > 0 and a.counts()["threads"] > 0
         assert a.content_hash() == b.content_hash()
+
+
+def test_plan_estimates_requests_and_nights_from_a_sample_without_storing(tmp_path, capsys):
+    with SandboxServer(SandboxConfig(threads=40, seed=11)) as server:
+        ids = ids_file(tmp_path, server)
+        code = main(
+            [
+                "plan",
+                "--threads",
+                str(ids),
+                "--max-rps",
+                "0.05",
+                "--sample",
+                "40",
+                "--base-url",
+                server.base_url,
+                "--json",
+            ]
+        )
+        out = capsys.readouterr()
+        assert code == 0, out.err
+        plan = json.loads(out.out)
+        minimum = server.corpus_summary()["minimum_requests"]["total"]
+    # An estimate: files shared between threads count twice, parsed-text pages are guessed at one.
+    assert minimum * 0.9 <= plan["total_requests"] <= minimum * 1.5
+    assert plan["nights"] == -(-plan["total_requests"] // (0.05 * 3600 * 8))
+    assert not list(tmp_path.glob("*.db"))

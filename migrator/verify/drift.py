@@ -13,19 +13,9 @@ import random
 from collections.abc import Iterator
 from typing import Any
 
-import openai
-
 from migrator.archive import Archive, object_hash
-from migrator.source import (
-    NotFound,
-    PageAnomaly,
-    RateLimiter,
-    Rejected,
-    SourceClient,
-    SourceSettings,
-    TransientError,
-    collect,
-)
+from migrator.export import ThreadFetcher
+from migrator.source import RateLimiter, SourceClient, SourceSettings
 from migrator.verify.report import Check, Finding, Severity
 
 __all__ = ["DRIFT_CHECKS", "sample_threads", "source_drift"]
@@ -40,7 +30,7 @@ DRIFT_CHECKS: tuple[Check, ...] = (
 )
 
 _KINDS = (("messages", "message"), ("runs", "run"), ("steps", "run step"))
-_THREADS_AT_ONCE = 8
+_REQUESTS_AT_ONCE = 8
 
 
 def sample_threads(archive: Archive, n: int, rng: random.Random) -> list[str]:
@@ -54,28 +44,17 @@ def sample_threads(archive: Archive, n: int, rng: random.Random) -> list[str]:
     return sorted(chosen)
 
 
-def _uses_file_search(run: dict[str, Any]) -> bool:
-    return any(tool.get("type") == "file_search" for tool in run.get("tools") or ())
+async def _fetch(fetcher: ThreadFetcher, thread_id: str) -> dict[str, Any] | None | str:
+    """The thread as the source serves it now, read exactly as the export reads it.
 
-
-async def _fetch(client: SourceClient, thread_id: str) -> dict[str, Any] | None:
-    """The thread as the source serves it now; None when the source no longer knows it (404)."""
-    try:
-        thread = await client.retrieve_thread(thread_id)
-    except NotFound:
+    None when the source no longer knows it (404); a string saying why when it could not be read.
+    """
+    result = await fetcher.thread(thread_id)
+    if result.status == "missing":
         return None
-    messages = await collect(lambda after: client.list_messages(thread_id, after))
-    runs = await collect(lambda after: client.list_runs(thread_id, after))
-    steps: list[dict[str, Any]] = []
-    for run in runs.items:
-        if run.get("tools"):
-            listing = await collect(
-                lambda after, run=run: client.list_run_steps(
-                    thread_id, run["id"], after, file_search=_uses_file_search(run)
-                )
-            )
-            steps.extend(listing.items)
-    return {"thread": thread, "messages": messages.items, "runs": runs.items, "steps": steps}
+    if result.failure is not None:
+        return f"{result.failure.error_class}: {result.failure.message}"
+    return {"thread": result.thread, "messages": result.messages, "runs": result.runs, "steps": result.steps}
 
 
 def _compare(
@@ -106,27 +85,12 @@ def _compare(
 
 async def _drift(archive: Archive, settings: SourceSettings, thread_ids: list[str]) -> list[Finding]:
     client = SourceClient(settings, RateLimiter())
-    gate = asyncio.Semaphore(_THREADS_AT_ONCE)
+    fetcher = ThreadFetcher(client, _REQUESTS_AT_ONCE)
 
     async def one(thread_id: str) -> list[Finding]:
-        async with gate:
-            try:
-                fresh = await _fetch(client, thread_id)
-            except (
-                PageAnomaly,
-                Rejected,
-                TransientError,
-                openai.APIConnectionError,
-                openai.APIStatusError,
-            ) as exc:
-                return [
-                    Finding(
-                        "source_fetch_failed",
-                        f"thread {thread_id}",
-                        f"{type(exc).__name__}: {exc}",
-                        thread_id,
-                    )
-                ]
+        fresh = await _fetch(fetcher, thread_id)
+        if isinstance(fresh, str):
+            return [Finding("source_fetch_failed", f"thread {thread_id}", fresh, thread_id)]
         return list(_compare(thread_id, archive.thread_objects(thread_id), fresh))
 
     try:
