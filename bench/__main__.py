@@ -140,22 +140,22 @@ def bench_sessions(archive: Path, base_url: str) -> None:
     rejected: list[str] = []
     with Archive.open(archive) as store:
         for thread_id, record_json in store.iter_session_records():
-            record = orjson.loads(record_json)
+            session = orjson.loads(record_json)
             total += 1
-            body = {"model": record["model"] or "gpt-4.1", "messages": record["messages"], **record["params"]}
-            if record["tools"]:
-                body["tools"] = record["tools"]
+            body = {"model": session["model"] or "gpt-4.1", "messages": session["messages"], **session["params"]}
+            if session["tools"]:
+                body["tools"] = session["tools"]
             try:
                 client.chat.completions.create(**body)
                 accepted += 1
             except openai.APIStatusError as exc:
                 rejected.append(f"{thread_id}: {exc.message}")
-            problems = sdk_errors(messages_adapter(), record["messages"])
-            problems += [p for tool in record["tools"] for p in sdk_errors(tool_adapter(), tool)]
+            problems = sdk_errors(messages_adapter(), session["messages"])
+            problems += [p for tool in session["tools"] for p in sdk_errors(tool_adapter(), tool)]
             strict_ok += not problems
             schema_ok += not spec.errors("CreateChatCompletionRequest", body)
-    record_figure = f"{accepted} / {total}" + (f" (first rejection: {rejected[0]})" if rejected else "")
-    record("sessions of 2,000 threads", "accepted by the chat endpoint", record_figure, "all")
+    accepted_figure = f"{accepted} / {total}" + (f" (first rejection: {rejected[0]})" if rejected else "")
+    record("sessions of 2,000 threads", "accepted by the chat endpoint", accepted_figure, "all")
     record(
         "sessions of 2,000 threads",
         "SDK message/tool types, extra keys forbidden",
