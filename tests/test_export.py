@@ -251,3 +251,17 @@ def test_plan_estimates_requests_and_nights_from_a_sample_without_storing(tmp_pa
     assert minimum * 0.9 <= plan["total_requests"] <= minimum * 1.5
     assert plan["nights"] == -(-plan["total_requests"] // (0.05 * 3600 * 8))
     assert not list(tmp_path.glob("*.db"))
+
+
+def test_the_api_key_reaches_neither_the_archive_nor_any_output(tmp_path, capsys, monkeypatch):
+    canary = "sk-canary-" + "7f3a9c1e5b2d4f6a8c0e"
+    monkeypatch.setenv("OPENAI_API_KEY", canary)
+    with SandboxServer(SandboxConfig(threads=6, seed=3)) as server:
+        assert export(tmp_path, server, "--json") == 0
+    with SandboxServer(SandboxConfig(threads=6, seed=3, api_key="another-key")) as server:
+        assert export(tmp_path, server, archive="refused.db") == 3
+    out = capsys.readouterr()
+    assert canary not in out.out + out.err
+    for path in tmp_path.iterdir():
+        if path.is_file():
+            assert canary.encode() not in path.read_bytes(), path
