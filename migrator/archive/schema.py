@@ -138,6 +138,40 @@ def known_migration_names() -> set[str]:
 
 
 @MIGRATIONS()
+def m003_create_replay_ledger(db: Database) -> None:
+    # `migrate replay`: one row per distinct chat-completions request, keyed by the sha256 of its
+    # canonical body (also the batch `custom_id`). The row is committed *before* the request is
+    # sent and updated with the answer after, so a resumed replay never sends a completed request
+    # twice and the report can be rebuilt offline from the sessions and this table.
+    db["replay_ledger"].create(
+        {
+            "request_hash": str,
+            # Which turn the request replays; null for a batch result ingested before this
+            # archive built the request it answers.
+            "thread_id": str,
+            "turn": int,
+            "model": str,
+            "state": str,  # batched | sent | done | rejected | failed
+            # Times we handed the request to the target; > 1 only for one killed mid-flight.
+            "attempts": int,
+            "status_code": int,
+            "response": str,  # the target's body verbatim: a chat.completion or its error body
+            "error": str,  # one line: the target's error message, or why no answer came
+            "latency_ms": float,  # live replays only; null for batch results
+            "prompt_tokens": int,
+            "completion_tokens": int,
+            "via": str,  # live | batch: who carried the request
+            "updated_at": float,
+        },
+        pk="request_hash",
+        defaults={"attempts": 0},
+        not_null={"state", "attempts"},
+    )
+    db["replay_ledger"].create_index(["thread_id", "turn"])
+    db["replay_ledger"].create_index(["state"])
+
+
+@MIGRATIONS()
 def m004_create_conversation_map(db: Database) -> None:
     # `migrate import --to conversations`: which conversation each thread became on which target and how
     # far its items got, written before the create and after every chunk, so an interrupted import

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import sqlite3
+import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,6 +37,7 @@ __all__ = [
     "RAW_TABLES",
     "ThreadTally",
     "DoneSession",
+    "ReplayRow",
 ]
 
 SQLITE_MAGIC = b"SQLite format 3\x00"
@@ -218,6 +220,25 @@ class DoneSession:
     record: str | None
     hash: str | None
     tokens: int | None
+
+
+@dataclass(frozen=True)
+class ReplayRow:
+    """One row of the replay ledger: a request (by hash) and what became of it."""
+
+    request_hash: str
+    state: str  # batched | sent | done | rejected | failed
+    thread_id: str | None = None
+    turn: int | None = None
+    model: str | None = None
+    attempts: int = 0
+    status_code: int | None = None
+    response: str | None = None
+    error: str | None = None
+    latency_ms: float | None = None
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+    via: str | None = None
 
 
 _STATUS_RANK = {"done": 3, "failed": 2, "missing": 1, "pending": 0}
@@ -1159,6 +1180,145 @@ class Archive:
             code: n
             for code, n in self.db.execute("select code, sum(count) from session_warnings group by code order by code")
         }
+
+    # -- the replay ledger (`migrate replay`) -----------------------------------------------------
+
+    _REPLAY_COLUMNS = (
+        "request_hash, state, thread_id, turn, model, attempts, status_code, response, error, "
+        "latency_ms, prompt_tokens, completion_tokens, via"
+    )
+
+    def session_thread_ids(self, batch: int = 5000) -> Iterator[str]:
+        """Every stored session's thread id, in order, streamed without reading the records."""
+        last = ""
+        while True:
+            rows = self.db.execute(
+                "select thread_id from sessions where thread_id > ? order by thread_id limit ?", [last, batch]
+            ).fetchall()
+            if not rows:
+                return
+            yield from (r[0] for r in rows)
+            last = rows[-1][0]
+
+    def replay_rows(self, hashes: Iterable[str]) -> dict[str, ReplayRow]:
+        """The ledger rows of these request hashes (hashes with no row are left out)."""
+        out: dict[str, ReplayRow] = {}
+        wanted = list(hashes)
+        for start in range(0, len(wanted), 500):
+            chunk = wanted[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            for row in self.db.execute(
+                f"select {self._REPLAY_COLUMNS} from replay_ledger where request_hash in ({marks})", chunk
+            ):
+                out[row[0]] = ReplayRow(*row)
+        return out
+
+    def replay_begin(self, request_hash: str, thread_id: str, turn: int, model: str) -> None:
+        """Commit `sent` for one request before it goes out (a resumed in-flight one counts twice)."""
+        with self.db.atomic():
+            self.db.execute(
+                "insert into replay_ledger(request_hash, thread_id, turn, model, state, attempts, via, "
+                "updated_at) values (?, ?, ?, ?, 'sent', 1, 'live', ?) on conflict(request_hash) do update "
+                "set state = 'sent', attempts = replay_ledger.attempts + 1, via = 'live', "
+                "thread_id = excluded.thread_id, turn = excluded.turn, model = excluded.model, "
+                "updated_at = excluded.updated_at",
+                [request_hash, thread_id, turn, model, time.time()],
+            )
+
+    def replay_finish(self, row: ReplayRow) -> None:
+        """Record what the target answered to one request (done | rejected | failed)."""
+        with self.db.atomic():
+            self.db.execute(
+                "update replay_ledger set state = ?, status_code = ?, response = ?, error = ?, "
+                "latency_ms = ?, prompt_tokens = ?, completion_tokens = ?, updated_at = ? "
+                "where request_hash = ?",
+                [
+                    row.state,
+                    row.status_code,
+                    row.response,
+                    row.error,
+                    row.latency_ms,
+                    row.prompt_tokens,
+                    row.completion_tokens,
+                    time.time(),
+                    row.request_hash,
+                ],
+            )
+
+    def replay_mark_batched(self, items: Iterable[tuple[str, str, int, str]]) -> None:
+        """(hash, thread_id, turn, model) written to batch files; a finished row keeps its result."""
+        with self.db.atomic():
+            self.db.conn.executemany(
+                "insert into replay_ledger(request_hash, thread_id, turn, model, state, via, updated_at) "
+                "values (?, ?, ?, ?, 'batched', 'batch', ?) on conflict(request_hash) do update "
+                "set state = 'batched', via = 'batch', updated_at = excluded.updated_at "
+                "where replay_ledger.state not in ('done', 'rejected')",
+                ((h, tid, turn, model, time.time()) for h, tid, turn, model in items),
+            )
+
+    def replay_ingest(self, rows: Iterable[ReplayRow]) -> tuple[int, int]:
+        """Batch results, in one transaction: (stored, skipped because already finished)."""
+        stored = skipped = 0
+        with self.db.atomic():
+            for row in rows:
+                before = self.db.conn.total_changes
+                self.db.execute(
+                    "insert into replay_ledger(request_hash, state, status_code, response, error, "
+                    "prompt_tokens, completion_tokens, via, updated_at) values (?, ?, ?, ?, ?, ?, ?, 'batch', ?) "
+                    "on conflict(request_hash) do update set state = excluded.state, "
+                    "status_code = excluded.status_code, response = excluded.response, error = excluded.error, "
+                    "latency_ms = null, prompt_tokens = excluded.prompt_tokens, "
+                    "completion_tokens = excluded.completion_tokens, via = 'batch', "
+                    "updated_at = excluded.updated_at where replay_ledger.state not in ('done', 'rejected')",
+                    [
+                        row.request_hash,
+                        row.state,
+                        row.status_code,
+                        row.response,
+                        row.error,
+                        row.prompt_tokens,
+                        row.completion_tokens,
+                        time.time(),
+                    ],
+                )
+                if self.db.conn.total_changes > before:
+                    stored += 1
+                else:
+                    skipped += 1
+        return stored, skipped
+
+    def replay_link(self, items: Iterable[tuple[str, str, int, str]]) -> None:
+        """Name the turn of rows a batch result created before this archive built their request."""
+        with self.db.atomic():
+            self.db.conn.executemany(
+                "update replay_ledger set thread_id = ?, turn = ?, model = coalesce(model, ?) "
+                "where request_hash = ? and thread_id is null",
+                ((tid, turn, model, h) for h, tid, turn, model in items),
+            )
+
+    def replay_unlinked(self) -> int:
+        """Ledger rows no built request has claimed (batch results of some other selection)."""
+        return self.db.execute("select count(*) from replay_ledger where thread_id is null").fetchone()[0]
+
+    def replay_lease(self) -> dict[str, Any] | None:
+        """Who is replaying into this archive right now (meta `replay_lease`), if anyone said so."""
+        return self.get_meta("replay_lease")
+
+    def swap_replay_lease(self, expected: dict[str, Any] | None, new: dict[str, Any] | None) -> bool:
+        """Replace the lease only if it still is `expected` (None: absent): race-free between processes."""
+        old = None if expected is None else orjson.dumps(expected, option=orjson.OPT_SORT_KEYS).decode()
+        value = None if new is None else orjson.dumps(new, option=orjson.OPT_SORT_KEYS).decode()
+        with self.db.atomic():
+            before = self.db.conn.total_changes
+            if old is None and value is not None:
+                self.db.execute("insert or ignore into meta(key, value) values ('replay_lease', ?)", [value])
+            elif value is None:
+                self.db.execute("delete from meta where key = 'replay_lease' and value = ?", [old])
+            else:
+                self.db.execute(
+                    "update meta set value = ? where key = 'replay_lease' and value = ?", [value, old]
+                )
+            return self.db.conn.total_changes > before
 
     # -- import to the Conversations API: the thread -> conversation map -----------------------
 

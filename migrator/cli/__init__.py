@@ -24,6 +24,7 @@ from migrator.cli import dump as _dump  # noqa: E402,F401  isort: skip
 from migrator.cli import sandbox as _sandbox  # noqa: E402,F401  isort: skip
 from migrator.cli import import_cmd as _import_cmd  # noqa: E402,F401  isort: skip
 from migrator.cli import verify as _verify  # noqa: E402,F401  isort: skip
+from migrator.cli import replay as _replay  # noqa: E402,F401  isort: skip
 
 __all__ = ["app", "main"]
 

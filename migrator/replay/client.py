@@ -1,0 +1,239 @@
+"""The target client: the openai SDK (retries off), one tenacity retry policy, the shared pacer.
+
+The same pattern as the source client: `max_retries=0` so tenacity owns the one retry policy
+(408/409/429/5xx, timeouts, dropped connections; `retry-after-ms`, `retry-after`,
+`x-ratelimit-*` honoured through `RateLimiter`), never a retry on another 4xx. A refusal that
+repeating cannot fix (401, 403, exhausted quota, 404: wrong base URL or unknown model) stops the
+whole replay; any other 4xx is the provider's verdict on that one request: `rejected`, with its
+error. The body the target sent is kept verbatim.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import openai
+import orjson
+from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt
+
+from migrator.errors import TargetRefusedError
+from migrator.source.client import RETRYABLE_STATUS
+from migrator.source.ratelimit import RateLimiter, retry_after_seconds
+
+__all__ = ["Outcome", "TargetClient", "TargetRefusedError", "TargetSettings", "TokenPacer"]
+
+_JSON = {"Content-Type": "application/json"}
+
+
+class _NotJson(Exception):
+    """A 200 whose body is not a JSON object: retried like a dropped connection."""
+
+
+@dataclass
+class TargetSettings:
+    base_url: str | None = None  # handed to the SDK unchanged (include /v1 when the server serves there)
+    api_key: str | None = None  # never stored, never logged
+    timeout: float = 120.0
+    max_attempts: int = 6
+    max_backoff: float = 30.0
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What became of one request: `done` (an answer), `rejected` (a 4xx verdict), `failed` (none)."""
+
+    state: str
+    status_code: int | None
+    response: str | None  # the target's body, verbatim
+    error: str | None
+    latency_ms: float | None  # of the attempt that got the answer
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+
+
+class TokenPacer:
+    """`--max-tpm`: a token bucket refilled at tpm/60 a second, holding at most 6 s of tokens.
+
+    A request takes its estimated tokens up front (its body's bytes / 4) and settles the
+    difference when the usage comes back; a request larger than the bucket waits for a full one.
+    """
+
+    def __init__(self, tokens_per_minute: float) -> None:
+        self.rate = tokens_per_minute / 60.0
+        self.capacity = self.rate * 6.0
+        self.level = self.capacity
+        self._stamp = time.monotonic()
+        self._lock = asyncio.Lock()
+
+    async def acquire(self, tokens: int) -> None:
+        async with self._lock:
+            now = time.monotonic()
+            self.level = min(self.capacity, self.level + (now - self._stamp) * self.rate)
+            self._stamp = now
+            wait = max(0.0, (min(tokens, self.capacity) - self.level) / self.rate)
+            self.level -= tokens
+        if wait > 0:
+            await asyncio.sleep(wait)
+
+    def settle(self, estimated: int, actual: int | None) -> None:
+        if actual is not None:
+            self.level -= actual - estimated
+
+
+def _status(exc: BaseException) -> int | None:
+    return exc.status_code if isinstance(exc, openai.APIStatusError) else None
+
+
+def _is_transient(exc: BaseException) -> bool:
+    if isinstance(exc, openai.APIConnectionError | _NotJson):
+        return True
+    return _status(exc) in RETRYABLE_STATUS
+
+
+def _error_body(exc: openai.APIStatusError) -> dict[str, Any]:
+    body = exc.body if isinstance(exc.body, dict) else {}
+    inner = body.get("error", body)
+    return inner if isinstance(inner, dict) else {}
+
+
+def _message(exc: openai.APIStatusError) -> str:
+    return f"{exc.status_code}: {_error_body(exc).get('message') or exc.message}"
+
+
+def _fatal(exc: openai.APIStatusError, base_url: str) -> TargetRefusedError | None:
+    status = exc.status_code
+    if status == 401:
+        return TargetRefusedError(
+            f"{base_url} refused the API key (401)",
+            hint="set TARGET_API_KEY to a valid key, then run the same command again to resume",
+        )
+    if status == 403:
+        return TargetRefusedError(
+            f"{base_url} denied access (403): {_error_body(exc).get('message') or 'permission denied'}",
+            hint="use a key allowed to call this model, then run the same command again to resume",
+        )
+    if status == 404:
+        return TargetRefusedError(
+            f"{base_url} answered 404 ({_message(exc)})",
+            hint="check --target-base-url (include /v1 when the server serves there) and --model",
+        )
+    if status == 429 and _error_body(exc).get("code") == "insufficient_quota":
+        return TargetRefusedError(
+            f"{base_url} reports the quota is exhausted (insufficient_quota)",
+            hint="raise the quota or wait for it to reset, then run the same command again to resume",
+        )
+    return None
+
+
+def _usage(body: dict[str, Any]) -> tuple[int | None, int | None]:
+    usage = body.get("usage")
+    if not isinstance(usage, dict):
+        return None, None
+    prompt, completion = usage.get("prompt_tokens"), usage.get("completion_tokens")
+    return (prompt if isinstance(prompt, int) else None, completion if isinstance(completion, int) else None)
+
+
+class TargetClient:
+    """Sends chat-completions requests to the target; one instance per replay run."""
+
+    def __init__(
+        self, settings: TargetSettings, limiter: RateLimiter, tokens: TokenPacer | None = None
+    ) -> None:
+        self.settings = settings
+        self.limiter = limiter
+        self.tokens = tokens
+        self.requests = 0  # HTTP requests made, retries included
+        self.retries = 0
+        self.client = openai.AsyncOpenAI(
+            base_url=settings.base_url, api_key=settings.api_key, max_retries=0, timeout=settings.timeout
+        )
+        self.base_url = str(self.client.base_url).rstrip("/")
+
+    async def close(self) -> None:
+        await self.client.close()
+
+    async def complete(self, body: bytes) -> Outcome:
+        """One request (its JSON bytes) through the pacers and the retry policy.
+
+        Raises TargetRefusedError only; every other ending is an Outcome.
+        """
+        estimate = max(1, len(body) // 4)
+        latency: list[float] = []
+
+        def wait(state: RetryCallState) -> float:
+            exc = state.outcome.exception() if state.outcome else None
+            if _status(exc) == 429:
+                return 0.0  # the limiter already paused everyone until retry-after
+            hinted = (
+                retry_after_seconds(exc.response.headers) if isinstance(exc, openai.APIStatusError) else None
+            )
+            if hinted is not None:
+                return min(hinted, self.settings.max_backoff)
+            backoff = min(self.settings.max_backoff, 0.25 * 2 ** (state.attempt_number - 1))
+            return random.uniform(backoff / 2, backoff)
+
+        def before_sleep(state: RetryCallState) -> None:
+            self.retries += 1
+
+        retrying = AsyncRetrying(
+            retry=retry_if_exception(_is_transient),
+            stop=stop_after_attempt(self.settings.max_attempts),
+            wait=wait,
+            before_sleep=before_sleep,
+            reraise=True,
+        )
+        try:
+            async for attempt in retrying:
+                with attempt:
+                    text, parsed = await self._attempt(body, estimate, latency)
+        except openai.APIStatusError as exc:
+            fatal = _fatal(exc, self.base_url)
+            if fatal is not None:
+                raise fatal from None
+            state = "failed" if exc.status_code in RETRYABLE_STATUS else "rejected"
+            return Outcome(
+                state, exc.status_code, exc.response.text, _message(exc), latency[-1] if latency else None
+            )
+        except (openai.APIConnectionError, _NotJson) as exc:
+            return Outcome("failed", None, None, f"{type(exc).__name__}: {exc}", None)
+        prompt, completion = _usage(parsed)
+        if self.tokens is not None:
+            self.tokens.settle(estimate, None if prompt is None else prompt + (completion or 0))
+        return Outcome("done", 200, text, None, latency[-1], prompt, completion)
+
+    async def _attempt(self, body: bytes, estimate: int, latency: list[float]) -> tuple[str, dict[str, Any]]:
+        await self.limiter.acquire()
+        if self.tokens is not None:
+            await self.tokens.acquire(estimate)
+        self.requests += 1
+        started = time.monotonic()
+        try:
+            # The canonical bytes that were hashed go on the wire as they are: the SDK's typed
+            # create() would re-walk every message (~0.2 s of CPU for a long session).
+            response = await self.client.post(
+                "/chat/completions",
+                cast_to=openai.AsyncAPIResponse[str],
+                content=body,
+                options={"headers": _JSON},
+            )
+            content = await response.read()
+        except openai.APIStatusError as exc:
+            latency.append((time.monotonic() - started) * 1000)
+            if exc.status_code == 429 and _error_body(exc).get("code") != "insufficient_quota":
+                self.limiter.throttled(exc.response.headers)
+            elif _fatal(exc, self.base_url) is None:
+                self.limiter.observe(exc.response.headers)
+            raise
+        latency.append((time.monotonic() - started) * 1000)
+        self.limiter.observe(response.headers)
+        try:
+            parsed = orjson.loads(content)
+        except orjson.JSONDecodeError:
+            raise _NotJson("the target sent a body that is not JSON") from None
+        if not isinstance(parsed, dict):
+            raise _NotJson("the target sent JSON that is not an object")
+        return content.decode("utf-8", "replace"), parsed

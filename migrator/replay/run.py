@@ -1,0 +1,333 @@
+"""`migrate replay`: choose the turns, send what the ledger has no answer for, report.
+
+Ledger guarantees (the `replay_ledger` table of the archive):
+- a request's row is committed as `sent` *before* it goes out, and updated to `done` (an answer),
+  `rejected` (a 4xx verdict, with the provider's error) or `failed` (no answer after the retries)
+  right after;
+- a resumed replay never sends a `done` or `rejected` request again; a `sent` row with no result
+  (the process died while it was in flight) and a `failed` one are sent again. So after a kill, at
+  most the requests that were in flight at that instant (≤ --concurrency) are sent twice, never a
+  completed one;
+- identical requests (two turns with byte-identical bodies) are sent once and share the answer;
+- one live replay at a time per archive: a lease in the archive names the process sending (a second
+  replay exits 2 while that process is alive; the lease of a killed one is taken over at once on the
+  same host, after two minutes without a heartbeat from another host).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import socket
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+
+from migrator.archive import Archive
+from migrator.archive.store import ReplayRow
+from migrator.errors import Interrupted, UsageError
+from migrator.replay.client import Outcome, TargetClient, TargetSettings, TokenPacer
+from migrator.replay.pricing import PriceTable
+from migrator.replay.report import ReplayReport
+from migrator.replay.requests import (
+    ReplayRequest,
+    Turns,
+    iter_chunks,
+    requests_for_session,
+    sample_thread_ids,
+)
+from migrator.source.ratelimit import RateLimiter
+
+__all__ = ["FINAL", "ReplayOptions", "iter_selection", "replay_live", "replay_offline", "selected_sessions"]
+
+FINAL = ("done", "rejected")  # states a resumed replay never sends again
+LOOKUP_CHUNK = 200
+LEASE_BEAT = 30.0  # seconds between renewals of the replay lease
+LEASE_STALE = 120.0  # a lease from another host not renewed for this long is abandoned
+
+Progress = Callable[[int, int], None]  # (requests finished, requests seen so far)
+
+
+@dataclass
+class ReplayOptions:
+    model: str | None = None  # overrides every session's model
+    turns: Turns = "last"
+    sample: int | None = None  # N sessions, a deterministic spread sample
+    threads: tuple[str, ...] = ()  # only these threads
+    concurrency: int = 8
+    max_rps: float | None = None
+    max_tpm: float | None = None
+    min_accept: float = 1.0
+    min_parity: float = 0.0
+    prices: PriceTable = field(default_factory=PriceTable)
+
+    def new_report(self, archive: Archive) -> ReplayReport:
+        return ReplayReport(
+            archive=str(archive.path),
+            model=self.model,
+            turns=self.turns,
+            min_accept=self.min_accept,
+            min_parity=self.min_parity,
+            prices=self.prices,
+        )
+
+
+def selected_sessions(archive: Archive, options: ReplayOptions) -> Iterator[tuple[str, bytes]]:
+    """(thread_id, record JSON) of the chosen sessions, sorted by thread id, streamed."""
+    if options.threads:
+        wanted = sorted(set(options.threads))
+        found = dict(archive.iter_session_records(wanted))
+        missing = [t for t in wanted if t not in found]
+        if missing:
+            raise UsageError(
+                f"--thread: no session for {', '.join(missing[:10])}" + (" …" if len(missing) > 10 else ""),
+                hint="`migrate stats` shows what the archive holds; `migrate rebuild` builds sessions",
+            )
+        ids: list[str] | None = wanted
+        if options.sample is not None:
+            ids = sample_thread_ids(wanted, options.sample)
+        yield from ((t, found[t]) for t in ids)
+        return
+    if options.sample is not None:
+        yield from archive.iter_session_records(
+            sample_thread_ids(archive.session_thread_ids(), options.sample)
+        )
+        return
+    yield from archive.iter_session_records()
+
+
+def iter_selection(archive: Archive, options: ReplayOptions, report: ReplayReport) -> Iterator[ReplayRequest]:
+    """Every chosen request, session by session; sessions and build problems are counted in `report`."""
+    for thread_id, record_json in selected_sessions(archive, options):
+        requests, problem = requests_for_session(
+            thread_id, record_json, turns=options.turns, model=options.model
+        )
+        if problem is not None:
+            report.add_problem(problem)
+            continue
+        report.add_session(len(requests))
+        yield from requests
+
+
+def replay_offline(archive: Archive, options: ReplayOptions) -> ReplayReport:
+    """The report of the chosen requests from the ledger alone: no network."""
+    report = options.new_report(archive)
+    for chunk in iter_chunks(iter_selection(archive, options, report), LOOKUP_CHUNK):
+        rows = archive.replay_rows(r.request_hash for r in chunk)
+        unlinked = []
+        for request in chunk:
+            row = rows.get(request.request_hash)
+            if row is not None and row.thread_id is None:  # a batch result this selection claims
+                unlinked.append((request.request_hash, request.thread_id, request.turn, request.model))
+            report.add(request, row)
+        if unlinked:
+            archive.replay_link(unlinked)
+    report.unmatched_results = archive.replay_unlinked()
+    return report
+
+
+def replay_live(
+    archive: Archive, settings: TargetSettings, options: ReplayOptions, on_progress: Progress | None = None
+) -> ReplayReport:
+    """Send every chosen request the ledger has no answer for; the report covers them all."""
+    if options.concurrency < 1:
+        raise UsageError("--concurrency must be at least 1")
+    report = options.new_report(archive)
+    started = time.monotonic()
+    lease = _Lease(archive)
+    runner = _Live(archive, settings, options, report, on_progress, lease)
+    try:
+        asyncio.run(runner.run())
+    finally:
+        lease.release()
+        report.run = {**runner.stats, "elapsed_s": round(time.monotonic() - started, 3)}
+    return report
+
+
+def _alive(lease: dict[str, object]) -> bool:
+    if lease.get("host") == socket.gethostname():
+        try:
+            os.kill(int(lease.get("pid")), 0)  # type: ignore[arg-type]
+        except ProcessLookupError:
+            return False
+        except (PermissionError, TypeError, ValueError, OverflowError):
+            return True
+        return True
+    beat = lease.get("beat")
+    return isinstance(beat, int | float) and time.time() - beat < LEASE_STALE
+
+
+class _Lease:
+    """One live replay per archive: two would each send the other's in-flight requests."""
+
+    def __init__(self, archive: Archive) -> None:
+        self.archive = archive
+        for _ in range(5):
+            current = archive.replay_lease()
+            if current is not None and _alive(current):
+                raise UsageError(
+                    f"another replay (pid {current.get('pid')} on {current.get('host')}) is sending from "
+                    f"{archive.path}",
+                    hint="wait for it to finish or stop it, then run the same command again",
+                )
+            mine = self._fresh()
+            if archive.swap_replay_lease(current, mine):
+                self.value: dict[str, object] | None = mine
+                self.renewed = time.monotonic()
+                return
+        raise UsageError(f"{archive.path}: could not take the replay lease (another replay is starting)")
+
+    @staticmethod
+    def _fresh() -> dict[str, object]:
+        return {"pid": os.getpid(), "host": socket.gethostname(), "beat": round(time.time(), 3)}
+
+    def beat(self) -> None:
+        if self.value is not None and time.monotonic() - self.renewed >= LEASE_BEAT:
+            mine = self._fresh()
+            if self.archive.swap_replay_lease(self.value, mine):
+                self.value = mine
+            self.renewed = time.monotonic()
+
+    def release(self) -> None:
+        if self.value is not None:
+            self.archive.swap_replay_lease(self.value, None)
+            self.value = None
+
+
+class _Live:
+    def __init__(
+        self,
+        archive: Archive,
+        settings: TargetSettings,
+        options: ReplayOptions,
+        report: ReplayReport,
+        on_progress: Progress | None,
+        lease: _Lease,
+    ) -> None:
+        self.archive = archive
+        self.lease = lease
+        self.settings = settings
+        self.options = options
+        self.report = report
+        self.on_progress = on_progress or (lambda finished, seen: None)
+        self.stats = {
+            "sent": 0,
+            "resent_in_flight": 0,
+            "already_answered": 0,
+            "http_requests": 0,
+            "retries": 0,
+        }
+        self.inflight: dict[str, asyncio.Future[ReplayRow]] = {}
+        self.finished = 0
+        self.seen = 0
+
+    async def run(self) -> None:
+        limiter = RateLimiter(self.options.max_rps)
+        tokens = TokenPacer(self.options.max_tpm) if self.options.max_tpm else None
+        self.client = TargetClient(self.settings, limiter, tokens)
+        self.stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        handled = []
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+                loop.add_signal_handler(sig, self.stop.set)
+                handled.append(sig)
+        queue: asyncio.Queue[tuple[ReplayRequest, ReplayRow | None] | None] = asyncio.Queue(
+            maxsize=self.options.concurrency * 4
+        )
+        tasks = [asyncio.create_task(self._produce(queue))]
+        tasks += [asyncio.create_task(self._work(queue)) for _ in range(self.options.concurrency)]
+        try:
+            done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
+            for task in done:
+                if task.exception() is not None:
+                    raise task.exception()  # type: ignore[misc]
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            for sig in handled:
+                loop.remove_signal_handler(sig)
+            self.stats["http_requests"] = self.client.requests
+            self.stats["retries"] = self.client.retries
+            await self.client.close()
+        if self.stop.is_set():
+            raise Interrupted(
+                f"replay interrupted after {self.stats['sent']:,} request(s); every answer is kept in the archive",
+                hint="run the same command again to resume; no answered request is sent twice",
+            )
+
+    async def _produce(self, queue: asyncio.Queue[tuple[ReplayRequest, ReplayRow | None] | None]) -> None:
+        for chunk in iter_chunks(iter_selection(self.archive, self.options, self.report), LOOKUP_CHUNK):
+            if self.stop.is_set():
+                break
+            rows = self.archive.replay_rows(r.request_hash for r in chunk)
+            for request in chunk:
+                self.seen += 1
+                row = rows.get(request.request_hash)
+                if row is not None and row.state in FINAL:
+                    self.stats["already_answered"] += 1
+                    self._finish(request, row)
+                else:
+                    await queue.put((request, row))
+        for _ in range(self.options.concurrency):
+            await queue.put(None)
+
+    async def _work(self, queue: asyncio.Queue[tuple[ReplayRequest, ReplayRow | None] | None]) -> None:
+        while (item := await queue.get()) is not None:
+            if self.stop.is_set():
+                continue  # drain: what is not sent stays unsent, the next run sends it
+            await self._one(*item)
+
+    async def _one(self, request: ReplayRequest, looked_up: ReplayRow | None) -> None:
+        h = request.request_hash
+        if h in self.inflight:  # the same body from another turn is on its way: share its answer
+            self._finish(request, await asyncio.shield(self.inflight[h]))
+            return
+        # Looked up again: an identical request may have finished since the producer's look-up.
+        row = self.archive.replay_rows([h]).get(h)
+        if row is not None and row.state in FINAL:
+            self._finish(request, row)
+            return
+        future: asyncio.Future[ReplayRow] = asyncio.get_running_loop().create_future()
+        self.inflight[h] = future
+        try:
+            if row is not None and row.state == "sent":
+                self.stats["resent_in_flight"] += 1
+            self.archive.replay_begin(h, request.thread_id, request.turn, request.model)
+            outcome = await self.client.complete(request.body)
+            row = _row(request, outcome)
+            self.archive.replay_finish(row)
+            self.stats["sent"] += 1
+            future.set_result(row)
+        except BaseException:
+            future.cancel()
+            raise
+        finally:
+            del self.inflight[h]
+        self._finish(request, row)
+
+    def _finish(self, request: ReplayRequest, row: ReplayRow) -> None:
+        self.report.add(request, row)
+        self.finished += 1
+        self.on_progress(self.finished, self.seen)
+        self.lease.beat()
+
+
+def _row(request: ReplayRequest, outcome: Outcome) -> ReplayRow:
+    return ReplayRow(
+        request_hash=request.request_hash,
+        state=outcome.state,
+        thread_id=request.thread_id,
+        turn=request.turn,
+        model=request.model,
+        status_code=outcome.status_code,
+        response=outcome.response,
+        error=outcome.error,
+        latency_ms=None if outcome.latency_ms is None else round(outcome.latency_ms, 3),
+        prompt_tokens=outcome.prompt_tokens,
+        completion_tokens=outcome.completion_tokens,
+        via="live",
+    )
