@@ -281,3 +281,25 @@ def test_offline_report_reads_only_the_ledger(tmp_path: Path) -> None:
         report = replay_offline(archive, ReplayOptions(model="gpt-4.1"))
         assert (report.sessions, report.requests, report.pending) == (2, 2, 2)
         assert report.exit_code() == ExitCode.ATTENTION
+
+
+def test_token_pacer_spends_a_bucket_then_waits_for_the_rate() -> None:
+    import asyncio
+    import time
+
+    from migrator.replay.client import TokenPacer
+
+    async def spend() -> tuple[float, float]:
+        pacer = TokenPacer(6000)  # 100 tokens a second, a bucket of 600
+        started = time.monotonic()
+        await pacer.acquire(600)
+        first = time.monotonic() - started
+        await pacer.acquire(30)  # the bucket is empty: 0.3 s of refill
+        return first, time.monotonic() - started
+
+    first, second = asyncio.run(spend())
+    assert first < 0.05 and 0.25 < second < 0.6
+    pacer = TokenPacer(6000)
+    pacer.level = 0
+    pacer.settle(estimated=100, actual=40)  # the usage came back smaller: the difference is returned
+    assert pacer.level == 60

@@ -70,9 +70,7 @@ ResultsOpt = Annotated[
 ]
 MoreResultsArg = Annotated[
     list[Path] | None,
-    typer.Argument(
-        metavar="[FILE...]", help="More result files after --batch-results FILE.", show_default=False
-    ),
+    typer.Argument(metavar="FILE", help="More result files after --batch-results FILE.", show_default=False),
 ]
 ReportOnlyOpt = Annotated[
     bool, _Opt("--report-only", help="Report from the answers in the archive; no network.")
