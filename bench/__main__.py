@@ -142,7 +142,11 @@ def bench_sessions(archive: Path, base_url: str) -> None:
         for thread_id, record_json in store.iter_session_records():
             session = orjson.loads(record_json)
             total += 1
-            body = {"model": session["model"] or "gpt-4.1", "messages": session["messages"], **session["params"]}
+            body = {
+                "model": session["model"] or "gpt-4.1",
+                "messages": session["messages"],
+                **session["params"],
+            }
             if session["tools"]:
                 body["tools"] = session["tools"]
             try:

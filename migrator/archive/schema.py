@@ -26,9 +26,7 @@ def m001_create_archive(db: Database) -> None:
 
     db["assistants"].create({"id": str, "created_at": int, **_RAW}, pk="id")
     db["threads"].create({"id": str, "created_at": int, **_RAW}, pk="id")
-    db["messages"].create(
-        {"id": str, "thread_id": str, "run_id": str, "created_at": int, **_RAW}, pk="id"
-    )
+    db["messages"].create({"id": str, "thread_id": str, "run_id": str, "created_at": int, **_RAW}, pk="id")
     db["messages"].create_index(["thread_id", "created_at", "id"])
     db["runs"].create(
         {
@@ -44,9 +42,7 @@ def m001_create_archive(db: Database) -> None:
         pk="id",
     )
     db["runs"].create_index(["thread_id", "created_at", "id"])
-    db["run_steps"].create(
-        {"id": str, "thread_id": str, "run_id": str, "created_at": int, **_RAW}, pk="id"
-    )
+    db["run_steps"].create({"id": str, "thread_id": str, "run_id": str, "created_at": int, **_RAW}, pk="id")
     db["run_steps"].create_index(["thread_id", "run_id", "created_at", "id"])
     db["vector_stores"].create({"id": str, "created_at": int, **_RAW}, pk="id")
     db["vector_store_files"].create(
@@ -124,9 +120,7 @@ def m001_create_archive(db: Database) -> None:
         },
         pk="thread_id",
     )
-    db["session_warnings"].create(
-        {"thread_id": str, "code": str, "count": int}, pk=("thread_id", "code")
-    )
+    db["session_warnings"].create({"thread_id": str, "code": str, "count": int}, pk=("thread_id", "code"))
     # One row per distinct definition; a name with two rows is a schema conflict across threads.
     db["tool_definitions"].create({"name": str, "hash": str, "definition": str}, pk=("name", "hash"))
     db["session_tools"].create({"thread_id": str, "name": str, "hash": str}, pk=("thread_id", "name"))
@@ -201,4 +195,3 @@ def m004_create_conversation_map(db: Database) -> None:
         not_null={"status", "unconfirmed_creates", "items_sent"},
     )
     db["conversation_map"].create_index(["conversation_id"])
-

@@ -258,7 +258,9 @@ def _refuse_unless_ours(path: Path, conn: sqlite3.Connection) -> None:
     applied = (
         {
             row[0]
-            for row in conn.execute("select name from _sqlite_migrations where migration_set = ?", [MIGRATION_SET])
+            for row in conn.execute(
+                "select name from _sqlite_migrations where migration_set = ?", [MIGRATION_SET]
+            )
         }
         if "_sqlite_migrations" in tables
         else set()
@@ -378,9 +380,7 @@ class Archive:
         def flush() -> int:
             with self.db.atomic():
                 before = self.db.conn.total_changes
-                self.db.conn.executemany(
-                    "insert or ignore into work(thread_id, extra) values (?, ?)", chunk
-                )
+                self.db.conn.executemany("insert or ignore into work(thread_id, extra) values (?, ?)", chunk)
                 return self.db.conn.total_changes - before
 
         for thread_id, extra in items:
@@ -392,7 +392,9 @@ class Archive:
             added += flush()
         return added
 
-    def threads_to_export(self, *, refresh: bool = False) -> Iterator[tuple[str, str, str | None, str | None]]:
+    def threads_to_export(
+        self, *, refresh: bool = False
+    ) -> Iterator[tuple[str, str, str | None, str | None]]:
         """(thread_id, status, last_message_id, last_run_id) still to fetch, in a stable order.
 
         Pending and failed threads are fetched; done ones only with `refresh`; missing never.
@@ -498,12 +500,17 @@ class Archive:
             if result.thread is not None:
                 t = result.thread
                 self._upsert_raw(
-                    "threads", ("id", "created_at", "raw", "hash"), [(tid, _created(t), dumps(t), object_hash(t))]
+                    "threads",
+                    ("id", "created_at", "raw", "hash"),
+                    [(tid, _created(t), dumps(t), object_hash(t))],
                 )
             self._upsert_raw(
                 "messages",
                 ("id", "thread_id", "run_id", "created_at", "raw", "hash"),
-                ((m["id"], tid, m.get("run_id"), _created(m), dumps(m), object_hash(m)) for m in result.messages),
+                (
+                    (m["id"], tid, m.get("run_id"), _created(m), dumps(m), object_hash(m))
+                    for m in result.messages
+                ),
             )
             self._upsert_raw(
                 "runs",
@@ -525,7 +532,10 @@ class Archive:
             self._upsert_raw(
                 "run_steps",
                 ("id", "thread_id", "run_id", "created_at", "raw", "hash"),
-                ((s["id"], tid, s.get("run_id"), _created(s), dumps(s), object_hash(s)) for s in result.steps),
+                (
+                    (s["id"], tid, s.get("run_id"), _created(s), dumps(s), object_hash(s))
+                    for s in result.steps
+                ),
             )
             self._add_refs(((file_id, tid) for file_id in result.file_refs), "thread")
             self._store_anomalies(result.anomalies)
@@ -572,7 +582,8 @@ class Archive:
         return [
             row[0]
             for row in self.db.execute(
-                "select vector_store_id from vector_store_files where id = ? order by vector_store_id", [file_id]
+                "select vector_store_id from vector_store_files where id = ? order by vector_store_id",
+                [file_id],
             )
         ]
 
@@ -630,7 +641,10 @@ class Archive:
                     outcomes.append("new" if held is None else "changed")
                     marks = ", ".join("?" * len(row))
                     columns = ", ".join(row)
-                    conn.execute(f"insert or replace into {item.table} ({columns}) values ({marks})", list(row.values()))
+                    conn.execute(
+                        f"insert or replace into {item.table} ({columns}) values ({marks})",
+                        list(row.values()),
+                    )
                     if item.table in ("threads", "messages", "runs", "run_steps"):
                         touched.add(row[_PARENT_COLUMN[item.table]])
                 if item.table == "assistants":
@@ -783,7 +797,9 @@ class Archive:
             "messages": self._raw_rows(
                 "select raw from messages where thread_id = ? order by created_at, id", [thread_id]
             ),
-            "runs": self._raw_rows("select raw from runs where thread_id = ? order by created_at, id", [thread_id]),
+            "runs": self._raw_rows(
+                "select raw from runs where thread_id = ? order by created_at, id", [thread_id]
+            ),
             "steps": self._raw_rows(
                 "select raw from run_steps where thread_id = ? order by created_at, id", [thread_id]
             ),
@@ -792,7 +808,9 @@ class Archive:
     def assistants(self) -> dict[str, dict[str, Any]]:
         return {row[0]: orjson.loads(row[1]) for row in self.db.execute("select id, raw from assistants")}
 
-    def files_for(self, file_ids: Iterable[str], *, with_data_for_images: bool = True) -> dict[str, StoredFile]:
+    def files_for(
+        self, file_ids: Iterable[str], *, with_data_for_images: bool = True
+    ) -> dict[str, StoredFile]:
         out: dict[str, StoredFile] = {}
         for file_id in file_ids:
             row = self.db.execute(
@@ -922,16 +940,24 @@ class Archive:
                 self.db.execute(
                     f"insert into work ({cols}) select {cols} from src.work where true "
                     "on conflict(thread_id) do update set "
-                    + ", ".join(f"{c.name} = excluded.{c.name}" for c in self.db["work"].columns if c.name != "thread_id")
+                    + ", ".join(
+                        f"{c.name} = excluded.{c.name}"
+                        for c in self.db["work"].columns
+                        if c.name != "thread_id"
+                    )
                     + f" where {_rank('excluded.status', _STATUS_RANK)} > {_rank('work.status', _STATUS_RANK)}"
                 )
-                self.db.execute("update work set session_stale = 1 where thread_id in (select thread_id from src.work)")
+                self.db.execute(
+                    "update work set session_stale = 1 where thread_id in (select thread_id from src.work)"
+                )
                 self.db.execute("insert or ignore into failures select * from src.failures")
                 self.db.execute(
                     "delete from failures where entity = 'thread' and entity_id in "
                     "(select thread_id from work where status = 'done')"
                 )
-                self.db.execute("delete from failures where entity = 'file' and entity_id in (select id from files)")
+                self.db.execute(
+                    "delete from failures where entity = 'file' and entity_id in (select id from files)"
+                )
                 for key in ("assistants_exported", "vector_stores_exported", "conversion_options"):
                     self.db.execute("insert or ignore into meta select * from src.meta where key = ?", [key])
         finally:
@@ -1012,7 +1038,8 @@ class Archive:
         last = ""
         while True:
             rows = self.db.execute(
-                "select thread_id, record from sessions where thread_id > ? order by thread_id limit 500", [last]
+                "select thread_id, record from sessions where thread_id > ? order by thread_id limit 500",
+                [last],
             ).fetchall()
             if not rows:
                 return
@@ -1178,7 +1205,9 @@ class Archive:
         """Conversion warnings per code, over every stored session."""
         return {
             code: n
-            for code, n in self.db.execute("select code, sum(count) from session_warnings group by code order by code")
+            for code, n in self.db.execute(
+                "select code, sum(count) from session_warnings group by code order by code"
+            )
         }
 
     # -- the replay ledger (`migrate replay`) -----------------------------------------------------
@@ -1340,7 +1369,8 @@ class Archive:
 
     def conversation_link(self, target: str, thread_id: str) -> ConversationLink | None:
         row = self.db.execute(
-            f"select {_LINK_COLUMNS} from conversation_map where target = ? and thread_id = ?", [target, thread_id]
+            f"select {_LINK_COLUMNS} from conversation_map where target = ? and thread_id = ?",
+            [target, thread_id],
         ).fetchone()
         return ConversationLink(*row) if row else None
 
