@@ -363,3 +363,23 @@ def test_count_tokens_follows_the_cookbook() -> None:
     assert cl100k == 3 + 3 + len(_encoder("cl100k_base").encode("user")) + len(
         _encoder("cl100k_base").encode("hello world")
     )
+
+
+def test_token_counting_memory_stays_bounded_over_many_unique_texts():
+    import hashlib
+
+    from migrator.convert import tokens
+
+    def word(n: int) -> str:  # letters only, so each is one unique pre-token piece
+        return hashlib.md5(str(n).encode()).hexdigest().translate(str.maketrans("0123456789", "ghijklmnop"))
+
+    record = {"model": "gpt-4.1", "tools": [], "messages": []}
+    for i in range(4):
+        record["messages"] = [
+            {"role": "user", "content": word(n)} for n in range(i * 30_000, (i + 1) * 30_000)
+        ]
+        assert count_tokens(record) > 0
+    encoding = tokens._encoder("o200k_base")
+    # 120,000 unique pieces went through; the cache kept at most the limit plus one record's worth.
+    assert len(encoding._cache) <= tokens._PIECE_CACHE_LIMIT + 30_000
+    assert encoding._decoder == {}  # we never decode; the reverse table is not kept

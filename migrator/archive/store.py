@@ -966,7 +966,7 @@ class Archive:
 
     # -- derived tables ----------------------------------------------------------------------------
 
-    def stale_session_thread_ids(self, batch: int = 500) -> Iterator[list[str]]:
+    def stale_session_thread_ids(self, batch: int = 100) -> Iterator[list[str]]:
         """Done threads whose session must be (re)built, in batches, resumable by design."""
         last = ""
         while True:

