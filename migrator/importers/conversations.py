@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import random
 import signal
 import uuid
 from collections.abc import Awaitable, Callable, Iterator
@@ -29,14 +28,13 @@ from typing import Any
 
 import openai
 import orjson
-from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt
 
 from migrator.archive import Archive, ConversationLink, object_hash
 from migrator.errors import TargetRefusedError
 from migrator.importers.common import ImportSummary, MappingWriter, ProgressCallback, Selection, Ticker
 from migrator.importers.items import session_items
 from migrator.source import PageAnomaly, RateLimiter, collect
-from migrator.source.ratelimit import retry_after_seconds
+from migrator.source.retry import RETRYABLE_STATUS, error_code, error_message, retry_policy, status_of
 
 __all__ = [
     "ConversationsOptions",
@@ -50,7 +48,6 @@ TARGET = "conversations"
 MAX_ITEMS = 20  # per create and per items.create (CreateConversationBody.items maxItems)
 MAX_PAIRS, MAX_KEY, MAX_VALUE = 16, 64, 512  # Metadata: 16 pairs, keys <= 64, values <= 512 characters
 THREAD_KEY, ASSISTANT_KEY = "source_thread_id", "source_assistant_id"
-RETRYABLE_STATUS = {408, 409, 429, 500, 502, 503, 504}
 
 
 @dataclass
@@ -129,30 +126,18 @@ class _Stopped(Exception):
     """SIGINT/SIGTERM: stop before the next request."""
 
 
-def _status(exc: BaseException) -> int | None:
-    return exc.status_code if isinstance(exc, openai.APIStatusError) else None
-
-
 def _ambiguous(exc: BaseException) -> bool:
     """The server may have acted on the request: no answer, or a 5xx (not 408/409/429, which refuse)."""
     if isinstance(exc, openai.APIConnectionError):  # includes timeouts
         return True
-    status = _status(exc)
+    status = status_of(exc)
     return status is not None and status >= 500
-
-
-def _message(exc: openai.APIStatusError) -> str:
-    body = exc.body if isinstance(exc.body, dict) else {}
-    inner = body.get("error", body) if isinstance(body, dict) else {}
-    message = inner.get("message") if isinstance(inner, dict) else None
-    return f"{exc.status_code}: {message or exc.message}"
 
 
 def _refusal(exc: openai.APIStatusError, base_url: str) -> TargetRefusedError | None:
     """The refusals repeating cannot fix: stop the whole import (exit 3)."""
     resume = "then run the same command again to resume"
-    body = exc.body if isinstance(exc.body, dict) else {}
-    code = (body.get("error") or body).get("code") if isinstance(body, dict) else None
+    code = error_code(exc)
     if exc.status_code == 401:
         return TargetRefusedError(
             f"{base_url} refused the target API key (401)", hint=f"set TARGET_API_KEY, {resume}"
@@ -185,6 +170,9 @@ class _Target:
         )
         self.base_url = str(self.client.base_url).rstrip("/")
 
+    def _count_retry(self) -> None:
+        self.summary.retries += 1
+
     async def send(
         self,
         call: Callable[[], Awaitable[Any]],
@@ -203,29 +191,13 @@ class _Target:
                 if on_unknown is not None:
                     on_unknown()
                 return retry_unknown
-            return _status(exc) in RETRYABLE_STATUS
+            return status_of(exc) in RETRYABLE_STATUS
 
-        def wait(state: RetryCallState) -> float:
-            exc = state.outcome.exception() if state.outcome else None
-            if _status(exc) == 429:
-                return 0.0  # the limiter already paused every worker until retry-after
-            hinted = (
-                retry_after_seconds(exc.response.headers) if isinstance(exc, openai.APIStatusError) else None
-            )
-            if hinted is not None:
-                return min(hinted, self.settings.max_backoff)
-            backoff = min(self.settings.max_backoff, 0.25 * 2 ** (state.attempt_number - 1))
-            return random.uniform(backoff / 2, backoff)
-
-        def before_sleep(state: RetryCallState) -> None:
-            self.summary.retries += 1
-
-        retrying = AsyncRetrying(
-            retry=retry_if_exception(transient),
-            stop=stop_after_attempt(self.settings.max_attempts),
-            wait=wait,
-            before_sleep=before_sleep,
-            reraise=True,
+        retrying = retry_policy(
+            transient=transient,
+            max_attempts=self.settings.max_attempts,
+            max_backoff=self.settings.max_backoff,
+            on_retry=self._count_retry,
         )
         try:
             async for attempt in retrying:
@@ -236,8 +208,8 @@ class _Target:
             if refusal is not None:
                 raise refusal from None
             if _ambiguous(exc) and not retry_unknown:
-                raise _Unknown(_message(exc)) from None
-            raise _ThreadFailed(_message(exc)) from None
+                raise _Unknown(error_message(exc)) from None
+            raise _ThreadFailed(error_message(exc)) from None
         except openai.APIConnectionError as exc:
             if not retry_unknown:
                 raise _Unknown(f"no answer: {exc}") from None

@@ -11,18 +11,16 @@ error. The body the target sent is kept verbatim.
 from __future__ import annotations
 
 import asyncio
-import random
 import time
 from dataclasses import dataclass
 from typing import Any
 
 import openai
 import orjson
-from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt
 
 from migrator.errors import TargetRefusedError
-from migrator.source.client import RETRYABLE_STATUS
-from migrator.source.ratelimit import RateLimiter, retry_after_seconds
+from migrator.source.ratelimit import RateLimiter
+from migrator.source.retry import RETRYABLE_STATUS, error_body, error_message, retry_policy, status_of
 
 __all__ = ["Outcome", "TargetClient", "TargetRefusedError", "TargetSettings", "TokenPacer"]
 
@@ -84,24 +82,10 @@ class TokenPacer:
             self.level -= actual - estimated
 
 
-def _status(exc: BaseException) -> int | None:
-    return exc.status_code if isinstance(exc, openai.APIStatusError) else None
-
-
 def _is_transient(exc: BaseException) -> bool:
     if isinstance(exc, openai.APIConnectionError | _NotJson):
         return True
-    return _status(exc) in RETRYABLE_STATUS
-
-
-def _error_body(exc: openai.APIStatusError) -> dict[str, Any]:
-    body = exc.body if isinstance(exc.body, dict) else {}
-    inner = body.get("error", body)
-    return inner if isinstance(inner, dict) else {}
-
-
-def _message(exc: openai.APIStatusError) -> str:
-    return f"{exc.status_code}: {_error_body(exc).get('message') or exc.message}"
+    return status_of(exc) in RETRYABLE_STATUS
 
 
 def _fatal(exc: openai.APIStatusError, base_url: str) -> TargetRefusedError | None:
@@ -113,15 +97,15 @@ def _fatal(exc: openai.APIStatusError, base_url: str) -> TargetRefusedError | No
         )
     if status == 403:
         return TargetRefusedError(
-            f"{base_url} denied access (403): {_error_body(exc).get('message') or 'permission denied'}",
+            f"{base_url} denied access (403): {error_body(exc).get('message') or 'permission denied'}",
             hint="use a key allowed to call this model, then run the same command again to resume",
         )
     if status == 404:
         return TargetRefusedError(
-            f"{base_url} answered 404 ({_message(exc)})",
+            f"{base_url} answered 404 ({error_message(exc)})",
             hint="check --target-base-url (include /v1 when the server serves there) and --model",
         )
-    if status == 429 and _error_body(exc).get("code") == "insufficient_quota":
+    if status == 429 and error_body(exc).get("code") == "insufficient_quota":
         return TargetRefusedError(
             f"{base_url} reports the quota is exhausted (insufficient_quota)",
             hint="raise the quota or wait for it to reset, then run the same command again to resume",
@@ -164,27 +148,14 @@ class TargetClient:
         estimate = max(1, len(body) // 4)
         latency: list[float] = []
 
-        def wait(state: RetryCallState) -> float:
-            exc = state.outcome.exception() if state.outcome else None
-            if _status(exc) == 429:
-                return 0.0  # the limiter already paused everyone until retry-after
-            hinted = (
-                retry_after_seconds(exc.response.headers) if isinstance(exc, openai.APIStatusError) else None
-            )
-            if hinted is not None:
-                return min(hinted, self.settings.max_backoff)
-            backoff = min(self.settings.max_backoff, 0.25 * 2 ** (state.attempt_number - 1))
-            return random.uniform(backoff / 2, backoff)
-
-        def before_sleep(state: RetryCallState) -> None:
+        def count_retry() -> None:
             self.retries += 1
 
-        retrying = AsyncRetrying(
-            retry=retry_if_exception(_is_transient),
-            stop=stop_after_attempt(self.settings.max_attempts),
-            wait=wait,
-            before_sleep=before_sleep,
-            reraise=True,
+        retrying = retry_policy(
+            transient=_is_transient,
+            max_attempts=self.settings.max_attempts,
+            max_backoff=self.settings.max_backoff,
+            on_retry=count_retry,
         )
         try:
             async for attempt in retrying:
@@ -196,7 +167,11 @@ class TargetClient:
                 raise fatal from None
             state = "failed" if exc.status_code in RETRYABLE_STATUS else "rejected"
             return Outcome(
-                state, exc.status_code, exc.response.text, _message(exc), latency[-1] if latency else None
+                state,
+                exc.status_code,
+                exc.response.text,
+                error_message(exc),
+                latency[-1] if latency else None,
             )
         except (openai.APIConnectionError, _NotJson) as exc:
             return Outcome("failed", None, None, f"{type(exc).__name__}: {exc}", None)
@@ -223,7 +198,7 @@ class TargetClient:
             content = await response.read()
         except openai.APIStatusError as exc:
             latency.append((time.monotonic() - started) * 1000)
-            if exc.status_code == 429 and _error_body(exc).get("code") != "insufficient_quota":
+            if exc.status_code == 429 and error_body(exc).get("code") != "insufficient_quota":
                 self.limiter.throttled(exc.response.headers)
             elif _fatal(exc, self.base_url) is None:
                 self.limiter.observe(exc.response.headers)

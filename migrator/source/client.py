@@ -6,7 +6,6 @@ nothing the SDK's models do not know is dropped.
 
 from __future__ import annotations
 
-import random
 import warnings
 from collections.abc import Awaitable, Callable, Coroutine, Generator
 from dataclasses import dataclass, field
@@ -14,15 +13,14 @@ from typing import Any
 
 import openai
 import orjson
-from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt
 
 from migrator.errors import SourceGoneError, SourceRefusedError
-from migrator.source.ratelimit import RateLimiter, retry_after_seconds
+from migrator.source.ratelimit import RateLimiter
+from migrator.source.retry import RETRYABLE_STATUS, error_code, error_message, retry_policy, status_of
 
 __all__ = ["SourceClient", "SourceSettings", "RequestStats", "NotFound", "Rejected", "TransientError"]
 
 FILE_SEARCH_CONTENT = "step_details.tool_calls[*].file_search.results[*].content"
-RETRYABLE_STATUS = {408, 409, 429, 500, 502, 503, 504}
 
 
 class NotFound(Exception):
@@ -60,20 +58,10 @@ class RequestStats:
     by_kind: dict[str, int] = field(default_factory=dict)
 
 
-def _status(exc: BaseException) -> int | None:
-    return exc.status_code if isinstance(exc, openai.APIStatusError) else None
-
-
 def _is_transient(exc: BaseException) -> bool:
     if isinstance(exc, openai.APIConnectionError | TransientError):  # timeouts, drops, truncated bodies
         return True
-    return _status(exc) in RETRYABLE_STATUS
-
-
-def _error_code(exc: openai.APIStatusError) -> str | None:
-    body = exc.body if isinstance(exc.body, dict) else {}
-    inner = body.get("error", body) if isinstance(body, dict) else {}
-    return inner.get("code") if isinstance(inner, dict) else None
+    return status_of(exc) in RETRYABLE_STATUS
 
 
 def _fatal(exc: openai.APIStatusError, base_url: str) -> SourceRefusedError | None:
@@ -94,7 +82,7 @@ def _fatal(exc: openai.APIStatusError, base_url: str) -> SourceRefusedError | No
             f"{base_url} denied access (403): the key lacks permission for the Assistants API",
             hint="use a key of the project that owns the threads, then run the same command again to resume",
         )
-    if status == 429 and _error_code(exc) == "insufficient_quota":
+    if status == 429 and error_code(exc) == "insufficient_quota":
         return SourceRefusedError(
             f"{base_url} reports the quota is exhausted (insufficient_quota)",
             hint="raise the quota or wait for it to reset, then run the same command again to resume",
@@ -135,28 +123,11 @@ class SourceClient:
         Parsing happens inside the retried block, so a garbled body is retried like a dropped one.
         """
 
-        def wait(state: RetryCallState) -> float:
-            exc = state.outcome.exception() if state.outcome else None
-            if isinstance(exc, openai.APIStatusError) and exc.status_code == 429:
-                # The limiter already paused everyone until retry-after; come back right after.
-                return 0.0
-            hinted = (
-                retry_after_seconds(exc.response.headers) if isinstance(exc, openai.APIStatusError) else None
-            )
-            if hinted is not None:
-                return min(hinted, self.settings.max_backoff)
-            backoff = min(self.settings.max_backoff, 0.25 * 2 ** (state.attempt_number - 1))
-            return random.uniform(backoff / 2, backoff)  # jitter keeps workers from retrying in lockstep
-
-        def before_sleep(state: RetryCallState) -> None:
-            self.stats.retries += 1
-
-        retrying = AsyncRetrying(
-            retry=retry_if_exception(_is_transient),
-            stop=stop_after_attempt(self.settings.max_attempts),
-            wait=wait,
-            before_sleep=before_sleep,
-            reraise=True,
+        retrying = retry_policy(
+            transient=_is_transient,
+            max_attempts=self.settings.max_attempts,
+            max_backoff=self.settings.max_backoff,
+            on_retry=self._count_retry,
         )
         try:
             async for attempt in retrying:
@@ -167,11 +138,14 @@ class SourceClient:
             if fatal is not None:
                 raise fatal from None
             if exc.status_code == 404:
-                raise NotFound(_message(exc)) from None
+                raise NotFound(error_message(exc)) from None
             if exc.status_code in RETRYABLE_STATUS:
                 raise
-            raise Rejected(_message(exc), exc.status_code) from None
+            raise Rejected(error_message(exc), exc.status_code) from None
         raise AssertionError("unreachable")  # pragma: no cover
+
+    def _count_retry(self) -> None:
+        self.stats.retries += 1
 
     async def _attempt(self, kind: str, call: Callable[[], Awaitable[Any]]) -> Any:
         await self.limiter.acquire()
@@ -183,7 +157,7 @@ class SourceClient:
             self.limiter.answered()
             raise
         except openai.APIStatusError as exc:
-            if exc.status_code == 429 and _error_code(exc) != "insufficient_quota":
+            if exc.status_code == 429 and error_code(exc) != "insufficient_quota":
                 self.stats.throttled += 1
                 self.limiter.throttled(exc.response.headers)
             elif _fatal(exc, self.base_url) is None:
@@ -269,13 +243,6 @@ class SourceClient:
 
 def _after(after: str | None) -> dict[str, str]:
     return {"after": after} if after else {}
-
-
-def _message(exc: openai.APIStatusError) -> str:
-    body = exc.body if isinstance(exc.body, dict) else {}
-    inner = body.get("error", body) if isinstance(body, dict) else {}
-    message = inner.get("message") if isinstance(inner, dict) else None
-    return f"{exc.status_code}: {message or exc.message}"
 
 
 class _QuietFirstStep:
