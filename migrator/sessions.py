@@ -7,7 +7,9 @@ so `verify` re-derives with the same ones.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import hashlib
+import heapq
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,6 +25,7 @@ from migrator.convert import (
 
 __all__ = [
     "BuildSummary",
+    "deterministic_sample",
     "build_sessions",
     "derive_session",
     "load_bundle",
@@ -38,6 +41,15 @@ class BuildSummary:
     sessions: int = 0
     messages: int = 0
     warnings: int = 0
+
+
+def deterministic_sample(thread_ids: Iterable[str], n: int) -> list[str]:
+    """The n ids with the smallest sha256, sorted: the same sample from the same ids on any machine,
+    stable as the archive grows (an id stays unless a smaller hash arrives), and streamed (only n
+    ids are held). `replay --sample` and `import --sample` both choose with it."""
+    if n <= 0:
+        return []
+    return sorted(heapq.nsmallest(n, thread_ids, key=lambda tid: hashlib.sha256(tid.encode()).digest()))
 
 
 def recorded_options(archive: Archive) -> ConversionOptions:

@@ -13,10 +13,10 @@ from migrator.archive import Archive
 from migrator.importers import (
     Selection,
     conversation_metadata,
-    deterministic_sample,
     import_jsonl,
     session_items,
 )
+from migrator.sessions import deterministic_sample
 
 
 @pytest.fixture

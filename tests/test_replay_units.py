@@ -23,8 +23,8 @@ from migrator.replay.requests import (
     request_hash,
     requests_for_record,
     requests_for_session,
-    sample_thread_ids,
 )
+from migrator.sessions import deterministic_sample
 
 # -- turns, prefixes, hashes ---------------------------------------------------------------------
 
@@ -83,9 +83,9 @@ def test_sessions_that_cannot_become_requests_are_named() -> None:
 
 def test_sample_is_deterministic_spread_and_grows_by_adding() -> None:
     ids = [f"thread_{i:04d}" for i in range(1000)]
-    ten = sample_thread_ids(iter(ids), 10)
-    assert ten == sample_thread_ids(reversed(ids), 10) == sorted(ten)
-    assert set(ten) <= set(sample_thread_ids(ids, 20))
+    ten = deterministic_sample(iter(ids), 10)
+    assert ten == deterministic_sample(reversed(ids), 10) == sorted(ten)
+    assert set(ten) <= set(deterministic_sample(ids, 20))
     assert ten != ids[:10]
 
 

@@ -1217,18 +1217,6 @@ class Archive:
         "latency_ms, prompt_tokens, completion_tokens, via"
     )
 
-    def session_thread_ids(self, batch: int = 5000) -> Iterator[str]:
-        """Every stored session's thread id, in order, streamed without reading the records."""
-        last = ""
-        while True:
-            rows = self.db.execute(
-                "select thread_id from sessions where thread_id > ? order by thread_id limit ?", [last, batch]
-            ).fetchall()
-            if not rows:
-                return
-            yield from (r[0] for r in rows)
-            last = rows[-1][0]
-
     def replay_rows(self, hashes: Iterable[str]) -> dict[str, ReplayRow]:
         """The ledger rows of these request hashes (hashes with no row are left out)."""
         out: dict[str, ReplayRow] = {}

@@ -11,7 +11,7 @@ write a mapping CSV (`mapping_out`) to join against the user's own tables.
 """
 
 from migrator.importers.agents_sqlite import import_agents_sqlite
-from migrator.importers.common import ImportProgress, ImportSummary, Selection, deterministic_sample
+from migrator.importers.common import ImportProgress, ImportSummary, Selection
 from migrator.importers.conversations import (
     ConversationsOptions,
     TargetSettings,
@@ -28,7 +28,6 @@ __all__ = [
     "Selection",
     "TargetSettings",
     "conversation_metadata",
-    "deterministic_sample",
     "import_agents_sqlite",
     "import_conversations",
     "import_jsonl",

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import csv
-import hashlib
-import heapq
 import os
 import time
 from collections.abc import Callable, Iterator
@@ -16,6 +14,7 @@ from typing import IO, Any
 import orjson
 
 from migrator.archive import Archive
+from migrator.sessions import deterministic_sample
 
 __all__ = [
     "ImportProgress",
@@ -24,7 +23,6 @@ __all__ = [
     "ProgressCallback",
     "Selection",
     "atomic_output",
-    "deterministic_sample",
 ]
 
 MAPPING_COLUMNS = ("thread_id", "target", "target_id", "status", "items", "assistant_id", "metadata", "note")
@@ -58,15 +56,6 @@ class Selection:
         if ids is None:
             return archive.session_count(), archive.iter_session_records(), missing
         return len(ids), archive.iter_session_records(ids), missing
-
-
-def deterministic_sample(thread_ids: Iterator[str], n: int) -> list[str]:
-    """The n ids with the smallest sha256, sorted: the same sample from the same ids, on any machine,
-    and a stable one as the archive grows (an id in the sample stays unless a smaller hash arrives)."""
-    if n <= 0:
-        return []
-    smallest = heapq.nsmallest(n, thread_ids, key=lambda tid: hashlib.sha256(tid.encode()).digest())
-    return sorted(smallest)
 
 
 @dataclass

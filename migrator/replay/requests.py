@@ -14,7 +14,6 @@ Everything here is pure: no I/O.
 from __future__ import annotations
 
 import hashlib
-import heapq
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -30,7 +29,6 @@ __all__ = [
     "request_hash",
     "requests_for_record",
     "requests_for_session",
-    "sample_thread_ids",
 ]
 
 Turns = Literal["last", "all"]
@@ -113,17 +111,6 @@ def requests_for_record(
         body = orjson.dumps(request_body(record, turn, target), option=orjson.OPT_SORT_KEYS)
         out.append(ReplayRequest(thread_id, turn, target, body, request_hash(body), messages[turn]))
     return out, None
-
-
-def sample_thread_ids(thread_ids: Iterable[str], n: int) -> list[str]:
-    """A deterministic sample of `n` ids, spread over the whole archive, sorted.
-
-    The ids with the smallest sha256 are taken: the same archive gives the same sample on every run
-    (so a resumed replay resumes the same requests) and growing N only adds threads. Streams: only
-    N ids are held at a time.
-    """
-    chosen = heapq.nsmallest(n, thread_ids, key=lambda t: hashlib.sha256(t.encode()).digest())
-    return sorted(chosen)
 
 
 def iter_chunks(items: Iterable[Any], size: int) -> Iterator[list[Any]]:

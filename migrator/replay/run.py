@@ -36,8 +36,8 @@ from migrator.replay.requests import (
     Turns,
     iter_chunks,
     requests_for_session,
-    sample_thread_ids,
 )
+from migrator.sessions import deterministic_sample
 from migrator.source.ratelimit import RateLimiter
 
 __all__ = ["FINAL", "ReplayOptions", "iter_selection", "replay_live", "replay_offline", "selected_sessions"]
@@ -87,12 +87,12 @@ def selected_sessions(archive: Archive, options: ReplayOptions) -> Iterator[tupl
             )
         ids: list[str] | None = wanted
         if options.sample is not None:
-            ids = sample_thread_ids(wanted, options.sample)
+            ids = deterministic_sample(wanted, options.sample)
         yield from ((t, found[t]) for t in ids)
         return
     if options.sample is not None:
         yield from archive.iter_session_records(
-            sample_thread_ids(archive.session_thread_ids(), options.sample)
+            deterministic_sample(archive.iter_session_thread_ids(), options.sample)
         )
         return
     yield from archive.iter_session_records()
