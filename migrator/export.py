@@ -12,8 +12,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
+import threading
 import time
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -41,6 +42,7 @@ __all__ = [
     "ExportOptions",
     "ExportSnapshot",
     "ExportSummary",
+    "Delta",
     "ThreadFetcher",
     "failure_of",
     "run_export",
@@ -142,26 +144,42 @@ class ThreadFetcher:
     def listing(self, fetch: Callable[[str | None], Awaitable[dict[str, Any]]], after: str | None = None):
         return collect(lambda cursor: self.call(lambda: fetch(cursor)), after)
 
-    async def thread(
-        self, thread_id: str, *, after_message: str | None = None, after_run: str | None = None
-    ) -> ThreadResult:
-        """The thread, its messages and runs (after the given ids, for a delta), steps of tool runs.
+    async def thread(self, thread_id: str, delta: Delta | None = None) -> ThreadResult:
+        """The thread, its messages and runs, and the steps of every run that declared tools.
 
-        404 gives status `missing`; a page anomaly or an error that survived the retries gives
-        `failed` with a failure row and whatever was fetched; a refusal propagates.
+        With a `delta` (a --refresh of a done thread): only messages and runs newer than the last
+        stored ones, plus a fresh copy of those that were still unfinished when stored, with the
+        steps of every run so fetched. 404 on the thread gives `missing`; a page anomaly, a later
+        404 or an error that survived the retries gives `failed` with a failure row and whatever
+        was fetched; a refusal propagates.
         """
         client = self.client
-        result = ThreadResult(thread_id, "done", delta=after_message is not None or after_run is not None)
+        result = ThreadResult(thread_id, "done", delta=delta is not None)
         try:
             result.thread = await self.call(lambda: client.retrieve_thread(thread_id))
+        except NotFound:
+            return ThreadResult(thread_id, "missing")
+        except _RECOVERABLE as exc:
+            result.status, result.failure = "failed", failure_of("thread", thread_id, exc)
+            return result
+        try:
             messages, runs = await _all(
                 [
-                    self.listing(lambda a: client.list_messages(thread_id, a), after_message),
-                    self.listing(lambda a: client.list_runs(thread_id, a), after_run),
+                    self.listing(lambda a: client.list_messages(thread_id, a), delta and delta.last_message),
+                    self.listing(lambda a: client.list_runs(thread_id, a), delta and delta.last_run),
                 ]
             )
             result.messages, result.runs = messages.items, runs.items
-            result.messages_seen, result.runs_seen = len(messages.items), len(runs.items)
+            if delta is not None:
+                # Listed "after" the newest stored ids, these come on top: what changed since.
+                result.messages += await _all(
+                    self.call(lambda m=m: client.retrieve_message(thread_id, m))
+                    for m in delta.unfinished_messages
+                )
+                result.runs += await _all(
+                    self.call(lambda r=r: client.retrieve_run(thread_id, r)) for r in delta.unfinished_runs
+                )
+            result.messages_seen, result.runs_seen = len(result.messages), len(result.runs)
             # Steps only for runs that declared tools: the only step of a tool-less run is its
             # message_creation, which message.run_id already records.
             listings = await _all(
@@ -170,22 +188,31 @@ class ThreadFetcher:
                         thread_id, run["id"], a, file_search=_uses_file_search(run)
                     )
                 )
-                for run in runs.items
+                for run in result.runs
                 if run.get("tools")
             )
             result.steps = [step for listing in listings for step in listing.items]
             result.steps_seen = len(result.steps)
-        except NotFound:
-            return ThreadResult(thread_id, "missing")
         except PageAnomaly as exc:
             result.status = "failed"
             result.anomalies.append(Anomaly("thread", thread_id, exc.kind, exc.detail))
             result.failure = failure_of("thread", thread_id, exc)
-        except _RECOVERABLE as exc:
+        except (NotFound, *_RECOVERABLE) as exc:
+            # The thread exists (it was just retrieved): a 404 below it is a failure to retry, not absence.
             result.status = "failed"
             result.failure = failure_of("thread", thread_id, exc)
         result.file_refs = thread_file_refs(result.thread, result.messages, result.steps)
         return result
+
+
+@dataclass(frozen=True)
+class Delta:
+    """What a --refresh of a done thread starts from: the newest stored ids and what was unfinished."""
+
+    last_message: str | None
+    last_run: str | None
+    unfinished_messages: tuple[str, ...] = ()
+    unfinished_runs: tuple[str, ...] = ()
 
 
 def failure_of(entity: str, entity_id: str, exc: BaseException) -> Failure:
@@ -249,26 +276,29 @@ class _Run:
 
     async def assistants(self) -> None:
         self.phase = "assistants"
+        complete = True
         try:
             listing = await self.listing(self.client.list_assistants)
         except PageAnomaly as exc:
             self.archive.record_failure(self.fail("assistants", "list", exc))
-            listing = exc.listing  # type: ignore[attr-defined]
+            listing, complete = exc.listing, False  # type: ignore[attr-defined]
         except _RECOVERABLE as exc:
             self.archive.record_failure(self.fail("assistants", "list", exc))
             return
         refs = {(file_id, a["id"]) for a in listing.items for file_id in files_in_assistant(a)}
-        self.archive.store_assistants(listing.items, refs)
-        self.archive.set_meta("assistants_exported", True)
+        # Only a complete listing is marked done (and clears an earlier failure); a partial one is
+        # kept and listed again on the next run.
+        self.archive.store_assistants(listing.items, refs, complete=complete)
         self.tick(force=True)
 
     async def vector_stores(self) -> None:
         self.phase = "vector stores"
+        complete = True
         try:
             listing = await self.listing(self.client.list_vector_stores)
         except PageAnomaly as exc:
             self.archive.record_failure(self.fail("vector_stores", "list", exc))
-            listing = exc.listing  # type: ignore[attr-defined]
+            listing, complete = exc.listing, False  # type: ignore[attr-defined]
         except _RECOVERABLE as exc:
             self.archive.record_failure(self.fail("vector_stores", "list", exc))
             return
@@ -289,14 +319,19 @@ class _Run:
             self.archive.store_vector_store(store, files.items, anomalies=anomalies)
 
         await _all(one(store) for store in listing.items)
-        self.archive.set_meta("vector_stores_exported", True)
+        if complete:
+            self.archive.vector_stores_listed()
         self.tick(force=True)
 
     # -- threads ---------------------------------------------------------------------------------
 
-    async def thread(self, thread_id: str, last_message: str | None, last_run: str | None) -> ThreadResult:
-        if self.options.refresh:
-            return await self.fetcher.thread(thread_id, after_message=last_message, after_run=last_run)
+    async def thread(
+        self, thread_id: str, status: str, last_message: str | None, last_run: str | None
+    ) -> ThreadResult:
+        # Only a thread known whole may be refreshed by its delta; a failed one is fetched again whole.
+        if self.options.refresh and status == "done":
+            messages, runs = self.archive.unfinished_objects(thread_id)
+            return await self.fetcher.thread(thread_id, Delta(last_message, last_run, messages, runs))
         return await self.fetcher.thread(thread_id)
 
     def commit(self, result: ThreadResult) -> None:
@@ -334,7 +369,7 @@ class _Run:
                 else:
                     self.commit(task.result())
 
-        for thread_id, _status, last_message, last_run in rows:
+        for thread_id, status, last_message, last_run in rows:
             if self.stop.is_set() or fatal:
                 break
             while len(in_flight) >= limit and not fatal and not self.stop.is_set():
@@ -342,7 +377,7 @@ class _Run:
                 settle(done)
             if self.stop.is_set() or fatal:
                 break
-            in_flight.add(asyncio.create_task(self.thread(thread_id, last_message, last_run)))
+            in_flight.add(asyncio.create_task(self.thread(thread_id, status, last_message, last_run)))
         while in_flight and not fatal and not self.stop.is_set():
             done, in_flight = await _wait_first(in_flight, self.stop)
             settle(done)
@@ -358,7 +393,8 @@ class _Run:
     # -- files -----------------------------------------------------------------------------------
 
     def queue_file(self, file_id: str) -> None:
-        if file_id not in self.files_seen:
+        # A file another thread already brought in is not read twice (nor downgraded by a retry).
+        if file_id not in self.files_seen and not self.archive.has_file(file_id):
             self.files_seen.add(file_id)
             self.file_queue.put_nowait(file_id)
 
@@ -373,7 +409,12 @@ class _Run:
             content = FileContent("downloaded", data)
         except Rejected:
             # Purpose `assistants` files may not be downloaded; their parsed text is the fallback.
-            content = await self.parsed_text(file_id)
+            try:
+                content = await self.parsed_text(file_id)
+            except _RECOVERABLE as exc:
+                # Not stored: a later run tries the file again instead of keeping "missing" for good.
+                self.archive.record_failure(self.fail("file", file_id, exc))
+                return
         except NotFound:
             content = FileContent("missing")
         except _RECOVERABLE as exc:
@@ -399,8 +440,8 @@ class _Run:
                 page = body.get("next_page")
                 if not body.get("has_more") or not page:
                     break
-        except (NotFound, *_RECOVERABLE):
-            return FileContent("missing")
+        except NotFound:
+            return FileContent("missing")  # the store no longer holds it: a definite answer
         return FileContent("parsed_text", "".join(texts).encode(), store_id)
 
     async def file_workers(self) -> None:
@@ -542,6 +583,17 @@ async def _until_stopped(task: asyncio.Task[Any], stop: asyncio.Event) -> None:
         task.result()
 
 
+@contextlib.contextmanager
+def _stop_on_signal() -> Iterator[Callable[[], bool]]:
+    flag = threading.Event()
+    previous = {sig: signal.signal(sig, lambda *_: flag.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield flag.is_set
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
 def run_export(
     archive: Archive,
     entries: list[ThreadEntry] | None,
@@ -554,7 +606,10 @@ def run_export(
     summary = asyncio.run(_export(archive, entries, settings, options, report))
     summary.network_seconds = round(time.monotonic() - started, 3)
     if not summary.interrupted:
-        summary.sessions = build_sessions(archive, options.conversion)
+        # Building sessions takes minutes at 340,000 threads: a signal stops it between batches too.
+        with _stop_on_signal() as stopped:
+            summary.sessions = build_sessions(archive, options.conversion, stop=stopped)
+        summary.interrupted = summary.sessions.interrupted
     # The verdict is about the archive, not just this run: a thread missing since last night still counts.
     work = archive.work_counts()
     summary.threads_left = work["pending"]

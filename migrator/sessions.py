@@ -41,6 +41,7 @@ class BuildSummary:
     sessions: int = 0
     messages: int = 0
     warnings: int = 0
+    interrupted: bool = False  # stopped between two batches; the rest stay stale for the next run
 
 
 def deterministic_sample(thread_ids: Iterable[str], n: int) -> list[str]:
@@ -59,13 +60,7 @@ def recorded_options(archive: Archive) -> ConversionOptions:
 
 def record_options(archive: Archive, options: ConversionOptions) -> bool:
     """Record the options; True when they changed, so every session must be rebuilt."""
-    before = archive.get_meta(OPTIONS_KEY)
-    if before == options.as_dict():
-        return False
-    archive.set_meta(OPTIONS_KEY, options.as_dict())
-    if before is not None:
-        archive.mark_all_sessions_stale()
-    return True
+    return archive.record_conversion_options(OPTIONS_KEY, options.as_dict())
 
 
 def _file_infos(archive: Archive, file_ids: list[str]) -> dict[str, FileInfo]:
@@ -133,6 +128,7 @@ def build_sessions(
     *,
     rebuild_all: bool = False,
     on_batch: Callable[[BuildSummary], None] | None = None,
+    stop: Callable[[], bool] = lambda: False,
 ) -> BuildSummary:
     """Build the sessions of every done thread marked stale; resumable, one transaction a batch."""
     if record_options(archive, options) or rebuild_all:
@@ -140,6 +136,9 @@ def build_sessions(
     assistants = archive.assistants()
     summary = BuildSummary()
     for batch in archive.stale_session_thread_ids():
+        if stop():
+            summary.interrupted = True
+            break
         rows = [row for tid in batch if (row := derive_session(archive, tid, options, assistants))]
         archive.store_sessions(rows)
         for row in rows:

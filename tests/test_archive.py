@@ -4,33 +4,171 @@ import sqlite3
 import stat
 
 import pytest
+from sqlite_utils import Database
 
 from migrator.archive import Archive, FileContent, ThreadResult
 from migrator.archive.schema import MIGRATIONS
 from migrator.errors import NewerSchemaError, NotAnArchiveError
 
 # The final schema is part of the contract: a change here must come with a new migration.
-EXPECTED_TABLES = {
-    "_sqlite_migrations",
-    "meta",
-    "assistants",
-    "threads",
-    "messages",
-    "runs",
-    "run_steps",
-    "vector_stores",
-    "vector_store_files",
-    "files",
-    "blobs",
-    "file_refs",
-    "work",
-    "failures",
-    "anomalies",
-    "sessions",
-    "session_warnings",
-    "tool_definitions",
-    "session_tools",
+FINAL_SCHEMA = {
+    "_sqlite_migrations": ["id INTEGER pk1", "migration_set TEXT", "name TEXT", "applied_at TEXT"],
+    "anomalies": ["entity TEXT pk1", "entity_id TEXT pk2", "kind TEXT pk3", "detail TEXT"],
+    "assistants": ["id TEXT pk1", "created_at INTEGER", "raw TEXT", "hash TEXT"],
+    "blobs": ["sha256 TEXT pk1", "bytes INTEGER", "mime TEXT", "data BLOB"],
+    "conversation_map": [
+        "target TEXT pk1",
+        "thread_id TEXT pk2",
+        "conversation_id TEXT",
+        "status TEXT not null default 'creating'",
+        "idempotency_key TEXT",
+        "unconfirmed_creates INTEGER not null default 0",
+        "items_total INTEGER",
+        "items_sent INTEGER not null default 0",
+        "sent_digest TEXT",
+        "metadata_dropped TEXT",
+        "error TEXT",
+    ],
+    "failures": [
+        "entity TEXT pk1",
+        "entity_id TEXT pk2",
+        "error_class TEXT",
+        "message TEXT",
+        "status_code INTEGER",
+        "attempts INTEGER",
+    ],
+    "file_refs": ["file_id TEXT pk1", "owner_kind TEXT pk2", "owner_id TEXT pk3"],
+    "files": [
+        "id TEXT pk1",
+        "raw TEXT",
+        "hash TEXT",
+        "content TEXT",
+        "blob_sha256 TEXT",
+        "text_from_vector_store TEXT",
+    ],
+    "messages": [
+        "id TEXT pk1",
+        "thread_id TEXT",
+        "run_id TEXT",
+        "created_at INTEGER",
+        "raw TEXT",
+        "hash TEXT",
+    ],
+    "meta": ["key TEXT pk1", "value TEXT"],
+    "replay_ledger": [
+        "request_hash TEXT pk1",
+        "thread_id TEXT",
+        "turn INTEGER",
+        "model TEXT",
+        "state TEXT not null",
+        "attempts INTEGER not null default 0",
+        "status_code INTEGER",
+        "response TEXT",
+        "error TEXT",
+        "latency_ms REAL",
+        "prompt_tokens INTEGER",
+        "completion_tokens INTEGER",
+        "via TEXT",
+        "updated_at REAL",
+    ],
+    "run_steps": [
+        "id TEXT pk1",
+        "thread_id TEXT",
+        "run_id TEXT",
+        "created_at INTEGER",
+        "raw TEXT",
+        "hash TEXT",
+    ],
+    "runs": [
+        "id TEXT pk1",
+        "thread_id TEXT",
+        "assistant_id TEXT",
+        "created_at INTEGER",
+        "status TEXT",
+        "has_tools INTEGER",
+        "raw TEXT",
+        "hash TEXT",
+    ],
+    "session_tools": ["thread_id TEXT pk1", "name TEXT pk2", "hash TEXT"],
+    "session_warnings": ["thread_id TEXT pk1", "code TEXT pk2", "count INTEGER"],
+    "sessions": ["thread_id TEXT pk1", "record TEXT", "hash TEXT", "messages INTEGER", "tokens INTEGER"],
+    "threads": ["id TEXT pk1", "created_at INTEGER", "raw TEXT", "hash TEXT"],
+    "tool_definitions": ["name TEXT pk1", "hash TEXT pk2", "definition TEXT"],
+    "vector_store_files": [
+        "vector_store_id TEXT pk1",
+        "id TEXT pk2",
+        "created_at INTEGER",
+        "raw TEXT",
+        "hash TEXT",
+    ],
+    "vector_stores": ["id TEXT pk1", "created_at INTEGER", "raw TEXT", "hash TEXT"],
+    "work": [
+        "thread_id TEXT pk1",
+        "status TEXT not null default 'pending'",
+        "attempts INTEGER not null default 0",
+        "extra TEXT default '{}'",
+        "messages_seen INTEGER",
+        "runs_seen INTEGER",
+        "steps_seen INTEGER",
+        "last_message_id TEXT",
+        "last_run_id TEXT",
+        "session_stale INTEGER default 1",
+    ],
 }
+FINAL_INDEXES = [
+    "idx__sqlite_migrations_migration_set_name",
+    "idx_conversation_map_conversation_id",
+    "idx_file_refs_owner_id",
+    "idx_messages_thread_id_created_at_id",
+    "idx_replay_ledger_state",
+    "idx_replay_ledger_thread_id_turn",
+    "idx_run_steps_thread_id_run_id_created_at_id",
+    "idx_runs_thread_id_created_at_id",
+    "idx_session_tools_name_hash",
+    "idx_vector_store_files_id",
+    "idx_work_session_stale",
+    "idx_work_status",
+]
+
+
+def schema_of(db) -> tuple[dict[str, list[str]], list[str]]:
+    tables = [
+        r[0]
+        for r in db.execute(
+            "select name from sqlite_master where type = 'table' and name not like 'sqlite_%'"
+        )
+    ]
+    schema = {}
+    for table in sorted(tables):
+        cols = []
+        for _cid, name, typ, notnull, default, pk in db.execute(f"pragma table_info('{table}')"):
+            cols.append(
+                f"{name} {typ}"
+                + (f" pk{pk}" if pk else "")
+                + (" not null" if notnull else "")
+                + (f" default {default}" if default is not None else "")
+            )
+        schema[table] = cols
+    indexes = [
+        r[0]
+        for r in db.execute(
+            "select name from sqlite_master where type = 'index' and sql is not null order by name"
+        )
+    ]
+    return schema, indexes
+
+
+def test_the_oldest_schema_upgrades_on_open_and_keeps_its_rows(tmp_path):
+    path = tmp_path / "old.db"
+    conn = sqlite3.connect(path, isolation_level=None)
+    oldest = Database(conn)
+    MIGRATIONS.apply(oldest, stop_before=[m.name for m in MIGRATIONS._migrations[1:]])
+    assert [m.name for m in MIGRATIONS.applied(oldest)] == ["m001_create_archive"]
+    conn.execute("insert into work(thread_id) values ('thread_old')")
+    conn.close()
+    with Archive.open(path) as archive:
+        assert schema_of(archive.db.conn) == (FINAL_SCHEMA, FINAL_INDEXES)
+        assert archive.work_counts()["pending"] == 1
 
 
 def thread(tid: str, n: int = 2) -> ThreadResult:
@@ -53,11 +191,10 @@ def thread(tid: str, n: int = 2) -> ThreadResult:
     )
 
 
-def test_new_archive_is_private_single_file_with_the_full_schema(tmp_path):
+def test_new_archive_is_private_single_file_with_the_final_schema(tmp_path):
     path = tmp_path / "a.db"
     with Archive.create(path) as archive:
-        assert set(archive.db.table_names()) >= EXPECTED_TABLES
-        assert archive.schema_version == len(MIGRATIONS._migrations)
+        assert schema_of(archive.db.conn) == (FINAL_SCHEMA, FINAL_INDEXES)
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
     assert not (tmp_path / "a.db-wal").exists()
 
@@ -144,3 +281,49 @@ def test_merge_is_idempotent_and_prefers_done_threads(tmp_path):
         m.merge_from(shard2)
         assert (m.content_hash(), m.work_counts()) == first
         assert m.work_counts() == {"pending": 0, "done": 2, "failed": 0, "missing": 0}
+
+
+def test_an_empty_file_is_not_an_archive_and_stays_empty(tmp_path):
+    empty = tmp_path / "empty.db"
+    empty.touch()
+    with pytest.raises(NotAnArchiveError, match="empty file"):
+        Archive.open(empty)
+    assert empty.stat().st_size == 0
+
+
+def test_a_complete_assistant_listing_clears_its_earlier_failure_and_marks_sessions_stale(tmp_path):
+    from migrator.archive import Failure
+
+    with Archive.create(tmp_path / "a.db") as archive:
+        archive.record_failure(Failure("assistants", "list", "APIConnectionError", "dropped"))
+        archive.add_threads([("thread_1", {})])
+        result = thread("thread_1")
+        result.runs = [{"id": "run_1", "object": "thread.run", "created_at": 101, "assistant_id": "asst_1"}]
+        archive.store_thread(result)
+        archive.db.execute("update work set session_stale = 0")
+        archive.store_assistants(
+            [{"id": "asst_1", "created_at": 1, "model": "gpt-4.1"}], set(), complete=False
+        )
+        assert [f.entity for f in archive.failures()] == ["assistants"]  # a partial listing clears nothing
+        assert archive.get_meta("assistants_exported") is None
+        archive.db.execute("update work set session_stale = 0")
+        archive.store_assistants([{"id": "asst_1", "created_at": 1, "model": "gpt-4.1"}], set())
+        stale = archive.db.execute("select session_stale from work").fetchone()[0]
+        assert archive.failures() == [] and archive.get_meta("assistants_exported") is True
+        assert stale == 0  # the same assistant again: nothing to rebuild
+        archive.store_assistants([{"id": "asst_1", "created_at": 1, "model": "gpt-4o"}], set())
+        assert archive.db.execute("select session_stale from work").fetchone()[0] == 1
+
+
+def test_building_sessions_stops_between_batches_when_asked(tmp_path):
+    from migrator.convert import ConversionOptions
+    from migrator.sessions import build_sessions
+
+    with Archive.create(tmp_path / "a.db") as archive:
+        archive.add_threads([(f"thread_{i:03d}", {}) for i in range(250)])
+        for i in range(250):
+            archive.store_thread(thread(f"thread_{i:03d}", n=1))
+        calls = iter([False, True])
+        summary = build_sessions(archive, ConversionOptions(), stop=lambda: next(calls, True))
+        assert summary.interrupted and summary.sessions == 100  # one batch, then the stop
+        assert build_sessions(archive, ConversionOptions()).sessions == 150  # the rest, on resume

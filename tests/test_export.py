@@ -265,3 +265,62 @@ def test_the_api_key_reaches_neither_the_archive_nor_any_output(tmp_path, capsys
     for path in tmp_path.iterdir():
         if path.is_file():
             assert canary.encode() not in path.read_bytes(), path
+
+
+def _tool_run_with_steps(path: Path) -> tuple[str, str]:
+    with Archive.open(path) as archive:
+        return archive.db.execute(
+            "select r.thread_id, r.id from runs r where r.has_tools = 1 and r.status = 'completed' "
+            "and exists (select 1 from run_steps s where s.run_id = r.id) order by r.id limit 1"
+        ).fetchone()
+
+
+def test_refresh_fetches_a_failed_thread_whole_again(tmp_path, capsys):
+    with SandboxServer(SandboxConfig(threads=10, seed=4)) as server:
+        assert export(tmp_path, server) == 0
+        with Archive.open(tmp_path / "a.db") as archive:
+            before = archive.content_hash()
+        thread_id, run_id = _tool_run_with_steps(tmp_path / "a.db")
+        conn = sqlite3.connect(tmp_path / "a.db")
+        # As a thread whose step listing failed: messages and runs stored, steps not, status failed.
+        conn.execute("delete from run_steps where thread_id = ?", [thread_id])
+        conn.execute("update work set status = 'failed' where thread_id = ?", [thread_id])
+        conn.commit()
+        conn.close()
+        assert export(tmp_path, server, "--refresh", "--only", "threads") == 0, capsys.readouterr().err
+    with Archive.open(tmp_path / "a.db") as archive:
+        assert archive.content_hash() == before
+        assert archive.work_counts()["done"] == 10
+
+
+def test_refresh_reads_again_a_run_that_was_unfinished_when_stored(tmp_path, capsys):
+    from migrator.archive import object_hash
+
+    with SandboxServer(SandboxConfig(threads=10, seed=4)) as server:
+        assert export(tmp_path, server) == 0
+        with Archive.open(tmp_path / "a.db") as archive:
+            before = archive.content_hash()
+        thread_id, run_id = _tool_run_with_steps(tmp_path / "a.db")
+        conn = sqlite3.connect(tmp_path / "a.db")
+        # As exported mid-run: the run still in progress, its later steps not there yet.
+        raw = json.loads(conn.execute("select raw from runs where id = ?", [run_id]).fetchone()[0])
+        raw["status"] = "in_progress"
+        conn.execute(
+            "update runs set status = 'in_progress', raw = ?, hash = ? where id = ?",
+            [json.dumps(raw), object_hash(raw), run_id],
+        )
+        removed = conn.execute("delete from run_steps where run_id = ?", [run_id]).rowcount
+        conn.execute("update work set steps_seen = steps_seen - ? where thread_id = ?", [removed, thread_id])
+        conn.commit()
+        conn.close()
+        server.reset_stats()
+        assert export(tmp_path, server, "--refresh", "--only", "threads") == 0, capsys.readouterr().err
+        assert server.stats()["by_route"].get("GET /v1/threads/{thread_id}/runs/{run_id}") == 1
+    with Archive.open(tmp_path / "a.db") as archive:
+        assert archive.content_hash() == before
+        steps = archive.db.execute("select count(*) from run_steps where run_id = ?", [run_id]).fetchone()[0]
+        seen, stored = archive.db.execute(
+            "select steps_seen, (select count(*) from run_steps where thread_id = ?) from work where thread_id = ?",
+            [thread_id, thread_id],
+        ).fetchone()
+    assert steps > 0 and seen == stored

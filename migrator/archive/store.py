@@ -274,6 +274,11 @@ def _refuse_unless_ours(path: Path, conn: sqlite3.Connection) -> None:
         )
 
 
+def _chunks(items: list[str], size: int) -> Iterator[list[str]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
 def _created(obj: dict[str, Any]) -> int:
     value = obj.get("created_at")
     return int(value) if isinstance(value, int | float) else 0
@@ -310,7 +315,27 @@ class Archive:
             )
         if path.is_dir():
             raise NotAnArchiveError(f"{path}: is a folder, not an archive file")
+        if path.stat().st_size == 0:
+            # SQLite would take an empty file for a new database; only export and merge create one.
+            raise NotAnArchiveError(f"{path}: an empty file, not an archive")
         return cls._connect(path)
+
+    @classmethod
+    def check(cls, path: str | Path) -> None:
+        """Refuse what is not an archive of a schema we know, reading only (for merge's sources)."""
+        path = Path(path)
+        if not path.is_file() or path.stat().st_size == 0:
+            raise NotAnArchiveError(f"{path}: no such archive")
+        with open(path, "rb") as fh:
+            if fh.read(len(SQLITE_MAGIC)) != SQLITE_MAGIC:
+                raise NotAnArchiveError(f"{path}: not an archive (not a SQLite file)")
+        conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
+        try:
+            _refuse_unless_ours(path, conn)
+        except sqlite3.DatabaseError as exc:
+            raise NotAnArchiveError(f"{path}: not an archive ({exc})") from None
+        finally:
+            conn.close()
 
     @classmethod
     def _connect(cls, path: Path) -> Archive:
@@ -430,15 +455,70 @@ class Archive:
         marks = ", ".join("?" * len(columns))
         self.db.conn.executemany(f"insert or replace into {table} ({cols}) values ({marks})", rows)
 
-    def store_assistants(self, assistants: list[dict[str, Any]], file_refs: set[tuple[str, str]]) -> None:
-        """All assistants, and the (file_id, assistant_id) pairs their tool resources mention."""
+    def store_assistants(
+        self, assistants: list[dict[str, Any]], file_refs: set[tuple[str, str]], *, complete: bool = True
+    ) -> None:
+        """Assistants and the (file_id, assistant_id) pairs their tool resources mention.
+
+        Sessions of threads that ran a new or changed assistant become stale (the converter reads
+        the assistant's tools, model and instructions). A complete listing marks the assistants
+        exported and clears an earlier listing failure, in the same transaction.
+        """
         with self.db.atomic():
+            changed = [
+                a["id"] for a in assistants if self._stored_hash("assistants", a["id"]) != object_hash(a)
+            ]
             self._upsert_raw(
                 "assistants",
                 ("id", "created_at", "raw", "hash"),
                 ((a["id"], _created(a), dumps(a), object_hash(a)) for a in assistants),
             )
             self._add_refs(file_refs, "assistant")
+            for chunk in _chunks(changed, 500):
+                marks = ",".join("?" * len(chunk))
+                self.db.execute(
+                    "update work set session_stale = 1 where status = 'done' and thread_id in "
+                    f"(select thread_id from runs where assistant_id in ({marks}) union "
+                    f"select thread_id from messages where json_extract(raw, '$.assistant_id') in ({marks}))",
+                    [*chunk, *chunk],
+                )
+            if complete:
+                self._set_meta("assistants_exported", True)
+                self._clear_failure("assistants", "list")
+
+    def vector_stores_listed(self) -> None:
+        """Every vector store was listed: mark it, and forget an earlier listing failure."""
+        with self.db.atomic():
+            self._set_meta("vector_stores_exported", True)
+            self._clear_failure("vector_stores", "list")
+
+    def _stored_hash(self, table: str, object_id: str) -> str | None:
+        row = self.db.execute(f"select hash from {table} where id = ?", [object_id]).fetchone()
+        return row[0] if row else None
+
+    def _count_new(self, table: str, ids: list[str]) -> int:
+        """How many of these ids the table does not hold yet."""
+        known = 0
+        for chunk in _chunks(ids, 500):
+            marks = ",".join("?" * len(chunk))
+            known += self.db.execute(f"select count(*) from {table} where id in ({marks})", chunk).fetchone()[
+                0
+            ]
+        return len(ids) - known
+
+    def unfinished_objects(self, thread_id: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
+        """(message ids, run ids) of this thread stored while still in progress: --refresh reads them again."""
+        messages = self.db.execute(
+            "select id from messages where thread_id = ? and json_extract(raw, '$.status') = 'in_progress' "
+            "order by created_at, id",
+            [thread_id],
+        ).fetchall()
+        runs = self.db.execute(
+            "select id from runs where thread_id = ? and status in "
+            "('queued', 'in_progress', 'requires_action', 'cancelling') order by created_at, id",
+            [thread_id],
+        ).fetchall()
+        return tuple(r[0] for r in messages), tuple(r[0] for r in runs)
 
     def store_vector_store(
         self, store: dict[str, Any], files: list[dict[str, Any]], *, anomalies: list[Anomaly] = ()
@@ -497,6 +577,16 @@ class Archive:
         """A thread's rows, its file references and its status, in one transaction."""
         tid = result.thread_id
         with self.db.atomic():
+            if result.delta:
+                # A delta adds what the source showed that we did not hold (refetched unfinished
+                # objects replace their rows and were counted already).
+                seen = (
+                    self._count_new("messages", [m["id"] for m in result.messages]),
+                    self._count_new("runs", [r["id"] for r in result.runs]),
+                    self._count_new("run_steps", [st["id"] for st in result.steps]),
+                )
+            else:
+                seen = (result.messages_seen, result.runs_seen, result.steps_seen)
             if result.thread is not None:
                 t = result.thread
                 self._upsert_raw(
@@ -539,24 +629,17 @@ class Archive:
             )
             self._add_refs(((file_id, tid) for file_id in result.file_refs), "thread")
             self._store_anomalies(result.anomalies)
-            last_message = max(result.messages, key=lambda m: (_created(m), m["id"]), default=None)
-            last_run = max(result.runs, key=lambda r: (_created(r), r["id"]), default=None)
-            base = "coalesce({0}, 0) + ?" if result.delta else "?"
+            add = "coalesce({0}, 0) + :{1}" if result.delta else ":{1}"
+            # The newest stored ids are read back: where the next --refresh starts listing.
             self.db.execute(
-                "update work set status = ?, attempts = attempts + 1, "
-                f"messages_seen = {base.format('messages_seen')}, runs_seen = {base.format('runs_seen')}, "
-                f"steps_seen = {base.format('steps_seen')}, "
-                "last_message_id = coalesce(?, last_message_id), last_run_id = coalesce(?, last_run_id), "
-                "session_stale = 1 where thread_id = ?",
-                [
-                    result.status,
-                    result.messages_seen,
-                    result.runs_seen,
-                    result.steps_seen,
-                    last_message["id"] if last_message else None,
-                    last_run["id"] if last_run else None,
-                    tid,
-                ],
+                "update work set status = :status, attempts = attempts + 1, "
+                f"messages_seen = {add.format('messages_seen', 'm')}, runs_seen = {add.format('runs_seen', 'r')}, "
+                f"steps_seen = {add.format('steps_seen', 's')}, "
+                "last_message_id = (select id from messages where thread_id = :tid "
+                "order by created_at desc, id desc limit 1), "
+                "last_run_id = (select id from runs where thread_id = :tid order by created_at desc, id desc limit 1), "
+                "session_stale = 1 where thread_id = :tid",
+                {"status": result.status, "m": seen[0], "r": seen[1], "s": seen[2], "tid": tid},
             )
             if result.failure is not None:
                 self._store_failure(result.failure)
@@ -909,6 +992,42 @@ class Archive:
             h.update(b"blob " + sha.encode() + b"\n")
         return "sha256:" + h.hexdigest()
 
+    def record_conversion_options(self, key: str, value: dict[str, Any]) -> bool:
+        """Record the options sessions are built with; when they change, every session is stale.
+
+        One transaction: a kill can never leave new options recorded beside sessions of the old ones.
+        """
+        with self.db.atomic():
+            before = self.get_meta(key)
+            if before == value:
+                return False
+            self._set_meta(key, value)
+            if before is not None:
+                self.db.execute("update work set session_stale = 1 where status = 'done'")
+            return True
+
+    def showcase_thread(self, warning: str, min_messages: int, max_messages: int) -> str | None:
+        """A session of modest length that raised this conversion warning (for the demo)."""
+        row = self.db.execute(
+            "select s.thread_id from sessions s join session_warnings w on w.thread_id = s.thread_id "
+            "where w.code = ? and s.messages between ? and ? order by s.thread_id limit 1",
+            [warning, min_messages, max_messages],
+        ).fetchone()
+        return row[0] if row else None
+
+    def _same_schema(self, other: Path) -> bool:
+        conn = sqlite3.connect(f"{other.resolve().as_uri()}?mode=ro", uri=True)
+        try:
+            theirs = {
+                r[0]
+                for r in conn.execute(
+                    "select name from _sqlite_migrations where migration_set = ?", [MIGRATION_SET]
+                )
+            }
+        finally:
+            conn.close()
+        return theirs == {m.name for m in MIGRATIONS.applied(self.db)}
+
     # -- merging shards ---------------------------------------------------------------------------
 
     def merge_from(self, other: Path) -> dict[str, int]:
@@ -917,7 +1036,10 @@ class Archive:
         Raw objects are upserted; for a thread the better status wins (done > failed > missing >
         pending); for a file the better content wins (downloaded > parsed_text > missing).
         """
-        Archive.open(other).db.conn.close()  # validates it is an archive of a schema we know
+        Archive.check(other)
+        if not self._same_schema(other):
+            # An older shard: bring it up to our schema first (the one write merge makes to a source).
+            Archive.open(other).close()
         before = {table: self.db[table].count for table in RAW_TABLES}
         self.db.execute("attach database ? as src", [str(other)])
         try:

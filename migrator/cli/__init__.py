@@ -62,12 +62,14 @@ def main(argv: list[str] | None = None) -> int:
             return int(ExitCode.USAGE)
         if debug:
             raise
+        # Not the user's input (that is exit 2): a fault of ours or of the machine (a full disk...).
         console_err.print(
             f"error: unexpected {type(exc).__name__}: {exc} (run again with --debug for the traceback)",
             markup=False,
             highlight=False,
+            soft_wrap=True,
         )
-        return int(ExitCode.USAGE)
+        return int(ExitCode.ATTENTION)
     return int(result) if isinstance(result, int) else 0
 
 

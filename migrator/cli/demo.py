@@ -24,15 +24,6 @@ from migrator.verify import render_table, verify_archive
 SHOWN = ("assistants", "threads_done", "messages", "runs", "run_steps", "vector_stores", "files", "sessions")
 
 
-def _showcase_thread(store: Archive) -> str | None:
-    """A thread worth reading: tool calls, and a warning the converter had to raise."""
-    row = store.db.execute(
-        "select s.thread_id from sessions s join session_warnings w on w.thread_id = s.thread_id "
-        "where w.code = 'dangling_tool_call_closed' and s.messages between 6 and 14 order by s.thread_id limit 1"
-    ).fetchone()
-    return row[0] if row else None
-
-
 @app.command()
 def demo(
     threads: Annotated[int, typer.Option(min=1, max=5000, help="Threads in the sandbox corpus.")] = 150,
@@ -75,7 +66,7 @@ def demo(
             console.print(table)
             report = verify_archive(store)
             render_table(report, console)
-            showcase = _showcase_thread(store)
+            showcase = store.showcase_thread("dangling_tool_call_closed", 6, 14)
             if showcase:
                 record = dict(store.iter_session_records([showcase]))[showcase]
                 console.print(

@@ -52,7 +52,7 @@ def merge(
     for source in sources:
         if source.resolve() == archive.resolve():
             raise UsageError(f"{source}: cannot merge an archive into itself")
-        Archive.open(source).close()  # refuse anything that is not an archive before creating ARCHIVE
+        Archive.check(source)  # refuse anything that is not an archive before creating ARCHIVE
     added: dict[str, int] = {}
     with Archive.create(archive) as store:
         for source in sources:

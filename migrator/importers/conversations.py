@@ -118,6 +118,10 @@ class _ThreadFailed(Exception):
         self.status = status
 
 
+class _Garbled(_ThreadFailed):
+    """A 200 whose body we cannot read: the server did act on the request."""
+
+
 class _Unknown(Exception):
     """A request whose outcome we did not learn (timeout, dropped connection, 5xx)."""
 
@@ -232,22 +236,27 @@ class _Target:
         try:
             body = orjson.loads(raw.http_response.content)
         except orjson.JSONDecodeError:
-            raise _ThreadFailed("the target answered with a body that is not JSON") from None
+            raise _Garbled("the target answered with a body that is not JSON") from None
         return body if isinstance(body, dict) else {}
 
     async def create(
         self, items: list[dict[str, Any]], metadata: dict[str, str], key: str, on_unknown: Callable[[], None]
     ) -> str:
         call = self.client.conversations.with_raw_response.create
-        body = await self.send(
-            lambda: call(
-                metadata=metadata, extra_body={"items": items}, extra_headers={"Idempotency-Key": key}
-            ),
-            retry_unknown=True,  # resent with the same key; each unknown outcome is counted first
-            on_unknown=on_unknown,
-        )
+        try:
+            body = await self.send(
+                lambda: call(
+                    metadata=metadata, extra_body={"items": items}, extra_headers={"Idempotency-Key": key}
+                ),
+                retry_unknown=True,  # resent with the same key; each unknown outcome is counted first
+                on_unknown=on_unknown,
+            )
+        except _Garbled:
+            on_unknown()  # a 200 we cannot read may still have created a conversation
+            raise
         conversation_id = body.get("id")
         if not isinstance(conversation_id, str) or not conversation_id:
+            on_unknown()
             raise _ThreadFailed("the target's create answer has no conversation id")
         return conversation_id
 

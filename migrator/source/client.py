@@ -189,6 +189,14 @@ class SourceClient:
         call = self.client.beta.threads.with_raw_response.retrieve
         return await self._json("thread", lambda: _beta(call, thread_id))
 
+    async def retrieve_message(self, thread_id: str, message_id: str) -> dict[str, Any]:
+        call = self.client.beta.threads.messages.with_raw_response.retrieve
+        return await self._json("message", lambda: _beta(call, message_id, thread_id=thread_id))
+
+    async def retrieve_run(self, thread_id: str, run_id: str) -> dict[str, Any]:
+        call = self.client.beta.threads.runs.with_raw_response.retrieve
+        return await self._json("run", lambda: _beta(call, run_id, thread_id=thread_id))
+
     async def list_messages(self, thread_id: str, after: str | None) -> dict[str, Any]:
         call = self.client.beta.threads.messages.with_raw_response.list
         return await self._json(
