@@ -38,20 +38,28 @@ def start_export(archive: Path, ids: Path, server: SandboxServer) -> subprocess.
     )
 
 
+def settled_threads(archive: Path) -> int:
+    if not archive.exists():
+        return 0
+    try:
+        conn = sqlite3.connect(archive)
+        try:
+            return conn.execute("select count(*) from work where status != 'pending'").fetchone()[0]
+        finally:
+            conn.close()
+    except sqlite3.DatabaseError:
+        return 0
+
+
 def wait_until_exporting(archive: Path, proc: subprocess.Popen[bytes]) -> None:
-    """Interpreter start-up takes a while on a loaded machine; kill moments count from the first commit."""
+    """Interpreter start-up takes a while on a loaded machine: wait for this run's first commit,
+    so every kill lands while the export is really fetching and committing threads."""
+    before = settled_threads(archive)
     deadline = time.monotonic() + 60
     while proc.poll() is None and time.monotonic() < deadline:
-        if archive.exists():
-            try:
-                conn = sqlite3.connect(archive)
-                done = conn.execute("select count(*) from work where status != 'pending'").fetchone()[0]
-                conn.close()
-                if done:
-                    return
-            except sqlite3.DatabaseError:
-                pass
-        time.sleep(0.05)
+        if settled_threads(archive) > before:
+            return
+        time.sleep(0.02)
 
 
 def assert_consistent(path: Path) -> None:
@@ -76,25 +84,27 @@ def assert_consistent(path: Path) -> None:
 
 def test_twenty_kills_then_resume_equal_an_uninterrupted_export(tmp_path, capsys):
     rng = random.Random(20261121)
-    with SandboxServer(SandboxConfig(threads=80, seed=13, latency_ms=15)) as server:
+    with SandboxServer(SandboxConfig(threads=200, seed=13, latency_ms=30)) as server:
         ids = tmp_path / "ids.txt"
         ids.write_text("\n".join(server.thread_ids()) + "\n")
         reference = tmp_path / "reference.db"
         assert main(["export", str(reference), "--threads", str(ids), "--base-url", server.base_url]) == 0
 
         archive = tmp_path / "killed.db"
-        kills = 0
-        for _ in range(20):
+        kills = starts = 0
+        while kills < 20 and starts < 40:
+            starts += 1
             proc = start_export(archive, ids, server)
             wait_until_exporting(archive, proc)
-            time.sleep(rng.uniform(0.0, 1.5))
+            time.sleep(rng.uniform(0.0, 0.8))
             if proc.poll() is None:
                 proc.send_signal(signal.SIGKILL)
                 kills += 1
             proc.communicate(timeout=60)
-            if archive.exists():
-                assert_consistent(archive)
-        assert kills >= 15, "the export finished too fast to be killed mid-way; raise the latency"
+            assert_consistent(archive)
+        assert kills == 20, (
+            f"only {kills} of {starts} runs were still exporting when killed; raise the latency"
+        )
 
         proc = start_export(archive, ids, server)
         out, err = proc.communicate(timeout=300)

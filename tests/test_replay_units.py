@@ -298,7 +298,9 @@ def test_token_pacer_spends_a_bucket_then_waits_for_the_rate() -> None:
         return first, time.monotonic() - started
 
     first, second = asyncio.run(spend())
-    assert first < 0.05 and 0.25 < second < 0.6
+    # Lower bounds are the property (load can only make waits longer): a full bucket is spent at
+    # once, then 30 tokens wait 0.3 s of refill.
+    assert first < 0.25 <= second
     pacer = TokenPacer(6000)
     pacer.level = 0
     pacer.settle(estimated=100, actual=40)  # the usage came back smaller: the difference is returned

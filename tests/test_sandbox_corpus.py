@@ -8,7 +8,6 @@ import signal
 import struct
 import subprocess
 import sys
-import time
 import zlib
 from collections.abc import Iterator
 from pathlib import Path
@@ -196,11 +195,9 @@ def test_a_big_corpus_is_lazy():
     with SandboxServer(SandboxConfig(threads=20_000, seed=2)) as big:
         ids = thread_ids(20_000, 2)
         raw = Raw(big.port)
-        start = time.monotonic()
         for tid in ids[-300:]:
             assert raw.get(f"/v1/threads/{tid}/messages", limit=100)[0] == 200
-        assert time.monotonic() - start < 10
-        assert len(big.app.corpus._cache) <= 256  # an LRU, not the corpus
+        assert len(big.app.corpus._cache) <= 256  # an LRU, not the corpus (speed is bench's business)
         raw.close()
 
 
