@@ -547,11 +547,11 @@ async def _export(
             files_task = asyncio.create_task(run.file_workers())
         try:
             if "threads" in parts and not run.stop.is_set():
-                rows = archive.threads_to_export(refresh=options.refresh)
-                run.summary.threads_total = archive.work_counts()["pending"] + archive.work_counts()["failed"]
-                if options.refresh:
-                    run.summary.threads_total += archive.work_counts()["done"]
-                await run.threads(rows)
+                work = archive.work_counts()
+                run.summary.threads_total = (
+                    work["pending"] + work["failed"] + (work["done"] if options.refresh else 0)
+                )
+                await run.threads(archive.threads_to_export(refresh=options.refresh))
             run.phase = "files"
         finally:
             if files_task is not None:
