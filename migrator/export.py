@@ -274,34 +274,39 @@ class _Run:
 
     # -- assistants and vector stores ------------------------------------------------------------
 
+    async def global_listing(
+        self, entity: str, fetch: Callable[[str | None], Awaitable[dict[str, Any]]]
+    ) -> tuple[list[dict[str, Any]], bool] | None:
+        """(items, complete) of a global list, or None; a failure is recorded either way.
+
+        A page anomaly keeps what was listed, marked incomplete so the next run lists it again.
+        """
+        try:
+            return (await self.listing(fetch)).items, True
+        except PageAnomaly as exc:
+            self.archive.record_failure(self.fail(entity, "list", exc))
+            return exc.listing.items, False  # type: ignore[attr-defined]
+        except _RECOVERABLE as exc:
+            self.archive.record_failure(self.fail(entity, "list", exc))
+            return None
+
     async def assistants(self) -> None:
         self.phase = "assistants"
-        complete = True
-        try:
-            listing = await self.listing(self.client.list_assistants)
-        except PageAnomaly as exc:
-            self.archive.record_failure(self.fail("assistants", "list", exc))
-            listing, complete = exc.listing, False  # type: ignore[attr-defined]
-        except _RECOVERABLE as exc:
-            self.archive.record_failure(self.fail("assistants", "list", exc))
+        listed = await self.global_listing("assistants", self.client.list_assistants)
+        if listed is None:
             return
-        refs = {(file_id, a["id"]) for a in listing.items for file_id in files_in_assistant(a)}
-        # Only a complete listing is marked done (and clears an earlier failure); a partial one is
-        # kept and listed again on the next run.
-        self.archive.store_assistants(listing.items, refs, complete=complete)
+        assistants, complete = listed
+        refs = {(file_id, a["id"]) for a in assistants for file_id in files_in_assistant(a)}
+        # Only a complete listing is marked done (and clears an earlier failure).
+        self.archive.store_assistants(assistants, refs, complete=complete)
         self.tick(force=True)
 
     async def vector_stores(self) -> None:
         self.phase = "vector stores"
-        complete = True
-        try:
-            listing = await self.listing(self.client.list_vector_stores)
-        except PageAnomaly as exc:
-            self.archive.record_failure(self.fail("vector_stores", "list", exc))
-            listing, complete = exc.listing, False  # type: ignore[attr-defined]
-        except _RECOVERABLE as exc:
-            self.archive.record_failure(self.fail("vector_stores", "list", exc))
+        listed = await self.global_listing("vector_stores", self.client.list_vector_stores)
+        if listed is None:
             return
+        stores, complete = listed
 
         async def one(store: dict[str, Any]) -> None:
             anomalies: list[Anomaly] = []
@@ -318,7 +323,7 @@ class _Run:
                 return
             self.archive.store_vector_store(store, files.items, anomalies=anomalies)
 
-        await _all(one(store) for store in listing.items)
+        await _all(one(store) for store in stores)
         if complete:
             self.archive.vector_stores_listed()
         self.tick(force=True)

@@ -380,6 +380,18 @@ class Archive:
     def schema_version(self) -> int:
         return len(MIGRATIONS.applied(self.db))
 
+    def _keyset(
+        self, sql: str, params: Iterable[Any] = (), *, key: int = 0, batch: int = 1000
+    ) -> Iterator[list[Any]]:
+        """Pages of rows of a query ordered by a unique key, streamed: one index seek a page.
+
+        `sql` ends with `<key> > ? order by <key> limit ?`; those two come after `params`.
+        """
+        after = ""
+        while rows := self.db.execute(sql, [*params, after, batch]).fetchall():
+            yield rows
+            after = rows[-1][key]
+
     # -- meta ------------------------------------------------------------------------------------
 
     def get_meta(self, key: str, default: Any = None) -> Any:
@@ -428,15 +440,10 @@ class Archive:
         marks = ",".join("?" * len(statuses))
         sql = (
             "select thread_id, status, last_message_id, last_run_id from work "
-            f"where status in ({marks}) and thread_id > ? order by thread_id limit 1000"
+            f"where status in ({marks}) and thread_id > ? order by thread_id limit ?"
         )
-        last = ""
-        while True:
-            rows = self.db.execute(sql, [*statuses, last]).fetchall()
-            if not rows:
-                return
+        for rows in self._keyset(sql, statuses):
             yield from rows
-            last = rows[-1][0]
 
     def work_counts(self) -> dict[str, int]:
         counts = {"pending": 0, "done": 0, "failed": 0, "missing": 0}
@@ -650,16 +657,10 @@ class Archive:
         """Referenced files we hold no metadata for yet, or whose bytes are still missing."""
         sql = (
             "select distinct r.file_id from file_refs r left join files f on f.id = r.file_id "
-            "where f.id is null and r.file_id > ? order by r.file_id limit 1000"
+            "where f.id is null and r.file_id > ? order by r.file_id limit ?"
         )
-        last = ""
-        while True:
-            rows = self.db.execute(sql, [last]).fetchall()
-            if not rows:
-                return
-            for (file_id,) in rows:
-                yield file_id
-            last = rows[-1][0]
+        for rows in self._keyset(sql):
+            yield from (file_id for (file_id,) in rows)
 
     def vector_stores_holding(self, file_id: str) -> list[str]:
         return [
@@ -1090,17 +1091,12 @@ class Archive:
 
     def stale_session_thread_ids(self, batch: int = 100) -> Iterator[list[str]]:
         """Done threads whose session must be (re)built, in batches, resumable by design."""
-        last = ""
-        while True:
-            rows = self.db.execute(
-                "select thread_id from work where session_stale = 1 and status = 'done' and thread_id > ? "
-                "order by thread_id limit ?",
-                [last, batch],
-            ).fetchall()
-            if not rows:
-                return
+        sql = (
+            "select thread_id from work where session_stale = 1 and status = 'done' and thread_id > ? "
+            "order by thread_id limit ?"
+        )
+        for rows in self._keyset(sql, batch=batch):
             yield [r[0] for r in rows]
-            last = rows[-1][0]
 
     def mark_all_sessions_stale(self) -> None:
         with self.db.atomic():
@@ -1157,17 +1153,9 @@ class Archive:
                 if row:
                     yield tid, row[0].encode()
             return
-        last = ""
-        while True:
-            rows = self.db.execute(
-                "select thread_id, record from sessions where thread_id > ? order by thread_id limit 500",
-                [last],
-            ).fetchall()
-            if not rows:
-                return
-            for tid, record in rows:
-                yield tid, record.encode()
-            last = rows[-1][0]
+        sql = "select thread_id, record from sessions where thread_id > ? order by thread_id limit ?"
+        for rows in self._keyset(sql, batch=500):
+            yield from ((tid, record.encode()) for tid, record in rows)
 
     # -- verification reads (streamed: an archive may hold 340,000 threads) -------------------
 
@@ -1204,31 +1192,18 @@ class Archive:
             "from work w left join failures f on f.entity = 'thread' and f.entity_id = w.thread_id "
             "where w.thread_id > ? order by w.thread_id limit ?"
         )
-        last = ""
-        while True:
-            rows = self.db.execute(sql, [last, batch]).fetchall()
-            if not rows:
-                return
+        for rows in self._keyset(sql, batch=batch):
             for row in rows:
                 yield ThreadTally(
                     row[0], row[1], row[2], row[3], row[4], bool(row[5]), bool(row[6]),
                     row[7], row[8], row[9], bool(row[10]), row[11], row[12],
                 )  # fmt: skip
-            last = rows[-1][0]
 
     def iter_thread_ids(self, status: str, batch: int = 5000) -> Iterator[str]:
         """The requested thread ids with this work status, in id order, keyset-paged."""
-        last = ""
-        while True:
-            rows = self.db.execute(
-                "select thread_id from work where status = ? and thread_id > ? order by thread_id limit ?",
-                [status, last, batch],
-            ).fetchall()
-            if not rows:
-                return
-            for (thread_id,) in rows:
-                yield thread_id
-            last = rows[-1][0]
+        sql = "select thread_id from work where status = ? and thread_id > ? order by thread_id limit ?"
+        for rows in self._keyset(sql, [status], batch=batch):
+            yield from (thread_id for (thread_id,) in rows)
 
     def iter_anomalies(self) -> Iterator[Anomaly]:
         for row in self.db.execute("select entity, entity_id, kind, detail from anomalies order by 1, 2, 3"):
@@ -1307,14 +1282,8 @@ class Archive:
             "left join sessions s on s.thread_id = w.thread_id "
             "where w.status = 'done' and w.thread_id > ? order by w.thread_id limit ?"
         )
-        last = ""
-        while True:
-            rows = self.db.execute(sql, [last, batch]).fetchall()
-            if not rows:
-                return
-            for row in rows:
-                yield DoneSession(row[0], bool(row[1]), row[2], row[3], row[4])
-            last = rows[-1][0]
+        for rows in self._keyset(sql, batch=batch):
+            yield from (DoneSession(row[0], bool(row[1]), row[2], row[3], row[4]) for row in rows)
 
     def orphan_sessions(self) -> Iterator[tuple[str, str | None]]:
         """(thread_id, work status or None) of stored sessions whose thread is not done."""
@@ -1466,16 +1435,9 @@ class Archive:
 
     def iter_session_thread_ids(self, batch: int = 5000) -> Iterator[str]:
         """The thread id of every stored session, sorted, streamed (no records read)."""
-        last = ""
-        while True:
-            rows = self.db.execute(
-                "select thread_id from sessions where thread_id > ? order by thread_id limit ?", [last, batch]
-            ).fetchall()
-            if not rows:
-                return
-            for row in rows:
-                yield row[0]
-            last = rows[-1][0]
+        sql = "select thread_id from sessions where thread_id > ? order by thread_id limit ?"
+        for rows in self._keyset(sql, batch=batch):
+            yield from (row[0] for row in rows)
 
     def conversation_link(self, target: str, thread_id: str) -> ConversationLink | None:
         row = self.db.execute(
@@ -1554,18 +1516,12 @@ class Archive:
                 if link is not None:
                     yield link
             return
-        last = ""
-        while True:
-            rows = self.db.execute(
-                f"select {_LINK_COLUMNS} from conversation_map where target = ? and thread_id > ? "
-                "order by thread_id limit 1000",
-                [target, last],
-            ).fetchall()
-            if not rows:
-                return
-            for row in rows:
-                yield ConversationLink(*row)
-            last = rows[-1][1]
+        sql = (
+            f"select {_LINK_COLUMNS} from conversation_map where target = ? and thread_id > ? "
+            "order by thread_id limit ?"
+        )
+        for rows in self._keyset(sql, [target], key=1):
+            yield from (ConversationLink(*row) for row in rows)
 
 
 @dataclass(frozen=True)
