@@ -14,8 +14,8 @@ from test_sandbox_support import schema_errors
 from migrator.archive import Archive, Failure, ThreadResult
 from migrator.cli import main
 from migrator.convert import ConversionOptions
+from migrator.dumps import ingest_dump, write_dump
 from migrator.errors import UsageError
-from migrator.ingest import ingest_dump, write_dump
 from migrator.sessions import build_sessions
 from migrator.threadlist import read_thread_list
 

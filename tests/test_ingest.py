@@ -15,9 +15,9 @@ from test_ingest_corpus import PDF, PNG, corpus, exported_archive, file_object
 
 from migrator.archive import Archive
 from migrator.cli import main
+from migrator.dumps import ingest_dump
 from migrator.dumps.reader import read_lines
 from migrator.errors import BadInputError
-from migrator.ingest import ingest_dump
 
 MESSY = Path(__file__).parent.parent / "fixtures" / "dumps" / "messy"
 

@@ -10,7 +10,7 @@ import typer
 from migrator.archive import Archive
 from migrator.cli.app import app, console, console_err
 from migrator.cli.options import ArchiveArg, JsonOpt, print_json
-from migrator.ingest import write_dump
+from migrator.dumps import write_dump
 
 
 @app.command()

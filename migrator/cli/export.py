@@ -88,7 +88,7 @@ def _has_work_list(path: Path) -> bool:
 def _from_dump(
     archive: Path, paths: list[Path], files_dir: Path | None, conversion: ConversionOptions, json_out: bool
 ) -> int:
-    from migrator.ingest import check_dump_paths, ingest_dump
+    from migrator.dumps import check_dump_paths, ingest_dump
     from migrator.sessions import build_sessions
 
     check_dump_paths(paths, files_dir)  # before the archive exists: a typo must not leave an empty one
