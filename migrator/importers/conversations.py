@@ -34,7 +34,7 @@ from migrator.errors import TargetRefusedError
 from migrator.importers.common import ImportSummary, MappingWriter, ProgressCallback, Selection, Ticker
 from migrator.importers.items import session_items
 from migrator.source import PageAnomaly, RateLimiter, collect
-from migrator.source.retry import RETRYABLE_STATUS, error_code, error_message, retry_policy, status_of
+from migrator.source.retry import RETRYABLE_STATUS, error_message, refusal, retry_policy, status_of
 
 __all__ = [
     "ConversationsOptions",
@@ -140,22 +140,13 @@ def _ambiguous(exc: BaseException) -> bool:
 
 def _refusal(exc: openai.APIStatusError, base_url: str) -> TargetRefusedError | None:
     """The refusals repeating cannot fix: stop the whole import (exit 3)."""
-    resume = "then run the same command again to resume"
-    code = error_code(exc)
-    if exc.status_code == 401:
-        return TargetRefusedError(
-            f"{base_url} refused the target API key (401)", hint=f"set TARGET_API_KEY, {resume}"
-        )
-    if exc.status_code == 403:
-        return TargetRefusedError(
-            f"{base_url} denied access to the Conversations API (403)",
-            hint=f"use a TARGET_API_KEY of a project allowed to create conversations, {resume}",
-        )
-    if exc.status_code == 429 and code == "insufficient_quota":
-        return TargetRefusedError(
-            f"{base_url}: quota exhausted (insufficient_quota)", hint=f"raise it, {resume}"
-        )
-    return None
+    return refusal(
+        exc,
+        base_url,
+        error=TargetRefusedError,
+        key_env="TARGET_API_KEY",
+        forbidden_hint="use a TARGET_API_KEY of a project allowed to create conversations",
+    )
 
 
 class _Target:

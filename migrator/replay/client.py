@@ -20,7 +20,14 @@ import orjson
 
 from migrator.errors import TargetRefusedError
 from migrator.source.ratelimit import RateLimiter
-from migrator.source.retry import RETRYABLE_STATUS, error_body, error_message, retry_policy, status_of
+from migrator.source.retry import (
+    RETRYABLE_STATUS,
+    error_body,
+    error_message,
+    refusal,
+    retry_policy,
+    status_of,
+)
 
 __all__ = ["Outcome", "TargetClient", "TargetRefusedError", "TargetSettings", "TokenPacer"]
 
@@ -89,28 +96,18 @@ def _is_transient(exc: BaseException) -> bool:
 
 
 def _fatal(exc: openai.APIStatusError, base_url: str) -> TargetRefusedError | None:
-    status = exc.status_code
-    if status == 401:
-        return TargetRefusedError(
-            f"{base_url} refused the API key (401)",
-            hint="set TARGET_API_KEY to a valid key, then run the same command again to resume",
-        )
-    if status == 403:
-        return TargetRefusedError(
-            f"{base_url} denied access (403): {error_body(exc).get('message') or 'permission denied'}",
-            hint="use a key allowed to call this model, then run the same command again to resume",
-        )
-    if status == 404:
+    if exc.status_code == 404:
         return TargetRefusedError(
             f"{base_url} answered 404 ({error_message(exc)})",
             hint="check --target-base-url (include /v1 when the server serves there) and --model",
         )
-    if status == 429 and error_body(exc).get("code") == "insufficient_quota":
-        return TargetRefusedError(
-            f"{base_url} reports the quota is exhausted (insufficient_quota)",
-            hint="raise the quota or wait for it to reset, then run the same command again to resume",
-        )
-    return None
+    return refusal(
+        exc,
+        base_url,
+        error=TargetRefusedError,
+        key_env="TARGET_API_KEY",
+        forbidden_hint="use a key allowed to call this model",
+    )
 
 
 def _usage(body: dict[str, Any]) -> tuple[int | None, int | None]:

@@ -16,7 +16,14 @@ import orjson
 
 from migrator.errors import SourceGoneError, SourceRefusedError
 from migrator.source.ratelimit import RateLimiter
-from migrator.source.retry import RETRYABLE_STATUS, error_code, error_message, retry_policy, status_of
+from migrator.source.retry import (
+    RETRYABLE_STATUS,
+    error_code,
+    error_message,
+    refusal,
+    retry_policy,
+    status_of,
+)
 
 __all__ = ["SourceClient", "SourceSettings", "RequestStats", "NotFound", "Rejected", "TransientError"]
 
@@ -72,22 +79,13 @@ def _fatal(exc: openai.APIStatusError, base_url: str) -> SourceRefusedError | No
             f"{base_url} answered 410 Gone: its Assistants API has been shut down (OpenAI's on 2026-08-26)",
             hint="point --base-url at a compatible server, or build the archive from saved JSON with --from-dump DIR",
         )
-    if status == 401:
-        return SourceRefusedError(
-            f"{base_url} refused the API key (401)",
-            hint="set OPENAI_API_KEY to a valid key, then run the same command again to resume",
-        )
-    if status == 403:
-        return SourceRefusedError(
-            f"{base_url} denied access (403): the key lacks permission for the Assistants API",
-            hint="use a key of the project that owns the threads, then run the same command again to resume",
-        )
-    if status == 429 and error_code(exc) == "insufficient_quota":
-        return SourceRefusedError(
-            f"{base_url} reports the quota is exhausted (insufficient_quota)",
-            hint="raise the quota or wait for it to reset, then run the same command again to resume",
-        )
-    return None
+    return refusal(
+        exc,
+        base_url,
+        error=SourceRefusedError,
+        key_env="OPENAI_API_KEY",
+        forbidden_hint="use a key of the project that owns the threads",
+    )
 
 
 class SourceClient:

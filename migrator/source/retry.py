@@ -8,14 +8,25 @@ from __future__ import annotations
 
 import random
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar
 
 import openai
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt
 
+from migrator.errors import RefusedError
 from migrator.source.ratelimit import retry_after_seconds
 
-__all__ = ["RETRYABLE_STATUS", "error_body", "error_code", "error_message", "retry_policy", "status_of"]
+__all__ = [
+    "RETRYABLE_STATUS",
+    "error_body",
+    "error_code",
+    "error_message",
+    "refusal",
+    "retry_policy",
+    "status_of",
+]
+
+Refused = TypeVar("Refused", bound=RefusedError)
 
 RETRYABLE_STATUS = frozenset({408, 409, 429, 500, 502, 503, 504})
 
@@ -37,6 +48,29 @@ def error_code(exc: openai.APIStatusError) -> str | None:
 
 def error_message(exc: openai.APIStatusError) -> str:
     return f"{exc.status_code}: {error_body(exc).get('message') or exc.message}"
+
+
+RESUME = "then run the same command again to resume"
+
+
+def refusal(
+    exc: openai.APIStatusError, base_url: str, *, error: type[Refused], key_env: str, forbidden_hint: str
+) -> Refused | None:
+    """401, 403 and an exhausted quota: refusals that repeating cannot fix (exit 3), saying what to set.
+
+    Every client asks this first; each adds its own (410 Gone for a source, 404 for a target).
+    """
+    if exc.status_code == 401:
+        return error(f"{base_url} refused the API key (401)", hint=f"set {key_env} to a valid key, {RESUME}")
+    if exc.status_code == 403:
+        reason = error_body(exc).get("message") or "permission denied"
+        return error(f"{base_url} denied access (403): {reason}", hint=f"{forbidden_hint}, {RESUME}")
+    if exc.status_code == 429 and error_code(exc) == "insufficient_quota":
+        return error(
+            f"{base_url} reports the quota is exhausted (insufficient_quota)",
+            hint=f"raise the quota or wait for it to reset, {RESUME}",
+        )
+    return None
 
 
 def retry_policy(
