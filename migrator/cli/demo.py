@@ -19,9 +19,29 @@ from migrator.inspect import conversation_lines
 from migrator.sandbox import SandboxConfig, SandboxServer
 from migrator.source import SourceSettings
 from migrator.threadlist import ThreadEntry
-from migrator.verify import render_table, verify_archive
+from migrator.verify import VerifyReport, render_table, verify_archive
 
 SHOWN = ("assistants", "threads_done", "messages", "runs", "run_steps", "vector_stores", "files", "sessions")
+
+
+def _show(store: Archive, server: SandboxServer, path: Path) -> VerifyReport:
+    """The archive beside the corpus it came from, the verify verdict, and one migrated thread."""
+    corpus = server.corpus_summary()
+    counts = store.counts()
+    table = Table("what", "archived", "in the source", title="export")
+    for key in SHOWN:
+        table.add_row(key, str(counts[key]), str(corpus["counts"].get(key.removesuffix("_done"), "")))
+    table.add_row("requests", str(server.stats()["total"]), f"minimum {corpus['minimum_requests']['total']}")
+    console.print(table)
+    report = verify_archive(store)
+    render_table(report, console)
+    showcase = store.showcase_thread("dangling_tool_call_closed", 6, 14)
+    if showcase:
+        record = dict(store.iter_session_records([showcase]))[showcase]
+        console.print(f"\none migrated thread (`migrate inspect {path} {showcase}`):", highlight=False)
+        for line in conversation_lines(orjson.loads(record), None):
+            console.print("  " + line, markup=False, highlight=False, soft_wrap=True)
+    return report
 
 
 @app.command()
@@ -54,26 +74,7 @@ def demo(
                     progress,
                 )
             render_summary(summary, path)
-            corpus = server.corpus_summary()
-            counts = store.counts()
-            table = Table("what", "archived", "in the source", title="export")
-            for key in SHOWN:
-                expected = corpus["counts"].get(key.removesuffix("_done"), "")
-                table.add_row(key, str(counts[key]), str(expected))
-            table.add_row(
-                "requests", str(server.stats()["total"]), f"minimum {corpus['minimum_requests']['total']}"
-            )
-            console.print(table)
-            report = verify_archive(store)
-            render_table(report, console)
-            showcase = store.showcase_thread("dangling_tool_call_closed", 6, 14)
-            if showcase:
-                record = dict(store.iter_session_records([showcase]))[showcase]
-                console.print(
-                    f"\none migrated thread (`migrate inspect {path} {showcase}`):", highlight=False
-                )
-                for line in conversation_lines(orjson.loads(record), None):
-                    console.print("  " + line, markup=False, highlight=False, soft_wrap=True)
+            report = _show(store, server, path)
     console.print(
         "\nnext: `migrate sandbox serve --ids-out ids.txt` and "
         "`migrate export my.db --threads ids.txt --base-url http://127.0.0.1:8765/v1` to try it by hand",
