@@ -15,6 +15,7 @@ __all__ = [
     "BadInputError",
     "NotAnArchiveError",
     "NewerSchemaError",
+    "ArchiveBusyError",
     "RefusedError",
     "SourceRefusedError",
     "SourceGoneError",
@@ -64,6 +65,12 @@ class NotAnArchiveError(MigrateError):
 
 
 class NewerSchemaError(MigrateError):
+    exit_code = ExitCode.USAGE
+
+
+class ArchiveBusyError(MigrateError):
+    """Another process is writing the archive (it holds the writer lock): one writer at a time."""
+
     exit_code = ExitCode.USAGE
 
 

@@ -1,7 +1,9 @@
 """`Archive`: the one class that owns the SQLite file.
 
 It applies pending migrations when it opens, so a new file and an old one behave the same; every
-multi-row write sits inside one `db.atomic()`; a thread's rows and its status commit together.
+multi-row write sits inside one transaction (`_atomic`, begun IMMEDIATE); a thread's rows and its
+status commit together. A writing command opens it with `writer=` and holds the archive's writer
+lock (`lock.py`) until it closes; readers take no lock.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ import os
 import sqlite3
 import time
 from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -18,6 +21,7 @@ import orjson
 from sqlite_utils import Database
 
 from migrator.archive.canonical import dumps, object_hash, sha256_hex
+from migrator.archive.lock import ArchiveLock
 from migrator.archive.mime import sniff_mime
 from migrator.archive.schema import MIGRATION_SET, MIGRATIONS, known_migration_names
 from migrator.errors import NewerSchemaError, NotAnArchiveError
@@ -287,27 +291,43 @@ def _created(obj: dict[str, Any]) -> int:
 class Archive:
     """An open archive. Use `Archive.create()` (export, merge) or `Archive.open()` (everything else)."""
 
-    def __init__(self, path: Path, db: Database) -> None:
+    def __init__(self, path: Path, db: Database, lock: ArchiveLock | None = None) -> None:
         self.path = path
         self.db = db
+        # Held by a writer (`open(..., writer=...)`) from before the first write until close().
+        self.lock = lock
         MIGRATIONS.apply(db)
 
     # -- opening and closing -------------------------------------------------------------------
 
     @classmethod
-    def create(cls, path: str | Path) -> Archive:
-        """Open an archive, creating it (mode 0600) when the path does not exist yet."""
+    def create(cls, path: str | Path, *, writer: str | None = None) -> Archive:
+        """Open an archive, creating it (mode 0600) when the path does not exist yet.
+
+        `writer` names the command: it takes the archive's writer lock first (see `lock.py`), so a
+        second writer is refused before it creates, migrates or writes anything.
+        """
         path = Path(path)
-        if not path.exists():
-            if path.parent and not path.parent.exists():
-                raise NotAnArchiveError(f"{path}: the folder {path.parent} does not exist")
-            # Created with 0600 before SQLite touches it: the archive holds private conversations.
-            os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
-        return cls._connect(path)
+        if not path.exists() and path.parent and not path.parent.exists():
+            raise NotAnArchiveError(f"{path}: the folder {path.parent} does not exist")
+        lock = cls._lock(path, writer)
+        try:
+            if not path.exists():
+                # Created with 0600 before SQLite touches it: the archive holds private conversations.
+                os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
+            return cls._connect(path, lock)
+        except BaseException:
+            if lock is not None:
+                lock.release()
+            raise
 
     @classmethod
-    def open(cls, path: str | Path) -> Archive:
-        """Open an existing archive; never creates one."""
+    def open(cls, path: str | Path, *, writer: str | None = None) -> Archive:
+        """Open an existing archive; never creates one. `writer`: as for `create`.
+
+        Without `writer` the archive is opened to read: no lock, no WAL switch, no fold at close,
+        so it works while a writer holds the archive and sees what that writer has committed.
+        """
         path = Path(path)
         if not path.exists():
             raise NotAnArchiveError(
@@ -318,7 +338,17 @@ class Archive:
         if path.stat().st_size == 0:
             # SQLite would take an empty file for a new database; only export and merge create one.
             raise NotAnArchiveError(f"{path}: an empty file, not an archive")
-        return cls._connect(path)
+        lock = cls._lock(path, writer)
+        try:
+            return cls._connect(path, lock)
+        except BaseException:
+            if lock is not None:
+                lock.release()
+            raise
+
+    @staticmethod
+    def _lock(path: Path, writer: str | None) -> ArchiveLock | None:
+        return ArchiveLock(path, writer).acquire() if writer else None
 
     @classmethod
     def check(cls, path: str | Path) -> None:
@@ -338,7 +368,7 @@ class Archive:
             conn.close()
 
     @classmethod
-    def _connect(cls, path: Path) -> Archive:
+    def _connect(cls, path: Path, lock: ArchiveLock | None) -> Archive:
         with open(path, "rb") as fh:
             head = fh.read(len(SQLITE_MAGIC))
         if head and head != SQLITE_MAGIC:
@@ -348,12 +378,13 @@ class Archive:
             conn.execute("PRAGMA busy_timeout = 30000")
             # Checked before anything is written: a foreign database is refused untouched.
             _refuse_unless_ours(path, conn)
-            mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
-            if mode.lower() != "wal":
-                raise NotAnArchiveError(f"{path}: cannot be opened for writing (journal mode {mode})")
+            if lock is not None:
+                mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+                if mode.lower() != "wal":
+                    raise NotAnArchiveError(f"{path}: cannot be opened for writing (journal mode {mode})")
             # WAL + NORMAL survives a killed process (not a power cut) and keeps commits cheap.
             conn.execute("PRAGMA synchronous = NORMAL")
-            return cls(path, Database(conn))
+            return cls(path, Database(conn), lock)
         except sqlite3.DatabaseError as exc:
             conn.close()
             raise NotAnArchiveError(f"{path}: not an archive ({exc})") from None
@@ -362,13 +393,43 @@ class Archive:
             raise
 
     def close(self) -> None:
-        """Fold the WAL back so the archive is one file again."""
+        """A writer folds the WAL back so the archive is one file again, then drops its lock."""
         try:
-            self.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-            self.db.execute("PRAGMA journal_mode = DELETE")
-        except sqlite3.OperationalError:
-            pass  # another process still has it open; it will fold the WAL itself
-        self.db.conn.close()
+            if self.lock is not None:
+                try:
+                    self.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+                    self.db.execute("PRAGMA journal_mode = DELETE")
+                except sqlite3.OperationalError:
+                    pass  # a reader still has it open; SQLite folds the WAL when the last one closes
+            self.db.conn.close()
+        finally:
+            if self.lock is not None:
+                self.lock.release()
+
+    @contextmanager
+    def _atomic(self) -> Iterator[None]:
+        """One write transaction, begun IMMEDIATE: it takes the write lock before its first read,
+        so contention waits for the busy timeout instead of failing when the read snapshot is
+        outdated at the first write (what sqlite-utils' deferred `db.atomic()` would do). Nested
+        calls become savepoints."""
+        conn = self.db.conn
+        if conn.in_transaction:
+            with self.db.atomic():
+                yield
+            return
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+        try:
+            conn.execute("COMMIT")
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
 
     def __enter__(self) -> Archive:
         return self
@@ -399,7 +460,7 @@ class Archive:
         return orjson.loads(row[0]) if row else default
 
     def set_meta(self, key: str, value: Any) -> None:
-        with self.db.atomic():
+        with self._atomic():
             self._set_meta(key, value)
 
     def _set_meta(self, key: str, value: Any) -> None:
@@ -415,7 +476,7 @@ class Archive:
         chunk: list[tuple[str, str]] = []
 
         def flush() -> int:
-            with self.db.atomic():
+            with self._atomic():
                 before = self.db.conn.total_changes
                 self.db.conn.executemany("insert or ignore into work(thread_id, extra) values (?, ?)", chunk)
                 return self.db.conn.total_changes - before
@@ -471,7 +532,7 @@ class Archive:
         the assistant's tools, model and instructions). A complete listing marks the assistants
         exported and clears an earlier listing failure, in the same transaction.
         """
-        with self.db.atomic():
+        with self._atomic():
             changed = [
                 a["id"] for a in assistants if self._stored_hash("assistants", a["id"]) != object_hash(a)
             ]
@@ -495,7 +556,7 @@ class Archive:
 
     def vector_stores_listed(self) -> None:
         """Every vector store was listed: mark it, and forget an earlier listing failure."""
-        with self.db.atomic():
+        with self._atomic():
             self._set_meta("vector_stores_exported", True)
             self._clear_failure("vector_stores", "list")
 
@@ -530,7 +591,7 @@ class Archive:
     def store_vector_store(
         self, store: dict[str, Any], files: list[dict[str, Any]], *, anomalies: list[Anomaly] = ()
     ) -> None:
-        with self.db.atomic():
+        with self._atomic():
             self._upsert_raw(
                 "vector_stores",
                 ("id", "created_at", "raw", "hash"),
@@ -577,13 +638,13 @@ class Archive:
         )
 
     def record_failure(self, failure: Failure) -> None:
-        with self.db.atomic():
+        with self._atomic():
             self._store_failure(failure)
 
     def store_thread(self, result: ThreadResult) -> None:
         """A thread's rows, its file references and its status, in one transaction."""
         tid = result.thread_id
-        with self.db.atomic():
+        with self._atomic():
             if result.delta:
                 # A delta adds what the source showed that we did not hold (refetched unfinished
                 # objects replace their rows and were counted already).
@@ -677,7 +738,7 @@ class Archive:
     def store_file(self, meta: dict[str, Any], content: FileContent) -> None:
         """A file's metadata and what we got of its bytes; threads that use it get stale sessions."""
         blob_sha = None
-        with self.db.atomic():
+        with self._atomic():
             if content.data is not None:
                 blob_sha = sha256_hex(content.data)
                 mime = sniff_mime(content.data, meta.get("filename"))
@@ -712,7 +773,7 @@ class Archive:
         outcomes: list[str] = []
         touched: set[str] = set()
         conn = self.db.conn
-        with self.db.atomic():
+        with self._atomic():
             for item in items:
                 row = _loose_row(item)
                 keys = RAW_TABLES[item.table]
@@ -747,7 +808,7 @@ class Archive:
     def settle_thread(self, settlement: ThreadSettlement) -> None:
         """Record a dumped thread's status, refs and findings; seen counts are the rows now held."""
         tid = settlement.thread_id
-        with self.db.atomic():
+        with self._atomic():
             self.db.execute("insert or ignore into work(thread_id) values (?)", [tid])
             self._add_refs(((file_id, tid) for file_id in settlement.file_refs), "thread")
             if settlement.owned_kinds:
@@ -998,7 +1059,7 @@ class Archive:
 
         One transaction: a kill can never leave new options recorded beside sessions of the old ones.
         """
-        with self.db.atomic():
+        with self._atomic():
             before = self.get_meta(key)
             if before == value:
                 return False
@@ -1040,11 +1101,11 @@ class Archive:
         Archive.check(other)
         if not self._same_schema(other):
             # An older shard: bring it up to our schema first (the one write merge makes to a source).
-            Archive.open(other).close()
+            Archive.open(other, writer="merge").close()
         before = {table: self.db[table].count for table in RAW_TABLES}
         self.db.execute("attach database ? as src", [str(other)])
         try:
-            with self.db.atomic():
+            with self._atomic():
                 for table in RAW_TABLES:
                     if table == "files":
                         continue
@@ -1099,12 +1160,12 @@ class Archive:
             yield [r[0] for r in rows]
 
     def mark_all_sessions_stale(self) -> None:
-        with self.db.atomic():
+        with self._atomic():
             self.db.execute("update work set session_stale = 1 where status = 'done'")
 
     def store_sessions(self, rows: list[SessionRow]) -> None:
         """Replace these threads' sessions, their tool links and warning counts, in one transaction."""
-        with self.db.atomic():
+        with self._atomic():
             for row in rows:
                 record_json = orjson.dumps(row.record, option=orjson.OPT_SORT_KEYS)
                 tid = row.thread_id
@@ -1139,7 +1200,7 @@ class Archive:
                 self.db.execute("update work set session_stale = 0 where thread_id = ?", [tid])
 
     def drop_orphan_tool_definitions(self) -> None:
-        with self.db.atomic():
+        with self._atomic():
             self.db.execute(
                 "delete from tool_definitions where not exists (select 1 from session_tools s "
                 "where s.name = tool_definitions.name and s.hash = tool_definitions.hash)"
@@ -1323,7 +1384,7 @@ class Archive:
 
     def replay_begin(self, request_hash: str, thread_id: str, turn: int, model: str) -> None:
         """Commit `sent` for one request before it goes out (a resumed in-flight one counts twice)."""
-        with self.db.atomic():
+        with self._atomic():
             self.db.execute(
                 "insert into replay_ledger(request_hash, thread_id, turn, model, state, attempts, via, "
                 "updated_at) values (?, ?, ?, ?, 'sent', 1, 'live', ?) on conflict(request_hash) do update "
@@ -1335,7 +1396,7 @@ class Archive:
 
     def replay_finish(self, row: ReplayRow) -> None:
         """Record what the target answered to one request (done | rejected | failed)."""
-        with self.db.atomic():
+        with self._atomic():
             self.db.execute(
                 "update replay_ledger set state = ?, status_code = ?, response = ?, error = ?, "
                 "latency_ms = ?, prompt_tokens = ?, completion_tokens = ?, updated_at = ? "
@@ -1355,7 +1416,7 @@ class Archive:
 
     def replay_mark_batched(self, items: Iterable[tuple[str, str, int, str]]) -> None:
         """(hash, thread_id, turn, model) written to batch files; a finished row keeps its result."""
-        with self.db.atomic():
+        with self._atomic():
             self.db.conn.executemany(
                 "insert into replay_ledger(request_hash, thread_id, turn, model, state, via, updated_at) "
                 "values (?, ?, ?, ?, 'batched', 'batch', ?) on conflict(request_hash) do update "
@@ -1367,7 +1428,7 @@ class Archive:
     def replay_ingest(self, rows: Iterable[ReplayRow]) -> tuple[int, int]:
         """Batch results, in one transaction: (stored, skipped because already finished)."""
         stored = skipped = 0
-        with self.db.atomic():
+        with self._atomic():
             for row in rows:
                 before = self.db.conn.total_changes
                 self.db.execute(
@@ -1397,7 +1458,7 @@ class Archive:
 
     def replay_link(self, items: Iterable[tuple[str, str, int, str]]) -> None:
         """Name the turn of rows a batch result created before this archive built their request."""
-        with self.db.atomic():
+        with self._atomic():
             self.db.conn.executemany(
                 "update replay_ledger set thread_id = ?, turn = ?, model = coalesce(model, ?) "
                 "where request_hash = ? and thread_id is null",
@@ -1454,7 +1515,7 @@ class Archive:
         A row still `creating` when this is called again means an earlier create's outcome was never
         learned (the process died): it counts as unconfirmed. A row keeps its first idempotency key.
         """
-        with self.db.atomic():
+        with self._atomic():
             self.db.execute(
                 "insert into conversation_map(target, thread_id, status, idempotency_key, items_total, "
                 "metadata_dropped) values (?, ?, 'creating', ?, ?, ?) on conflict(target, thread_id) do update "
@@ -1469,7 +1530,7 @@ class Archive:
 
     def conversation_unconfirmed(self, target: str, thread_id: str) -> None:
         """A create sent in this run whose outcome is unknown (timeout, dropped connection, 5xx)."""
-        with self.db.atomic():
+        with self._atomic():
             self.db.execute(
                 "update conversation_map set unconfirmed_creates = unconfirmed_creates + 1 "
                 "where target = ? and thread_id = ?",
@@ -1488,7 +1549,7 @@ class Archive:
     ) -> None:
         """After the create (with its conversation id) and after every chunk: how far the items got."""
         status = "done" if items_sent >= items_total else "open"
-        with self.db.atomic():
+        with self._atomic():
             self.db.execute(
                 "update conversation_map set conversation_id = coalesce(?, conversation_id), status = ?, "
                 "items_sent = ?, sent_digest = ?, items_total = ?, error = null "
@@ -1500,7 +1561,7 @@ class Archive:
         """The import of this thread stopped: `failed` (the target refused it; the next run retries,
         with the same idempotency key if the create was refused), or `diverged` (its session changed
         under it and no longer starts with the items sent)."""
-        with self.db.atomic():
+        with self._atomic():
             self.db.execute(
                 "update conversation_map set error = ?, status = ? where target = ? and thread_id = ?",
                 [error, status, target, thread_id],

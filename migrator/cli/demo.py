@@ -64,7 +64,7 @@ def demo(
         entries = [
             ThreadEntry(tid, {"user_id": f"user_{i % 17}"}) for i, tid in enumerate(server.thread_ids())
         ]
-        with Archive.create(path) as store:
+        with Archive.create(path, writer="demo") as store:
             with ExportProgress() as progress:
                 summary = run_export(
                     store,
