@@ -2,16 +2,22 @@
 
 `export` builds them for the threads it touched; `migrate rebuild` rebuilds every one offline, after a
 converter upgrade or with other conversion options. The options used are recorded in the archive
-so `verify` re-derives with the same ones.
+so `verify` re-derives with the same ones, and a later run without conversion flags keeps them.
+
+`import` and `replay` send only what `choose_sessions` picks: fresh sessions of done threads. A
+stale one is rebuilt first (a writer stores it; a reader derives it for this run only), and the
+sessions of threads that are not done are left out and listed unless asked for.
 """
 
 from __future__ import annotations
 
 import hashlib
 import heapq
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
+
+import orjson
 
 from migrator.archive import Archive, SessionRow
 from migrator.convert import (
@@ -25,6 +31,10 @@ from migrator.convert import (
 
 __all__ = [
     "BuildSummary",
+    "SessionChoice",
+    "choose_sessions",
+    "rebuild_stale",
+    "resolve_options",
     "deterministic_sample",
     "build_sessions",
     "derive_session",
@@ -56,6 +66,19 @@ def deterministic_sample(thread_ids: Iterable[str], n: int) -> list[str]:
 def recorded_options(archive: Archive) -> ConversionOptions:
     stored = archive.get_meta(OPTIONS_KEY)
     return ConversionOptions.from_dict(stored) if stored else ConversionOptions()
+
+
+def resolve_options(
+    archive: Archive,
+    *,
+    system_role: Any = None,
+    hosted_tools: Any = None,
+    citations: Any = None,
+) -> ConversionOptions:
+    """The recorded options with the flags that were given: a flag left out keeps what is recorded."""
+    return recorded_options(archive).with_flags(
+        system_role=system_role, hosted_tools=hosted_tools, citations=citations
+    )
 
 
 def record_options(archive: Archive, options: ConversionOptions) -> bool:
@@ -149,3 +172,76 @@ def build_sessions(
             on_batch(summary)
     archive.drop_orphan_tool_definitions()
     return summary
+
+
+def rebuild_stale(archive: Archive) -> BuildSummary:
+    """Store fresh sessions for every done thread marked stale, with the recorded options (a writer
+    calls it before it sends anything)."""
+    return build_sessions(archive, recorded_options(archive))
+
+
+@dataclass
+class SessionChoice:
+    """Which sessions an import or a replay sends, in thread id order (see `choose_sessions`)."""
+
+    ids: list[str] | None  # sorted; None: every session of a done thread
+    missing: list[str]  # asked for by id, with neither a session nor a done thread
+    unfinished: list[str]  # threads not done that hold a session: left out unless included
+    include_unfinished: bool = False
+
+    def count(self, archive: Archive) -> int:
+        if self.ids is not None:
+            return len(self.ids)
+        without_work = sum(1 for _, status in archive.orphan_sessions() if status is None)
+        included = len(self.unfinished) if self.include_unfinished else 0
+        return archive.work_counts()["done"] + without_work + included
+
+    def records(self, archive: Archive) -> Iterator[tuple[str, bytes]]:
+        """(thread_id, canonical record JSON), streamed. A done thread's stale (or missing) session is
+        derived from its raw rows with the recorded options, as `rebuild` would store it."""
+        options = recorded_options(archive)
+        assistants: dict[str, dict[str, Any]] | None = None
+        states = archive.session_states(self.ids, include_unfinished=self.include_unfinished)
+        for state in states:
+            if state.status == "done" and (state.stale or not state.has_session):
+                with archive.snapshot():  # one committed state of the thread, whatever a writer does
+                    assistants = assistants if assistants is not None else archive.assistants()
+                    row = derive_session(archive, state.thread_id, options, assistants)
+                if row is not None:
+                    yield state.thread_id, orjson.dumps(row.record, option=orjson.OPT_SORT_KEYS)
+            elif state.record is not None:
+                yield state.thread_id, state.record.encode()
+
+
+def choose_sessions(
+    archive: Archive,
+    thread_ids: Iterable[str] = (),
+    sample: int | None = None,
+    *,
+    include_unfinished: bool = False,
+) -> SessionChoice:
+    """The sessions to send: of the given threads (all when none), a deterministic sample of N."""
+    wanted = sorted(set(thread_ids))
+    if wanted:
+        states = {
+            s.thread_id: s for s in archive.session_states(wanted, include_unfinished=True, records=False)
+        }
+        missing = [tid for tid in wanted if tid not in states]
+        unfinished = [tid for tid in wanted if tid in states and states[tid].unfinished]
+        pool: list[str] | None = [
+            tid for tid in wanted if tid in states and (include_unfinished or not states[tid].unfinished)
+        ]
+    else:
+        missing, pool = [], None
+        unfinished = [tid for tid, status in archive.orphan_sessions() if status is not None]
+    if sample is not None:
+        ids = (
+            (
+                s.thread_id
+                for s in archive.session_states(include_unfinished=include_unfinished, records=False)
+            )
+            if pool is None
+            else iter(pool)
+        )
+        pool = deterministic_sample(ids, sample)
+    return SessionChoice(pool, missing, unfinished, include_unfinished)

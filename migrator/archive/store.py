@@ -42,6 +42,7 @@ __all__ = [
     "ThreadTally",
     "DoneSession",
     "ReplayRow",
+    "SessionState",
 ]
 
 SQLITE_MAGIC = b"SQLite format 3\x00"
@@ -224,6 +225,22 @@ class DoneSession:
     record: str | None
     hash: str | None
     tokens: int | None
+
+
+@dataclass(frozen=True)
+class SessionState:
+    """A thread an import or a replay may send: its work status, whether its session is stale, the
+    stored record (None when there is none, or when it was not asked for)."""
+
+    thread_id: str
+    status: str | None  # the work status; None for a session with no work row
+    stale: bool
+    has_session: bool
+    record: str | None
+
+    @property
+    def unfinished(self) -> bool:
+        return self.status is not None and self.status != "done"
 
 
 @dataclass(frozen=True)
@@ -1346,6 +1363,51 @@ class Archive:
         for rows in self._keyset(sql, batch=batch):
             yield from (DoneSession(row[0], bool(row[1]), row[2], row[3], row[4]) for row in rows)
 
+    def session_states(
+        self, thread_ids: Iterable[str] | None = None, *, include_unfinished: bool, records: bool = True
+    ) -> Iterator[SessionState]:
+        """Every thread with a stored session or a done status, sorted by id, streamed (only these
+        threads, when given). Sessions of threads that are not done come only with `include_unfinished`.
+        `records=False` leaves the record out (for choosing a sample)."""
+        columns = "t.thread_id, w.status, coalesce(w.session_stale, 0), s.thread_id is not null, " + (
+            "s.record" if records else "null"
+        )
+        joins = (
+            "left join work w on w.thread_id = t.thread_id left join sessions s on s.thread_id = t.thread_id"
+        )
+        keep = "" if include_unfinished else " and (w.status is null or w.status = 'done')"
+        if thread_ids is not None:
+            sql = f"select {columns} from (select ? as thread_id) t {joins} where (s.thread_id is not null or w.status = 'done'){keep}"
+            for tid in thread_ids:
+                if row := self.db.execute(sql, [tid]).fetchone():
+                    yield SessionState(row[0], row[1], bool(row[2]), bool(row[3]), row[4])
+            return
+        # ?1 is the page's lower bound, ?2 its size (see _keyset); the filter sits inside the union so
+        # that every page is full until the end.
+        # Each branch is cut to one page before the union, so a page costs two index walks of its
+        # size, not a sort of the whole archive.
+        sessions = (
+            "select * from (select s.thread_id from sessions s left join work w on w.thread_id = s.thread_id "
+            f"where s.thread_id > ?1{keep} order by s.thread_id limit ?2)"
+        )
+        done = "select * from (select thread_id from work where status = 'done' and thread_id > ?1 order by thread_id limit ?2)"
+        sql = f"select {columns} from ({sessions} union {done} order by 1 limit ?2) t {joins} order by t.thread_id"
+        for rows in self._keyset(sql, batch=500):
+            yield from (SessionState(r[0], r[1], bool(r[2]), bool(r[3]), r[4]) for r in rows)
+
+    @contextmanager
+    def snapshot(self) -> Iterator[None]:
+        """Reads that see one committed state of the archive, however a writer commits meanwhile."""
+        if self.db.conn.in_transaction:
+            yield
+            return
+        self.db.conn.execute("BEGIN")
+        try:
+            yield
+        finally:
+            if self.db.conn.in_transaction:
+                self.db.conn.execute("COMMIT")
+
     def orphan_sessions(self) -> Iterator[tuple[str, str | None]]:
         """(thread_id, work status or None) of stored sessions whose thread is not done."""
         yield from self.db.execute(
@@ -1468,26 +1530,6 @@ class Archive:
     def replay_unlinked(self) -> int:
         """Ledger rows no built request has claimed (batch results of some other selection)."""
         return self.db.execute("select count(*) from replay_ledger where thread_id is null").fetchone()[0]
-
-    def replay_lease(self) -> dict[str, Any] | None:
-        """Who is replaying into this archive right now (meta `replay_lease`), if anyone said so."""
-        return self.get_meta("replay_lease")
-
-    def swap_replay_lease(self, expected: dict[str, Any] | None, new: dict[str, Any] | None) -> bool:
-        """Replace the lease only if it still is `expected` (None: absent): race-free between processes."""
-        old = None if expected is None else orjson.dumps(expected, option=orjson.OPT_SORT_KEYS).decode()
-        value = None if new is None else orjson.dumps(new, option=orjson.OPT_SORT_KEYS).decode()
-        with self.db.atomic():
-            before = self.db.conn.total_changes
-            if old is None and value is not None:
-                self.db.execute("insert or ignore into meta(key, value) values ('replay_lease', ?)", [value])
-            elif value is None:
-                self.db.execute("delete from meta where key = 'replay_lease' and value = ?", [old])
-            else:
-                self.db.execute(
-                    "update meta set value = ? where key = 'replay_lease' and value = ?", [value, old]
-                )
-            return self.db.conn.total_changes > before
 
     # -- import to the Conversations API: the thread -> conversation map -----------------------
 

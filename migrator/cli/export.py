@@ -20,13 +20,14 @@ from migrator.cli.options import (
     HostedToolsOpt,
     JsonOpt,
     SystemRoleOpt,
+    open_writer,
     print_json,
     source_settings,
 )
 from migrator.cli.progress import ExportProgress
-from migrator.convert import ConversionOptions
 from migrator.errors import Interrupted, UsageError
 from migrator.export import ALL_PARTS, DEFAULT_CONCURRENCY, ExportOptions, ExportSummary, run_export
+from migrator.sessions import resolve_options
 from migrator.threadlist import parse_shard, read_thread_list
 
 
@@ -86,15 +87,15 @@ def _has_work_list(path: Path) -> bool:
 
 
 def _from_dump(
-    archive: Path, paths: list[Path], files_dir: Path | None, conversion: ConversionOptions, json_out: bool
+    archive: Path, paths: list[Path], files_dir: Path | None, flags: dict[str, str | None], json_out: bool
 ) -> int:
     from migrator.dumps import check_dump_paths, ingest_dump
     from migrator.sessions import build_sessions
 
     check_dump_paths(paths, files_dir)  # before the archive exists: a typo must not leave an empty one
-    with Archive.create(archive) as store:
+    with open_writer(archive, "export", create=True) as store:
         report = ingest_dump(store, paths, files_dir)
-        sessions = build_sessions(store, conversion)
+        sessions = build_sessions(store, resolve_options(store, **flags))
     if json_out:
         print_json({**report.as_dict(), "sessions": sessions.sessions})
     else:
@@ -140,9 +141,9 @@ def export(
     shard: Annotated[
         str | None, typer.Option(help="K/N: take the K-th of N deterministic slices of the ids.")
     ] = None,
-    system_role: SystemRoleOpt = "system",
-    hosted_tools: HostedToolsOpt = "emulate",
-    citations: CitationsOpt = "footnote",
+    system_role: SystemRoleOpt = None,
+    hosted_tools: HostedToolsOpt = None,
+    citations: CitationsOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
     """Export assistants, threads, messages, runs, steps, vector stores and files into ARCHIVE.
@@ -151,7 +152,7 @@ def export(
 
     Example: migrate export support.db --threads thread_ids.txt --max-rps 16
     """
-    conversion = ConversionOptions(system_role=system_role, hosted_tools=hosted_tools, citations=citations)
+    conversion = {"system_role": system_role, "hosted_tools": hosted_tools, "citations": citations}
     if more_dump_paths and not from_dump:
         raise UsageError(
             f"unexpected argument {more_dump_paths[0]}", hint="one archive a run; dumps go after --from-dump"
@@ -165,10 +166,11 @@ def export(
     entries = read_thread_list(threads, shard_spec) if threads else None
     settings = source_settings(base_url, azure_endpoint, api_version)
     settings.timeout = request_timeout
-    options = ExportOptions(parse_parts(only), concurrency, max_rps, refresh, shard_spec, conversion)
+    options = ExportOptions(parse_parts(only), concurrency, max_rps, refresh, shard_spec)
     if entries is None and "threads" in options.parts and not _has_work_list(archive):
         raise UsageError("no thread ids to export", hint="pass --threads FILE (the API cannot list threads)")
-    with Archive.create(archive) as store, ExportProgress(enabled=True) as progress:
+    with open_writer(archive, "export", create=True) as store, ExportProgress(enabled=True) as progress:
+        options.conversion = resolve_options(store, **conversion)
         summary = run_export(store, entries, settings, options, progress)
     if summary.interrupted:
         raise Interrupted(

@@ -13,7 +13,7 @@ import typer
 
 from migrator.archive import Archive
 from migrator.cli.app import app, console_err
-from migrator.cli.options import ArchiveArg, JsonOpt, print_json
+from migrator.cli.options import ArchiveArg, IncludeUnfinishedOpt, JsonOpt, open_writer, print_json
 from migrator.errors import Interrupted, UsageError
 from migrator.importers import (
     ConversationsOptions,
@@ -65,6 +65,13 @@ def _render(s: ImportSummary) -> None:
             markup=False,
             highlight=False,
         )
+    if s.unfinished:
+        listed = ", ".join(s.unfinished[:10]) + (" …" if len(s.unfinished) > 10 else "")
+        what = (
+            "included" if s.include_unfinished else "left out (--include-unfinished sends their last session)"
+        )
+        console_err.print(f"  {len(s.unfinished)} thread(s) not done, {what}: {listed}",
+                          markup=False, highlight=False, soft_wrap=True)  # fmt: skip
     for label, path in (("agents", s.sidecar), ("mapping", s.mapping_out)):
         if path:
             console_err.print(f"  {label}: {path}", markup=False, highlight=False)
@@ -92,6 +99,7 @@ def import_(
     max_rps: Annotated[
         float | None, typer.Option(min=0.01, help="conversations: request-rate ceiling.")
     ] = None,
+    include_unfinished: IncludeUnfinishedOpt = False,
     json_out: JsonOpt = False,
 ) -> None:
     """Import ARCHIVE's sessions: --to jsonl | agents-sqlite (SQLiteSession DB + agents.json) | conversations.
@@ -100,13 +108,16 @@ def import_(
 
     Example: migrate import support.db --to agents-sqlite --out sessions.db --mapping-out map.csv
     """
-    selection = Selection(tuple(thread or ()), sample)
+    selection = Selection(tuple(thread or ()), sample, include_unfinished)
     if to != "conversations" and not out:
         raise UsageError(f"--to {to} needs --out {'FILE (- for stdout)' if to == 'jsonl' else 'DB'}")
     if out == "-" and (to != "jsonl" or json_out):
         raise UsageError("--out - (stdout) is only for --to jsonl without --json")
     progress = _Progress(quiet=out == "-")
-    with Archive.open(archive) as store:
+    # Conversations keeps its map in the archive: a writer. The files read sessions only: readers,
+    # so they work while an export writes (a stale session is derived for the file, not stored).
+    opened = open_writer(archive, f"import --to {to}") if to == "conversations" else Archive.open(archive)
+    with opened as store:
         if to == "jsonl":
             summary = import_jsonl(store, out or "-", selection, mapping_out=mapping_out, progress=progress)
         elif to == "agents-sqlite":

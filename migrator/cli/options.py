@@ -9,7 +9,8 @@ import openai
 import orjson
 import typer
 
-from migrator.cli.app import console
+from migrator.archive import Archive
+from migrator.cli.app import console, console_err
 from migrator.errors import UsageError
 from migrator.source import SourceSettings
 
@@ -18,19 +19,37 @@ ArchiveArg = Annotated[
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print exactly one JSON document on stdout.")]
 
+# Conversion flags default to None, "not given": the archive's recorded options then stay as they are.
 SystemRoleOpt = Annotated[
-    Literal["system", "developer"],
-    typer.Option(help="Role of the run's instructions in each session."),
+    Literal["system", "developer"] | None,
+    typer.Option(
+        metavar="system|developer",
+        help="Role of the run's instructions in each session. [default: as recorded, else system]",
+    ),
 ]
 HostedToolsOpt = Annotated[
-    Literal["emulate", "drop", "text"],
+    Literal["emulate", "drop", "text"] | None,
     typer.Option(
-        help="file_search/code_interpreter calls: emulate as function calls, drop them, or inline as text."
+        metavar="emulate|drop|text",
+        help="file_search/code_interpreter calls: emulate as function calls, drop them, or inline as text. "
+        "[default: as recorded, else emulate]",
     ),
 ]
 CitationsOpt = Annotated[
-    Literal["keep", "strip", "footnote"],
-    typer.Option(help="Citation markers such as 【4:0†source】: keep, strip, or turn into footnotes."),
+    Literal["keep", "strip", "footnote"] | None,
+    typer.Option(
+        metavar="keep|strip|footnote",
+        help="Citation markers such as 【4:0†source】: keep, strip, or turn into footnotes. "
+        "[default: as recorded, else footnote]",
+    ),
+]
+IncludeUnfinishedOpt = Annotated[
+    bool,
+    typer.Option(
+        "--include-unfinished",
+        help="Also send the last session of threads that are not done (pending, failed, missing); "
+        "without it they are left out and listed, and the command exits 1.",
+    ),
 ]
 
 
@@ -47,6 +66,21 @@ AzureEndpointOpt = Annotated[
 ApiVersionOpt = Annotated[
     str | None, typer.Option("--api-version", envvar="OPENAI_API_VERSION", help="Azure API version.")
 ]
+
+
+def open_writer(path: Path, command: str, *, create: bool = False) -> Archive:
+    """Open ARCHIVE holding its writer lock (a second writer exits 2 naming this one); say so when
+    the lock of a process that is gone was taken over."""
+    store = (Archive.create if create else Archive.open)(path, writer=command)
+    if store.lock is not None and (store.lock.took_over is not None or store.lock.stray):
+        who = store.lock.took_over.describe() if store.lock.took_over else "an unreadable lock file"
+        console_err.print(
+            f"{path}: took over the writer lock left by {who}, which is no longer running",
+            markup=False,
+            highlight=False,
+            soft_wrap=True,
+        )
+    return store
 
 
 def print_json(document: object) -> None:

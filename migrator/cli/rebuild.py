@@ -9,26 +9,37 @@ import typer
 
 from migrator.archive import Archive
 from migrator.cli.app import app, console_err
-from migrator.cli.options import ArchiveArg, CitationsOpt, HostedToolsOpt, JsonOpt, SystemRoleOpt, print_json
-from migrator.convert import ConversionOptions
+from migrator.cli.options import (
+    ArchiveArg,
+    CitationsOpt,
+    HostedToolsOpt,
+    JsonOpt,
+    SystemRoleOpt,
+    open_writer,
+    print_json,
+)
 from migrator.errors import UsageError
-from migrator.sessions import build_sessions, recorded_options
+from migrator.sessions import build_sessions, recorded_options, resolve_options
 
 
 @app.command()
 def rebuild(
     archive: ArchiveArg,
-    system_role: SystemRoleOpt = "system",
-    hosted_tools: HostedToolsOpt = "emulate",
-    citations: CitationsOpt = "footnote",
+    system_role: SystemRoleOpt = None,
+    hosted_tools: HostedToolsOpt = None,
+    citations: CitationsOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
     """Rebuild every session of ARCHIVE from its raw objects, offline (new converter or new options).
 
+    A flag left out keeps the option the archive recorded; a flag given changes it.
+
     Example: migrate rebuild support.db --system-role developer --citations strip
     """
-    options = ConversionOptions(system_role=system_role, hosted_tools=hosted_tools, citations=citations)
-    with Archive.open(archive) as store:
+    with open_writer(archive, "rebuild") as store:
+        options = resolve_options(
+            store, system_role=system_role, hosted_tools=hosted_tools, citations=citations
+        )
         summary = build_sessions(store, options, rebuild_all=True)
     if json_out:
         print_json({**summary.__dict__, "options": options.as_dict()})
@@ -54,7 +65,7 @@ def merge(
             raise UsageError(f"{source}: cannot merge an archive into itself")
         Archive.check(source)  # refuse anything that is not an archive before creating ARCHIVE
     added: dict[str, int] = {}
-    with Archive.create(archive) as store:
+    with open_writer(archive, "merge", create=True) as store:
         for source in sources:
             for table, n in store.merge_from(source).items():
                 added[table] = added.get(table, 0) + n

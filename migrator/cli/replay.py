@@ -13,7 +13,7 @@ import typer
 
 from migrator.archive import Archive
 from migrator.cli.app import app, console, console_err
-from migrator.cli.options import ArchiveArg, JsonOpt, print_json
+from migrator.cli.options import ArchiveArg, IncludeUnfinishedOpt, JsonOpt, open_writer, print_json
 from migrator.errors import UsageError
 from migrator.replay import (
     ReplayOptions,
@@ -141,6 +141,7 @@ def replay(
     min_accept: MinAcceptOpt = 1.0,
     min_parity: MinParityOpt = 0.0,
     prices: PricesOpt = None,
+    include_unfinished: IncludeUnfinishedOpt = False,
     json_out: JsonOpt = False,
 ) -> None:
     """Send each session's prefix to the target model, compare with the original answers. Exit 1 below threshold.
@@ -156,11 +157,12 @@ def replay(
                              ("--report-only", report_only)) if on]  # fmt: skip
     if len(modes) > 1:
         raise UsageError(f"{' and '.join(modes)} cannot be combined")
-    with Archive.open(archive) as store:
+    # Every mode but the dry run writes the ledger (and rebuilds stale sessions first): a writer.
+    with Archive.open(archive) if dry else open_writer(archive, "replay") as store:
         options = _options(
             store, bool(results), model=model, turns=turns, sample=sample, threads=tuple(thread or ()),
             concurrency=concurrency, max_rps=max_rps, max_tpm=max_tpm, min_accept=min_accept,
-            min_parity=min_parity, prices=load_prices(prices),
+            min_parity=min_parity, prices=load_prices(prices), include_unfinished=include_unfinished,
         )  # fmt: skip
         if dry:
             outcome = dry_run(store, options)

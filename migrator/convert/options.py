@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, fields, replace
 from typing import Any, Literal, get_args
 
 __all__ = ["Citations", "ConversionOptions", "HostedTools", "SystemRole"]
@@ -36,6 +36,17 @@ class ConversionOptions:
 
     def as_dict(self) -> dict[str, str]:
         return asdict(self)
+
+    def with_flags(
+        self,
+        *,
+        system_role: SystemRole | None = None,
+        hosted_tools: HostedTools | None = None,
+        citations: Citations | None = None,
+    ) -> ConversionOptions:
+        """These options with the flags that were given (None: not given, so kept as they are)."""
+        given = {"system_role": system_role, "hosted_tools": hosted_tools, "citations": citations}
+        return replace(self, **{name: value for name, value in given.items() if value is not None})
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ConversionOptions:

@@ -86,11 +86,11 @@ def import_agents_sqlite(
     """Write the selected sessions into the SQLiteSession database OUT and the agents sidecar."""
     out = Path(out)
     sidecar = sidecar or sidecar_path(out)
-    total, records, missing = selection.records(archive)
-    summary = ImportSummary(TARGET, selected=total, not_found=missing, out=str(out), sidecar=str(sidecar))
+    summary = ImportSummary(TARGET, out=str(out), sidecar=str(sidecar))
+    records = selection.records(archive, summary)
     summary.mapping_out = str(mapping_out) if mapping_out else None
     agents = _AgentBook(archive.assistants())
-    ticker = Ticker(TARGET, total, progress)
+    ticker = Ticker(TARGET, summary.selected, progress)
     conn = _open(out)
     try:
         with MappingWriter(mapping_out) as mapping:

@@ -14,7 +14,7 @@ from typing import IO, Any
 import orjson
 
 from migrator.archive import Archive
-from migrator.sessions import deterministic_sample
+from migrator.sessions import SessionChoice, choose_sessions
 
 __all__ = [
     "ImportProgress",
@@ -30,32 +30,30 @@ MAPPING_COLUMNS = ("thread_id", "target", "target_id", "status", "items", "assis
 
 @dataclass(frozen=True)
 class Selection:
-    """Which sessions to import: all, the given threads, or a deterministic sample of N."""
+    """Which sessions to import: all, the given threads, or a deterministic sample of N. Sessions
+    of threads that are not done are left out (and listed) unless `include_unfinished`."""
 
     thread_ids: tuple[str, ...] = ()
     sample: int | None = None
+    include_unfinished: bool = False
+
+    def choose(self, archive: Archive) -> SessionChoice:
+        return choose_sessions(
+            archive, self.thread_ids, self.sample, include_unfinished=self.include_unfinished
+        )
 
     def resolve(self, archive: Archive) -> tuple[list[str] | None, list[str]]:
         """(sorted thread ids to import, or None for every session; requested ids with no session)."""
-        if self.thread_ids:
-            wanted = sorted(set(self.thread_ids))
-            have = [tid for tid, _ in archive.iter_session_records(wanted)]
-            known = set(have)
-            pool = have
-            missing = [tid for tid in wanted if tid not in known]
-        else:
-            pool, missing = None, []
-        if self.sample is not None:
-            ids = archive.iter_session_thread_ids() if pool is None else iter(pool)
-            return deterministic_sample(ids, self.sample), missing
-        return pool, missing
+        choice = self.choose(archive)
+        return choice.ids, choice.missing
 
-    def records(self, archive: Archive) -> tuple[int, Iterator[tuple[str, bytes]], list[str]]:
-        """(how many, the (thread_id, canonical record) stream sorted by thread id, missing ids)."""
-        ids, missing = self.resolve(archive)
-        if ids is None:
-            return archive.session_count(), archive.iter_session_records(), missing
-        return len(ids), archive.iter_session_records(ids), missing
+    def records(self, archive: Archive, summary: ImportSummary) -> Iterator[tuple[str, bytes]]:
+        """The (thread_id, canonical record) stream sorted by thread id; fills in the summary's
+        selected count, the ids not found and the unfinished threads."""
+        choice = self.choose(archive)
+        summary.selected, summary.not_found = choice.count(archive), choice.missing
+        summary.unfinished, summary.include_unfinished = choice.unfinished, self.include_unfinished
+        return choice.records(archive)
 
 
 @dataclass
@@ -90,6 +88,9 @@ class ImportSummary:
     retries: int = 0
     # Threads whose conversation may have an unmapped twin (a create whose answer never came back).
     unconfirmed: list[str] = field(default_factory=list)
+    # Threads not done (pending, failed, missing) that hold a session: left out unless included.
+    unfinished: list[str] = field(default_factory=list)
+    include_unfinished: bool = False
     interrupted: bool = False
     elapsed: float = 0.0
 
@@ -98,7 +99,8 @@ class ImportSummary:
 
     @property
     def clean(self) -> bool:
-        return not self.failed and not self.not_found
+        left_out = self.unfinished and not self.include_unfinished
+        return not self.failed and not self.not_found and not left_out
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -117,6 +119,8 @@ class ImportSummary:
             "throttled": self.throttled,
             "retries": self.retries,
             "unconfirmed_creates": self.unconfirmed,
+            "unfinished": self.unfinished,
+            "unfinished_included": self.include_unfinished,
             "interrupted": self.interrupted,
             "elapsed_seconds": round(self.elapsed, 3),
         }

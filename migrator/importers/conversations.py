@@ -33,6 +33,7 @@ from migrator.archive import Archive, ConversationLink, object_hash
 from migrator.errors import TargetRefusedError
 from migrator.importers.common import ImportSummary, MappingWriter, ProgressCallback, Selection, Ticker
 from migrator.importers.items import session_items
+from migrator.sessions import rebuild_stale
 from migrator.source import PageAnomaly, RateLimiter, collect
 from migrator.source.retry import RETRYABLE_STATUS, error_message, refusal, retry_policy, status_of
 
@@ -293,12 +294,12 @@ class _Import:
 
     async def run(self, mapping_out: Path | None) -> ImportSummary:
         summary = self.summary
-        total, records, summary.not_found = self.selection.records(self.archive)
-        summary.selected = total
+        rebuild_stale(self.archive)  # stored before anything is sent, so the map matches the archive
+        records = self.selection.records(self.archive, summary)
         target = _Target(self.settings, RateLimiter(self.options.max_rps), summary)
         self.target, self.key = target, target.base_url
         summary.out = target.base_url
-        self.ticker = Ticker(TARGET, total, self.progress)
+        self.ticker = Ticker(TARGET, summary.selected, self.progress)
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             with contextlib.suppress(NotImplementedError, RuntimeError):  # not the main thread

@@ -37,10 +37,10 @@ def import_jsonl(
     progress: ProgressCallback | None = None,
 ) -> ImportSummary:
     """Write the selected sessions to OUT (`-` for stdout), streaming; a file appears only when whole."""
-    total, records, missing = selection.records(archive)
-    summary = ImportSummary(TARGET, selected=total, not_found=missing, out=str(out))
+    summary = ImportSummary(TARGET, out=str(out))
+    records = selection.records(archive, summary)
     summary.mapping_out = str(mapping_out) if mapping_out else None
-    ticker = Ticker(TARGET, total, progress)
+    ticker = Ticker(TARGET, summary.selected, progress)
     with MappingWriter(mapping_out) as mapping:
         if str(out) == "-":
             _write(sys.stdout.buffer, records, summary, mapping, ticker)

@@ -26,10 +26,11 @@ import orjson
 
 from migrator.archive import Archive
 from migrator.archive.store import ReplayRow
-from migrator.errors import BadInputError, UsageError
+from migrator.errors import BadInputError, ExitCode, UsageError
 from migrator.replay.report import ReplayReport
 from migrator.replay.requests import ReplayRequest, iter_chunks
 from migrator.replay.run import FINAL, LOOKUP_CHUNK, ReplayOptions, iter_selection, replay_offline
+from migrator.sessions import rebuild_stale
 from migrator.source.client import RETRYABLE_STATUS
 
 __all__ = [
@@ -67,6 +68,10 @@ class BatchSummary:
     duplicates: int = 0  # turns whose request another turn already lists
     report: ReplayReport | None = None  # sessions and build problems of the selection
 
+    def exit_code(self) -> ExitCode:
+        left_out = self.report is not None and self.report.unfinished and not self.report.include_unfinished
+        return ExitCode.ATTENTION if left_out else ExitCode.OK
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "directory": self.directory,
@@ -76,6 +81,7 @@ class BatchSummary:
             "files": [vars(f) for f in self.files],
             "sessions": self.report.sessions if self.report else 0,
             "unbuildable": self.report.problem_examples if self.report else [],
+            "unfinished": self.report.unfinished if self.report else [],
         }
 
 
@@ -139,6 +145,7 @@ def _check_directory(directory: Path) -> None:
 def write_batches(archive: Archive, directory: Path, options: ReplayOptions) -> BatchSummary:
     """Write the chosen requests the ledger has no answer for; mark them `batched` in the ledger."""
     _check_directory(directory)
+    rebuild_stale(archive)
     report = options.new_report(archive)
     summary = BatchSummary(str(directory), report=report)
     writers: dict[str, _Writer] = {}

@@ -37,6 +37,8 @@ class DryRunReport:
     errors: int = 0
     warnings: int = 0
     findings: list[dict[str, Any]] = field(default_factory=list)
+    unfinished: list[str] = field(default_factory=list)  # threads not done: left out unless included
+    include_unfinished: bool = False
 
     def add(self, thread_id: str, code: str, severity: str, detail: str) -> None:
         if severity == "error":
@@ -52,7 +54,8 @@ class DryRunReport:
         return list(dict.fromkeys(f["thread_id"] for f in self.findings if f["severity"] == "error"))
 
     def exit_code(self) -> ExitCode:
-        return ExitCode.ATTENTION if self.errors else ExitCode.OK
+        left_out = self.unfinished and not self.include_unfinished
+        return ExitCode.ATTENTION if self.errors or left_out else ExitCode.OK
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -71,6 +74,8 @@ class DryRunReport:
             "warnings": self.warnings,
             "threads_with_errors": self.threads_with_errors(),
             "findings": self.findings,
+            "unfinished": self.unfinished,
+            "unfinished_included": self.include_unfinished,
             "exit_code": int(self.exit_code()),
         }
 
@@ -78,8 +83,11 @@ class DryRunReport:
 def dry_run(archive: Archive, options: ReplayOptions) -> DryRunReport:
     report = DryRunReport(str(archive.path), options.model, options.turns)
 
+    choice = selected_sessions(archive, options)
+    report.unfinished, report.include_unfinished = choice.unfinished, options.include_unfinished
+
     def requests() -> Any:
-        for thread_id, record_json in selected_sessions(archive, options):
+        for thread_id, record_json in choice.records(archive):
             report.sessions += 1
             try:
                 record = orjson.loads(record_json)

@@ -76,6 +76,8 @@ class ReplayReport:
     rejections: list[dict[str, Any]] = field(default_factory=list)
     mismatches: list[dict[str, Any]] = field(default_factory=list)
     unmatched_results: int = 0  # batch results no request of this selection claims
+    unfinished: list[str] = field(default_factory=list)  # threads not done: left out unless included
+    include_unfinished: bool = False
     run: dict[str, Any] = field(default_factory=dict)  # what this invocation did (not reproducible)
 
     # -- accumulation ----------------------------------------------------------------------------
@@ -185,6 +187,12 @@ class ReplayReport:
             )
         if self.problems:
             out.append(f"{self.problems:,} session(s) could not be turned into requests")
+        if self.unfinished and not self.include_unfinished:
+            shown = ", ".join(self.unfinished[:5]) + (" …" if len(self.unfinished) > 5 else "")
+            out.append(
+                f"{len(self.unfinished):,} thread(s) not done were left out ({shown}; "
+                "--include-unfinished sends their last session)"
+            )
         return out
 
     def exit_code(self) -> ExitCode:
@@ -203,6 +211,8 @@ class ReplayReport:
                 "without_assistant_turn": self.sessions_without_turn,
                 "unbuildable": self.problems,
                 "unbuildable_examples": self.problem_examples,
+                "unfinished": self.unfinished,
+                "unfinished_included": self.include_unfinished,
             },
             "requests": {
                 "selected": self.requests,

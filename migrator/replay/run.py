@@ -9,18 +9,18 @@ Ledger guarantees (the `replay_ledger` table of the archive):
   most the requests that were in flight at that instant (≤ --concurrency) are sent twice, never a
   completed one;
 - identical requests (two turns with byte-identical bodies) are sent once and share the answer;
-- one live replay at a time per archive: a lease in the archive names the process sending (a second
-  replay exits 2 while that process is alive; the lease of a killed one is taken over at once on the
-  same host, after two minutes without a heartbeat from another host).
+- one replay at a time per archive: the CLI holds the archive's writer lock (`archive/lock.py`), so a
+  second replay (or any other writer) exits 2 naming the first; a killed one's lock is taken over.
+
+Only fresh sessions of done threads are replayed: stale ones are rebuilt (and stored) first, and
+threads that are not done are left out and listed unless `include_unfinished`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import signal
-import socket
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -37,15 +37,13 @@ from migrator.replay.requests import (
     iter_chunks,
     requests_for_session,
 )
-from migrator.sessions import deterministic_sample
+from migrator.sessions import SessionChoice, choose_sessions, rebuild_stale
 from migrator.source.ratelimit import RateLimiter
 
 __all__ = ["FINAL", "ReplayOptions", "iter_selection", "replay_live", "replay_offline", "selected_sessions"]
 
 FINAL = ("done", "rejected")  # states a resumed replay never sends again
 LOOKUP_CHUNK = 200
-LEASE_BEAT = 30.0  # seconds between renewals of the replay lease
-LEASE_STALE = 120.0  # a lease from another host not renewed for this long is abandoned
 
 Progress = Callable[[int, int], None]  # (requests finished, requests seen so far)
 
@@ -62,6 +60,7 @@ class ReplayOptions:
     min_accept: float = 1.0
     min_parity: float = 0.0
     prices: PriceTable = field(default_factory=PriceTable)
+    include_unfinished: bool = False  # also the sessions of threads that are not done
 
     def new_report(self, archive: Archive) -> ReplayReport:
         return ReplayReport(
@@ -74,33 +73,25 @@ class ReplayOptions:
         )
 
 
-def selected_sessions(archive: Archive, options: ReplayOptions) -> Iterator[tuple[str, bytes]]:
-    """(thread_id, record JSON) of the chosen sessions, sorted by thread id, streamed."""
-    if options.threads:
-        wanted = sorted(set(options.threads))
-        found = dict(archive.iter_session_records(wanted))
-        missing = [t for t in wanted if t not in found]
-        if missing:
-            raise UsageError(
-                f"--thread: no session for {', '.join(missing[:10])}" + (" …" if len(missing) > 10 else ""),
-                hint="`migrate stats` shows what the archive holds; `migrate rebuild` builds sessions",
-            )
-        ids: list[str] | None = wanted
-        if options.sample is not None:
-            ids = deterministic_sample(wanted, options.sample)
-        yield from ((t, found[t]) for t in ids)
-        return
-    if options.sample is not None:
-        yield from archive.iter_session_records(
-            deterministic_sample(archive.iter_session_thread_ids(), options.sample)
+def selected_sessions(archive: Archive, options: ReplayOptions) -> SessionChoice:
+    """The chosen sessions (`.records(archive)` streams them, sorted by thread id)."""
+    choice = choose_sessions(
+        archive, options.threads, options.sample, include_unfinished=options.include_unfinished
+    )
+    if choice.missing:
+        missing = choice.missing
+        raise UsageError(
+            f"--thread: no session for {', '.join(missing[:10])}" + (" …" if len(missing) > 10 else ""),
+            hint="`migrate stats` shows what the archive holds; `migrate rebuild` builds sessions",
         )
-        return
-    yield from archive.iter_session_records()
+    return choice
 
 
 def iter_selection(archive: Archive, options: ReplayOptions, report: ReplayReport) -> Iterator[ReplayRequest]:
     """Every chosen request, session by session; sessions and build problems are counted in `report`."""
-    for thread_id, record_json in selected_sessions(archive, options):
+    choice = selected_sessions(archive, options)
+    report.unfinished, report.include_unfinished = choice.unfinished, options.include_unfinished
+    for thread_id, record_json in choice.records(archive):
         requests, problem = requests_for_session(
             thread_id, record_json, turns=options.turns, model=options.model
         )
@@ -113,6 +104,7 @@ def iter_selection(archive: Archive, options: ReplayOptions, report: ReplayRepor
 
 def replay_offline(archive: Archive, options: ReplayOptions) -> ReplayReport:
     """The report of the chosen requests from the ledger alone: no network."""
+    rebuild_stale(archive)
     report = options.new_report(archive)
     for chunk in iter_chunks(iter_selection(archive, options, report), LOOKUP_CHUNK):
         rows = archive.replay_rows(r.request_hash for r in chunk)
@@ -134,66 +126,15 @@ def replay_live(
     """Send every chosen request the ledger has no answer for; the report covers them all."""
     if options.concurrency < 1:
         raise UsageError("--concurrency must be at least 1")
+    rebuild_stale(archive)
     report = options.new_report(archive)
     started = time.monotonic()
-    lease = _Lease(archive)
-    runner = _Live(archive, settings, options, report, on_progress, lease)
+    runner = _Live(archive, settings, options, report, on_progress)
     try:
         asyncio.run(runner.run())
     finally:
-        lease.release()
         report.run = {**runner.stats, "elapsed_s": round(time.monotonic() - started, 3)}
     return report
-
-
-def _alive(lease: dict[str, object]) -> bool:
-    if lease.get("host") == socket.gethostname():
-        try:
-            os.kill(int(lease.get("pid")), 0)  # type: ignore[arg-type]
-        except ProcessLookupError:
-            return False
-        except (PermissionError, TypeError, ValueError, OverflowError):
-            return True
-        return True
-    beat = lease.get("beat")
-    return isinstance(beat, int | float) and time.time() - beat < LEASE_STALE
-
-
-class _Lease:
-    """One live replay per archive: two would each send the other's in-flight requests."""
-
-    def __init__(self, archive: Archive) -> None:
-        self.archive = archive
-        for _ in range(5):
-            current = archive.replay_lease()
-            if current is not None and _alive(current):
-                raise UsageError(
-                    f"another replay (pid {current.get('pid')} on {current.get('host')}) is sending from "
-                    f"{archive.path}",
-                    hint="wait for it to finish or stop it, then run the same command again",
-                )
-            mine = self._fresh()
-            if archive.swap_replay_lease(current, mine):
-                self.value: dict[str, object] | None = mine
-                self.renewed = time.monotonic()
-                return
-        raise UsageError(f"{archive.path}: could not take the replay lease (another replay is starting)")
-
-    @staticmethod
-    def _fresh() -> dict[str, object]:
-        return {"pid": os.getpid(), "host": socket.gethostname(), "beat": round(time.time(), 3)}
-
-    def beat(self) -> None:
-        if self.value is not None and time.monotonic() - self.renewed >= LEASE_BEAT:
-            mine = self._fresh()
-            if self.archive.swap_replay_lease(self.value, mine):
-                self.value = mine
-            self.renewed = time.monotonic()
-
-    def release(self) -> None:
-        if self.value is not None:
-            self.archive.swap_replay_lease(self.value, None)
-            self.value = None
 
 
 class _Live:
@@ -204,10 +145,8 @@ class _Live:
         options: ReplayOptions,
         report: ReplayReport,
         on_progress: Progress | None,
-        lease: _Lease,
     ) -> None:
         self.archive = archive
-        self.lease = lease
         self.settings = settings
         self.options = options
         self.report = report
@@ -313,7 +252,6 @@ class _Live:
         self.report.add(request, row)
         self.finished += 1
         self.on_progress(self.finished, self.seen)
-        self.lease.beat()
 
 
 def _row(request: ReplayRequest, outcome: Outcome) -> ReplayRow:
