@@ -307,31 +307,30 @@ def test_the_entry_point_returns_the_verdict(db: Path, capsys: pytest.CaptureFix
 def test_one_live_replay_per_archive(sandbox: Any, db: Path, capsys: pytest.CaptureFixture[str]) -> None:
     import socket
 
-    with Archive.open(db) as archive:  # this very process claims to be replaying
-        assert archive.swap_replay_lease(None, {"pid": os.getpid(), "host": socket.gethostname(), "beat": 0})
+    from migrator.archive.lock import lock_path
+
+    args = ["replay", str(db), "--target-base-url", sandbox.base_url, "--model", "gpt-4.1", "--sample", "2"]
     os.environ.update(ENV)
     try:
-        args = [
-            "replay",
-            str(db),
-            "--target-base-url",
-            sandbox.base_url,
-            "--model",
-            "gpt-4.1",
-            "--sample",
-            "2",
-        ]
-        assert main(args) == 2
-        assert "another replay" in capsys.readouterr().err
+        with Archive.open(db, writer="replay"):  # this very process is replaying
+            before = chats(sandbox)
+            assert main(args) == 2
+            err = capsys.readouterr().err
+            assert (
+                f"{db} is in use by migrate replay (pid {os.getpid()} on {socket.gethostname()} since " in err
+            )
+            assert chats(sandbox) == before  # refused before a request went out
         dead = subprocess.run(
             [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True
         )
-        with Archive.open(db) as archive:  # ...a process that has exited: its lease is taken over
-            lease = archive.replay_lease()
-            assert archive.swap_replay_lease(lease, {**lease, "pid": int(dead.stdout)})
+        # ...a process that has exited left its lock file: it is taken over, with a line.
+        stale = {"command": "replay", "pid": int(dead.stdout), "host": socket.gethostname(),
+                 "started": "2026-12-01T03:12:00+00:00"}  # fmt: skip
+        lock_path(db).write_bytes(orjson.dumps(stale))
         assert main(args) == 0
-        with Archive.open(db) as archive:
-            assert archive.replay_lease() is None  # released at the end
+        err = capsys.readouterr().err
+        assert f"took over the writer lock left by migrate replay (pid {int(dead.stdout)}" in err
+        assert not lock_path(db).exists()  # released (and removed) at the end
     finally:
         for key in ENV:
             del os.environ[key]
