@@ -170,6 +170,8 @@ class ThreadFetcher:
                 ]
             )
             result.messages, result.runs = messages.items, runs.items
+            # Counted from the pages, not from the lists stored: verify compares the rows with these.
+            result.messages_seen, result.runs_seen = messages.served, runs.served
             if delta is not None:
                 # Listed "after" the newest stored ids, these come on top: what changed since.
                 result.messages += await _all(
@@ -179,7 +181,8 @@ class ThreadFetcher:
                 result.runs += await _all(
                     self.call(lambda r=r: client.retrieve_run(thread_id, r)) for r in delta.unfinished_runs
                 )
-            result.messages_seen, result.runs_seen = len(result.messages), len(result.runs)
+                result.messages_seen += len(delta.unfinished_messages)
+                result.runs_seen += len(delta.unfinished_runs)
             # Steps only for runs that declared tools: the only step of a tool-less run is its
             # message_creation, which message.run_id already records.
             listings = await _all(
@@ -192,7 +195,7 @@ class ThreadFetcher:
                 if run.get("tools")
             )
             result.steps = [step for listing in listings for step in listing.items]
-            result.steps_seen = len(result.steps)
+            result.steps_seen = sum(listing.served for listing in listings)
         except PageAnomaly as exc:
             result.status = "failed"
             result.anomalies.append(Anomaly("thread", thread_id, exc.kind, exc.detail))
@@ -308,7 +311,7 @@ class _Run:
             return
         stores, complete = listed
 
-        async def one(store: dict[str, Any]) -> None:
+        async def one(position: int, store: dict[str, Any]) -> None:
             anomalies: list[Anomaly] = []
             try:
                 files = await self.listing(
@@ -321,9 +324,9 @@ class _Run:
             except _RECOVERABLE as exc:
                 self.archive.record_failure(self.fail("vector_store", store["id"], exc))
                 return
-            self.archive.store_vector_store(store, files.items, anomalies=anomalies)
+            self.archive.store_vector_store(store, files.items, anomalies=anomalies, position=position)
 
-        await _all(one(store) for store in stores)
+        await _all(one(position, store) for position, store in enumerate(stores))
         if complete:
             self.archive.vector_stores_listed()
         self.tick(force=True)

@@ -14,7 +14,7 @@ from migrator.errors import NewerSchemaError, NotAnArchiveError
 FINAL_SCHEMA = {
     "_sqlite_migrations": ["id INTEGER pk1", "migration_set TEXT", "name TEXT", "applied_at TEXT"],
     "anomalies": ["entity TEXT pk1", "entity_id TEXT pk2", "kind TEXT pk3", "detail TEXT"],
-    "assistants": ["id TEXT pk1", "created_at INTEGER", "raw TEXT", "hash TEXT"],
+    "assistants": ["id TEXT pk1", "created_at INTEGER", "raw TEXT", "hash TEXT", "position INTEGER"],
     "blobs": ["sha256 TEXT pk1", "bytes INTEGER", "mime TEXT", "data BLOB"],
     "conversation_map": [
         "target TEXT pk1",
@@ -53,6 +53,7 @@ FINAL_SCHEMA = {
         "created_at INTEGER",
         "raw TEXT",
         "hash TEXT",
+        "position INTEGER",
     ],
     "meta": ["key TEXT pk1", "value TEXT"],
     "replay_ledger": [
@@ -78,6 +79,7 @@ FINAL_SCHEMA = {
         "created_at INTEGER",
         "raw TEXT",
         "hash TEXT",
+        "position INTEGER",
     ],
     "runs": [
         "id TEXT pk1",
@@ -88,6 +90,7 @@ FINAL_SCHEMA = {
         "has_tools INTEGER",
         "raw TEXT",
         "hash TEXT",
+        "position INTEGER",
     ],
     "session_tools": ["thread_id TEXT pk1", "name TEXT pk2", "hash TEXT"],
     "session_warnings": ["thread_id TEXT pk1", "code TEXT pk2", "count INTEGER"],
@@ -100,8 +103,9 @@ FINAL_SCHEMA = {
         "created_at INTEGER",
         "raw TEXT",
         "hash TEXT",
+        "position INTEGER",
     ],
-    "vector_stores": ["id TEXT pk1", "created_at INTEGER", "raw TEXT", "hash TEXT"],
+    "vector_stores": ["id TEXT pk1", "created_at INTEGER", "raw TEXT", "hash TEXT", "position INTEGER"],
     "work": [
         "thread_id TEXT pk1",
         "status TEXT not null default 'pending'",
@@ -119,11 +123,11 @@ FINAL_INDEXES = [
     "idx__sqlite_migrations_migration_set_name",
     "idx_conversation_map_conversation_id",
     "idx_file_refs_owner_id",
-    "idx_messages_thread_id_created_at_id",
+    "idx_messages_thread_id_created_at_position",
     "idx_replay_ledger_state",
     "idx_replay_ledger_thread_id_turn",
-    "idx_run_steps_thread_id_run_id_created_at_id",
-    "idx_runs_thread_id_created_at_id",
+    "idx_run_steps_thread_id_run_id_created_at_position",
+    "idx_runs_thread_id_created_at_position",
     "idx_session_tools_name_hash",
     "idx_vector_store_files_id",
     "idx_work_session_stale",

@@ -6,10 +6,11 @@ together with its bookkeeping row in `_sqlite_migrations` (sqlite-utils does tha
 
 from __future__ import annotations
 
+import orjson
 from sqlite_utils import Database
 from sqlite_utils.migrations import Migrations
 
-__all__ = ["MIGRATIONS", "MIGRATION_SET", "known_migration_names"]
+__all__ = ["MIGRATIONS", "MIGRATION_SET", "ORDER_NOTE", "POSITIONED", "known_migration_names"]
 
 MIGRATION_SET = "migrate-archive"
 MIGRATIONS = Migrations(MIGRATION_SET)
@@ -195,3 +196,59 @@ def m004_create_conversation_map(db: Database) -> None:
         not_null={"status", "unconfirmed_creates", "items_sent"},
     )
     db["conversation_map"].create_index(["conversation_id"])
+
+
+# The raw tables whose rows come from a list, and what each list belongs to (None: one global list).
+POSITIONED: dict[str, str | None] = {
+    "assistants": None,
+    "vector_stores": None,
+    "vector_store_files": "vector_store_id",
+    "messages": "thread_id",
+    "runs": "thread_id",
+    "run_steps": "thread_id",
+}
+ORDER_NOTE = "order_ties_ambiguous"
+
+
+@MIGRATIONS()
+def m005_add_list_positions(db: Database) -> None:
+    # `created_at` has one-second resolution and real ids are random, so the only true tie-break is
+    # where the source listed an object: `position` (ascending pages, page order; for a dump, its file
+    # and line order). Everything orders by (created_at, position), never by id.
+    for table, parent in POSITIONED.items():
+        db[table].add_column("position", int)
+        partition = f"partition by {parent} " if parent else ""
+        # Rows stored before this step carry no list order: their stored order, (created_at, id), is
+        # the best that is left, and ties among them stay a guess (recorded below).
+        db.execute(
+            f"update {table} set position = o.n from (select rowid as r, "
+            f"row_number() over ({partition}order by created_at, id) - 1 as n from {table}) as o "
+            f"where o.r = {table}.rowid"
+        )
+    for table, columns in (
+        ("messages", ["thread_id", "created_at"]),
+        ("runs", ["thread_id", "created_at"]),
+        ("run_steps", ["thread_id", "run_id", "created_at"]),
+    ):
+        db.execute(f"drop index if exists idx_{table}_{'_'.join(columns)}_id")
+        db[table].create_index([*columns, "position"])
+    tied = db.execute(
+        "select count(distinct thread_id) from ("
+        "select thread_id from messages group by thread_id, created_at having count(*) > 1 union all "
+        "select thread_id from runs group by thread_id, created_at having count(*) > 1 union all "
+        "select thread_id from run_steps group by thread_id, run_id, created_at having count(*) > 1)"
+    ).fetchone()[0]
+    if tied:
+        db.execute(
+            "insert or replace into meta(key, value) values (?, ?)",
+            [
+                ORDER_NOTE,
+                orjson.dumps(
+                    {
+                        "threads": tied,
+                        "detail": "upgraded from an archive without list positions: objects of these "
+                        "threads that share a second were ordered by id, which may not be the source's order",
+                    }
+                ).decode(),
+            ],
+        )

@@ -20,10 +20,10 @@ from typing import Any
 import orjson
 from sqlite_utils import Database
 
-from migrator.archive.canonical import dumps, object_hash, sha256_hex
+from migrator.archive.canonical import dumps, loads, object_hash, sha256_hex
 from migrator.archive.lock import ArchiveLock
 from migrator.archive.mime import sniff_mime
-from migrator.archive.schema import MIGRATION_SET, MIGRATIONS, known_migration_names
+from migrator.archive.schema import MIGRATION_SET, MIGRATIONS, POSITIONED, known_migration_names
 from migrator.errors import NewerSchemaError, NotAnArchiveError
 
 __all__ = [
@@ -117,6 +117,8 @@ class LooseObject:
     parent_id: str | None = None
     # Files an assistant's tool resources mention (the refs store_assistants records).
     file_refs: frozenset[str] = frozenset()
+    # Where the dump put it (file, then line order): the tie-break between objects of one second.
+    position: int | None = None
 
 
 @dataclass(frozen=True)
@@ -129,6 +131,9 @@ class ThreadSettlement:
     anomalies: tuple[Anomaly, ...] = ()
     # Anomaly kinds this verdict owns: cleared first, so a later, fuller dump takes them back.
     owned_kinds: tuple[str, ...] = ()
+    # Messages, runs and steps the dump held for the thread but that could not be kept: they count
+    # as seen beside the rows held, so verify reports what was lost.
+    unkept: tuple[int, int, int] = (0, 0, 0)
 
 
 @dataclass(frozen=True)
@@ -152,10 +157,16 @@ _PARENT_COLUMN = {
 }
 
 
+# The newest row of a thread in the source's order: where the next --refresh starts listing.
+_LAST = "select id from {0} where thread_id = :tid order by created_at desc, position desc limit 1"
+
+
 def _loose_row(item: LooseObject) -> dict[str, Any]:
     """The row store_thread / store_assistants / store_vector_store would write for this object."""
     o, parent = item.obj, item.parent_id
     tail = {"created_at": _created(o), "raw": dumps(o), "hash": object_hash(o)}
+    if item.table != "threads":
+        tail["position"] = item.position
     if item.table in ("assistants", "threads", "vector_stores"):
         return {"id": o["id"], **tail}
     if item.table == "messages":
@@ -165,11 +176,9 @@ def _loose_row(item: LooseObject) -> dict[str, Any]:
             "id": o["id"],
             "thread_id": parent,
             "assistant_id": o.get("assistant_id"),
-            "created_at": tail["created_at"],
             "status": o.get("status"),
             "has_tools": int(bool(o.get("tools"))),
-            "raw": tail["raw"],
-            "hash": tail["hash"],
+            **tail,
         }
     if item.table == "run_steps":
         return {"id": o["id"], "thread_id": parent, "run_id": o.get("run_id"), **tail}
@@ -535,10 +544,27 @@ class Archive:
 
     # -- writing source objects ------------------------------------------------------------------
 
-    def _upsert_raw(self, table: str, columns: tuple[str, ...], rows: Iterable[tuple[Any, ...]]) -> None:
+    def _upsert_raw(
+        self,
+        table: str,
+        columns: tuple[str, ...],
+        rows: Iterable[tuple[Any, ...]],
+        *,
+        keep: tuple[str, ...] = (),
+    ) -> None:
+        """Insert or replace rows; a row already held keeps its `keep` columns (e.g. its position)."""
         cols = ", ".join(columns)
         marks = ", ".join("?" * len(columns))
-        self.db.conn.executemany(f"insert or replace into {table} ({cols}) values ({marks})", rows)
+        if not keep:
+            self.db.conn.executemany(f"insert or replace into {table} ({cols}) values ({marks})", rows)
+            return
+        keys = ", ".join(RAW_TABLES[table])
+        update = ", ".join(
+            f"{c} = excluded.{c}" for c in columns if c not in keep and c not in RAW_TABLES[table]
+        )
+        self.db.conn.executemany(
+            f"insert into {table} ({cols}) values ({marks}) on conflict({keys}) do update set {update}", rows
+        )
 
     def store_assistants(
         self, assistants: list[dict[str, Any]], file_refs: set[tuple[str, str]], *, complete: bool = True
@@ -555,8 +581,8 @@ class Archive:
             ]
             self._upsert_raw(
                 "assistants",
-                ("id", "created_at", "raw", "hash"),
-                ((a["id"], _created(a), dumps(a), object_hash(a)) for a in assistants),
+                ("id", "created_at", "position", "raw", "hash"),
+                ((a["id"], _created(a), i, dumps(a), object_hash(a)) for i, a in enumerate(assistants)),
             )
             self._add_refs(file_refs, "assistant")
             for chunk in _chunks(changed, 500):
@@ -581,43 +607,59 @@ class Archive:
         row = self.db.execute(f"select hash from {table} where id = ?", [object_id]).fetchone()
         return row[0] if row else None
 
-    def _count_new(self, table: str, ids: list[str]) -> int:
-        """How many of these ids the table does not hold yet."""
+    def _count_held(self, table: str, ids: list[str]) -> int:
+        """How many of these (distinct) ids the table holds already."""
         known = 0
-        for chunk in _chunks(ids, 500):
+        for chunk in _chunks(sorted(set(ids)), 500):
             marks = ",".join("?" * len(chunk))
             known += self.db.execute(f"select count(*) from {table} where id in ({marks})", chunk).fetchone()[
                 0
             ]
-        return len(ids) - known
+        return known
+
+    def next_position(self) -> int:
+        """One past the highest list position any raw row holds: objects read now go after them."""
+        return max(
+            self.db.execute(f"select coalesce(max(position), -1) + 1 from {table}").fetchone()[0]
+            for table in POSITIONED
+        )
 
     def unfinished_objects(self, thread_id: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
         """(message ids, run ids) of this thread stored while still in progress: --refresh reads them again."""
         messages = self.db.execute(
             "select id from messages where thread_id = ? and json_extract(raw, '$.status') = 'in_progress' "
-            "order by created_at, id",
+            "order by created_at, position",
             [thread_id],
         ).fetchall()
         runs = self.db.execute(
             "select id from runs where thread_id = ? and status in "
-            "('queued', 'in_progress', 'requires_action', 'cancelling') order by created_at, id",
+            "('queued', 'in_progress', 'requires_action', 'cancelling') order by created_at, position",
             [thread_id],
         ).fetchall()
         return tuple(r[0] for r in messages), tuple(r[0] for r in runs)
 
     def store_vector_store(
-        self, store: dict[str, Any], files: list[dict[str, Any]], *, anomalies: list[Anomaly] = ()
+        self,
+        store: dict[str, Any],
+        files: list[dict[str, Any]],
+        *,
+        anomalies: list[Anomaly] = (),
+        position: int | None = None,
     ) -> None:
+        """A vector store (at `position` in the stores' listing) and its files, in listing order."""
         with self._atomic():
             self._upsert_raw(
                 "vector_stores",
-                ("id", "created_at", "raw", "hash"),
-                [(store["id"], _created(store), dumps(store), object_hash(store))],
+                ("id", "created_at", "position", "raw", "hash"),
+                [(store["id"], _created(store), position, dumps(store), object_hash(store))],
             )
             self._upsert_raw(
                 "vector_store_files",
-                ("vector_store_id", "id", "created_at", "raw", "hash"),
-                ((store["id"], f["id"], _created(f), dumps(f), object_hash(f)) for f in files),
+                ("vector_store_id", "id", "created_at", "position", "raw", "hash"),
+                (
+                    (store["id"], f["id"], _created(f), i, dumps(f), object_hash(f))
+                    for i, f in enumerate(files)
+                ),
             )
             self._add_refs({(f["id"], store["id"]) for f in files}, "vector_store")
             self._store_anomalies(anomalies)
@@ -659,19 +701,26 @@ class Archive:
             self._store_failure(failure)
 
     def store_thread(self, result: ThreadResult) -> None:
-        """A thread's rows, its file references and its status, in one transaction."""
+        """A thread's rows, its file references and its status, in one transaction.
+
+        Each row's `position` is its index in the list as the source returned it. A --refresh delta
+        appends: rows new to the archive go after every row held, rows held keep their position.
+        """
         tid = result.thread_id
         with self._atomic():
             if result.delta:
-                # A delta adds what the source showed that we did not hold (refetched unfinished
-                # objects replace their rows and were counted already).
+                # What the delta's pages held that we did not hold yet (refetched unfinished objects
+                # replace their rows and were counted already); an object the pages held but the list
+                # lost still counts, so verify sees it missing.
                 seen = (
-                    self._count_new("messages", [m["id"] for m in result.messages]),
-                    self._count_new("runs", [r["id"] for r in result.runs]),
-                    self._count_new("run_steps", [st["id"] for st in result.steps]),
+                    result.messages_seen - self._count_held("messages", [m["id"] for m in result.messages]),
+                    result.runs_seen - self._count_held("runs", [r["id"] for r in result.runs]),
+                    result.steps_seen - self._count_held("run_steps", [st["id"] for st in result.steps]),
                 )
+                base = self._next_positions(tid)
             else:
                 seen = (result.messages_seen, result.runs_seen, result.steps_seen)
+                base = (0, 0, 0)
             if result.thread is not None:
                 t = result.thread
                 self._upsert_raw(
@@ -679,17 +728,29 @@ class Archive:
                     ("id", "created_at", "raw", "hash"),
                     [(tid, _created(t), dumps(t), object_hash(t))],
                 )
+            keep = ("position",) if result.delta else ()
             self._upsert_raw(
                 "messages",
-                ("id", "thread_id", "run_id", "created_at", "raw", "hash"),
+                ("id", "thread_id", "run_id", "created_at", "position", "raw", "hash"),
                 (
-                    (m["id"], tid, m.get("run_id"), _created(m), dumps(m), object_hash(m))
-                    for m in result.messages
+                    (m["id"], tid, m.get("run_id"), _created(m), base[0] + i, dumps(m), object_hash(m))
+                    for i, m in enumerate(result.messages)
                 ),
+                keep=keep,
             )
             self._upsert_raw(
                 "runs",
-                ("id", "thread_id", "assistant_id", "created_at", "status", "has_tools", "raw", "hash"),
+                (
+                    "id",
+                    "thread_id",
+                    "assistant_id",
+                    "created_at",
+                    "status",
+                    "has_tools",
+                    "position",
+                    "raw",
+                    "hash",
+                ),
                 (
                     (
                         r["id"],
@@ -698,19 +759,22 @@ class Archive:
                         _created(r),
                         r.get("status"),
                         int(bool(r.get("tools"))),
+                        base[1] + i,
                         dumps(r),
                         object_hash(r),
                     )
-                    for r in result.runs
+                    for i, r in enumerate(result.runs)
                 ),
+                keep=keep,
             )
             self._upsert_raw(
                 "run_steps",
-                ("id", "thread_id", "run_id", "created_at", "raw", "hash"),
+                ("id", "thread_id", "run_id", "created_at", "position", "raw", "hash"),
                 (
-                    (s["id"], tid, s.get("run_id"), _created(s), dumps(s), object_hash(s))
-                    for s in result.steps
+                    (s["id"], tid, s.get("run_id"), _created(s), base[2] + i, dumps(s), object_hash(s))
+                    for i, s in enumerate(result.steps)
                 ),
+                keep=keep,
             )
             self._add_refs(((file_id, tid) for file_id in result.file_refs), "thread")
             self._store_anomalies(result.anomalies)
@@ -720,9 +784,7 @@ class Archive:
                 "update work set status = :status, attempts = attempts + 1, "
                 f"messages_seen = {add.format('messages_seen', 'm')}, runs_seen = {add.format('runs_seen', 'r')}, "
                 f"steps_seen = {add.format('steps_seen', 's')}, "
-                "last_message_id = (select id from messages where thread_id = :tid "
-                "order by created_at desc, id desc limit 1), "
-                "last_run_id = (select id from runs where thread_id = :tid order by created_at desc, id desc limit 1), "
+                f"last_message_id = ({_LAST.format('messages')}), last_run_id = ({_LAST.format('runs')}), "
                 "session_stale = 1 where thread_id = :tid",
                 {"status": result.status, "m": seen[0], "r": seen[1], "s": seen[2], "tid": tid},
             )
@@ -730,6 +792,15 @@ class Archive:
                 self._store_failure(result.failure)
             else:
                 self._clear_failure("thread", tid)
+
+    def _next_positions(self, thread_id: str) -> tuple[int, int, int]:
+        """For messages, runs and steps of a thread: the position after every one held."""
+        return tuple(  # type: ignore[return-value]
+            self.db.execute(
+                f"select coalesce(max(position), -1) + 1 from {table} where thread_id = ?", [thread_id]
+            ).fetchone()[0]
+            for table in ("messages", "runs", "run_steps")
+        )
 
     def unfetched_file_ids(self) -> Iterator[str]:
         """Referenced files we hold no metadata for yet, or whose bytes are still missing."""
@@ -796,11 +867,16 @@ class Archive:
                 keys = RAW_TABLES[item.table]
                 where = " and ".join(f"{k} = ?" for k in keys)
                 key = [row[k] for k in keys]
-                held = conn.execute(f"select hash from {item.table} where {where}", key).fetchone()
+                position = "position" if item.table != "threads" else "null"
+                held = conn.execute(
+                    f"select hash, {position} from {item.table} where {where}", key
+                ).fetchone()
                 if held is not None and held[0] == row["hash"]:
                     outcomes.append("same")
                 else:
                     outcomes.append("new" if held is None else "changed")
+                    if held is not None and held[1] is not None:
+                        row["position"] = held[1]  # a newer copy of an object keeps its place in the list
                     marks = ", ".join("?" * len(row))
                     columns = ", ".join(row)
                     conn.execute(
@@ -825,6 +901,7 @@ class Archive:
     def settle_thread(self, settlement: ThreadSettlement) -> None:
         """Record a dumped thread's status, refs and findings; seen counts are the rows now held."""
         tid = settlement.thread_id
+        m, r, st = settlement.unkept
         with self._atomic():
             self.db.execute("insert or ignore into work(thread_id) values (?)", [tid])
             self._add_refs(((file_id, tid) for file_id in settlement.file_refs), "thread")
@@ -837,14 +914,12 @@ class Archive:
             self._store_anomalies(settlement.anomalies)
             self.db.execute(
                 "update work set status = :status, attempts = attempts + 1, session_stale = 1, "
-                "messages_seen = (select count(*) from messages where thread_id = :tid), "
-                "runs_seen = (select count(*) from runs where thread_id = :tid), "
-                "steps_seen = (select count(*) from run_steps where thread_id = :tid), "
-                "last_message_id = coalesce((select id from messages where thread_id = :tid "
-                "order by created_at desc, id desc limit 1), last_message_id), "
-                "last_run_id = coalesce((select id from runs where thread_id = :tid "
-                "order by created_at desc, id desc limit 1), last_run_id) where thread_id = :tid",
-                {"status": settlement.status, "tid": tid},
+                "messages_seen = (select count(*) from messages where thread_id = :tid) + :m, "
+                "runs_seen = (select count(*) from runs where thread_id = :tid) + :r, "
+                "steps_seen = (select count(*) from run_steps where thread_id = :tid) + :s, "
+                f"last_message_id = coalesce(({_LAST.format('messages')}), last_message_id), "
+                f"last_run_id = coalesce(({_LAST.format('runs')}), last_run_id) where thread_id = :tid",
+                {"status": settlement.status, "tid": tid, "m": m, "r": r, "s": st},
             )
             if settlement.status == "done":
                 self._clear_failure("thread", tid)
@@ -856,7 +931,7 @@ class Archive:
             return [
                 row[0]
                 for row in self.db.execute(
-                    f"select raw from {table} where thread_id = ? order by created_at, id", [thread_id]
+                    f"select raw from {table} where thread_id = ? order by created_at, position", [thread_id]
                 )
             ]
 
@@ -885,7 +960,7 @@ class Archive:
         """Raw text of a table's rows (of one thread or vector store), oldest first, streamed."""
         if table not in RAW_TABLES:
             raise ValueError(f"not a raw table: {table}")
-        order = ", ".join(("created_at", *RAW_TABLES[table])) if table != "files" else "id"
+        order = {"files": "id", "threads": "created_at, id"}.get(table, "created_at, position")
         if parent_id is None:
             rows = self.db.execute(f"select raw from {table} order by {order}")
         else:
@@ -927,7 +1002,7 @@ class Archive:
         ).fetchone()
         if row is None:
             return None
-        return orjson.loads(row[0]), FileContent(row[1], row[2], row[3])
+        return loads(row[0]), FileContent(row[1], row[2], row[3])
 
     def iter_file_ids(self) -> Iterator[str]:
         for (file_id,) in self.db.execute("select id from files order by id"):
@@ -947,7 +1022,7 @@ class Archive:
     # -- reading -----------------------------------------------------------------------------------
 
     def _raw_rows(self, sql: str, params: list[Any]) -> list[dict[str, Any]]:
-        return [orjson.loads(row[0]) for row in self.db.execute(sql, params)]
+        return [loads(row[0]) for row in self.db.execute(sql, params)]
 
     def thread_objects(self, thread_id: str) -> dict[str, Any] | None:
         """The raw objects of one thread, in the API's ascending order."""
@@ -955,20 +1030,20 @@ class Archive:
         if row is None:
             return None
         return {
-            "thread": orjson.loads(row[0]),
+            "thread": loads(row[0]),
             "messages": self._raw_rows(
-                "select raw from messages where thread_id = ? order by created_at, id", [thread_id]
+                "select raw from messages where thread_id = ? order by created_at, position", [thread_id]
             ),
             "runs": self._raw_rows(
-                "select raw from runs where thread_id = ? order by created_at, id", [thread_id]
+                "select raw from runs where thread_id = ? order by created_at, position", [thread_id]
             ),
             "steps": self._raw_rows(
-                "select raw from run_steps where thread_id = ? order by created_at, id", [thread_id]
+                "select raw from run_steps where thread_id = ? order by created_at, position", [thread_id]
             ),
         }
 
     def assistants(self) -> dict[str, dict[str, Any]]:
-        return {row[0]: orjson.loads(row[1]) for row in self.db.execute("select id, raw from assistants")}
+        return {row[0]: loads(row[1]) for row in self.db.execute("select id, raw from assistants")}
 
     def files_for(
         self, file_ids: Iterable[str], *, with_data_for_images: bool = True
@@ -982,7 +1057,7 @@ class Archive:
             ).fetchone()
             if row is None:
                 continue
-            meta = orjson.loads(row[0])
+            meta = loads(row[0])
             out[file_id] = StoredFile(
                 file_id=file_id,
                 filename=meta.get("filename"),

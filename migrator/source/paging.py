@@ -22,6 +22,9 @@ class PageAnomaly(Exception):
 class Listing:
     items: list[dict[str, Any]] = field(default_factory=list)
     pages: int = 0
+    # What the pages held, counted as served (an object served again is not counted twice), not
+    # from `items`: an item without an id is served but cannot be kept, and verify must see that.
+    served: int = 0
 
 
 async def collect(
@@ -43,6 +46,8 @@ async def collect(
             raise _anomaly("malformed_page", f"page after {after!r} has no data list", listing)
         for item in data:
             item_id = item.get("id") if isinstance(item, dict) else None
+            if item_id is None or item_id not in seen_ids:
+                listing.served += 1
             if item_id is not None and item_id not in seen_ids:
                 seen_ids.add(item_id)
                 listing.items.append(item)
