@@ -1,14 +1,19 @@
 """Property tests: generated threads (runs, steps, parallel calls, unanswered calls, same-second ties).
 
+The generator is as rude as the API: ids are random (they never sort in creation order), and a
+turn's user message, run, steps and answer often share one second, as may the next turn when the
+data still says which came first. The lists are handed over in the source's (creation) order.
+
 Invariants: no message lost or duplicated, every tool call answered exactly once and immediately,
-order preserved, output deterministic and independent of input list order, and the validator finds
-no error.
+order preserved, output deterministic and independent of the input order across seconds (only the
+list order of one second's objects may matter), and the validator finds no error.
 """
 
 from __future__ import annotations
 
 import importlib.util
 import random
+import re
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,7 +23,15 @@ import orjson
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from migrator.convert import FINDING_CODES, ConversionOptions, ThreadBundle, convert_thread, validate_session
+from migrator.convert import (
+    FINDING_CODES,
+    ConversionOptions,
+    ThreadBundle,
+    bundle_from_json,
+    bundle_to_json,
+    convert_thread,
+    validate_session,
+)
 
 _RAW = Path(__file__).parent.parent / "fixtures" / "convert" / "rawobjects.py"
 _spec = importlib.util.spec_from_file_location("convert_rawobjects", _RAW)
@@ -45,14 +58,21 @@ class Generated:
 
 @st.composite
 def threads(draw: st.DrawFn) -> Generated:
-    ids = iter(range(10_000))
+    rng = draw(st.randoms(use_true_random=False))
+    taken: set[str] = set()
 
     def nid(prefix: str) -> str:
-        # Ids sort in creation order: real ids do not, so same-second ties among plain messages are
-        # broken by id; the converter documents that and this generator honours it.
-        return f"{prefix}_{next(ids):05d}"
+        # Random, like the API's: an id says nothing about when its object was created.
+        while (new := f"{prefix}_{rng.getrandbits(48):012x}") in taken:
+            pass
+        taken.add(new)
+        return new
 
+    # Rude: everything of a turn in one second. Otherwise each object may take its own second.
+    rude = draw(st.booleans())
+    step = (lambda: 0) if rude else (lambda: draw(st.integers(0, 1)))
     t = raw.T0
+    spoke = True  # did the last run leave a message (which says where the next turn starts)?
     messages: list[dict[str, Any]] = []
     runs: list[dict[str, Any]] = []
     steps: list[dict[str, Any]] = []
@@ -60,7 +80,10 @@ def threads(draw: st.DrawFn) -> Generated:
     unanswered: set[str] = set()
     for turn in range(draw(st.integers(0, 5))):
         for _ in range(draw(st.integers(1 if turn == 0 else 0, 2))):
-            t += draw(st.integers(0, 2))
+            # A user message in the second a silent run started: nothing says which came first,
+            # and the documented rule puts the message first, so such a turn starts a second later.
+            t += draw(st.integers(0 if spoke else 1, 2))
+            spoke = True
             mid = nid("msg")
             messages.append(raw.message(mid, TID, t, "user", draw(TEXT)))
             order.append(("msg", mid))
@@ -80,8 +103,9 @@ def threads(draw: st.DrawFn) -> Generated:
             segments = [s for s in segments if s == "message"]
         if status in DANGLING and not tool_less:
             segments.append("open")  # the run stopped on calls nobody answered
+        spoke = "message" in segments
         for segment in segments:
-            now += draw(st.integers(0, 1))
+            now += step()
             if segment == "message":
                 mid = nid("msg")
                 messages.append(
@@ -115,12 +139,11 @@ def threads(draw: st.DrawFn) -> Generated:
             else:
                 steps.append(raw.step_tools(nid("step"), run_obj, now, calls, status=step_status))
             order.append(("calls", tuple(c["id"] for c in calls)))
-        end = now + draw(st.integers(0, 1))
+        end = now + step()
         for key in ("completed_at", "failed_at", "cancelled_at"):
             if run_obj[key] is not None:
                 run_obj[key] = end
-        # A message created in the second its run started sorts before the run (documented tie rule).
-        t = max(end, start + 1)
+        t = end
     bundle = ThreadBundle(
         thread=raw.thread(TID),
         messages=messages,
@@ -193,7 +216,7 @@ def test_every_call_answered_once_immediately(gen: Generated, options: Conversio
 
 @SETTINGS
 @given(threads(), OPTIONS, st.randoms(use_true_random=False))
-def test_deterministic_and_order_independent(
+def test_deterministic_and_independent_of_order_across_seconds(
     gen: Generated, options: ConversionOptions, rng: random.Random
 ) -> None:
     first = orjson.dumps(convert_thread(gen.bundle, options), option=orjson.OPT_SORT_KEYS)
@@ -201,13 +224,35 @@ def test_deterministic_and_order_independent(
     b = gen.bundle
     shuffled = ThreadBundle(
         thread=b.thread,
-        messages=rng.sample(list(b.messages), len(b.messages)),
-        runs=rng.sample(list(b.runs), len(b.runs)),
-        steps=rng.sample(list(b.steps), len(b.steps)),
+        messages=raw.shuffle_keeping_ties(b.messages, rng),
+        runs=raw.shuffle_keeping_ties(b.runs, rng),
+        steps=raw.shuffle_keeping_ties(b.steps, rng),
         assistants=b.assistants,
         files=b.files,
     )
     assert orjson.dumps(convert_thread(shuffled, options), option=orjson.OPT_SORT_KEYS) == first
+
+
+@SETTINGS
+@given(threads(), OPTIONS, st.randoms(use_true_random=False))
+def test_order_does_not_come_from_ids(gen: Generated, options: ConversionOptions, rng: random.Random) -> None:
+    """Renaming every id (so they sort some other way) changes the ids in the session, nothing else."""
+    b = gen.bundle
+    blob = orjson.dumps(bundle_to_json(b)).decode()
+    ids = sorted({*re.findall(r"(?:msg|run|step|call)_[0-9a-f]{12}", blob)})
+    renamed = dict(zip(ids, rng.sample(ids, len(ids)), strict=True))
+    swapped = re.sub(r"(?:msg|run|step|call)_[0-9a-f]{12}", lambda m: renamed[m.group(0)], blob)
+    other = convert_thread(bundle_from_json(orjson.loads(swapped)), options)
+    back = {new: old for old, new in renamed.items()}
+    restored = re.sub(
+        r"(?:msg|run|step|call)_[0-9a-f]{12}", lambda m: back[m.group(0)], orjson.dumps(other).decode()
+    )
+    expected, got = convert_thread(b, options), orjson.loads(restored)
+    # Warnings are sorted by their text, which names ids: the same set, in another order.
+    assert sorted(map(orjson.dumps, got.pop("warnings"))) == sorted(
+        map(orjson.dumps, expected.pop("warnings"))
+    )
+    assert got == expected
 
 
 @SETTINGS

@@ -29,6 +29,8 @@ WARNING_CODES: dict[str, str] = {
     "kept as it is.",
     "instructions_changed": "Runs used different instructions; the newest run's are the system message, the "
     "older ones stay in the archive.",
+    "invalid_unicode": "A text held a lone surrogate (half an emoji, `\\ud83d`) or bytes that are not UTF-8; "
+    "the session has U+FFFD there (the raw object in the archive keeps what the source sent).",
     "malformed_input": "A raw object or field did not have the shape the spec gives it; it was read as empty "
     "(the raw object stays in the archive).",
     "model_unknown": "Neither a run nor a known assistant names a model; the session's model is null.",

@@ -1,14 +1,17 @@
 """The order of a thread: messages, and inside each run its steps, as one timeline.
 
-Timestamps have one-second resolution, so ties are common; every tie has a rule:
-- a message without a run and a run created in the same second: the message first (a run reads the
-  messages already there, and no message can be added while a run is active);
-- two runs or two steps in the same second: the one that ended first, then the id; two messages
-  in the same second: the id (the API's own order is not in the objects);
+Timestamps have one-second resolution and ids are random, so ties are common and the source's list
+order is the truth: every list arrives in the order the source listed it (the archive keeps it as
+`position`), and a stable sort by `created_at` keeps that order among objects of one second. An id
+is never compared. The other rules:
+- the messages come out in their own (created_at, list) order, and a run sits where its messages
+  are among them;
+- a run that left no message, and a message without a run in the same second as it: the message
+  first (a run reads the messages already there, and no message can be added while a run is active);
 - inside a run, a step before an unplaced message of the same second (the run's final message
   follows its tool calls).
 A message_creation step places its message exactly; only messages no step names fall back to
-created_at. Nothing depends on the order of the input lists.
+created_at.
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ from migrator.convert.raw import as_dict, as_str, dicts, oid
 
 __all__ = ["Entry", "order_thread"]
 
-_NEVER = 1 << 62  # sorts after every real timestamp
+_NEVER = 1 << 62  # after every real index
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,25 +40,20 @@ def _ts(obj: dict[str, Any]) -> int:
     return value if isinstance(value, int) else 0
 
 
-def _ended(obj: dict[str, Any]) -> int:
-    for key in ("completed_at", "failed_at", "cancelled_at", "expired_at"):
-        value = obj.get(key)
-        if isinstance(value, int):
-            return value
-    return _NEVER
-
-
 def order_thread(
     messages: Sequence[dict[str, Any]], runs: Sequence[dict[str, Any]], steps: Sequence[dict[str, Any]]
 ) -> tuple[list[Entry], list[str]]:
-    """The timeline, and the ids of messages that message_creation steps name but nobody has."""
+    """The timeline, and the ids of messages that message_creation steps name but nobody has.
+
+    Each list is taken in the source's order; objects of one second keep their order in it.
+    """
     by_id: dict[str, dict[str, Any]] = {}
-    for message in sorted(messages, key=lambda m: (_ts(m), oid(m))):
+    for message in sorted(messages, key=_ts):  # stable: ties keep the list order
         by_id.setdefault(oid(message), message)
     runs_by_id = {oid(run): run for run in runs}
 
     steps_of: dict[str, list[dict[str, Any]]] = {}
-    for step in sorted(steps, key=lambda s: (_ts(s), _ended(s), oid(s))):
+    for step in sorted(steps, key=_ts):
         steps_of.setdefault(as_str(step.get("run_id")), []).append(step)
 
     # A message belongs to the run whose step created it; failing that, to its run_id.
@@ -70,33 +68,51 @@ def order_thread(
                 missing.append(message_id)
             placed_by.setdefault(message_id, run_id)
 
-    groups = runs_by_id.keys() | steps_of.keys()
+    # The runs in their list order, then steps of runs the archive lacks (such a run began with its
+    # first step); a stable sort by start keeps that order within a second.
+    groups: list[tuple[int, str]] = []
+    known: set[str] = set()
+    for run in sorted(runs, key=_ts):
+        run_id = oid(run)
+        if run_id not in known:
+            known.add(run_id)
+            groups.append((_ts(runs_by_id[run_id]), run_id))
+    groups += [(_ts(group[0]), run_id) for run_id, group in steps_of.items() if run_id not in runs_by_id]
+    groups.sort(key=lambda group: group[0])
+    known.update(steps_of)
+
     members: dict[str, list[dict[str, Any]]] = {}
-    events: list[tuple[tuple[int, int, int, str], str, dict[str, Any] | None]] = []
-    for message_id, message in by_id.items():
+    free: list[tuple[int, int, dict[str, Any]]] = []  # (created_at, index among messages, message)
+    anchor: dict[str, int] = {}  # run id -> index of its first message among all messages
+    for index, (message_id, message) in enumerate(by_id.items()):
         owner = placed_by.get(message_id) or as_str(message.get("run_id"))
-        if owner and owner in groups:
+        if owner and owner in known:
             members.setdefault(owner, []).append(message)
+            anchor.setdefault(owner, index)
         else:
-            events.append(((_ts(message), 0, 0, message_id), "message", message))
-    for run_id in groups:
-        run = runs_by_id.get(run_id)
-        if run is not None:
-            start, end = _ts(run), _ended(run)
-        else:  # steps of a run the archive lacks: the run began with its first step
-            start, end = min(_ts(s) for s in steps_of[run_id]), _NEVER
-        events.append(((start, 1, end, run_id), "run", None))
-    events.sort(key=lambda event: event[0])
+            free.append((_ts(message), index, message))
+
+    # A run without messages may not pass a message that a later run's messages precede.
+    later_anchor = [_NEVER] * (len(groups) + 1)
+    for k in range(len(groups) - 1, -1, -1):
+        later_anchor[k] = min(later_anchor[k + 1], anchor.get(groups[k][1], _NEVER))
 
     timeline: list[Entry] = []
-    for key, kind, message in events:
-        if kind == "message" and message is not None:
-            timeline.append(Entry("message", message, None))
+    i = 0
+    for k, (start, run_id) in enumerate(groups):
+        if run_id in anchor:
+            # The run sits where its messages are: after every message listed before them.
+            while i < len(free) and free[i][1] < anchor[run_id]:
+                timeline.append(Entry("message", free[i][2], None))
+                i += 1
         else:
-            run_id = key[3]
-            _run_timeline(
-                runs_by_id.get(run_id), steps_of.get(run_id, []), members.get(run_id, []), by_id, timeline
-            )
+            while i < len(free) and free[i][0] <= start and free[i][1] < later_anchor[k + 1]:
+                timeline.append(Entry("message", free[i][2], None))
+                i += 1
+        _run_timeline(
+            runs_by_id.get(run_id), steps_of.get(run_id, []), members.get(run_id, []), by_id, timeline
+        )
+    timeline += [Entry("message", message, None) for _, _, message in free[i:]]
     return timeline, sorted(set(missing))
 
 
@@ -116,10 +132,11 @@ def _run_timeline(
 ) -> None:
     named = {mid for step in steps if (mid := _created_message(step))}
     member_ids = {oid(m) for m in messages}
-    items: list[tuple[tuple[int, int, int, str], str, dict[str, Any]]] = [
-        ((_ts(s), 0, _ended(s), oid(s)), "step", s) for s in steps
+    # Steps and messages arrive in their list order; the index keeps it within a second.
+    items: list[tuple[tuple[int, int, int], str, dict[str, Any]]] = [
+        ((_ts(s), 0, i), "step", s) for i, s in enumerate(steps)
     ]
-    items += [((_ts(m), 1, 0, oid(m)), "message", m) for m in messages if oid(m) not in named]
+    items += [((_ts(m), 1, i), "message", m) for i, m in enumerate(messages) if oid(m) not in named]
     items.sort(key=lambda item: item[0])
     emitted: set[str] = set()
     recorded_calls: set[str] = set()

@@ -13,6 +13,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -44,9 +45,10 @@ _WHY_NO_OUTPUT = {
 _OVERRIDABLE = ("instructions", "model", "temperature", "top_p", "response_format")
 
 
-def _created(obj: Mapping[str, Any]) -> tuple[int, str]:
+def _created(obj: Mapping[str, Any]) -> int:
+    """The sort key of every list here: sorted() is stable, so a tie keeps the source's list order."""
     value = obj.get("created_at")
-    return (value if isinstance(value, int) else 0, oid(obj))
+    return value if isinstance(value, int) else 0
 
 
 @dataclass
@@ -66,7 +68,11 @@ class _Out:
 
 
 def convert_thread(bundle: ThreadBundle, options: ConversionOptions = ConversionOptions()) -> dict[str, Any]:
-    """The session record of one thread. Same input, byte-identical output (whatever the list order)."""
+    """The session record of one thread. Same input, byte-identical output.
+
+    Each list is read in the source's order (the archive's `position`), which breaks every tie of
+    `created_at`; apart from those ties, the order of the input lists does not matter.
+    """
     notes = Notes()
     thread = as_dict(bundle.thread)
     messages = _objects("messages", bundle.messages, notes)
@@ -111,7 +117,7 @@ def convert_thread(bundle: ThreadBundle, options: ConversionOptions = Conversion
         notes.add("model_unknown", oid(thread) or "?")
     settings = newest if newest is not None else assistant
     created_at = thread.get("created_at")
-    return {
+    record = {
         "format": FORMAT,
         "thread_id": oid(thread),
         "created_at": created_at if isinstance(created_at, int) else None,
@@ -125,6 +131,54 @@ def convert_thread(bundle: ThreadBundle, options: ConversionOptions = Conversion
         "files": _files(ctx, thread, notes),
         "warnings": notes.as_list(),
     }
+    try:
+        orjson.dumps(record)  # one fast pass; the rare record that fails is mended below
+    except TypeError as exc:
+        if "surrogates" not in str(exc):
+            raise
+        record = _valid_unicode(record, notes)
+    return record
+
+
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _valid_unicode(record: dict[str, Any], notes: Notes) -> dict[str, Any]:
+    """The record with U+FFFD for every lone surrogate (an `invalid_unicode` warning per place).
+
+    A source may send half an emoji (`"\\ud83d"`) or bytes that are not UTF-8; the archive keeps
+    them as sent, but no chat-completions endpoint takes them, so the session holds U+FFFD there.
+    """
+    out: dict[str, Any] = {}
+    for key, value in record.items():
+        if key == "messages":
+            out[key] = []
+            for message, source in zip(value, record["sources"], strict=False):
+                clean = _clean(message)
+                if clean is not message:
+                    notes.add("invalid_unicode", f"message {source}")
+                out[key].append(clean)
+        elif key != "warnings":
+            out[key] = clean = _clean(value)
+            if clean is not value:
+                notes.add("invalid_unicode", key)
+    out["warnings"] = _clean(notes.as_list())  # a detail may quote the text itself
+    return out
+
+
+def _clean(value: Any) -> Any:
+    """`value` with lone surrogates replaced; the very same object when it holds none."""
+    if isinstance(value, str):
+        return _LONE_SURROGATE.sub("\ufffd", value) if _LONE_SURROGATE.search(value) else value
+    if isinstance(value, dict):
+        items = [(_clean(k), _clean(v)) for k, v in value.items()]
+        if all(k is k0 and v is v0 for (k, v), (k0, v0) in zip(items, value.items(), strict=True)):
+            return value
+        return dict(items)
+    if isinstance(value, list):
+        cleaned = [_clean(v) for v in value]
+        return value if all(a is b for a, b in zip(cleaned, value, strict=True)) else cleaned
+    return value
 
 
 def session_tool_definitions(record: Mapping[str, Any]) -> list[dict[str, Any]]:
@@ -175,7 +229,7 @@ def _assistant_ids(runs: list[dict[str, Any]], messages: Iterable[dict[str, Any]
         aid = as_str(run.get("assistant_id"))
         if aid and aid not in ordered:
             ordered.append(aid)
-    for message in sorted(messages, key=_created, reverse=True):
+    for message in reversed(sorted(messages, key=_created)):
         aid = as_str(message.get("assistant_id"))
         if aid and aid not in ordered:
             ordered.append(aid)
