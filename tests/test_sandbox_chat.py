@@ -212,7 +212,9 @@ def _parallel_turn(srv: SandboxServer) -> tuple[str, list[dict[str, Any]], str]:
         calls = [c for s in steps for c in s["step_details"].get("tool_calls", []) if c["type"] == "function"]
         if len(calls) >= 2:
             mine = [m for m in messages if m["run_id"] == run["id"]]
-            before = [m for m in messages if m["role"] == "user" and m["created_at"] < run["created_at"]]
+            # The list order, not created_at: a turn's messages and its run share one second.
+            first = messages.index(mine[0])
+            before = [m for m in messages[:first] if m["role"] == "user"]
             raw.close()
             return before[-1]["content"][0]["text"]["value"], calls, mine[-1]["content"][0]["text"]["value"]
     raise AssertionError("no parallel run in thread 0")

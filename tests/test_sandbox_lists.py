@@ -105,6 +105,33 @@ def test_after_before_and_has_more(raw):
     assert [a["id"] for a in page["data"]] == ids[3:6] and page["has_more"] is False
 
 
+def test_lists_keep_creation_order_not_id_order_both_ways(raw):
+    """Ties of created_at are common and ids are random: asc, desc and cursors follow creation order."""
+    for tid in IDS:
+        asc, _ = walk(raw, f"/v1/threads/{tid}/messages")
+        truth = [m["id"] for m in asc]
+        times = [m["created_at"] for m in asc]
+        assert times == sorted(times)
+        paged, after = [], None  # newest first, two a page, by cursor
+        while True:
+            _, page = raw.get(
+                f"/v1/threads/{tid}/messages", limit=2, order="desc", **({"after": after} if after else {})
+            )
+            paged += [m["id"] for m in page["data"]]
+            if not page["has_more"]:
+                break
+            after = page["last_id"]
+        assert paged == truth[::-1]
+        if len(truth) > 2:
+            _, page = raw.get(f"/v1/threads/{tid}/messages", limit=1, order="asc", after=truth[0])
+            assert [m["id"] for m in page["data"]] == [truth[1]]
+            _, page = raw.get(f"/v1/threads/{tid}/messages", limit=1, order="desc", before=truth[0])
+            assert [m["id"] for m in page["data"]] == [truth[1]]
+    long, _ = walk(raw, f"/v1/threads/{LONG}/messages")
+    ids = [m["id"] for m in long]
+    assert ids != sorted(ids) and len({m["created_at"] for m in long}) < len(long)
+
+
 def test_pagination_over_more_than_a_hundred(raw, srv):
     messages, pages = walk(raw, f"/v1/threads/{LONG}/messages", "ListMessagesResponse")
     assert len(messages) > 300 and pages == -(-len(messages) // 100)

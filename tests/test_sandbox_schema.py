@@ -10,6 +10,7 @@ import pytest
 from test_sandbox_support import Raw, schema_errors, walk
 
 from migrator.sandbox import SandboxConfig, SandboxServer, thread_ids
+from migrator.sandbox.corpus import Corpus
 
 THREADS, SEED = 20, 3
 INCLUDE = "step_details.tool_calls[*].file_search.results[*].content"
@@ -227,15 +228,37 @@ def test_the_corpus_holds_every_special_shape(corpus):
     assert min(len(t["messages"]) for t in corpus["threads"]) == 1
 
 
-def test_timestamps_strictly_ordered_within_each_thread(corpus):
+def test_a_turn_shares_one_second_as_the_api_s_does(corpus):
+    """The rude default: a turn's user message, run, steps and answer carry one created_at."""
+    shared = 0
     for t in corpus["threads"]:
-        times = [m["created_at"] for m in t["messages"]]
-        assert times == sorted(set(times))
-        times = [r["created_at"] for r in t["runs"]]
-        assert times == sorted(set(times))
-        for plain, _ in t["steps"].values():
-            times = [s["created_at"] for s in plain]
+        messages, runs = t["messages"], t["runs"]
+        for items in (messages, runs, *(plain for plain, _ in t["steps"].values())):
+            times = [o["created_at"] for o in items]
+            assert times == sorted(times)  # creation order never goes back in time
+        for run in runs:
+            steps = t["steps"][run["id"]][0]
+            assert {s["created_at"] for s in steps} <= {run["created_at"]}
+            mine = [m for m in messages if m["run_id"] == run["id"]]
+            assert {m["created_at"] for m in mine} <= {run["created_at"]}
+            if mine:
+                users = [m for m in messages[: messages.index(mine[0])] if m["role"] == "user"]
+                assert users[-1]["created_at"] == run["created_at"]
+                shared += 1
+    assert shared > 20
+
+
+def test_the_polite_clock_gives_each_object_its_own_second():
+    polite = Corpus(THREADS, SEED, polite_clock=True)
+    rude = Corpus(THREADS, SEED)
+    for index in range(THREADS):
+        kind, other = polite.thread(index), rude.thread(index)
+        for items in (kind.messages, kind.runs, *kind.steps_plain.values()):
+            times = [o["created_at"] for o in items]
             assert times == sorted(set(times))
+        # The same corpus otherwise: same ids, same texts, only timestamps differ.
+        strip = lambda objs: [{k: v for k, v in o.items() if not k.endswith("_at")} for o in objs]  # noqa: E731
+        assert strip(kind.messages) == strip(other.messages) and strip(kind.runs) == strip(other.runs)
 
 
 def test_chat_conversation_and_error_bodies_match_their_schemas(srv):

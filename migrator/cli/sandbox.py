@@ -46,6 +46,13 @@ def serve(
     repeat_cursor_rate: Annotated[float, _rate("threads whose message list repeats its first page")] = 0.0,
     gone: Annotated[bool, typer.Option("--gone", help="410 Gone on every Assistants path.")] = False,
     replay_drift: Annotated[float, _rate("chat-completion replays that differ from the corpus")] = 0.0,
+    polite_clock: Annotated[
+        bool,
+        typer.Option(
+            "--polite-clock",
+            help="Give each object its own second (default: a turn's objects share one, as the API's do).",
+        ),
+    ] = False,
 ) -> None:
     """Serve the sandbox on 127.0.0.1 until Ctrl-C; the base URL goes to stderr.
 

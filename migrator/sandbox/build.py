@@ -1,8 +1,13 @@
 """Build a thread's objects (thread, messages, runs, steps) from its plan.
 
 Texts, arguments and timestamps come from `random.Random(f"{seed}:{index}:content")`, so the
-objects are a pure function of (seed, index). One clock per thread advances for every object,
-which keeps messages, runs and each run's steps strictly ordered by `created_at`.
+objects are a pure function of (seed, index, clock). One clock per thread advances for every object.
+
+The clock is as rude as the API's by default: `created_at` has one-second resolution there, and a
+turn (the user message, the run, its steps and the answer) usually happens within one second, so
+every object of a turn carries the turn's first second. Ids are random, so only the order of the
+lists (their creation order, which the routes serve) says what came first. The polite clock
+(`polite_clock`) stamps each object with its own later second instead, as this sandbox used to.
 """
 
 from __future__ import annotations
@@ -51,6 +56,8 @@ class _Builder:
         self.seed = corpus.seed
         self.rng = random.Random(f"{corpus.seed}:{plan.index}:content")
         self.clock = plan.created_at
+        self.polite = corpus.polite_clock
+        self.turn_at: int | None = None  # the second every object of the current turn is created in
         self.messages: list[Obj] = []
         self.runs: list[Obj] = []
         self.steps: dict[str, list[Obj]] = {}
@@ -61,6 +68,19 @@ class _Builder:
     def tick(self, lo: int = 1, hi: int = 3) -> int:
         self.clock += self.rng.randint(lo, hi)
         return self.clock
+
+    def created(self, lo: int, hi: int) -> int:
+        """A `created_at`: the clock's next second (polite), or the second its turn began (rude).
+
+        The clock advances the same either way, so both corpora hold the same texts and every
+        other timestamp (started_at, completed_at, ...) is the same.
+        """
+        now = self.tick(lo, hi)
+        if self.polite:
+            return now
+        if self.turn_at is None:
+            self.turn_at = now
+        return self.turn_at
 
     # -- messages ------------------------------------------------------------------------------
     def _message(self, role: str, content: list[Obj], *, run: Obj | None, created: int, **extra: Any) -> Obj:
@@ -122,7 +142,7 @@ class _Builder:
             "user",
             content,
             run=None,
-            created=self.tick(5, 90),
+            created=self.created(5, 90),
             attachments=attachments,
             metadata=meta if um.metadata else {},
         )
@@ -144,7 +164,7 @@ class _Builder:
         if turn.override == "both":
             model = "gpt-4o-2024-08-06"
         functions = [t["function"]["name"] for t in tools if t["type"] == "function"]
-        created = self.tick(1, 2)
+        created = self.created(1, 2)
         run: Obj = {
             "id": make_id("run_", self.seed, "run", idx, r),
             "object": "thread.run",
@@ -183,7 +203,7 @@ class _Builder:
             step: Obj = {
                 "id": make_id("step_", self.seed, "step", idx, r, s),
                 "object": "thread.run.step",
-                "created_at": self.tick(1, 2),
+                "created_at": self.created(1, 2),
                 "assistant_id": asst["id"],
                 "thread_id": self.p.id,
                 "run_id": run["id"],
@@ -408,13 +428,14 @@ class _Builder:
     def build(self) -> ThreadData:
         p = self.p
         for turn in p.turns:
+            self.turn_at = None
             reply = Reply(key=f"{p.index}:{len(self.messages)}")
             user_positions = []
             for i, um in enumerate(turn.users):
                 user_positions.append(len(self.messages))
                 self.user(um, first=not self.messages and i == 0)
             if turn.kind == "seeded":
-                msg = self.assistant_message(turn, None, self.tick(5, 60), final=True)
+                msg = self.assistant_message(turn, None, self.created(5, 60), final=True)
                 reply.text = _plain_text(msg)
             elif turn.has_run:
                 self._cited = []

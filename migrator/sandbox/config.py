@@ -19,13 +19,15 @@ RATE_KNOBS = (
 # Per-request faults share one draw, so together they may not exceed 1.
 REQUEST_FAULTS = ("fault_rate", "timeout_rate", "drop_rate", "truncate_rate", "invalid_json_rate")
 # Knobs fixed when the server starts: they decide the corpus.
-CORPUS_KNOBS = ("threads", "seed")
+CORPUS_KNOBS = ("threads", "seed", "polite_clock")
 
 
 @dataclass
 class SandboxConfig:
     threads: int = 200
     seed: int = 1
+    # Each object its own second, instead of one second for a whole turn as the API does.
+    polite_clock: bool = False
     api_key: str | None = None  # when set, any other bearer gets 401 invalid_api_key
     latency_ms: float = 0.0  # added before every /v1 answer
     rps_limit: float | None = None  # token bucket; burst is a tenth of a second of the rate
@@ -50,6 +52,8 @@ class SandboxConfig:
             raise ValueError(f"threads must be an integer >= 0, got {self.threads!r}")
         if not isinstance(self.seed, int):
             raise ValueError(f"seed must be an integer, got {self.seed!r}")
+        if not isinstance(self.polite_clock, bool):
+            raise ValueError(f"polite-clock must be true or false, got {self.polite_clock!r}")
         for name in RATE_KNOBS:
             value = getattr(self, name)
             if not isinstance(value, int | float) or isinstance(value, bool) or not 0.0 <= value <= 1.0:

@@ -47,11 +47,12 @@ def _pages(n: int, per: int = LIST_LIMIT) -> int:
 
 
 class Corpus:
-    def __init__(self, threads: int, seed: int) -> None:
+    def __init__(self, threads: int, seed: int, *, polite_clock: bool = False) -> None:
         if threads < 0:
             raise ValueError("threads must be >= 0")
         self.n_threads = threads
         self.seed = seed
+        self.polite_clock = polite_clock  # see build.py: one second per object instead of per turn
         self._ids = thread_ids(threads, seed)
         self._index = {tid: i for i, tid in enumerate(self._ids)}
         self._lock = threading.Lock()
@@ -328,10 +329,10 @@ class Corpus:
         }
 
     def all_files(self) -> list[FileMeta]:
-        """Every file the files endpoint lists, ascending by (created_at, id)."""
+        """Every file the files endpoint lists, ascending by created_at, then in creation order."""
         self.catalog()
         files = [*self.global_files.values(), *self._thread_files.values()]
-        return sorted(files, key=lambda m: (m.created_at, m.id))
+        return sorted(files, key=lambda m: m.created_at)  # stable: never by id
 
     # -- the catalog: counts and the ideal client's request bill -------------------------------
     def catalog(self) -> dict[str, Any]:

@@ -56,7 +56,7 @@ class App:
 
     def __init__(self, config: SandboxConfig) -> None:
         self.cfg = config
-        self.corpus = Corpus(config.threads, config.seed)
+        self.corpus = Corpus(config.threads, config.seed, polite_clock=config.polite_clock)
         self.stats = Stats()
         self.dice = FaultDice(config.seed)
         self.bucket = TokenBucket(config.rps_limit) if config.rps_limit else None
