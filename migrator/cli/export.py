@@ -93,14 +93,18 @@ def _from_dump(
     from migrator.sessions import build_sessions
 
     check_dump_paths(paths, files_dir)  # before the archive exists: a typo must not leave an empty one
+    new = not archive.exists()
     with open_writer(archive, "export", create=True) as store:
         report = ingest_dump(store, paths, files_dir)
         sessions = build_sessions(store, resolve_options(store, **flags))
+    if new and report.empty:
+        archive.unlink()  # a dump with nothing to keep leaves no archive behind
     if json_out:
         print_json({**report.as_dict(), "sessions": sessions.sessions})
     else:
         report.render(console_err)
-        console_err.print(f"built {sessions.sessions} sessions into {archive}", highlight=False)
+        if not (new and report.empty):
+            console_err.print(f"built {sessions.sessions} sessions into {archive}", highlight=False)
     return report.exit_code()
 
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import os
 import tempfile
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,6 +23,7 @@ from typing import Any
 import orjson
 
 from migrator.archive import Anomaly, Archive, FileContent, object_hash
+from migrator.archive.canonical import loads
 from migrator.archive.store import LooseObject, ThreadSettlement
 from migrator.dumps.layout import DUMP_FORMAT, HINT_ITEM_OBJECT, MANIFEST, MANIFEST_OBJECT
 from migrator.dumps.loose import LooseFiles
@@ -73,6 +74,7 @@ class _ShortPage:
     parent: str | None
     count: int
     where: _Where
+    run: str | None = None  # a step page lists the steps of one run
 
 
 @dataclass
@@ -192,9 +194,18 @@ class _Ingest:
         self.threads: set[str] = set()  # every thread this dump says anything about
         self.message_pages: set[str] = set()  # threads whose (maybe empty) messages page the dump holds
         self.short_pages: dict[str | None, list[_ShortPage]] = defaultdict(list)
+        # (kind, thread, run of a step page) of list pages that said has_more: false: a listing the
+        # dump followed to its end, so an earlier page of it that said has_more was continued.
+        self.last_pages: set[tuple[str, str, str | None]] = set()
+        # Objects of a thread that the dump holds but that could not be kept (no id, not an
+        # object): counted as seen, so verify reports the thread's rows as short.
+        self.unkept: dict[str, Counter[str]] = defaultdict(Counter)
         self.vector_stores_named: set[str] = set()
         self.files_seen: set[str] = set()
         self.texts: dict[tuple[str, str | None], _Spool] = {}
+        # List order: objects are numbered as they are read, in file and line (and item) order; a
+        # page in the API's default descending order counts down, so its oldest item comes first.
+        self.sequence = archive.next_position()
 
     # -- reading -------------------------------------------------------------------------------
 
@@ -204,18 +215,20 @@ class _Ingest:
     def document(self, doc: Doc) -> None:
         self.value(doc.value, _Where(doc.path, doc.line), {}, 0)
 
-    def value(self, value: Any, where: _Where, hints: dict[str, str], depth: int) -> None:
+    def value(
+        self, value: Any, where: _Where, hints: dict[str, str], depth: int, descending: bool = False
+    ) -> None:
         if depth > _MAX_DEPTH:
             self.skip(where, "nested deeper than any API response")
         elif isinstance(value, list):
             for index, item in enumerate(value):
-                self.value(item, where.at(index), hints, depth + 1)
+                self.value(item, where.at(index), hints, depth + 1, descending)
         elif not isinstance(value, dict):
             self.skip(where, f"a JSON {type(value).__name__}, not an API object")
         elif value.get("object") == "list" and isinstance(value.get("data"), list):
             self.page(value, where, depth)
         elif isinstance(value.get("object"), str):
-            self.obj(value["object"], value, where, hints)
+            self.obj(value["object"], value, where, hints, descending)
         else:
             self.skip(where, "no `object` field: not an Assistants API object")
 
@@ -233,15 +246,26 @@ class _Ingest:
         if kind == "thread.message" and isinstance(parent, str):
             self.message_pages.add(parent)
             self.threads.add(parent)
+        runs = {item.get("run_id") for item in items if isinstance(item, dict)} - {None}
+        run = next(iter(runs)) if kind == "thread.run.step" and len(runs) == 1 else None
+        if kind in _THREAD_CHILDREN and isinstance(parent, str):
+            if page.get("has_more") is False:
+                self.last_pages.add((kind, parent, run))
+            for item in items:
+                if not isinstance(item, dict) or not isinstance(item.get("object"), str):
+                    self.unkept[parent][kind] += 1  # skipped below: held by the page, never stored
         if page.get("has_more") is True and kind in TABLE_OF:
             if kind not in _THREAD_CHILDREN:
                 self.short_pages[None].append(_ShortPage(kind, parent, len(items), where))
             elif isinstance(parent, str):
-                self.short_pages[parent].append(_ShortPage(kind, parent, len(items), where))
+                self.short_pages[parent].append(_ShortPage(kind, parent, len(items), where, run))
+        descending = _descending(items)
         for index, item in enumerate(items):
-            self.value(item, where.at(index), hints, depth + 1)
+            self.value(item, where.at(index), hints, depth + 1, descending)
 
-    def obj(self, kind: str, obj: dict[str, Any], where: _Where, hints: dict[str, str]) -> None:
+    def obj(
+        self, kind: str, obj: dict[str, Any], where: _Where, hints: dict[str, str], descending: bool = False
+    ) -> None:
         if kind == MANIFEST_OBJECT:
             return
         if kind == PARSED_TEXT_PAGE:
@@ -253,6 +277,9 @@ class _Ingest:
             return
         if not isinstance(obj.get("id"), str) or not obj["id"]:
             self.skip(where, f"a {kind} without an id")
+            thread = obj.get("thread_id") if isinstance(obj.get("thread_id"), str) else hints.get("thread_id")
+            if kind in _THREAD_CHILDREN and thread:
+                self.unkept[thread][kind] += 1
             return
         if kind == "file":
             self.file(obj, where)
@@ -271,7 +298,9 @@ class _Ingest:
         elif kind == "vector_store.file":
             self.vector_stores_named.add(parent)  # type: ignore[arg-type]
         refs = frozenset(files_in_assistant(obj)) if kind == "assistant" else frozenset()
-        self.batch.append((LooseObject(TABLE_OF[kind], obj, parent, refs), kind))
+        self.sequence += 1
+        position = -self.sequence if descending else self.sequence
+        self.batch.append((LooseObject(TABLE_OF[kind], obj, parent, refs, position), kind))
         if len(self.batch) >= _BATCH:
             self.flush()
 
@@ -394,10 +423,10 @@ class _Ingest:
 
     def settle_thread(self, thread_id: str) -> str:
         raw = self.archive.thread_raw(thread_id)
-        thread = orjson.loads(raw.thread) if raw.thread else None
-        messages = [orjson.loads(r) for r in raw.messages]
-        runs = [orjson.loads(r) for r in raw.runs]
-        steps = [orjson.loads(r) for r in raw.steps]
+        thread = loads(raw.thread) if raw.thread else None
+        messages = [loads(r) for r in raw.messages]
+        runs = [loads(r) for r in raw.runs]
+        steps = [loads(r) for r in raw.steps]
         anomalies: list[Anomaly] = []
 
         def finding(code: str, detail: str, *, anomaly: bool = False) -> None:
@@ -417,9 +446,9 @@ class _Ingest:
             finding(
                 "dump_messages_missing", "the dump holds the thread object but not its messages", anomaly=True
             )
-        held = {"thread.message": len(messages), "thread.run": len(runs), "thread.run.step": len(steps)}
         for page in self.short_pages.get(thread_id, ()):
-            if held[page.kind] <= page.count:
+            # Only a listing the dump holds to its last page (has_more: false) is known whole.
+            if (page.kind, thread_id, page.run) not in self.last_pages:
                 if page.kind == "thread.message":
                     status = "pending"
                 where = f"{page.where.path}" + (f":{page.where.line}" if page.where.line else "")
@@ -436,6 +465,9 @@ class _Ingest:
                 frozenset(thread_file_refs(thread, messages, steps)),
                 tuple(anomalies),
                 _OWNED_KINDS,
+                unkept=tuple(self.unkept[thread_id][k] for k in _THREAD_CHILDREN)
+                if thread_id in self.unkept
+                else (0, 0, 0),
             )
         )
         return status
@@ -475,6 +507,17 @@ class _Ingest:
                 report.find(
                     "file_content_missing", file_id, "neither its bytes nor its parsed text are in the dump"
                 )
+
+
+def _descending(items: list[Any]) -> bool:
+    """A page in the API's default order (`order=desc`): newest first, seen from its timestamps.
+
+    A page whose items all share one second cannot say; it is read in file order (ascending, as
+    `migrate dump` writes and the export lists).
+    """
+    times = [t for item in items if isinstance(item, dict) and isinstance(t := item.get("created_at"), int)]
+    pairs = list(zip(times, times[1:], strict=False))
+    return any(a > b for a, b in pairs) and all(a >= b for a, b in pairs)
 
 
 def _few(ids: list[str], n: int = 5) -> str:

@@ -20,6 +20,7 @@ from typing import IO, Any
 
 import orjson
 
+from migrator.archive.canonical import loads
 from migrator.dumps.layout import MANIFEST, THREAD_LIST
 
 __all__ = ["Doc", "Skip", "data_format", "iter_input_files", "read_documents", "read_lines"]
@@ -129,7 +130,7 @@ def read_lines(path: Path, skip: Skip) -> Iterator[Doc]:
                 if not line:
                     continue
                 try:
-                    yield Doc(path, lineno, orjson.loads(line))
+                    yield Doc(path, lineno, loads(line))
                 except orjson.JSONDecodeError as exc:
                     skip(path, lineno, _decode_error(exc))
         except UnicodeDecodeError as exc:
@@ -164,7 +165,7 @@ def read_documents(path: Path, skip: Skip) -> Iterator[Doc]:
         skip(path, None, f"unreadable ({type(exc).__name__}: {exc})")
         return
     try:
-        yield Doc(path, None, orjson.loads(data))
+        yield Doc(path, None, loads(data))
         return
     except orjson.JSONDecodeError as exc:
         error = exc

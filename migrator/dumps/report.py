@@ -79,9 +79,15 @@ class IngestReport:
         if len(self.findings) < MAX_LISTED:
             self.findings.append(Finding(code, entity_id, detail))
 
+    @property
+    def empty(self) -> bool:
+        """Nothing the dump held was an Assistants API object (new or already held)."""
+        return not (self.stored or self.duplicates)
+
     def exit_code(self) -> int:
-        """0 clean; 1 when any input was skipped (a bad file or line, an unknown object type)."""
-        return 1 if self.problems_total else 0
+        """0 clean; 1 when any input was skipped (a bad file or line, an unknown object type), a thread
+        is left pending (the dump does not hold all of it), or the dump held no Assistants objects."""
+        return 1 if self.problems_total or self.threads_pending or self.empty else 0
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -108,6 +114,8 @@ class IngestReport:
 
         say = lambda text: out.print(text, markup=False, highlight=False)  # noqa: E731
         say(f"read {self.files_read} files; stored: {counts(self.stored)}")
+        if self.empty:
+            say("no Assistants API objects (assistant, thread, thread.message, ...) in these files")
         if self.duplicates:
             say(f"already held (duplicates): {counts(self.duplicates)}")
         if self.replaced:

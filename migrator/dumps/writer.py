@@ -16,6 +16,7 @@ from typing import IO, Any
 import orjson
 
 from migrator.archive import Archive
+from migrator.archive.canonical import loads
 from migrator.dumps.layout import (
     DUMP_FORMAT,
     FILES_DIR,
@@ -81,7 +82,7 @@ def _prepare(directory: Path) -> None:
 
 
 def _first_id(raw: str) -> Any:
-    return orjson.loads(raw).get("id")
+    return loads(raw).get("id")
 
 
 def _write_page(fh: IO[bytes], raws: Iterable[str], has_more: bool, hints: dict[str, str]) -> int:

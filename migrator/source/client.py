@@ -14,6 +14,7 @@ from typing import Any
 import openai
 import orjson
 
+from migrator.archive.canonical import loads
 from migrator.errors import SourceGoneError, SourceRefusedError
 from migrator.source.ratelimit import RateLimiter
 from migrator.source.retry import (
@@ -168,7 +169,8 @@ class SourceClient:
     async def _json(self, kind: str, call: Callable[[], Awaitable[Any]]) -> dict[str, Any]:
         def parse(raw: Any) -> dict[str, Any]:
             try:
-                body = orjson.loads(raw.http_response.content)
+                # Not orjson.loads: a lone surrogate in one message must not cost the whole thread.
+                body = loads(raw.http_response.content)
             except orjson.JSONDecodeError:
                 raise TransientError(f"{kind}: the source sent a body that is not JSON") from None
             if not isinstance(body, dict):

@@ -17,8 +17,8 @@ from typing import Any
 import orjson
 
 from migrator.archive import RAW_TABLES, Archive, canonical_json, digest, object_hash
-from migrator.archive.canonical import sha256_hex
-from migrator.archive.schema import known_migration_names
+from migrator.archive.canonical import loads, sha256_hex
+from migrator.archive.schema import ORDER_NOTE, known_migration_names
 from migrator.archive.store import DoneSession
 from migrator.convert import FINDING_CODES, ConversionOptions, convert_thread, validate_session
 from migrator.errors import UsageError
@@ -40,6 +40,12 @@ _CORE: tuple[Check, ...] = (
     Check("raw_hash_mismatch", "integrity", E, "every raw object matches its stored canonical hash"),
     Check("blob_sha256_mismatch", "integrity", E, "every blob matches its sha256 and recorded size"),
     Check("check_aborted", "integrity", E, "every check could read what it needed"),
+    Check(
+        "order_ties_ambiguous",
+        "integrity",
+        W,
+        "every same-second tie is in the source's list order, not a guess",
+    ),
     # completeness: everything the source holds is in the archive
     Check("thread_pending", "completeness", E, "no requested thread is still waiting to be exported"),
     Check("thread_failed", "completeness", E, "no thread failed to export"),
@@ -127,6 +133,14 @@ def _integrity(archive: Archive) -> Iterator[Finding]:
     missing = known_migration_names() - archive.applied_migrations()
     for name in sorted(missing):
         yield Finding("schema_version", "archive", f"schema step {name} is not applied")
+    note = archive.get_meta(ORDER_NOTE)
+    if isinstance(note, dict):
+        yield Finding(
+            "order_ties_ambiguous",
+            "archive",
+            f"{note.get('threads')} thread(s) have objects sharing a second whose order was taken from their "
+            "ids when this archive was upgraded; export them into a new archive to get the source's order",
+        )
 
 
 def _raw_hashes(archive: Archive, stats: dict[str, int]) -> Iterator[Finding]:
@@ -135,7 +149,7 @@ def _raw_hashes(archive: Archive, stats: dict[str, int]) -> Iterator[Finding]:
             stats["raw_objects"] += 1
             subject = f"{_SINGULAR[table]} {key}"
             try:
-                actual = object_hash(orjson.loads(raw))
+                actual = object_hash(loads(raw))
             except (orjson.JSONDecodeError, TypeError):
                 yield Finding("raw_unreadable", subject, "raw JSON does not parse", thread_id)
                 continue
