@@ -71,3 +71,11 @@ def test_make_targets_named_in_the_readme_exist():
         assert re.search(rf"^{target}:", makefile, re.M), (
             f"make {target} is in the README but not the Makefile"
         )
+
+
+def test_every_conversion_warning_code_is_in_the_readme():
+    from migrator.convert import WARNING_CODES
+
+    undocumented = [code for code in WARNING_CODES if f"`{code}`" not in README]
+    assert not undocumented, f"warning codes missing from the README's table: {undocumented}"
+    assert "invalid_unicode" in WARNING_CODES  # a lone surrogate is a warning, never a failed thread

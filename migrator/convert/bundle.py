@@ -37,7 +37,11 @@ class FileInfo:
 
 @dataclass(frozen=True)
 class ThreadBundle:
-    """One thread's raw objects, verbatim as the source sent them, in any order."""
+    """One thread's raw objects, verbatim as the source sent them, each list in the source's order.
+
+    Across seconds the order of a list does not matter (created_at decides); within one second it
+    is the only truth there is, so the archive hands the lists over in (created_at, position) order.
+    """
 
     thread: dict[str, Any]
     messages: Sequence[dict[str, Any]]
