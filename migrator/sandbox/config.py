@@ -15,6 +15,7 @@ RATE_KNOBS = (
     "empty_page_rate",
     "repeat_cursor_rate",
     "replay_drift",
+    "ingest_fail_rate",
 )
 # Per-request faults share one draw, so together they may not exceed 1.
 REQUEST_FAULTS = ("fault_rate", "timeout_rate", "drop_rate", "truncate_rate", "invalid_json_rate")
@@ -42,6 +43,12 @@ class SandboxConfig:
     gone: bool = False  # 410 Gone on every Assistants path (assistants, threads, vector stores, files)
     replay_drift: float = 0.0  # fraction of chat-completion replays answered differently from the corpus
     null_list_ids: bool = False  # empty lists answer first_id/last_id null (like the live API) instead of ""
+    # The target side (uploads.py, stores.py): a file attached to a vector store answers `in_progress` to
+    # its create and to its first `ingest_polls` reads, and also finishes once `ingest_seconds` (when > 0)
+    # have passed; `ingest_fail_rate` of them (seeded by store and file) end `failed` with a last_error.
+    ingest_polls: int = 2
+    ingest_seconds: float = 0.0
+    ingest_fail_rate: float = 0.0
 
     def __post_init__(self) -> None:
         self.validate()
@@ -63,6 +70,18 @@ class SandboxConfig:
             raise ValueError(f"the per-request fault rates add up to {total:g}; their sum must be <= 1")
         if not isinstance(self.latency_ms, int | float) or self.latency_ms < 0:
             raise ValueError(f"latency-ms must be >= 0, got {self.latency_ms!r}")
+        if (
+            not isinstance(self.ingest_polls, int)
+            or isinstance(self.ingest_polls, bool)
+            or self.ingest_polls < 0
+        ):
+            raise ValueError(f"ingest-polls must be an integer >= 0, got {self.ingest_polls!r}")
+        if (
+            not isinstance(self.ingest_seconds, int | float)
+            or isinstance(self.ingest_seconds, bool)
+            or self.ingest_seconds < 0
+        ):
+            raise ValueError(f"ingest-seconds must be >= 0, got {self.ingest_seconds!r}")
         if not isinstance(self.hang_seconds, int | float) or self.hang_seconds < 0:
             raise ValueError(f"hang-seconds must be >= 0, got {self.hang_seconds!r}")
         if self.rps_limit is not None and (

@@ -59,6 +59,13 @@ class Router:
         regex = re.sub(r"\\\{(\w+)\\\}", r"(?P<\1>[^/]+)", re.escape(template))
         self._routes.append((re.compile(regex + "$"), template, {method: handler}))
 
+    def handler(self, method: str, template: str) -> Handler | None:
+        """What (method, template) is routed to now, so a later module can serve more and fall back to it."""
+        for _pattern, tmpl, methods in self._routes:
+            if tmpl == template:
+                return methods.get(method)
+        return None
+
     def match(self, method: str, path: str) -> tuple[str | None, Handler | None, dict[str, str]]:
         """(template, handler, path params); a known template with another method has no handler."""
         for pattern, template, methods in self._routes:
