@@ -1,4 +1,5 @@
-"""The sandbox: a faithful fake Assistants v2 server (plus chat completions and conversations) on 127.0.0.1.
+"""The sandbox: a faithful fake Assistants v2 server (plus chat completions and conversations) on 127.0.0.1,
+and a migration target: uploads, vector stores and the Responses API (target.py).
 
 An independent implementation of the OpenAI spec over a deterministic synthetic corpus, with knobs
 for latency, rate limits, faults and broken pagination. It imports nothing from the rest of

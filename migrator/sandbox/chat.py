@@ -462,7 +462,9 @@ class ChatApi:
     def __init__(self, corpus: Corpus) -> None:
         self.c = corpus
 
-    def _replay(self, messages: list[Obj], drift: float) -> tuple[str | None, list[Obj] | None] | None:
+    def replay(self, messages: list[Obj], drift: float) -> tuple[str | None, list[Obj] | None] | None:
+        """(text, None) or (None, calls) that the corpus's assistant answered to this history; None if
+        the last user message is not a corpus message. Also answers /v1/responses (responses.py)."""
         last_user = max((i for i, m in enumerate(messages) if m.get("role") == "user"), default=None)
         if last_user is None:
             return None
@@ -517,7 +519,7 @@ class ChatApi:
             ) from None
         validate(body)
         digest = hashlib.sha256(orjson.dumps(body, option=orjson.OPT_SORT_KEYS)).hexdigest()
-        answer = self._replay(body["messages"], req.cfg.replay_drift)
+        answer = self.replay(body["messages"], req.cfg.replay_drift)
         if answer is None:
             h = int(digest[:16], 16)
             words = ASSISTANT_TEXTS[h % len(ASSISTANT_TEXTS)]

@@ -31,6 +31,7 @@ from migrator.sandbox.faults import FaultDice
 from migrator.sandbox.ratelimit import TokenBucket, duration
 from migrator.sandbox.routes import ASSISTANTS_PREFIXES, AssistantsApi, Request, Response, Router
 from migrator.sandbox.stats import Stats
+from migrator.sandbox.target import Target
 
 SERVER_ERRORS = {
     500: ("The server had an error while processing your request. Sorry about that!", "server_error"),
@@ -65,6 +66,8 @@ class App:
         self.chat = ChatApi(self.corpus)
         self.router.add("POST", "/v1/chat/completions", self.chat.create)
         ConversationsApi(config.seed).register(self.router)
+        self.target = Target(self.corpus, self.chat, config.seed, self.stats)  # after the corpus's routes
+        self.target.register(self.router)
         self._ids = itertools.count(1)
         self._lock = threading.Lock()
 
@@ -86,6 +89,9 @@ class App:
 
     def control(self, method: str, path: str, body: bytes) -> tuple[int, Any]:
         route = (method, path.rstrip("/"))
+        answer = self.target.control(method, route[1], self.cfg)
+        if answer is not None:
+            return answer
         if route == ("GET", "/_sandbox/stats"):
             return 200, self.stats.snapshot()
         if route == ("GET", "/_sandbox/corpus"):
@@ -174,7 +180,8 @@ class App:
             if handler is None:
                 raise ApiError(405, f"The sandbox does not serve {method} {template} (it is read-only).")
             query = parse_qs(split.query, keep_blank_values=True) if split.query else {}
-            result = handler(Request(method, path, params, query, body, cfg))
+            headers_in = {k.lower(): v for k, v in h.headers.items()}
+            result = handler(Request(method, path, params, query, body, cfg, headers_in))
             if isinstance(result, Response):
                 status, content, ctype = result.status, result.body, result.content_type
                 headers.update(result.headers)
