@@ -53,6 +53,29 @@ def serve(
             help="Give each object its own second (default: a turn's objects share one, as the API's do).",
         ),
     ] = False,
+    flavor: Annotated[
+        str,
+        typer.Option(
+            metavar="openai|foundry|lookalike|sunset",
+            help="What to pretend to be: OpenAI's Assistants v2, an Azure AI Foundry project, a self-hosted "
+            "look-alike, or OpenAI after its sunset (404 on every Assistants path).",
+        ),
+    ] = "openai",
+    project: Annotated[
+        str, typer.Option(metavar="NAME", help="Foundry: serve under /api/projects/NAME.")
+    ] = "sandbox-project",
+    token: Annotated[
+        str | None,
+        typer.Option(metavar="TOKEN", help="Foundry: a static bearer token accepted beside minted ones."),
+    ] = None,
+    token_ttl_requests: Annotated[
+        int | None,
+        typer.Option(metavar="N", help="Foundry: every token answers 401 expired after N requests."),
+    ] = None,
+    missing_role: Annotated[
+        bool,
+        typer.Option("--missing-role", help="Foundry: answer 403 PermissionDenied (no Azure AI User role)."),
+    ] = False,
 ) -> None:
     """Serve the sandbox on 127.0.0.1 until Ctrl-C; the base URL goes to stderr.
 
@@ -68,7 +91,8 @@ def serve(
         raise UsageError(f"cannot listen on port {port}: {exc.strerror}", hint="try --port 0") from None
     if ids_out is not None:
         ids_out.write_text("".join(f"{tid}\n" for tid in server.thread_ids()))
-    line = f"sandbox serving {server.base_url} ({threads} threads, seed {seed})"
+    shown = "" if flavor == "openai" else f", flavor {flavor}"
+    line = f"sandbox serving {server.base_url} ({threads} threads, seed {seed}{shown})"
     console_err.print(line, markup=False, highlight=False, soft_wrap=True)
     try:
         server.serve_forever()

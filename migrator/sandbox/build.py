@@ -16,7 +16,7 @@ import random
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from migrator.sandbox import catalogue, text
+from migrator.sandbox import catalogue, foundry, text
 from migrator.sandbox.ids import make_id, token
 from migrator.sandbox.plan import ThreadPlan, Turn, UserMsg
 
@@ -57,6 +57,7 @@ class _Builder:
         self.rng = random.Random(f"{corpus.seed}:{plan.index}:content")
         self.clock = plan.created_at
         self.polite = corpus.polite_clock
+        self.foundry = corpus.foundry  # Foundry's messages know only text and image_file parts
         self.turn_at: int | None = None  # the second every object of the current turn is created in
         self.messages: list[Obj] = []
         self.runs: list[Obj] = []
@@ -125,7 +126,7 @@ class _Builder:
                     "image_file": {"file_id": um.file.id, "detail": rng.choice(["auto", "high"])},
                 }
             )
-        elif um.flavour == "image_url":
+        elif um.flavour == "image_url" and not self.foundry:
             url = f"https://images.example.com/uploads/{token(self.seed, self.p.index, k, length=12)}.jpg"
             content.append({"type": "image_url", "image_url": {"url": url, "detail": "low"}})
         elif um.flavour == "attach_vs":
@@ -194,6 +195,8 @@ class _Builder:
             "parallel_tool_calls": True,
             "response_format": asst["response_format"],
         }
+        if self.foundry:
+            run["tool_resources"] = asst["tool_resources"]
         self.runs.append(run)
         steps: list[Obj] = []
         self.steps[run["id"]] = steps
@@ -271,6 +274,19 @@ class _Builder:
                     },
                 }
                 step["step_details"] = {"type": "tool_calls", "tool_calls": [call]}
+            elif step_kind == "activities":
+                activity = foundry.list_tools(make_id("mcp_", self.seed, "activity", idx, r, s))
+                step["type"] = "activities"
+                step["step_details"] = {"type": "activities", "activities": [activity]}
+            elif step_kind == "foundry":
+                call_id = make_id("call_", self.seed, "call", idx, r, s, 0)
+                ids = {
+                    "thread": make_id("thread_", self.seed, "subthread", idx, r),
+                    "run": make_id("run_", self.seed, "subrun", idx, r),
+                    "agent": self.c.assistants[(turn.assistant + 1) % len(self.c.assistants)]["id"],
+                }
+                call = foundry.call(turn.tool, self.rng, call_id, ids=ids)
+                step["step_details"] = {"type": "tool_calls", "tool_calls": [call]}
             else:  # file_search
                 store = asst["tool_resources"].get("file_search", {}).get("vector_store_ids", [])
                 rows = [f for f in self.c.vs_files[store[0]] if f["status"] == "completed"] if store else []
@@ -341,6 +357,17 @@ class _Builder:
             }
             self.clock = max(self.clock, run["expires_at"])
             run["usage"] = self._usage()
+        elif kind == "approval":
+            # The run listed the MCP server's tools, then waited for an approval nobody gave.
+            run["status"] = "expired"
+            run["expires_at"] = run["created_at"] + 600
+            call_id = make_id("call_", self.seed, "approval", self.p.index, len(self.runs) - 1)
+            run["required_action"] = {
+                "type": "submit_tool_approval",
+                "submit_tool_approval": {"tool_calls": [foundry.approval(self.rng, call_id)]},
+            }
+            self.clock = max(self.clock, run["expires_at"])
+            run["usage"] = self._usage()
         elif kind == "cancelled":
             run["status"] = "cancelled"
             run["cancelled_at"] = self.clock
@@ -364,12 +391,11 @@ class _Builder:
         if not final:
             content = [self._text("Let me look that up for you.")]
         elif turn.refusal:
-            content = [
-                {
-                    "type": "refusal",
-                    "refusal": "I'm sorry, I can't help with opening other customers' orders.",
-                }
-            ]
+            refusal = "I'm sorry, I can't help with opening other customers' orders."
+            content = [self._text(refusal) if self.foundry else {"type": "refusal", "refusal": refusal}]
+        elif turn.tool:
+            value, annotations = foundry.answer(turn.tool, rng)
+            content = [self._text(value, annotations)]
         elif kind == "file_search" and self._cited:
             content = [self._cited_text(self._cited)]
         elif kind == "code":
@@ -418,7 +444,10 @@ class _Builder:
                     "text": marker,
                     "start_index": len(value),
                     "end_index": len(value) + len(marker),
-                    "file_citation": {"file_id": fid},
+                    # Foundry's MessageTextFileCitationDetails requires the quoted text as well.
+                    "file_citation": {"file_id": fid, "quote": self.c.doc_chunks(fid)[-1][:80]}
+                    if self.foundry
+                    else {"file_id": fid},
                 }
             )
             value += marker
@@ -443,19 +472,7 @@ class _Builder:
             if reply.calls or reply.text is not None:
                 for k in user_positions:
                     self.replies[k] = reply
-        first_vs = self.c.vector_stores[0]["id"]
-        thread: Obj = {
-            "id": p.id,
-            "object": "thread",
-            "created_at": p.created_at,
-            "tool_resources": {"file_search": {"vector_store_ids": [first_vs]}} if p.index == 0 else {},
-            "metadata": {
-                "user_id": f"u_{p.index * 7919 % 100000:05d}",
-                "plan": "pro" if p.index % 3 else "free",
-            }
-            if p.metadata
-            else {},
-        }
+        thread = thread_object(self.c, p)
         plain: dict[str, list[Obj]] = {}
         for run_id, steps in self.steps.items():
             plain[run_id] = [_without_result_content(s) for s in steps]
@@ -497,6 +514,23 @@ def _without_result_content(step: Obj) -> Obj:
             c = {**c, "file_search": fs}
         calls.append(c)
     return {**step, "step_details": {"type": "tool_calls", "tool_calls": calls}}
+
+
+def thread_object(corpus: Corpus, p: ThreadPlan) -> Obj:
+    """The thread itself depends on its plan alone, so a thread list never builds a thread's content."""
+    first_vs = corpus.vector_stores[0]["id"]
+    return {
+        "id": p.id,
+        "object": "thread",
+        "created_at": p.created_at,
+        "tool_resources": {"file_search": {"vector_store_ids": [first_vs]}} if p.index == 0 else {},
+        "metadata": {
+            "user_id": f"u_{p.index * 7919 % 100000:05d}",
+            "plan": "pro" if p.index % 3 else "free",
+        }
+        if p.metadata
+        else {},
+    }
 
 
 def build_thread(corpus: Corpus, plan: ThreadPlan) -> ThreadData:

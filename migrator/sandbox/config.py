@@ -3,8 +3,14 @@
 from __future__ import annotations
 
 import dataclasses
+import re
 from dataclasses import dataclass, fields
 from typing import Any
+
+# What the server pretends to be: OpenAI's Assistants v2 (the default), an Azure AI Foundry classic-agents
+# project, a self-hosted look-alike with its quirks, or OpenAI after the 2026-08-26 sunset.
+FLAVORS = ("openai", "foundry", "lookalike", "sunset")
+PROJECT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
 
 RATE_KNOBS = (
     "fault_rate",
@@ -20,7 +26,7 @@ RATE_KNOBS = (
 # Per-request faults share one draw, so together they may not exceed 1.
 REQUEST_FAULTS = ("fault_rate", "timeout_rate", "drop_rate", "truncate_rate", "invalid_json_rate")
 # Knobs fixed when the server starts: they decide the corpus.
-CORPUS_KNOBS = ("threads", "seed", "polite_clock")
+CORPUS_KNOBS = ("threads", "seed", "polite_clock", "flavor", "project")
 
 
 @dataclass
@@ -49,6 +55,11 @@ class SandboxConfig:
     ingest_polls: int = 2
     ingest_seconds: float = 0.0
     ingest_fail_rate: float = 0.0
+    flavor: str = "openai"  # one of FLAVORS; decides the routes, the wire shapes and (foundry) the corpus
+    project: str = "sandbox-project"  # foundry: served under /api/projects/<project>
+    token: str | None = None  # foundry: a static bearer token accepted beside the minted ones
+    token_ttl_requests: int | None = None  # foundry: every token answers 401 expired after N requests
+    missing_role: bool = False  # foundry: the caller lacks "Azure AI User": 403 PermissionDenied
 
     def __post_init__(self) -> None:
         self.validate()
@@ -92,6 +103,20 @@ class SandboxConfig:
             raise ValueError(f"rps-limit must be a number > 0 (or unset), got {self.rps_limit!r}")
         if self.api_key is not None and not isinstance(self.api_key, str):
             raise ValueError("api-key must be a string")
+        if self.flavor not in FLAVORS:
+            raise ValueError(f"flavor must be one of {', '.join(FLAVORS)}, got {self.flavor!r}")
+        if not isinstance(self.project, str) or not PROJECT_NAME.match(self.project):
+            raise ValueError(
+                f"project must be 1-64 letters, digits, '-' or '_' (starting with a letter or digit), "
+                f"got {self.project!r}"
+            )
+        if self.token is not None and (not isinstance(self.token, str) or not self.token.strip()):
+            raise ValueError("token must be a non-empty string")
+        ttl = self.token_ttl_requests
+        if ttl is not None and (not isinstance(ttl, int) or isinstance(ttl, bool) or ttl < 1):
+            raise ValueError(f"token-ttl-requests must be an integer >= 1 (or unset), got {ttl!r}")
+        if not isinstance(self.missing_role, bool):
+            raise ValueError(f"missing-role must be true or false, got {self.missing_role!r}")
 
     def updated(self, knobs: dict[str, Any]) -> SandboxConfig:
         """A validated copy with `knobs` applied; corpus knobs and unknown names are refused."""
@@ -106,7 +131,8 @@ class SandboxConfig:
         return dataclasses.replace(self, **knobs)
 
     def knobs(self) -> dict[str, Any]:
-        """The knobs as JSON, without the API key itself."""
+        """The knobs as JSON, without the API key or the token themselves."""
         out = dataclasses.asdict(self)
         out["api_key"] = "set" if self.api_key else None
+        out["token"] = "set" if self.token else None
         return out

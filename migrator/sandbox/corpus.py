@@ -15,8 +15,8 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
 
-from migrator.sandbox import media, text
-from migrator.sandbox.build import ThreadData, build_thread
+from migrator.sandbox import foundry, media, text
+from migrator.sandbox.build import ThreadData, build_thread, thread_object
 from migrator.sandbox.catalogue import FUNCTIONS
 from migrator.sandbox.ids import make_id, thread_ids, token
 from migrator.sandbox.plan import EPOCH, Caps, FileRef, Planner, ThreadPlan
@@ -47,12 +47,18 @@ def _pages(n: int, per: int = LIST_LIMIT) -> int:
 
 
 class Corpus:
-    def __init__(self, threads: int, seed: int, *, polite_clock: bool = False) -> None:
+    def __init__(
+        self, threads: int, seed: int, *, polite_clock: bool = False, flavor: str = "openai"
+    ) -> None:
         if threads < 0:
             raise ValueError("threads must be >= 0")
         self.n_threads = threads
         self.seed = seed
         self.polite_clock = polite_clock  # see build.py: one second per object instead of per turn
+        # Only Foundry changes what exists (its own tools, no OpenAI-only purposes or content parts);
+        # the other flavors change how the same corpus looks on the wire (see flavors.py).
+        self.flavor = flavor
+        self.foundry = flavor == "foundry"
         self._ids = thread_ids(threads, seed)
         self._index = {tid: i for i, tid in enumerate(self._ids)}
         self._lock = threading.Lock()
@@ -64,9 +70,11 @@ class Corpus:
         self._sizes: dict[str, int] = {}  # file id -> byte count, so listing files never rebuilds images
         self._build_vector_stores()
         self.caps = [self._caps(a) for a in range(N_ASSISTANTS)]
+        self.planner = Planner(seed, self.caps, list(VS_SIZES))
+        if self.foundry:
+            self.planner.foundry_tools = [self._foundry_tools(a) for a in range(N_ASSISTANTS)]
         self.assistants = [self._assistant(a) for a in range(N_ASSISTANTS)]
         self.assistant_by_id = {a["id"]: a for a in self.assistants}
-        self.planner = Planner(seed, self.caps, list(VS_SIZES))
 
     # -- assistants ----------------------------------------------------------------------------
     def _caps(self, a: int) -> Caps:
@@ -78,6 +86,16 @@ class Corpus:
         file_search = a % 2 == 1
         vs = (a // 2) % len(VS_SIZES) if file_search else None
         return Caps(functions, a % 3 != 2, file_search, vs)
+
+    def _foundry_tools(self, a: int) -> tuple[str, ...]:
+        """Foundry tools of agent `a`: all of them for the showcase agent, two for other agents with tools."""
+        if not self.caps[a].tools:
+            return ()
+        if a == self.planner.a_full:
+            return foundry.TOOL_TYPES
+        n = len(foundry.TOOL_TYPES)
+        picked = {a % n, (a * 7 + 5) % n}
+        return tuple(t for i, t in enumerate(foundry.TOOL_TYPES) if i in picked)
 
     def _assistant(self, a: int) -> dict[str, Any]:
         rng = random.Random(f"{self.seed}:asst-obj:{a}")
@@ -102,6 +120,11 @@ class Corpus:
             resources["code_interpreter"] = {"file_ids": []}
         if caps.vector_store is not None:
             resources["file_search"] = {"vector_store_ids": [self.vector_stores[caps.vector_store]["id"]]}
+        own = self.planner.foundry_tools[a]
+        if own:
+            other = make_id("asst_", self.seed, "asst", (a + 1) % N_ASSISTANTS)
+            tools += [foundry.definition(t, connected_agent=other) for t in own]
+            resources.update(foundry.resources(own))
         metadata = (
             {"team": rng.choice(["billing", "returns", "app", "fr"]), "owner": f"ops-{a % 9}"}
             if a % 3
@@ -210,9 +233,9 @@ class Corpus:
             self.vector_stores.append(vs)
             self.vs_by_id[vs_id] = vs
             self.vs_files[vs_id] = rows
-        for i, (purpose, name, kind) in enumerate(
-            [("batch", "batch-2024-03.jsonl", "batch"), ("user_data", "customer notes.txt", "user_data")]
-        ):
+        others = [("batch", "batch-2024-03.jsonl", "batch"), ("user_data", "customer notes.txt", "user_data")]
+        # Foundry's FilePurpose knows neither in its preview spec (and `user_data` in none): no such files there.
+        for i, (purpose, name, kind) in enumerate([] if self.foundry else others):
             fid = make_id("file-", self.seed, "other", i, length=22)
             self.global_files[fid] = FileMeta(fid, purpose, name, EPOCH - 4_000_000 + i, kind, i, -1)
 
@@ -238,6 +261,10 @@ class Corpus:
 
     def plan(self, index: int) -> ThreadPlan:
         return self.planner.plan(index)
+
+    def thread_object(self, index: int) -> dict[str, Any]:
+        """The thread object alone, from its plan: what a thread list serves without building threads."""
+        return thread_object(self, self.plan(index))
 
     def thread(self, index: int) -> ThreadData:
         with self._lock:
@@ -347,7 +374,9 @@ class Corpus:
         referenced: set[str] = set(self.docs)  # every vector-store file
         thread_files: dict[str, FileMeta] = {}
         messages = runs = steps_tools = steps_total = 0
-        msg_pages = run_pages = step_pages = 0
+        msg_pages = run_pages = step_pages = tool_runs = 0
+        own_calls: dict[str, int] = {}
+        approvals = activities = 0
         for index in range(self.n_threads):
             plan = self.plan(index)
             for ref in plan.files:
@@ -361,11 +390,18 @@ class Corpus:
             for turn in plan.turns:
                 if not turn.has_run:
                     continue
-                n_steps = len(turn.step_kinds())
-                steps_total += n_steps
+                kinds = turn.step_kinds()
+                steps_total += len(kinds)
                 if self.run_declares_tools(turn):
-                    steps_tools += n_steps
-                    step_pages += _pages(n_steps)
+                    tool_runs += 1
+                    steps_tools += len(kinds)
+                    step_pages += _pages(len(kinds))
+                if turn.tool:
+                    activities += kinds.count("activities")
+                    if turn.kind == "approval":
+                        approvals += 1
+                    else:
+                        own_calls[turn.tool] = own_calls.get(turn.tool, 0) + 1
         referenced |= set(thread_files)
         # Attachments and citations of vector-store documents, image_file content, code outputs:
         # all are either documents (already in `referenced`) or per-thread files (added above).
@@ -398,15 +434,85 @@ class Corpus:
             "vector_store_files": sum(len(r) for r in self.vs_files.values()),
             "files": len(referenced),
         }
+        extra: dict[str, Any] = {}
+        if self.flavor == "foundry":
+            # Every purpose downloads (Foundry has no parsed-text route), and threads can be listed.
+            del by_route["GET /v1/vector_stores/{vector_store_id}/files/{file_id}/content"]
+            extra = {
+                "thread_list_pages": _pages(self.n_threads),
+                "foundry_tool_calls": dict(sorted(own_calls.items())),
+                "tool_approvals": approvals,
+                "activities_steps": activities,
+            }
+        elif self.flavor == "lookalike":
+            # No vector stores and no file routes; step lists answer empty, one page per tool run.
+            for route in list(by_route):
+                if "/vector_stores" in route or "/files/" in route:
+                    del by_route[route]
+            by_route["GET /v1/threads/{thread_id}/runs/{run_id}/steps"] = tool_runs
+            counts.update(run_steps=0, vector_stores=0, vector_store_files=0, files=0)
+            steps_total = 0
+        elif self.flavor == "sunset":
+            by_route = {}
+            counts = dict.fromkeys(counts, 0)
+            steps_total = 0
         catalog = {
             "threads": self.n_threads,
             "seed": self.seed,
+            "flavor": self.flavor,
             "counts": counts,
             # Steps of every run, tool-less ones included (each has one message_creation step).
             "run_steps_total": steps_total,
             "minimum_requests": {"total": sum(by_route.values()), "by_route": by_route},
+            **extra,
         }
         return catalog, thread_files
+
+    def truth(self, index: int) -> dict[str, Any]:
+        """What thread `index` holds, in creation order: texts, runs, every tool call with its payload.
+
+        For tests that must find each source object in what a client made of it, without walking the API.
+        """
+        data = self.thread(index)
+        messages = []
+        for m in data.messages:
+            texts = [
+                p["text"]["value"] if p["type"] == "text" else p["refusal"]
+                for p in m["content"]
+                if p["type"] in ("text", "refusal")
+            ]
+            messages.append({"id": m["id"], "role": m["role"], "run_id": m["run_id"], "texts": texts})
+        calls, activities, actions = [], [], []
+        for run in data.runs:
+            for step in data.steps[run["id"]]:
+                details = step["step_details"]
+                for c in details.get("tool_calls", []):
+                    where = {"run_id": run["id"], "step_id": step["id"]}
+                    calls.append({**where, "id": c["id"], "type": c["type"], "payload": foundry.payload(c)})
+                if details["type"] == "activities":
+                    activities.append(
+                        {"run_id": run["id"], "step_id": step["id"], "activities": details["activities"]}
+                    )
+            action = run["required_action"]
+            if action:
+                actions.append(
+                    {
+                        "run_id": run["id"],
+                        "type": action["type"],
+                        "tool_calls": action[action["type"]]["tool_calls"],
+                    }
+                )
+        return {
+            "thread_id": data.thread["id"],
+            "flavor": self.flavor,
+            "messages": messages,
+            "runs": [
+                {"id": r["id"], "status": r["status"], "declares_tools": bool(r["tools"])} for r in data.runs
+            ],
+            "tool_calls": calls,
+            "activities": activities,
+            "required_actions": actions,
+        }
 
     def run_declares_tools(self, turn: Any) -> bool:
         return self.caps[turn.assistant].tools or turn.override in ("tools", "both")

@@ -104,6 +104,25 @@ def page(items: Sequence[T], params: ListParams, key: Callable[[T], str] = _id) 
     return chosen, len(window) > params.limit
 
 
+def page_indexed(n: int, params: ListParams, index_of: Callable[[str], int | None]) -> tuple[list[int], bool]:
+    """`page` over the items 0..n-1 (ascending) known only by `index_of(id)`: builds no item to find a cursor."""
+    asc = params.order == "asc"
+
+    def position(name: str, cursor: str) -> int:
+        index = index_of(cursor)
+        if index is None:
+            raise bad_request(f"Invalid '{name}': no object with id '{cursor}' in this list.", name)
+        return index if asc else n - 1 - index
+
+    start = position("after", params.after) + 1 if params.after is not None else 0
+    end = position("before", params.before) if params.before is not None else n
+    size = max(0, end - start)
+    only_before = params.before is not None and params.after is None
+    first = max(start, end - params.limit) if only_before else start  # before: the items right before it
+    chosen = range(first, min(end, first + params.limit)) if size else range(0)
+    return [i if asc else n - 1 - i for i in chosen], size > params.limit
+
+
 def envelope(data: list[dict[str, Any]], has_more: bool, empty_id: str | None = "") -> dict[str, Any]:
     """The list object. An empty list answers first_id/last_id with `empty_id` ("" by default)."""
     return {

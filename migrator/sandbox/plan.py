@@ -8,19 +8,22 @@ a 20,000-thread corpus is planned in about a second and never held in memory as 
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import random
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from migrator.sandbox.ids import make_id, thread_id
+from migrator.sandbox.ids import make_id, thread_id, unit
 
 EPOCH = 1_700_000_000  # 2023-11-14: every timestamp is EPOCH plus an offset
 THREAD_SPACING = 600  # seconds between thread starts; threads of one corpus overlap in time
 
 # Run kinds, and what each leaves behind. "none" is a trailing user message nobody answered;
-# "seeded" is an assistant message written into the thread without a run (imported history).
+# "seeded" is an assistant message written into the thread without a run (imported history);
+# "approval" (Foundry only) is a run that listed an MCP server's tools and then waited, until it
+# expired, for the user to approve a call.
 RUN_KINDS = (
     "text",
     "function",
@@ -32,7 +35,10 @@ RUN_KINDS = (
     "cancelled",
     "incomplete",
     "failed",
+    "approval",
 )
+FOUNDRY_TURN_RATE = 0.5  # share of an eligible turn that calls a Foundry tool (showcase threads: all)
+APPROVAL_RATE = 0.25  # share of MCP turns that stop for an approval nobody gave
 
 
 SHOWCASE = 8  # threads 0..7 are hand-planned so that even a tiny corpus holds every special shape
@@ -86,6 +92,7 @@ class Turn:
     preamble: bool = False  # an assistant message before the tool step, inside the same run
     outputs: tuple[FileRef, ...] = ()  # code-interpreter image and CSV
     refusal: bool = False
+    tool: str = ""  # Foundry: the tool (bing_grounding, mcp, ...) this turn's run called before answering
 
     @property
     def has_run(self) -> bool:
@@ -94,15 +101,19 @@ class Turn:
     def assistant_messages(self) -> int:
         if self.kind == "seeded":
             return 1
-        if self.kind in ("none", "expired", "cancelled", "failed"):
+        if self.kind in ("none", "expired", "cancelled", "failed", "approval"):
             return 0
         return 2 if self.preamble else 1
 
     def step_kinds(self) -> list[str]:
-        """The run's steps in order: message, function, code_interpreter, file_search."""
+        """The run's steps in order: message, function, code_interpreter, file_search, foundry, activities."""
         k = self.kind
         if k in ("none", "seeded", "failed"):
             return []
+        if k == "approval":
+            return ["activities"]
+        if k == "text" and self.tool:
+            return (["activities"] if self.tool == "mcp" else []) + ["foundry", "message"]
         if k in ("text", "incomplete"):
             return ["message"]
         if k in ("expired", "cancelled"):
@@ -138,6 +149,8 @@ class Planner:
         self.seed = seed
         self.caps = caps
         self.vs_sizes = vs_sizes
+        # Foundry: the tools of its own each assistant declares (empty for OpenAI and look-alikes).
+        self.foundry_tools: list[tuple[str, ...]] = [() for _ in caps]
 
         def full(c: Caps) -> bool:
             return bool(
@@ -308,12 +321,38 @@ class Planner:
             turns = [T(bare, "text"), T(bare, "text"), T(full, "file_search"), T(full, "function")]
         return turns, files, True
 
+    def _foundry(self, index: int, turns: list[Turn]) -> list[Turn]:
+        """Give text turns of agents with Foundry tools a call of one, in rotation over the agent's tools.
+
+        Decided by hashed coins, never by the planning generator, so the threads keep their shape.
+        The showcase threads call a tool on every eligible turn, so a small corpus holds every type.
+        """
+        out, k, approved = [], 0, False
+        for j, turn in enumerate(turns):
+            tools = self.foundry_tools[turn.assistant]
+            eligible = turn.kind == "text" and tools and not turn.override
+            if eligible and (
+                index < SHOWCASE or unit(self.seed, "foundry-turn", index, j) < FOUNDRY_TURN_RATE
+            ):
+                tool = tools[(index + k) % len(tools)]
+                k += 1
+                kind = turn.kind
+                if tool == "mcp" and (
+                    unit(self.seed, "approval", index, j) < APPROVAL_RATE or (index == 3 and not approved)
+                ):
+                    kind, approved = "approval", True
+                turn = dataclasses.replace(turn, kind=kind, tool=tool)
+            out.append(turn)
+        return out
+
     def plan(self, index: int) -> ThreadPlan:
         rng = random.Random(f"{self.seed}:{index}")
         if index < SHOWCASE:
             turns, files, meta = self._showcase(rng, index)
         else:
             turns, files, meta = self._random(rng, index)
+        if any(self.foundry_tools):
+            turns = self._foundry(index, turns)
         return ThreadPlan(
             index=index,
             id=thread_id(self.seed, index),

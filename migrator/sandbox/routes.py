@@ -85,6 +85,7 @@ class AssistantsApi:
         get = lambda template, handler: router.add("GET", "/v1" + template, handler)  # noqa: E731
         get("/assistants", self.list_assistants)
         get("/assistants/{assistant_id}", self.get_assistant)
+        get("/threads", self.list_threads)  # not in OpenAI's spec: the openai flavor refuses it
         get("/threads/{thread_id}", self.get_thread)
         get("/threads/{thread_id}/messages", self.list_messages)
         get("/threads/{thread_id}/messages/{message_id}", self.get_message)
@@ -124,6 +125,13 @@ class AssistantsApi:
         if index is None:
             raise not_found("thread", tid)
         return index, self.c.thread(index)
+
+    def list_threads(self, req: Request) -> dict[str, Any]:
+        indexes, has_more = listing.page_indexed(
+            self.c.n_threads, listing.parse(req.query), self.c.thread_index
+        )
+        data = [self.c.thread_object(i) for i in indexes]
+        return listing.envelope(data, has_more, None if req.cfg.null_list_ids else "")
 
     def get_thread(self, req: Request) -> dict[str, Any]:
         return self._thread(req)[1].thread
@@ -280,6 +288,7 @@ class AssistantsApi:
 
     def file_content(self, req: Request) -> Response:
         meta = self._file(req)
-        if meta.purpose == "assistants":
+        # Foundry has no parsed-text route for vector-store files, and serves every purpose's bytes.
+        if meta.purpose == "assistants" and req.cfg.flavor != "foundry":
             raise bad_request("Not allowed to download files of purpose: assistants.")
         return Response(200, self.c.file_content(meta), "application/octet-stream")

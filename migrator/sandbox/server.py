@@ -1,6 +1,8 @@
 """The HTTP server: a stdlib ThreadingHTTPServer speaking HTTP/1.1 keep-alive on 127.0.0.1.
 
-Every /v1 request passes, in order: API key, Gone, rate limit, injected fault, latency, route.
+Every API request passes, in order: the flavor's admission (API key; Foundry's token, role and
+api-version; the sunset's 404), Gone, rate limit, injected fault, latency, route. The flavor
+(flavors.py) maps its paths onto the /v1 route table and shapes answers and errors on the way out.
 Responses are written with one `sendall` (status line, headers and body together) on a socket with
 TCP_NODELAY, so keep-alive requests never wait on Nagle's algorithm and a loopback client gets
 several hundred requests a second out of one core. /_sandbox/* is the control plane: never
@@ -28,10 +30,12 @@ from migrator.sandbox.conversations import ConversationsApi
 from migrator.sandbox.corpus import Corpus
 from migrator.sandbox.errors import ApiError, error_body
 from migrator.sandbox.faults import FaultDice
+from migrator.sandbox.flavors import make_flavor
 from migrator.sandbox.ratelimit import TokenBucket, duration
 from migrator.sandbox.routes import ASSISTANTS_PREFIXES, AssistantsApi, Request, Response, Router
 from migrator.sandbox.stats import Stats
 from migrator.sandbox.target import Target
+from migrator.sandbox.tokens import TokenBook
 
 SERVER_ERRORS = {
     500: ("The server had an error while processing your request. Sorry about that!", "server_error"),
@@ -57,7 +61,11 @@ class App:
 
     def __init__(self, config: SandboxConfig) -> None:
         self.cfg = config
-        self.corpus = Corpus(config.threads, config.seed, polite_clock=config.polite_clock)
+        self.corpus = Corpus(
+            config.threads, config.seed, polite_clock=config.polite_clock, flavor=config.flavor
+        )
+        self.tokens = TokenBook()
+        self.flavor = make_flavor(config, self.tokens)
         self.stats = Stats()
         self.dice = FaultDice(config.seed)
         self.bucket = TokenBucket(config.rps_limit) if config.rps_limit else None
@@ -95,7 +103,12 @@ class App:
         if route == ("GET", "/_sandbox/stats"):
             return 200, self.stats.snapshot()
         if route == ("GET", "/_sandbox/corpus"):
-            return 200, self.corpus.catalog()
+            return 200, self.catalog()
+        if route == ("POST", "/_sandbox/token"):
+            return 200, self.tokens.mint(self.cfg.token_ttl_requests)
+        if method == "GET" and path.startswith("/_sandbox/truth/"):
+            truth = self.truth(path.removeprefix("/_sandbox/truth/"))
+            return (200, truth) if truth is not None else (404, error_body(f"No thread {path[16:]!r}."))
         if route == ("GET", "/_sandbox/config"):
             return 200, self.cfg.knobs()
         if route == ("GET", "/_sandbox/thread_ids"):
@@ -113,9 +126,26 @@ class App:
                 return 400, error_body(str(exc), param="config")
         return 404, error_body(f"Invalid URL ({method} {path})")
 
+    def catalog(self) -> dict[str, Any]:
+        return self.flavor.catalog(self.corpus.catalog())
+
+    def truth(self, thread_id: str) -> dict[str, Any] | None:
+        index = self.corpus.thread_index(thread_id)
+        return None if index is None else self.flavor.truth(self.corpus.truth(index))
+
     # -- the API -------------------------------------------------------------------------------
-    def _gate(self, cfg: SandboxConfig, method: str, path: str, headers: Any, out: dict[str, str]) -> None:
-        if cfg.api_key is not None:
+    def _gate(
+        self,
+        cfg: SandboxConfig,
+        method: str,
+        path: str,
+        inner: str,
+        query: Any,
+        headers: Any,
+        out: dict[str, str],
+    ) -> None:
+        self.flavor.admit(cfg, method, path, query, headers)
+        if cfg.api_key is not None and self.flavor.uses_api_key:
             auth = headers.get("authorization") or ""
             given = auth[7:].strip() if auth[:7].lower() == "bearer " else (headers.get("api-key") or "")
             if given != cfg.api_key:
@@ -124,7 +154,7 @@ class App:
                 else:
                     message = f"Incorrect API key provided: {_mask(given)}. You can find your API key at https://platform.openai.com/account/api-keys."
                 raise ApiError(401, message, code="invalid_api_key")
-        if cfg.gone and path.startswith(ASSISTANTS_PREFIXES):
+        if cfg.gone and inner.startswith(ASSISTANTS_PREFIXES):
             raise ApiError(
                 410,
                 f"The Assistants API has been shut down on this server ({method} {path}). "
@@ -156,13 +186,17 @@ class App:
             status, payload = self.control(method, path, body)
             h.reply(status, orjson.dumps(payload), "application/json", {})
             return
-        cfg = self.cfg
-        template, handler, params = self.router.match(method, path)
-        route = f"{method} {template or '<unmatched>'}"
+        cfg, flavor = self.cfg, self.flavor
+        inner = flavor.inner_path(path)
+        template, handler, params = (
+            self.router.match(method, inner) if inner is not None else (None, None, {})
+        )
+        route = f"{method} {flavor.public(template) if template else '<unmatched>'}"
         headers: dict[str, str] = {"x-request-id": f"req_{next(self._ids):012x}"}
         fault: str | None = None
+        query = parse_qs(split.query, keep_blank_values=True) if split.query else {}
         try:
-            self._gate(cfg, method, path, h.headers, headers)
+            self._gate(cfg, method, path, inner or path, query, h.headers, headers)
             fault, status = self.dice.roll(cfg)
             if fault == "server_error":
                 message, kind = SERVER_ERRORS[status]
@@ -176,27 +210,29 @@ class App:
             if cfg.latency_ms:
                 time.sleep(cfg.latency_ms / 1000.0)
             if template is None:
-                raise ApiError(404, f"Invalid URL ({method} {path})")
+                raise flavor.not_found(method, path)
+            flavor.refuse(method, template, path)
             if handler is None:
                 raise ApiError(405, f"The sandbox does not serve {method} {template} (it is read-only).")
-            query = parse_qs(split.query, keep_blank_values=True) if split.query else {}
             headers_in = {k.lower(): v for k, v in h.headers.items()}
-            result = handler(Request(method, path, params, query, body, cfg, headers_in))
+            inner_query = flavor.query(template, query)
+            result = handler(Request(method, inner or path, params, inner_query, body, cfg, headers_in))
             if isinstance(result, Response):
                 status, content, ctype = result.status, result.body, result.content_type
                 headers.update(result.headers)
             else:
-                status, content, ctype = 200, result, "application/json"
+                status, content, ctype = 200, flavor.shape(cfg, template, result), "application/json"
         except ApiError as exc:
-            status, content, ctype = exc.status, exc.body(), "application/json"
+            status, content, ctype = exc.status, flavor.error_body(exc), "application/json"
             headers.update(exc.headers)
         except Exception:  # a sandbox bug must still answer, and loudly
             traceback.print_exc(file=sys.stderr)
             status, content, ctype = (
                 500,
-                error_body("Sandbox internal error.", type="server_error"),
+                flavor.error_body(ApiError(500, "Sandbox internal error.", type="server_error")),
                 "application/json",
             )
+        headers = flavor.headers(headers)
         data = content if isinstance(content, bytes) else orjson.dumps(content)
         if fault == "invalid_json":
             status, data, ctype = 200, NOT_JSON, "application/json"
@@ -294,7 +330,8 @@ class SandboxServer:
 
     @property
     def base_url(self) -> str:
-        return self.root_url + "/v1"
+        """What a client is given: `/v1` for OpenAI-like flavors, the project endpoint for Foundry."""
+        return self.root_url + self.app.flavor.base_path(self.app.cfg)
 
     @property
     def config(self) -> SandboxConfig:
@@ -331,7 +368,18 @@ class SandboxServer:
         return self.app.stats.snapshot()
 
     def corpus_summary(self) -> dict[str, Any]:
-        return self.app.corpus.catalog()
+        return self.app.catalog()
+
+    def truth(self, thread_id: str) -> dict[str, Any]:
+        """What thread `thread_id` holds (texts, runs, tool calls with payloads), as GET /_sandbox/truth/ID."""
+        truth = self.app.truth(thread_id)
+        if truth is None:
+            raise KeyError(thread_id)
+        return truth
+
+    def mint_token(self) -> str:
+        """A fresh bearer token for the Foundry flavor, as POST /_sandbox/token."""
+        return self.app.tokens.mint(self.app.cfg.token_ttl_requests)["access_token"]
 
     def configure(self, **knobs: Any) -> dict[str, Any]:
         return self.app.configure(**knobs)
