@@ -380,6 +380,11 @@ class _Builder:
             run["status"] = "incomplete"
             run["incomplete_details"] = {"reason": "max_completion_tokens"}
             run["usage"] = self._usage()
+            if self.foundry:
+                # Foundry's RunStatus has no "incomplete": the cut-off run reads "completed", and only
+                # its incomplete_details (and its message's) say the answer stopped short.
+                run["status"] = "completed"
+                run["completed_at"] = self.tick(1, 2)
         else:
             run["completed_at"] = self.tick(1, 2)
             run["usage"] = self._usage()
