@@ -231,3 +231,13 @@ def test_cli_serves_a_foundry_project_with_a_static_token(tmp_path: Path):
     finally:
         proc.send_signal(signal.SIGINT)
         assert proc.wait(timeout=10) == 0
+
+
+def test_the_targets_keep_their_own_shapes_beside_a_look_alike(look, plain):
+    """Only the Assistants source is odd: conversations and chat completions answer as OpenAI does."""
+    body = {"items": [{"role": "user", "content": "hi"}], "metadata": {"a": "b"}}
+    odd, normal = (
+        Raw(look.port).post("/v1/conversations", body)[1],
+        Raw(plain.port).post("/v1/conversations", body)[1],
+    )
+    assert odd["created_at"] < 10**11 and abs(odd["created_at"] - normal["created_at"]) < 60

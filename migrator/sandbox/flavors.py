@@ -281,8 +281,8 @@ class Lookalike(Flavor):
         return {"type": "text", "text": text}
 
     def shape(self, cfg: SandboxConfig, template: str, result: Any) -> Any:
-        if not isinstance(result, dict):
-            return result
+        if not isinstance(result, dict) or not template.startswith(ASSISTANTS_PREFIXES):
+            return result  # chat completions and conversations are the targets, not the look-alike source
         if result.get("object") == "list" and "data" in result:
             if template == STEPS:  # the route exists, and answers nothing even for runs with tools
                 return {**result, "data": [], "first_id": None, "last_id": None, "has_more": False}
