@@ -452,7 +452,7 @@ class Corpus:
             by_route["GET /v1/threads/{thread_id}/runs/{run_id}/steps"] = tool_runs
             counts.update(run_steps=0, vector_stores=0, vector_store_files=0, files=0)
             steps_total = 0
-        elif self.flavor == "sunset":
+        elif self.flavor == "sunset":  # without assistants and threads, no export can complete
             by_route = {}
             counts = dict.fromkeys(counts, 0)
             steps_total = 0

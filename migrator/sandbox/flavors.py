@@ -11,7 +11,9 @@ the real server refuses, and reshapes answers and errors the way that server wri
 - `lookalike`: a self-hosted Assistants server like myla 0.2.40: no vector stores or file routes (404,
   405, 501), message text as a list of `{value}`, a string or `{value}`, timestamps in milliseconds,
   empty step lists, FastAPI's `{"detail": ...}` errors.
-- `sunset`: OpenAI since 2026-08-26: every Assistants path, with or without `/v1`, is a 404 "Invalid URL".
+- `sunset`: OpenAI since 2026-08-26: the Assistants paths (assistants, threads and all below them) and
+  every path without `/v1` are a 404 "Invalid URL"; files, vector stores, chat completions,
+  conversations and responses still answer, as they do on OpenAI, where they serve the Responses API.
 """
 
 from __future__ import annotations
@@ -258,7 +260,9 @@ class Lookalike(Flavor):
     def refuse(self, method: str, template: str, path: str) -> None:
         if template.startswith("/v1/vector_stores"):
             raise ApiError(404, "Not Found")
-        if (method, template) == ("GET", "/v1/threads"):
+        if method != "GET":  # uploads and thread creation exist; only their reads are missing
+            return
+        if template == "/v1/threads":
             raise ApiError(405, "Method Not Allowed", headers={"allow": "POST"})
         if template in self.MISSING:
             status, message, headers = self.MISSING[template]
@@ -298,12 +302,12 @@ class Lookalike(Flavor):
 
 class Sunset(Flavor):
     name = "sunset"
+    GONE = ("/v1/assistants", "/v1/threads")  # the Assistants API proper; files and stores outlive it
 
     def admit(
         self, cfg: SandboxConfig, method: str, path: str, query: Query, headers: Mapping[str, str]
     ) -> None:
-        inner = path if path == "/v1" or path.startswith("/v1/") else "/v1" + path
-        if inner.startswith(ASSISTANTS_PREFIXES):
+        if not (path == "/v1" or path.startswith("/v1/")) or path.startswith(self.GONE):
             raise ApiError(404, f"Invalid URL ({method} {path})")
 
     def truth(self, truth: Obj) -> Obj:
