@@ -449,3 +449,21 @@ def test_the_flavor_and_project_are_fixed_while_the_token_knobs_change_at_runtim
     assert srv.configure(token_ttl_requests=5, missing_role=True)["token_ttl_requests"] == 5
     with pytest.raises(ValueError, match="flavor must be one of"):
         SandboxConfig(flavor="azure-openai")
+
+
+@pytest.mark.parametrize("flavor", ["foundry", "lookalike"])
+def test_same_seed_same_corpus_other_seed_other_one(flavor):
+    def served(seed: int) -> list[Any]:
+        with SandboxServer(SandboxConfig(threads=6, seed=seed, flavor=flavor)) as srv:
+            raw = Raw(srv.port, key=srv.mint_token())
+            base = srv.base_url.removeprefix(srv.root_url)
+            query = V if flavor == "foundry" else {}
+            tids = thread_ids(6, seed)
+            out: list[Any] = [srv.truth(t) for t in tids]
+            out += [raw.get(f"{base}/threads/{t}/runs", limit=100, **query)[1] for t in tids]
+            out.append(raw.get(f"{base}/assistants", limit=100, **query)[1])
+            return out
+
+    first = served(SEED)
+    assert served(SEED) == first
+    assert served(SEED + 1) != first
