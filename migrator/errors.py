@@ -20,6 +20,7 @@ __all__ = [
     "SourceRefusedError",
     "SourceGoneError",
     "TargetRefusedError",
+    "UnreachableError",
     "Interrupted",
 ]
 
@@ -28,7 +29,7 @@ class ExitCode(IntEnum):
     OK = 0
     ATTENTION = 1  # done, but something needs a look: failed threads, findings, low parity
     USAGE = 2  # bad usage or bad input, including a file that is not an archive
-    REFUSED = 3  # the source or target refused to go on (401/403, quota, 410 Gone)
+    REFUSED = 3  # the source or target refused to go on (401/403, quota, 410 Gone) or cannot be reached
     INTERRUPTED = 130
 
 
@@ -78,6 +79,7 @@ class RefusedError(MigrateError):
     """401/403, exhausted quota, 410 Gone: going on would only repeat the refusal."""
 
     exit_code = ExitCode.REFUSED
+    sent = False  # the request path sets it: was this request on the wire when the refusal came?
 
 
 class SourceRefusedError(RefusedError):
@@ -92,7 +94,25 @@ class SourceGoneError(SourceRefusedError):
     """410 Gone: the Assistants API of this source has been shut down."""
 
 
+class UnreachableError(MigrateError):
+    """Connections to the source or target keep failing (refused, no answer...): the run stops soon
+    instead of failing every thread one by one. What was done is kept."""
+
+    exit_code = ExitCode.REFUSED
+    sent = False  # the request path sets it: was this request on the wire when the run stopped?
+
+    def __init__(self, host: str, reason: str, flag: str) -> None:
+        super().__init__(f"cannot connect to {host} ({reason})", hint=f"check {flag}")
+        self.host = host
+        self.reason = reason
+
+    def __str__(self) -> str:
+        return f"{self.message}: {self.hint}"
+
+
 class Interrupted(MigrateError):
-    """SIGINT/SIGTERM after a clean stop; the message carries the resume command."""
+    """SIGINT/SIGTERM after a clean stop; the hint carries the resume command (the CLI adds it
+    when the library could not know it)."""
 
     exit_code = ExitCode.INTERRUPTED
+    sent = False  # raised inside the request path: was the request on the wire (its outcome unknown)?

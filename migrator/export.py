@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
+import sqlite3
 import threading
 import time
 from collections.abc import Awaitable, Callable, Iterable, Iterator
@@ -22,19 +23,11 @@ import openai
 
 from migrator.archive import Anomaly, Archive, Failure, FileContent, ThreadResult
 from migrator.convert import ConversionOptions
-from migrator.errors import SourceRefusedError
+from migrator.errors import Interrupted, MigrateError
+from migrator.http import GarbledResponse, RateLimiter, Stop, stop_on_signals
 from migrator.refs import files_in_assistant, thread_file_refs
 from migrator.sessions import BuildSummary, build_sessions
-from migrator.source import (
-    NotFound,
-    PageAnomaly,
-    RateLimiter,
-    Rejected,
-    SourceClient,
-    SourceSettings,
-    TransientError,
-    collect,
-)
+from migrator.source import NotFound, PageAnomaly, Rejected, SourceClient, SourceSettings, collect
 from migrator.threadlist import Shard, ThreadEntry
 
 __all__ = [
@@ -50,6 +43,8 @@ __all__ = [
 
 ALL_PARTS = frozenset({"assistants", "threads", "vector-stores", "files"})
 DEFAULT_CONCURRENCY = 32
+# Pages of one file's parsed text at most: a source whose next_page never ends must not run forever.
+MAX_CONTENT_PAGES = 10_000
 
 
 @dataclass
@@ -150,9 +145,30 @@ class ThreadFetcher:
         With a `delta` (a --refresh of a done thread): only messages and runs newer than the last
         stored ones, plus a fresh copy of those that were still unfinished when stored, with the
         steps of every run so fetched. 404 on the thread gives `missing`; a page anomaly, a later
-        404 or an error that survived the retries gives `failed` with a failure row and whatever
-        was fetched; a refusal propagates.
+        404, an error that survived the retries, an object of a shape we cannot read, or any other
+        fault while reading this thread gives `failed` with a failure row and whatever was fetched;
+        a refusal, an unreachable source and a stop propagate.
         """
+        try:
+            result = await self._fetch(thread_id, delta)
+            odd: list[str] = []
+            result.file_refs = thread_file_refs(result.thread, result.messages, result.steps, odd)
+        except MigrateError:
+            raise
+        except Exception as exc:  # noqa: BLE001  one odd thread must cost that thread, never the run
+            return ThreadResult(thread_id, "failed", failure=failure_of("thread", thread_id, exc))
+        if odd and result.status == "done":
+            # Kept verbatim, but not claimed whole: a session built from it would silently lose content.
+            result.status = "failed"
+            result.failure = Failure(
+                entity="thread",
+                entity_id=thread_id,
+                error_class="MalformedObject",
+                message=_few(odd, "the source sent objects of an unexpected shape"),
+            )
+        return result
+
+    async def _fetch(self, thread_id: str, delta: Delta | None) -> ThreadResult:
         client = self.client
         result = ThreadResult(thread_id, "done", delta=delta is not None)
         try:
@@ -204,7 +220,6 @@ class ThreadFetcher:
             # The thread exists (it was just retrieved): a 404 below it is a failure to retry, not absence.
             result.status = "failed"
             result.failure = failure_of("thread", thread_id, exc)
-        result.file_refs = thread_file_refs(result.thread, result.messages, result.steps)
         return result
 
 
@@ -231,7 +246,14 @@ def failure_of(entity: str, entity_id: str, exc: BaseException) -> Failure:
 class _Run:
     """The state of one export run: the fetcher, the archive, the counters."""
 
-    def __init__(self, archive: Archive, client: SourceClient, options: ExportOptions, report: Report | None):
+    def __init__(
+        self,
+        archive: Archive,
+        client: SourceClient,
+        options: ExportOptions,
+        report: Report | None,
+        stop: Stop,
+    ):
         self.archive = archive
         self.client = client
         self.options = options
@@ -242,7 +264,7 @@ class _Run:
         self.summary = ExportSummary()
         self.started = time.monotonic()
         self.phase = "starting"
-        self.stop = asyncio.Event()
+        self.stop = stop
         self.files_seen: set[str] = set()
         self.file_queue: asyncio.Queue[str | None] = asyncio.Queue()
         self._last_report = 0.0
@@ -343,7 +365,15 @@ class _Run:
         return await self.fetcher.thread(thread_id)
 
     def commit(self, result: ThreadResult) -> None:
-        self.archive.store_thread(result)
+        try:
+            self.archive.store_thread(result)
+        except (sqlite3.Error, MigrateError):
+            raise  # the database or the disk, not the thread: stop
+        except Exception as exc:  # noqa: BLE001  an object the archive cannot hold (no id...) costs its thread
+            result = ThreadResult(
+                result.thread_id, "failed", failure=failure_of("thread", result.thread_id, exc)
+            )
+            self.archive.store_thread(result)
         s = self.summary
         s.failures += result.failure is not None
         if result.status == "done":
@@ -372,6 +402,8 @@ class _Run:
                 if task.cancelled():
                     continue
                 exc = task.exception()
+                if isinstance(exc, Interrupted):
+                    continue  # stopped mid-thread: dropped whole, the next run fetches it
                 if exc is not None:
                     fatal = fatal or exc
                 else:
@@ -401,56 +433,86 @@ class _Run:
     # -- files -----------------------------------------------------------------------------------
 
     def queue_file(self, file_id: str) -> None:
-        # A file another thread already brought in is not read twice (nor downgraded by a retry).
-        if file_id not in self.files_seen and not self.archive.has_file(file_id):
+        # A file another thread already brought in is not read twice (nor downgraded by a retry);
+        # one recorded `missing` is asked again once a run.
+        if file_id not in self.files_seen and not self.archive.has_file(file_id, with_content=True):
             self.files_seen.add(file_id)
             self.file_queue.put_nowait(file_id)
 
     async def file(self, file_id: str) -> None:
         try:
-            meta = await self.call(lambda: self.client.retrieve_file(file_id))
-        except (NotFound, *_RECOVERABLE) as exc:
+            held = self.archive.file_record(file_id)
+            if held is not None:
+                # Recorded `missing` by an earlier run: ask only what may have changed since.
+                meta, content = held[0], await self.file_content(file_id, held[0])
+            else:
+                meta = await self.call(lambda: self.client.retrieve_file(file_id))
+                content = await self.file_content(file_id)
+            self.archive.store_file(meta, content)
+        except (NotFound, *_RECOVERABLE, _CutOff) as exc:
+            # Not stored: a later run tries the file again.
             self.archive.record_failure(self.fail("file", file_id, exc))
             return
-        try:
-            data = await self.call(lambda: self.client.download_file(file_id))
-            content = FileContent("downloaded", data)
-        except Rejected:
-            # Purpose `assistants` files may not be downloaded; their parsed text is the fallback.
-            try:
-                content = await self.parsed_text(file_id)
-            except _RECOVERABLE as exc:
-                # Not stored: a later run tries the file again instead of keeping "missing" for good.
-                self.archive.record_failure(self.fail("file", file_id, exc))
-                return
-        except NotFound:
-            content = FileContent("missing")
-        except _RECOVERABLE as exc:
+        except (MigrateError, sqlite3.Error):
+            raise
+        except Exception as exc:  # noqa: BLE001  an odd file object costs that file, never the run
             self.archive.record_failure(self.fail("file", file_id, exc))
             return
-        self.archive.store_file(meta, content)
         self.summary.files += 1
         self.tick()
 
-    async def parsed_text(self, file_id: str) -> FileContent:
-        stores = self.archive.vector_stores_holding(file_id)
-        if not stores:
+    async def file_content(self, file_id: str, known: dict[str, Any] | None = None) -> FileContent:
+        """The bytes, else the parsed text from a vector store, else `missing` (asked again next run).
+
+        `known` is the file object stored earlier: a file of purpose `assistants` is not offered for
+        download again (the source refused it once), only its parsed text is looked for.
+        """
+        if known is not None and known.get("purpose") == "assistants":
+            return await self.parsed_text(file_id)
+        try:
+            data = await self.call(lambda: self.client.download_file(file_id))
+            return FileContent("downloaded", data)
+        except Rejected:
+            # Purpose `assistants` files may not be downloaded; their parsed text is the fallback.
+            return await self.parsed_text(file_id)
+        except NotFound:
             return FileContent("missing")
-        store_id = stores[0]
+
+    async def parsed_text(self, file_id: str) -> FileContent:
+        """The file's parsed text from the first vector store that serves all of it.
+
+        A store that no longer holds the file (404) is a definite answer for that store; the next
+        is asked. When no store serves the whole text, the last error is raised (a failure row, and
+        the next run tries again); `missing` only when no store holds the file at all.
+        """
+        error: Exception | None = None
+        for store_id in self.archive.vector_stores_holding(file_id):
+            try:
+                return FileContent("parsed_text", await self._text_pages(store_id, file_id), store_id)
+            except NotFound:
+                continue
+            except (*_RECOVERABLE, _CutOff) as exc:
+                error = exc
+        if error is not None:
+            raise error
+        return FileContent("missing")
+
+    async def _text_pages(self, store_id: str, file_id: str) -> bytes:
         texts: list[str] = []
         page: str | None = None
-        try:
-            for _ in range(10_000):  # a guard against a source whose next_page never ends
-                body = await self.call(
-                    lambda p=page: self.client.vector_store_file_content(store_id, file_id, p)
-                )
-                texts.extend(part.get("text") or "" for part in body.get("data") or ())
-                page = body.get("next_page")
-                if not body.get("has_more") or not page:
-                    break
-        except NotFound:
-            return FileContent("missing")  # the store no longer holds it: a definite answer
-        return FileContent("parsed_text", "".join(texts).encode(), store_id)
+        pages: set[str | None] = {None}
+        for _ in range(MAX_CONTENT_PAGES):
+            body = await self.call(lambda p=page: self.client.vector_store_file_content(store_id, file_id, p))
+            texts.extend(part.get("text") or "" for part in body.get("data") or () if isinstance(part, dict))
+            page = body.get("next_page")
+            if not body.get("has_more") or not page:
+                return "".join(texts).encode()
+            if page in pages:
+                raise _CutOff(f"{store_id}: the parsed text of {file_id} repeats its page {page!r}")
+            pages.add(page)
+        raise _CutOff(
+            f"{store_id}: the parsed text of {file_id} did not end within {MAX_CONTENT_PAGES} pages"
+        )
 
     async def file_workers(self) -> None:
         async def worker() -> None:
@@ -470,10 +532,19 @@ class _Run:
 
 _RECOVERABLE: tuple[type[BaseException], ...] = (
     Rejected,
-    TransientError,
+    GarbledResponse,
     openai.APIConnectionError,
     openai.APIStatusError,
 )
+
+
+class _CutOff(Exception):
+    """A parsed text whose pages did not end: never stored as if it were the whole text."""
+
+
+def _few(problems: list[str], what: str, n: int = 3) -> str:
+    more = f" (and {len(problems) - n} more)" if len(problems) > n else ""
+    return f"{what}: {'; '.join(problems[:n])}{more}"[:500]
 
 
 def _describe(exc: BaseException) -> str:
@@ -498,7 +569,8 @@ async def _all(awaitables: Iterable[Awaitable[Any]]) -> list[Any]:
     results = await asyncio.gather(*awaitables, return_exceptions=True)
     errors = [r for r in results if isinstance(r, BaseException)]
     if errors:
-        for kind in (asyncio.CancelledError, SourceRefusedError, NotFound, PageAnomaly):
+        # What stops the run (a refusal, an unreachable source, a stop) outranks what fails a thread.
+        for kind in (asyncio.CancelledError, MigrateError, NotFound, PageAnomaly):
             for error in errors:
                 if isinstance(error, kind):
                     raise error
@@ -506,7 +578,7 @@ async def _all(awaitables: Iterable[Awaitable[Any]]) -> list[Any]:
     return results
 
 
-async def _wait_first(tasks: set[asyncio.Task[Any]], stop: asyncio.Event):
+async def _wait_first(tasks: set[asyncio.Task[Any]], stop: Stop):
     stopper = asyncio.create_task(stop.wait())
     try:
         done, pending = await asyncio.wait({*tasks, stopper}, return_when=asyncio.FIRST_COMPLETED)
@@ -524,57 +596,18 @@ async def _export(
     options: ExportOptions,
     report: Report | None,
 ) -> ExportSummary:
-    client = SourceClient(settings, RateLimiter(options.max_rps))
-    run = _Run(archive, client, options, report)
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, run.stop.set)
-    parts = options.parts
-    # Assistants and vector stores are global: in a sharded run only shard 1 fetches them.
-    first_shard = options.shard is None or options.shard.index == 1
+    stop = Stop()
+    client = SourceClient(settings, RateLimiter(options.max_rps), stop)
+    run = _Run(archive, client, options, report, stop)
     try:
-        if entries:
-            archive.add_threads((e.thread_id, e.extra) for e in entries)
-        if (
-            "assistants" in parts
-            and first_shard
-            and (options.refresh or not archive.get_meta("assistants_exported"))
-        ):
-            await run.assistants()
-        if (
-            "vector-stores" in parts
-            and first_shard
-            and not run.stop.is_set()
-            and (options.refresh or not archive.get_meta("vector_stores_exported"))
-        ):
-            await run.vector_stores()
-        files_task = None
-        if "files" in parts:
-            for file_id in archive.unfetched_file_ids():
-                run.queue_file(file_id)
-            files_task = asyncio.create_task(run.file_workers())
-        try:
-            if "threads" in parts and not run.stop.is_set():
-                work = archive.work_counts()
-                run.summary.threads_total = (
-                    work["pending"] + work["failed"] + (work["done"] if options.refresh else 0)
-                )
-                await run.threads(archive.threads_to_export(refresh=options.refresh))
-            run.phase = "files"
-        finally:
-            if files_task is not None:
-                if run.stop.is_set():
-                    files_task.cancel()
-                else:
-                    run.close_file_queue()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await _until_stopped(files_task, run.stop)
+        with stop_on_signals(stop):
+            await _phases(archive, entries, options, run)
+    except Interrupted:
+        pass  # a request was stopped mid-way: what finished is kept, the rest is fetched next run
     finally:
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.remove_signal_handler(sig)
         await client.close()
     summary = run.summary
-    summary.interrupted = run.stop.is_set()
+    summary.interrupted = stop.is_set()
     summary.requests = client.stats.requests
     summary.throttled = client.stats.throttled
     summary.retries = client.stats.retries
@@ -582,7 +615,52 @@ async def _export(
     return summary
 
 
-async def _until_stopped(task: asyncio.Task[Any], stop: asyncio.Event) -> None:
+async def _phases(
+    archive: Archive, entries: list[ThreadEntry] | None, options: ExportOptions, run: _Run
+) -> None:
+    parts = options.parts
+    # Assistants and vector stores are global: in a sharded run only shard 1 fetches them.
+    first_shard = options.shard is None or options.shard.index == 1
+    if entries:
+        archive.add_threads((e.thread_id, e.extra) for e in entries)
+    if (
+        "assistants" in parts
+        and first_shard
+        and (options.refresh or not archive.get_meta("assistants_exported"))
+    ):
+        await run.assistants()
+    if (
+        "vector-stores" in parts
+        and first_shard
+        and not run.stop.is_set()
+        and (options.refresh or not archive.get_meta("vector_stores_exported"))
+    ):
+        await run.vector_stores()
+    files_task = None
+    if "files" in parts:
+        # Files recorded `missing` are asked again: their vector store may be known by now.
+        for file_id in archive.unfetched_file_ids(include_missing=True):
+            run.queue_file(file_id)
+        files_task = asyncio.create_task(run.file_workers())
+    try:
+        if "threads" in parts and not run.stop.is_set():
+            work = archive.work_counts()
+            # Missing threads are asked again (one request each): a corrected --base-url brings them back.
+            again = work["done"] if options.refresh else 0
+            run.summary.threads_total = work["pending"] + work["failed"] + work["missing"] + again
+            await run.threads(archive.threads_to_export(refresh=options.refresh))
+        run.phase = "files"
+    finally:
+        if files_task is not None:
+            if run.stop.is_set():
+                files_task.cancel()
+            else:
+                run.close_file_queue()
+            with contextlib.suppress(asyncio.CancelledError, Interrupted):
+                await _until_stopped(files_task, run.stop)
+
+
+async def _until_stopped(task: asyncio.Task[Any], stop: Stop) -> None:
     done, _ = await _wait_first({task}, stop)
     if not done:
         task.cancel()

@@ -12,7 +12,8 @@ import random
 from dataclasses import dataclass
 
 from migrator.export import ThreadFetcher
-from migrator.source import RateLimiter, SourceClient, SourceSettings
+from migrator.http import RateLimiter, stop_on_signals
+from migrator.source import SourceClient, SourceSettings
 from migrator.threadlist import ThreadEntry
 
 __all__ = ["ExportPlan", "plan_export"]
@@ -42,32 +43,39 @@ class ExportPlan:
 async def _sample(
     entries: list[ThreadEntry], settings: SourceSettings, concurrency: int
 ) -> tuple[list[int], list[int], int, int]:
-    client = SourceClient(settings, RateLimiter(None))
-    fetcher = ThreadFetcher(client, concurrency)
+    # SIGINT/SIGTERM end every wait of the request path: `Interrupted` reaches the CLI (exit 130).
+    with stop_on_signals() as stop:
+        client = SourceClient(settings, RateLimiter(None), stop)
+        try:
+            return await _fetch_sample(entries, client, ThreadFetcher(client, concurrency))
+        finally:
+            await client.close()
+
+
+async def _fetch_sample(
+    entries: list[ThreadEntry], client: SourceClient, fetcher: ThreadFetcher
+) -> tuple[list[int], list[int], int, int]:
     per_thread: list[int] = []
     files: list[int] = []
     missing = 0
-    try:
-        await fetcher.listing(client.list_assistants)
-        stores = await fetcher.listing(client.list_vector_stores)
-        store_files: set[str] = set()
-        for store in stores.items:
-            listing = await fetcher.listing(
-                lambda after, sid=store["id"]: client.list_vector_store_files(sid, after)
-            )
-            store_files.update(f["id"] for f in listing.items)
-        # Files in vector stores are fetched too; most refuse the download, so count the parsed-text page.
-        global_requests = client.stats.requests + (REQUESTS_PER_FILE + 1) * len(store_files)
-        for entry in entries:
-            before = client.stats.requests
-            result = await fetcher.thread(entry.thread_id)
-            if result.status == "missing":
-                missing += 1
-                continue
-            per_thread.append(client.stats.requests - before)
-            files.append(len(result.file_refs))
-    finally:
-        await client.close()
+    await fetcher.listing(client.list_assistants)
+    stores = await fetcher.listing(client.list_vector_stores)
+    store_files: set[str] = set()
+    for store in stores.items:
+        listing = await fetcher.listing(
+            lambda after, sid=store["id"]: client.list_vector_store_files(sid, after)
+        )
+        store_files.update(f["id"] for f in listing.items)
+    # Files in vector stores are fetched too; most refuse the download, so count the parsed-text page.
+    global_requests = client.stats.requests + (REQUESTS_PER_FILE + 1) * len(store_files)
+    for entry in entries:
+        before = client.stats.requests
+        result = await fetcher.thread(entry.thread_id)
+        if result.status == "missing":
+            missing += 1
+            continue
+        per_thread.append(client.stats.requests - before)
+        files.append(len(result.file_refs))
     return per_thread, files, missing, global_requests
 
 

@@ -521,9 +521,10 @@ class Archive:
     ) -> Iterator[tuple[str, str, str | None, str | None]]:
         """(thread_id, status, last_message_id, last_run_id) still to fetch, in a stable order.
 
-        Pending and failed threads are fetched; done ones only with `refresh`; missing never.
+        Pending, failed and missing threads are fetched (a missing one costs one request, and a
+        corrected --base-url brings it back); done ones only with `refresh`.
         """
-        statuses = ("pending", "failed", "done") if refresh else ("pending", "failed")
+        statuses = ("pending", "failed", "missing", "done") if refresh else ("pending", "failed", "missing")
         marks = ",".join("?" * len(statuses))
         sql = (
             "select thread_id, status, last_message_id, last_run_id from work "
@@ -802,11 +803,13 @@ class Archive:
             for table in ("messages", "runs", "run_steps")
         )
 
-    def unfetched_file_ids(self) -> Iterator[str]:
-        """Referenced files we hold no metadata for yet, or whose bytes are still missing."""
+    def unfetched_file_ids(self, *, include_missing: bool = False) -> Iterator[str]:
+        """Referenced files we hold no metadata for yet; with `include_missing`, also those whose
+        content is recorded `missing` (the export asks for them again on every run)."""
+        missing = " or f.content = 'missing'" if include_missing else ""
         sql = (
             "select distinct r.file_id from file_refs r left join files f on f.id = r.file_id "
-            "where f.id is null and r.file_id > ? order by r.file_id limit ?"
+            f"where (f.id is null{missing}) and r.file_id > ? order by r.file_id limit ?"
         )
         for rows in self._keyset(sql):
             yield from (file_id for (file_id,) in rows)
@@ -820,8 +823,10 @@ class Archive:
             )
         ]
 
-    def has_file(self, file_id: str) -> bool:
-        return self.db.execute("select 1 from files where id = ?", [file_id]).fetchone() is not None
+    def has_file(self, file_id: str, *, with_content: bool = False) -> bool:
+        """A file row exists; with `with_content`, one holding its bytes or parsed text."""
+        content = " and content != 'missing'" if with_content else ""
+        return self.db.execute(f"select 1 from files where id = ?{content}", [file_id]).fetchone() is not None
 
     def store_file(self, meta: dict[str, Any], content: FileContent) -> None:
         """A file's metadata and what we got of its bytes; threads that use it get stale sessions."""

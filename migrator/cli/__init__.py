@@ -6,8 +6,11 @@ short; the work is done by the library they call.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
 import sys
+from collections.abc import Iterator
 
 import typer
 
@@ -16,6 +19,7 @@ from migrator.errors import BadInputError, ExitCode, Interrupted, MigrateError
 
 # Importing the command modules registers them on `app`.
 from migrator.cli import export as _export  # noqa: E402,F401  isort: skip
+from migrator.cli.export import resume_command  # noqa: E402  isort: skip
 from migrator.cli import stats as _stats  # noqa: E402,F401  isort: skip
 from migrator.cli import rebuild as _rebuild  # noqa: E402,F401  isort: skip
 from migrator.cli import plan as _plan  # noqa: E402,F401  isort: skip
@@ -29,17 +33,42 @@ from migrator.cli import replay as _replay  # noqa: E402,F401  isort: skip
 __all__ = ["app", "main"]
 
 
+def _sigterm_as_interrupt(_signum: int, _frame: object) -> None:
+    raise KeyboardInterrupt  # SIGTERM stops a command the way Ctrl-C does (exit 130, resume line)
+
+
+@contextlib.contextmanager
+def _sigterm_handled() -> Iterator[None]:
+    """Outside the async phases (which handle SIGTERM themselves) SIGTERM becomes KeyboardInterrupt."""
+    try:
+        previous = signal.signal(signal.SIGTERM, _sigterm_as_interrupt)
+    except ValueError:  # not the main thread (a test calling main() from a worker thread)
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Console-script entry point. `--debug` (or MIGRATE_DEBUG=1) re-raises instead of one line."""
     args = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in args or os.environ.get("MIGRATE_DEBUG") == "1"
     args = [a for a in args if a != "--debug"]
+    with _sigterm_handled():
+        return _main(args, debug)
+
+
+def _main(args: list[str], debug: bool) -> int:
     try:
         # Without standalone mode click hands back typer.Exit's code instead of raising it.
         result = app(args=args, prog_name="migrate", standalone_mode=False)
     except MigrateError as exc:
         if debug:
             raise
+        if isinstance(exc, Interrupted) and exc.hint is None:
+            exc.hint = f"resume with: {resume_command(args)}"
         if isinstance(exc, BadInputError):
             for problem in exc.problems:
                 console_err.print(f"  {problem}", markup=False, highlight=False, soft_wrap=True)
@@ -48,7 +77,12 @@ def main(argv: list[str] | None = None) -> int:
         console_err.print(f"{label}: {exc}", markup=False, highlight=False, soft_wrap=True)
         return int(exc.exit_code)
     except KeyboardInterrupt:
-        console_err.print("interrupted", markup=False)
+        console_err.print(
+            f"stopped: interrupted; what was committed is kept (resume with: {resume_command(args)})",
+            markup=False,
+            highlight=False,
+            soft_wrap=True,
+        )
         return int(ExitCode.INTERRUPTED)
     except typer.Exit as exc:
         return int(exc.exit_code or 0)

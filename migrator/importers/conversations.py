@@ -18,8 +18,6 @@ that does not, such threads are counted in `unconfirmed_creates` and listed, nev
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import signal
 import uuid
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
@@ -30,12 +28,24 @@ import openai
 import orjson
 
 from migrator.archive import Archive, ConversationLink, object_hash
-from migrator.errors import TargetRefusedError
+from migrator.errors import Interrupted, TargetRefusedError, UnreachableError
+from migrator.http import (
+    RETRYABLE_STATUS,
+    GarbledResponse,
+    RateLimiter,
+    Refusals,
+    RequestPath,
+    Stop,
+    connect_failed,
+    error_message,
+    json_object,
+    status_of,
+    stop_on_signals,
+)
 from migrator.importers.common import ImportSummary, MappingWriter, ProgressCallback, Selection, Ticker
 from migrator.importers.items import session_items
 from migrator.sessions import rebuild_stale
-from migrator.source import PageAnomaly, RateLimiter, collect
-from migrator.source.retry import RETRYABLE_STATUS, error_message, refusal, retry_policy, status_of
+from migrator.source import PageAnomaly, collect
 
 __all__ = [
     "ConversationsOptions",
@@ -132,42 +142,46 @@ class _Stopped(Exception):
 
 
 def _ambiguous(exc: BaseException) -> bool:
-    """The server may have acted on the request: no answer, or a 5xx (not 408/409/429, which refuse)."""
+    """The server may have acted on the request: no answer, or a 5xx (not 408/409/429, which refuse).
+
+    A connection that was never made is not ambiguous: nothing reached the server.
+    """
     if isinstance(exc, openai.APIConnectionError):  # includes timeouts
-        return True
+        return not connect_failed(exc)
     status = status_of(exc)
     return status is not None and status >= 500
 
 
-def _refusal(exc: openai.APIStatusError, base_url: str) -> TargetRefusedError | None:
-    """The refusals repeating cannot fix: stop the whole import (exit 3)."""
-    return refusal(
-        exc,
-        base_url,
-        error=TargetRefusedError,
-        key_env="TARGET_API_KEY",
-        forbidden_hint="use a TARGET_API_KEY of a project allowed to create conversations",
-    )
+REFUSALS = Refusals(
+    TargetRefusedError,
+    key_env="TARGET_API_KEY",
+    forbidden_hint="use a TARGET_API_KEY of a project allowed to create conversations",
+)
 
 
 class _Target:
-    """The target's SDK client (retries off) behind one limiter and one tenacity policy.
+    """The target's SDK client (retries off) behind the one request path, plus this importer's own
+    rule: a request whose outcome is unknown is not simply sent again (see `send`).
 
     Items travel in `extra_body`: they are already in the spec's wire shape, and the SDK's TypedDict
     transform of `items=` costs about 2 ms an item in CPU, more than the request itself on a fast target.
     """
 
-    def __init__(self, settings: TargetSettings, limiter: RateLimiter, summary: ImportSummary) -> None:
+    def __init__(self, settings: TargetSettings, limiter: RateLimiter, stop: Stop) -> None:
         self.settings = settings
-        self.limiter = limiter
-        self.summary = summary
         self.client = openai.AsyncOpenAI(
             base_url=settings.base_url, api_key=settings.api_key, max_retries=0, timeout=settings.timeout
         )
-        self.base_url = str(self.client.base_url).rstrip("/")
-
-    def _count_retry(self) -> None:
-        self.summary.retries += 1
+        self.path = RequestPath(
+            str(self.client.base_url),
+            flag="--target-base-url",
+            refusals=REFUSALS,
+            limiter=limiter,
+            stop=stop,
+            max_attempts=settings.max_attempts,
+            max_backoff=settings.max_backoff,
+        )
+        self.base_url = self.path.base_url
 
     async def send(
         self,
@@ -179,7 +193,8 @@ class _Target:
         """One request, retried on 408/409/429/5xx and dropped connections; returns the JSON body.
 
         With `retry_unknown=False` an ambiguous failure raises `_Unknown` instead of resending, so
-        the caller can first ask the server what it did.
+        the caller can first ask the server what it did. A body we cannot read is not retried either:
+        the server did act on the request.
         """
 
         def transient(exc: BaseException) -> bool:
@@ -187,49 +202,25 @@ class _Target:
                 if on_unknown is not None:
                     on_unknown()
                 return retry_unknown
-            return status_of(exc) in RETRYABLE_STATUS
+            return isinstance(exc, openai.APIConnectionError) or status_of(exc) in RETRYABLE_STATUS
 
-        retrying = retry_policy(
-            transient=transient,
-            max_attempts=self.settings.max_attempts,
-            max_backoff=self.settings.max_backoff,
-            on_retry=self._count_retry,
-        )
         try:
-            async for attempt in retrying:
-                with attempt:
-                    return await self._attempt(call)
+            return await self.path.send(
+                call,
+                kind="conversations",
+                read=lambda raw: json_object(raw.content, "the target"),
+                transient=transient,
+            )
+        except GarbledResponse as exc:
+            raise _Garbled(str(exc)) from None
         except openai.APIStatusError as exc:
-            refusal = _refusal(exc, self.base_url)
-            if refusal is not None:
-                raise refusal from None
             if _ambiguous(exc) and not retry_unknown:
                 raise _Unknown(error_message(exc)) from None
             raise _ThreadFailed(error_message(exc)) from None
         except openai.APIConnectionError as exc:
-            if not retry_unknown:
+            if _ambiguous(exc) and not retry_unknown:
                 raise _Unknown(f"no answer: {exc}") from None
             raise _ThreadFailed(f"no answer after {self.settings.max_attempts} attempts: {exc}") from None
-        raise AssertionError("unreachable")  # pragma: no cover
-
-    async def _attempt(self, call: Callable[[], Awaitable[Any]]) -> dict[str, Any]:
-        await self.limiter.acquire()
-        self.summary.requests += 1
-        try:
-            raw = await call()
-        except openai.APIStatusError as exc:
-            if exc.status_code == 429 and _refusal(exc, self.base_url) is None:
-                self.summary.throttled += 1
-                self.limiter.throttled(exc.response.headers)
-            else:
-                self.limiter.observe(exc.response.headers)
-            raise
-        self.limiter.observe(raw.http_response.headers)
-        try:
-            body = orjson.loads(raw.http_response.content)
-        except orjson.JSONDecodeError:
-            raise _Garbled("the target answered with a body that is not JSON") from None
-        return body if isinstance(body, dict) else {}
 
     async def create(
         self, items: list[dict[str, Any]], metadata: dict[str, str], key: str, on_unknown: Callable[[], None]
@@ -245,6 +236,10 @@ class _Target:
             )
         except _Garbled:
             on_unknown()  # a 200 we cannot read may still have created a conversation
+            raise
+        except (Interrupted, UnreachableError, TargetRefusedError) as exc:
+            if exc.sent:
+                on_unknown()  # stopped while the create was on the wire: it may have been made
             raise
         conversation_id = body.get("id")
         if not isinstance(conversation_id, str) or not conversation_id:
@@ -289,31 +284,34 @@ class _Import:
         self.options = options
         self.summary = ImportSummary(TARGET)
         self.progress = progress
-        self.stop = asyncio.Event()
+        self.stop = Stop()
         self.refused: TargetRefusedError | None = None
 
     async def run(self, mapping_out: Path | None) -> ImportSummary:
         summary = self.summary
         rebuild_stale(self.archive)  # stored before anything is sent, so the map matches the archive
         records = self.selection.records(self.archive, summary)
-        target = _Target(self.settings, RateLimiter(self.options.max_rps), summary)
+        target = _Target(self.settings, RateLimiter(self.options.max_rps), self.stop)
         self.target, self.key = target, target.base_url
         summary.out = target.base_url
         self.ticker = Ticker(TARGET, summary.selected, self.progress)
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            with contextlib.suppress(NotImplementedError, RuntimeError):  # not the main thread
-                loop.add_signal_handler(sig, self.stop.set)
-        try:
-            workers = [asyncio.create_task(self._worker(records)) for _ in range(self.options.concurrency)]
-            # No worker is cancelled mid-request (that would leave a create unconfirmed): on a stop,
-            # a refusal or a bug, each finishes the request it is in, records it, and returns.
-            outcomes = await asyncio.gather(*workers, return_exceptions=True)
-        finally:
-            for sig in (signal.SIGINT, signal.SIGTERM):
-                with contextlib.suppress(NotImplementedError, RuntimeError):
-                    loop.remove_signal_handler(sig)
-            await target.client.close()
+        with stop_on_signals(self.stop):
+            try:
+                workers = [
+                    asyncio.create_task(self._worker(records)) for _ in range(self.options.concurrency)
+                ]
+                # On a stop, a refusal or a bug each worker ends its thread's import and returns. A
+                # request on the wire gets its grace to answer (so no create is left unconfirmed on a
+                # host that answers); one on a host that never answers is abandoned and counted.
+                outcomes = await asyncio.gather(*workers, return_exceptions=True)
+            finally:
+                await target.client.close()
+                stats = target.path.stats
+                summary.requests, summary.throttled, summary.retries = (
+                    stats.requests,
+                    stats.throttled,
+                    stats.retries,
+                )
         if self.refused is not None:
             raise self.refused
         for outcome in outcomes:
@@ -343,7 +341,7 @@ class _Import:
                 return
             try:
                 await self._import_thread(thread_id, orjson.loads(raw))
-            except _Stopped:
+            except (_Stopped, Interrupted):
                 return
             except _ThreadFailed as exc:
                 self.summary.failed.append((thread_id, str(exc)))
@@ -351,7 +349,7 @@ class _Import:
             except BaseException as exc:
                 if isinstance(exc, TargetRefusedError):
                     self.refused = self.refused or exc
-                self.stop.set()  # the others finish their request and stop
+                self.stop.set()  # the others end their thread's import and stop
                 raise
             self.ticker(self._finished(), self.summary.items)
 
@@ -421,7 +419,9 @@ class _Import:
             )
         except TargetRefusedError as exc:
             # A refused key or quota created nothing: the next run must not count this as unconfirmed.
-            self.archive.conversation_failed(self.key, thread_id, str(exc))
+            # (One cut off on the wire by another request's refusal may have: it was counted.)
+            if not exc.sent:
+                self.archive.conversation_failed(self.key, thread_id, str(exc))
             raise
         self.summary.items += len(first)
         self._progress(thread_id, items, len(first), conversation_id)

@@ -1,11 +1,10 @@
-"""The target client: the openai SDK (retries off), one tenacity retry policy, the shared pacer.
+"""The target client: the openai SDK (retries off) behind the one request path (`migrator.http`).
 
-The same pattern as the source client: `max_retries=0` so tenacity owns the one retry policy
-(408/409/429/5xx, timeouts, dropped connections; `retry-after-ms`, `retry-after`,
-`x-ratelimit-*` honoured through `RateLimiter`), never a retry on another 4xx. A refusal that
-repeating cannot fix (401, 403, exhausted quota, 404: wrong base URL or unknown model) stops the
-whole replay; any other 4xx is the provider's verdict on that one request: `rejected`, with its
-error. The body the target sent is kept verbatim.
+The request path paces, retries (408/409/429/5xx, timeouts, dropped connections), stops the replay
+on a refusal that repeating cannot fix (401, 403, exhausted quota, and this client's own: 404, a
+wrong base URL or an unknown model) or on a target that cannot be reached. What is left is the
+provider's verdict on one request: any other 4xx is `rejected` with its error, a request that never
+got an answer is `failed`. The body the target sent is kept verbatim.
 """
 
 from __future__ import annotations
@@ -16,26 +15,22 @@ from dataclasses import dataclass
 from typing import Any
 
 import openai
-import orjson
 
 from migrator.errors import TargetRefusedError
-from migrator.source.ratelimit import RateLimiter
-from migrator.source.retry import (
+from migrator.http import (
     RETRYABLE_STATUS,
-    error_body,
+    GarbledResponse,
+    RateLimiter,
+    Refusals,
+    RequestPath,
+    Stop,
     error_message,
-    refusal,
-    retry_policy,
-    status_of,
+    json_object,
 )
 
 __all__ = ["Outcome", "TargetClient", "TargetRefusedError", "TargetSettings", "TokenPacer"]
 
 _JSON = {"Content-Type": "application/json"}
-
-
-class _NotJson(Exception):
-    """A 200 whose body is not a JSON object: retried like a dropped connection."""
 
 
 @dataclass
@@ -89,25 +84,22 @@ class TokenPacer:
             self.level -= actual - estimated
 
 
-def _is_transient(exc: BaseException) -> bool:
-    if isinstance(exc, openai.APIConnectionError | _NotJson):
-        return True
-    return status_of(exc) in RETRYABLE_STATUS
-
-
-def _fatal(exc: openai.APIStatusError, base_url: str) -> TargetRefusedError | None:
-    if exc.status_code == 404:
-        return TargetRefusedError(
-            f"{base_url} answered 404 ({error_message(exc)})",
-            hint="check --target-base-url (include /v1 when the server serves there) and --model",
-        )
-    return refusal(
-        exc,
-        base_url,
-        error=TargetRefusedError,
-        key_env="TARGET_API_KEY",
-        forbidden_hint="use a key allowed to call this model",
+def _not_there(exc: openai.APIStatusError, base_url: str) -> TargetRefusedError | None:
+    """The target's own refusal: a 404 is a wrong base URL or model, for every request alike."""
+    if exc.status_code != 404:
+        return None
+    return TargetRefusedError(
+        f"{base_url} answered 404 ({error_message(exc)})",
+        hint="check --target-base-url (include /v1 when the server serves there) and --model",
     )
+
+
+REFUSALS = Refusals(
+    TargetRefusedError,
+    key_env="TARGET_API_KEY",
+    forbidden_hint="use a key allowed to call this model",
+    extra=_not_there,
+)
 
 
 def _usage(body: dict[str, Any]) -> tuple[int | None, int | None]:
@@ -122,46 +114,76 @@ class TargetClient:
     """Sends chat-completions requests to the target; one instance per replay run."""
 
     def __init__(
-        self, settings: TargetSettings, limiter: RateLimiter, tokens: TokenPacer | None = None
+        self,
+        settings: TargetSettings,
+        limiter: RateLimiter,
+        tokens: TokenPacer | None = None,
+        stop: Stop | None = None,
     ) -> None:
         self.settings = settings
-        self.limiter = limiter
         self.tokens = tokens
-        self.requests = 0  # HTTP requests made, retries included
-        self.retries = 0
         self.client = openai.AsyncOpenAI(
             base_url=settings.base_url, api_key=settings.api_key, max_retries=0, timeout=settings.timeout
         )
-        self.base_url = str(self.client.base_url).rstrip("/")
+        self.path = RequestPath(
+            str(self.client.base_url),
+            flag="--target-base-url",
+            refusals=REFUSALS,
+            limiter=limiter,
+            stop=stop,
+            max_attempts=settings.max_attempts,
+            max_backoff=settings.max_backoff,
+        )
+        self.base_url = self.path.base_url
+
+    @property
+    def requests(self) -> int:
+        """HTTP requests made, retries included."""
+        return self.path.stats.requests
+
+    @property
+    def retries(self) -> int:
+        return self.path.stats.retries
 
     async def close(self) -> None:
         await self.client.close()
 
     async def complete(self, body: bytes) -> Outcome:
-        """One request (its JSON bytes) through the pacers and the retry policy.
+        """One request (its JSON bytes) through the token pacer and the request path.
 
-        Raises TargetRefusedError only; every other ending is an Outcome.
+        Raises what stops the whole replay (a refusal, an unreachable target, an interruption);
+        every other ending is an Outcome.
         """
         estimate = max(1, len(body) // 4)
         latency: list[float] = []
 
-        def count_retry() -> None:
-            self.retries += 1
+        async def call() -> openai.AsyncAPIResponse[str]:
+            if self.tokens is not None:
+                await self.tokens.acquire(estimate)
+            started = time.monotonic()
+            try:
+                # The canonical bytes that were hashed go on the wire as they are: the SDK's typed
+                # create() would re-walk every message (~0.2 s of CPU for a long session).
+                response = await self.client.post(
+                    "/chat/completions",
+                    cast_to=openai.AsyncAPIResponse[str],
+                    content=body,
+                    options={"headers": _JSON},
+                )
+                await response.read()
+            except openai.APIStatusError:
+                latency.append((time.monotonic() - started) * 1000)
+                raise
+            latency.append((time.monotonic() - started) * 1000)
+            return response
 
-        retrying = retry_policy(
-            transient=_is_transient,
-            max_attempts=self.settings.max_attempts,
-            max_backoff=self.settings.max_backoff,
-            on_retry=count_retry,
-        )
+        def read(response: openai.AsyncAPIResponse[str]) -> tuple[str, dict[str, Any]]:
+            content = response.http_response.content
+            return content.decode("utf-8", "replace"), json_object(content, "the target")
+
         try:
-            async for attempt in retrying:
-                with attempt:
-                    text, parsed = await self._attempt(body, estimate, latency)
+            text, parsed = await self.path.send(call, kind="chat", read=read)
         except openai.APIStatusError as exc:
-            fatal = _fatal(exc, self.base_url)
-            if fatal is not None:
-                raise fatal from None
             state = "failed" if exc.status_code in RETRYABLE_STATUS else "rejected"
             return Outcome(
                 state,
@@ -170,42 +192,9 @@ class TargetClient:
                 error_message(exc),
                 latency[-1] if latency else None,
             )
-        except (openai.APIConnectionError, _NotJson) as exc:
+        except (openai.APIConnectionError, GarbledResponse) as exc:
             return Outcome("failed", None, None, f"{type(exc).__name__}: {exc}", None)
         prompt, completion = _usage(parsed)
         if self.tokens is not None:
             self.tokens.settle(estimate, None if prompt is None else prompt + (completion or 0))
         return Outcome("done", 200, text, None, latency[-1], prompt, completion)
-
-    async def _attempt(self, body: bytes, estimate: int, latency: list[float]) -> tuple[str, dict[str, Any]]:
-        await self.limiter.acquire()
-        if self.tokens is not None:
-            await self.tokens.acquire(estimate)
-        self.requests += 1
-        started = time.monotonic()
-        try:
-            # The canonical bytes that were hashed go on the wire as they are: the SDK's typed
-            # create() would re-walk every message (~0.2 s of CPU for a long session).
-            response = await self.client.post(
-                "/chat/completions",
-                cast_to=openai.AsyncAPIResponse[str],
-                content=body,
-                options={"headers": _JSON},
-            )
-            content = await response.read()
-        except openai.APIStatusError as exc:
-            latency.append((time.monotonic() - started) * 1000)
-            if exc.status_code == 429 and error_body(exc).get("code") != "insufficient_quota":
-                self.limiter.throttled(exc.response.headers)
-            elif _fatal(exc, self.base_url) is None:
-                self.limiter.observe(exc.response.headers)
-            raise
-        latency.append((time.monotonic() - started) * 1000)
-        self.limiter.observe(response.headers)
-        try:
-            parsed = orjson.loads(content)
-        except orjson.JSONDecodeError:
-            raise _NotJson("the target sent a body that is not JSON") from None
-        if not isinstance(parsed, dict):
-            raise _NotJson("the target sent JSON that is not an object")
-        return content.decode("utf-8", "replace"), parsed

@@ -19,8 +19,6 @@ threads that are not done are left out and listed unless `include_unfinished`.
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import signal
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -28,6 +26,7 @@ from dataclasses import dataclass, field
 from migrator.archive import Archive
 from migrator.archive.store import ReplayRow
 from migrator.errors import Interrupted, UsageError
+from migrator.http import RateLimiter, Stop, stop_on_signals
 from migrator.replay.client import Outcome, TargetClient, TargetSettings, TokenPacer
 from migrator.replay.pricing import PriceTable
 from migrator.replay.report import ReplayReport
@@ -38,7 +37,6 @@ from migrator.replay.requests import (
     requests_for_session,
 )
 from migrator.sessions import SessionChoice, choose_sessions, rebuild_stale
-from migrator.source.ratelimit import RateLimiter
 
 __all__ = ["FINAL", "ReplayOptions", "iter_selection", "replay_live", "replay_offline", "selected_sessions"]
 
@@ -165,37 +163,31 @@ class _Live:
     async def run(self) -> None:
         limiter = RateLimiter(self.options.max_rps)
         tokens = TokenPacer(self.options.max_tpm) if self.options.max_tpm else None
-        self.client = TargetClient(self.settings, limiter, tokens)
-        self.stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        handled = []
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
-                loop.add_signal_handler(sig, self.stop.set)
-                handled.append(sig)
+        self.stop = Stop()
+        self.client = TargetClient(self.settings, limiter, tokens, self.stop)
         queue: asyncio.Queue[tuple[ReplayRequest, ReplayRow | None] | None] = asyncio.Queue(
             maxsize=self.options.concurrency * 4
         )
-        tasks = [asyncio.create_task(self._produce(queue))]
-        tasks += [asyncio.create_task(self._work(queue)) for _ in range(self.options.concurrency)]
-        try:
-            done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
-            for task in done:
-                if task.exception() is not None:
-                    raise task.exception()  # type: ignore[misc]
-        finally:
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
-            for sig in handled:
-                loop.remove_signal_handler(sig)
-            self.stats["http_requests"] = self.client.requests
-            self.stats["retries"] = self.client.retries
-            await self.client.close()
+        with stop_on_signals(self.stop):
+            tasks = [asyncio.create_task(self._produce(queue))]
+            tasks += [asyncio.create_task(self._work(queue)) for _ in range(self.options.concurrency)]
+            try:
+                done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
+                for task in done:
+                    if not task.cancelled() and task.exception() is not None:
+                        raise task.exception()  # type: ignore[misc]
+            finally:
+                for task in tasks:
+                    task.cancel()
+                await asyncio.gather(*tasks, return_exceptions=True)
+                self.stats["http_requests"] = self.client.requests
+                self.stats["retries"] = self.client.retries
+                await self.client.close()
         if self.stop.is_set():
+            # No hint: the CLI adds the exact command to run again.
             raise Interrupted(
-                f"replay interrupted after {self.stats['sent']:,} request(s); every answer is kept in the archive",
-                hint="run the same command again to resume; no answered request is sent twice",
+                f"replay interrupted after {self.stats['sent']:,} request(s); every answer is kept in the "
+                "archive and no answered request is sent twice"
             )
 
     async def _produce(self, queue: asyncio.Queue[tuple[ReplayRequest, ReplayRow | None] | None]) -> None:
@@ -218,12 +210,22 @@ class _Live:
         while (item := await queue.get()) is not None:
             if self.stop.is_set():
                 continue  # drain: what is not sent stays unsent, the next run sends it
-            await self._one(*item)
+            try:
+                await self._one(*item)
+            except Interrupted:
+                continue  # its ledger row stays `sent`: the next run sends it again
 
     async def _one(self, request: ReplayRequest, looked_up: ReplayRow | None) -> None:
         h = request.request_hash
         if h in self.inflight:  # the same body from another turn is on its way: share its answer
-            self._finish(request, await asyncio.shield(self.inflight[h]))
+            shared = self.inflight[h]
+            try:
+                self._finish(request, await asyncio.shield(shared))
+            except asyncio.CancelledError:
+                current = asyncio.current_task()
+                if shared.cancelled() and current is not None and not current.cancelling():
+                    return  # that request was abandoned (a stop): the next run sends it
+                raise
             return
         # Looked up again: an identical request may have finished since the producer's look-up.
         row = self.archive.replay_rows([h]).get(h)

@@ -1,15 +1,8 @@
-"""The source side: openai SDK client, pagination with loop guards, rate limiter, retry policy."""
+"""The source side: the openai SDK client behind the request path, and pagination with loop guards."""
 
-from migrator.source.client import (
-    NotFound,
-    Rejected,
-    RequestStats,
-    SourceClient,
-    SourceSettings,
-    TransientError,
-)
+from migrator.http import RateLimiter
+from migrator.source.client import NotFound, Rejected, RequestStats, SourceClient, SourceSettings
 from migrator.source.paging import Listing, PageAnomaly, collect
-from migrator.source.ratelimit import RateLimiter
 
 __all__ = [
     "Listing",
@@ -20,6 +13,5 @@ __all__ = [
     "RequestStats",
     "SourceClient",
     "SourceSettings",
-    "TransientError",
     "collect",
 ]

@@ -1,4 +1,4 @@
-"""The source client: the openai SDK (retries off), one retry policy, one rate limiter.
+"""The source client: the openai SDK (retries off) behind the one request path (`migrator.http`).
 
 Every response body is kept as the source sent it (parsed with orjson from the raw HTTP body), so
 nothing the SDK's models do not know is dropped.
@@ -8,25 +8,24 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Awaitable, Callable, Coroutine, Generator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import openai
-import orjson
 
-from migrator.archive.canonical import loads
 from migrator.errors import SourceGoneError, SourceRefusedError
-from migrator.source.ratelimit import RateLimiter
-from migrator.source.retry import (
+from migrator.http import (
     RETRYABLE_STATUS,
-    error_code,
+    RateLimiter,
+    Refusals,
+    RequestPath,
+    RequestStats,
+    Stop,
     error_message,
-    refusal,
-    retry_policy,
-    status_of,
+    json_object,
 )
 
-__all__ = ["SourceClient", "SourceSettings", "RequestStats", "NotFound", "Rejected", "TransientError"]
+__all__ = ["SourceClient", "SourceSettings", "RequestStats", "NotFound", "Rejected"]
 
 FILE_SEARCH_CONTENT = "step_details.tool_calls[*].file_search.results[*].content"
 
@@ -43,10 +42,6 @@ class Rejected(Exception):
         self.status_code = status_code
 
 
-class TransientError(Exception):
-    """A response we could not use but might on a second try (a body that is not JSON)."""
-
-
 @dataclass
 class SourceSettings:
     base_url: str | None = None
@@ -58,44 +53,29 @@ class SourceSettings:
     max_backoff: float = 30.0
 
 
-@dataclass
-class RequestStats:
-    requests: int = 0
-    throttled: int = 0
-    retries: int = 0
-    by_kind: dict[str, int] = field(default_factory=dict)
-
-
-def _is_transient(exc: BaseException) -> bool:
-    if isinstance(exc, openai.APIConnectionError | TransientError):  # timeouts, drops, truncated bodies
-        return True
-    return status_of(exc) in RETRYABLE_STATUS
-
-
-def _fatal(exc: openai.APIStatusError, base_url: str) -> SourceRefusedError | None:
-    """The refusals that repeating cannot fix: stop everything, say what to do."""
-    status = exc.status_code
-    if status == 410:
-        return SourceGoneError(
-            f"{base_url} answered 410 Gone: its Assistants API has been shut down (OpenAI's on 2026-08-26)",
-            hint="point --base-url at a compatible server, or build the archive from saved JSON with --from-dump DIR",
-        )
-    return refusal(
-        exc,
-        base_url,
-        error=SourceRefusedError,
-        key_env="OPENAI_API_KEY",
-        forbidden_hint="use a key of the project that owns the threads",
+def _gone(exc: openai.APIStatusError, base_url: str) -> SourceRefusedError | None:
+    """The source's own refusal: 410 Gone stops everything."""
+    if exc.status_code != 410:
+        return None
+    return SourceGoneError(
+        f"{base_url} answered 410 Gone: its Assistants API has been shut down (OpenAI's on 2026-08-26)",
+        hint="point --base-url at a compatible server, or build the archive from saved JSON with --from-dump DIR",
     )
+
+
+REFUSALS = Refusals(
+    SourceRefusedError,
+    key_env="OPENAI_API_KEY",
+    forbidden_hint="use a key of the project that owns the threads",
+    extra=_gone,
+)
 
 
 class SourceClient:
     """Async access to an Assistants v2 source; one instance per export run."""
 
-    def __init__(self, settings: SourceSettings, limiter: RateLimiter) -> None:
+    def __init__(self, settings: SourceSettings, limiter: RateLimiter, stop: Stop | None = None) -> None:
         self.settings = settings
-        self.limiter = limiter
-        self.stats = RequestStats()
         common: dict[str, Any] = {"max_retries": 0, "timeout": settings.timeout}
         if settings.azure_endpoint:
             self.client: openai.AsyncOpenAI = openai.AsyncAzureOpenAI(
@@ -107,77 +87,39 @@ class SourceClient:
         else:
             # base_url None lets the SDK read OPENAI_BASE_URL itself; it is handed over unchanged.
             self.client = openai.AsyncOpenAI(base_url=settings.base_url, api_key=settings.api_key, **common)
-        self.base_url = str(self.client.base_url).rstrip("/")
+        self.path = RequestPath(
+            str(self.client.base_url),
+            flag="--azure-endpoint" if settings.azure_endpoint else "--base-url",
+            refusals=REFUSALS,
+            limiter=limiter,
+            stop=stop,
+            max_attempts=settings.max_attempts,
+            max_backoff=settings.max_backoff,
+        )
+        self.base_url = self.path.base_url
+
+    @property
+    def stats(self) -> RequestStats:
+        return self.path.stats
 
     async def close(self) -> None:
         await self.client.close()
 
-    # -- the one request path -------------------------------------------------------------------
-
     async def _send(
-        self, kind: str, call: Callable[[], Awaitable[Any]], parse: Callable[[Any], Any] = lambda raw: raw
+        self, kind: str, call: Callable[[], Awaitable[Any]], read: Callable[[Any], Any] = lambda raw: raw
     ) -> Any:
-        """One request through the limiter and the retry policy; returns `parse(raw SDK response)`.
-
-        Parsing happens inside the retried block, so a garbled body is retried like a dropped one.
-        """
-
-        retrying = retry_policy(
-            transient=_is_transient,
-            max_attempts=self.settings.max_attempts,
-            max_backoff=self.settings.max_backoff,
-            on_retry=self._count_retry,
-        )
+        """One request through the request path; the source's meaning of what is left after it."""
         try:
-            async for attempt in retrying:
-                with attempt:
-                    return parse(await self._attempt(kind, call))
+            return await self.path.send(call, kind=kind, read=read)
         except openai.APIStatusError as exc:
-            fatal = _fatal(exc, self.base_url)
-            if fatal is not None:
-                raise fatal from None
             if exc.status_code == 404:
                 raise NotFound(error_message(exc)) from None
             if exc.status_code in RETRYABLE_STATUS:
                 raise
             raise Rejected(error_message(exc), exc.status_code) from None
-        raise AssertionError("unreachable")  # pragma: no cover
-
-    def _count_retry(self) -> None:
-        self.stats.retries += 1
-
-    async def _attempt(self, kind: str, call: Callable[[], Awaitable[Any]]) -> Any:
-        await self.limiter.acquire()
-        self.stats.requests += 1
-        self.stats.by_kind[kind] = self.stats.by_kind.get(kind, 0) + 1
-        try:
-            raw = await call()
-        except openai.APIConnectionError:
-            self.limiter.answered()
-            raise
-        except openai.APIStatusError as exc:
-            if exc.status_code == 429 and error_code(exc) != "insufficient_quota":
-                self.stats.throttled += 1
-                self.limiter.throttled(exc.response.headers)
-            elif _fatal(exc, self.base_url) is None:
-                self.limiter.observe(exc.response.headers)
-            self.limiter.answered()
-            raise
-        self.limiter.observe(raw.http_response.headers)
-        return raw
 
     async def _json(self, kind: str, call: Callable[[], Awaitable[Any]]) -> dict[str, Any]:
-        def parse(raw: Any) -> dict[str, Any]:
-            try:
-                # Not orjson.loads: a lone surrogate in one message must not cost the whole thread.
-                body = loads(raw.http_response.content)
-            except orjson.JSONDecodeError:
-                raise TransientError(f"{kind}: the source sent a body that is not JSON") from None
-            if not isinstance(body, dict):
-                raise TransientError(f"{kind}: the source sent JSON that is not an object")
-            return body
-
-        return await self._send(kind, call, parse)
+        return await self._send(kind, call, lambda raw: json_object(raw.content, f"{kind}: the source"))
 
     # -- endpoints ---------------------------------------------------------------------------------
 
@@ -246,7 +188,7 @@ class SourceClient:
 
     async def download_file(self, file_id: str) -> bytes:
         call = self.client.files.with_raw_response.content
-        return await self._send("file_content", lambda: call(file_id), lambda raw: raw.http_response.content)
+        return await self._send("file_content", lambda: call(file_id), lambda raw: raw.content)
 
 
 def _after(after: str | None) -> dict[str, str]:

@@ -15,7 +15,8 @@ from typing import Any
 
 from migrator.archive import Archive, object_hash
 from migrator.export import ThreadFetcher
-from migrator.source import RateLimiter, SourceClient, SourceSettings
+from migrator.http import RateLimiter, stop_on_signals
+from migrator.source import SourceClient, SourceSettings
 from migrator.verify.report import Check, Finding, Severity
 
 __all__ = ["DRIFT_CHECKS", "sample_threads", "source_drift"]
@@ -84,7 +85,15 @@ def _compare(
 
 
 async def _drift(archive: Archive, settings: SourceSettings, thread_ids: list[str]) -> list[Finding]:
-    client = SourceClient(settings, RateLimiter())
+    with stop_on_signals() as stop:  # SIGINT/SIGTERM: `Interrupted` (exit 130), even mid-request
+        client = SourceClient(settings, RateLimiter(), stop)
+        try:
+            return await _drift_of(archive, client, thread_ids)
+        finally:
+            await client.close()
+
+
+async def _drift_of(archive: Archive, client: SourceClient, thread_ids: list[str]) -> list[Finding]:
     fetcher = ThreadFetcher(client, _REQUESTS_AT_ONCE)
 
     async def one(thread_id: str) -> list[Finding]:
@@ -93,11 +102,8 @@ async def _drift(archive: Archive, settings: SourceSettings, thread_ids: list[st
             return [Finding("source_fetch_failed", f"thread {thread_id}", fresh, thread_id)]
         return list(_compare(thread_id, archive.thread_objects(thread_id), fresh))
 
-    try:
-        # A refusal (401/403, quota, 410 Gone) propagates as SourceRefusedError: exit 3, as for export.
-        results = await asyncio.gather(*(one(tid) for tid in thread_ids))
-    finally:
-        await client.close()
+    # A refusal (401/403, quota, 410 Gone) or an unreachable source propagates: exit 3, as for export.
+    results = await asyncio.gather(*(one(tid) for tid in thread_ids))
     return [finding for found in results for finding in found]
 
 

@@ -8,6 +8,7 @@ token bucket on the server gives), and on a 429 pauses every worker until `retry
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import re
 import time
 from collections import deque
@@ -22,6 +23,9 @@ BURST_SECONDS = 0.05
 # Slow down only when 429s persist: more than this share of the recent requests.
 THROTTLE_WINDOW = 200
 THROTTLE_SHARE = 0.01
+# The others wait this long at most for the probe's answer: a host that accepted the connection and
+# never answers must not hold every request for a whole timeout.
+PROBE_PATIENCE = 5.0
 
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h)")
 _UNIT = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
@@ -76,7 +80,8 @@ class RateLimiter:
         """Wait for this request's slot. Slots are handed out in order, evenly spaced."""
         if not self._probed.is_set():
             if self._probe_taken:
-                await self._probed.wait()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._probed.wait(), PROBE_PATIENCE)
             else:
                 self._probe_taken = True
                 return
@@ -95,7 +100,8 @@ class RateLimiter:
             await asyncio.sleep(wait)
 
     def answered(self) -> None:
-        """Any answer at all (even an error) ends the probe; without limit headers we go uncapped."""
+        """The probe is over, whatever its outcome (an answer, an error, a cancellation): the request
+        path calls this after every attempt. Without limit headers we go uncapped (or at --max-rps)."""
         self._probed.set()
 
     def observe(self, headers: Mapping[str, str]) -> None:
