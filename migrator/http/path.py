@@ -64,8 +64,9 @@ __all__ = [
 # unreachable (a refused port is known within a second when requests run side by side, within a
 # few seconds when they go one at a time).
 DEAD_AFTER_FAILURES = 10
-# A host that answered before: unreachable once its connections have failed (at least twice) for this
-# long with no answer in between. One slow answer never counts: only failed attempts do.
+# Unreachable once its connection attempts have failed for this long with no answer in between (a
+# host that answered before: at least two failures). A slow answer never counts, only failures do;
+# on a host that accepts connections and never answers, the first one comes after the timeout.
 DEAD_AFTER_SECONDS = 60.0
 # While a host has never answered, retries of a failed connection wait at most this long, so a
 # phase that sends one request at a time (the assistants listing, plan) learns a dead host soon.
@@ -201,7 +202,8 @@ def describe_failure(exc: BaseException) -> str:
 class HostHealth:
     """Connection accounting for one host: is it reachable, or should the run stop?"""
 
-    def __init__(self) -> None:
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self.clock = clock
         self.answered_ever = False
         self.last_answer = -math.inf  # monotonic time of the last HTTP answer (any status)
         self.streak = 0  # failed connection attempts since that answer
@@ -209,7 +211,7 @@ class HostHealth:
 
     def answer(self) -> None:
         self.answered_ever = True
-        self.last_answer = time.monotonic()
+        self.last_answer = self.clock()
         self.streak = 0
         self.streak_since = math.inf
 
@@ -218,9 +220,12 @@ class HostHealth:
         self.streak += 1
         # An attempt sent before the last answer proves nothing about the time before that answer.
         self.streak_since = min(self.streak_since, max(sent_at, self.last_answer))
-        if not self.answered_ever and self.streak >= DEAD_AFTER_FAILURES:
-            return True
-        return self.streak >= 2 and time.monotonic() - self.streak_since >= DEAD_AFTER_SECONDS
+        failing_for = self.clock() - self.streak_since
+        if not self.answered_ever:
+            return self.streak >= DEAD_AFTER_FAILURES or failing_for >= DEAD_AFTER_SECONDS
+        # A host that answered before is given up only on failures that repeat: one request that
+        # timed out while nothing else was in flight proves little.
+        return self.streak >= 2 and failing_for >= DEAD_AFTER_SECONDS
 
     def down_since(self, moment: float) -> bool:
         """No answer has come back since `moment`: failures since then are the host's, not a request's."""
@@ -384,7 +389,7 @@ class RequestPath:
             self.stats.requests += 1
             self.stats.by_kind[kind] = self.stats.by_kind.get(kind, 0) + 1
             self._inside[task] = True
-            sent_at = time.monotonic()
+            sent_at = self.health.clock()
             try:
                 answer = await call()
             finally:

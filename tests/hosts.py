@@ -1,0 +1,156 @@
+"""Rude hosts for tests: a port nobody listens on, a host that accepts and never answers, and a
+tiny look-alike server that serves whatever JSON a test gives it. All on 127.0.0.1."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import orjson
+
+# The console script of this checkout's install, as a user runs it.
+MIGRATE = str(Path(sys.executable).with_name("migrate"))
+
+
+def closed_port() -> int:
+    """A port that was free a moment ago and that nothing listens on: connections are refused."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class SilentHost:
+    """Accepts TCP connections and never sends a byte (a hung proxy, a wedged server)."""
+
+    def __init__(self) -> None:
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(128)
+        self.port = self.sock.getsockname()[1]
+        self.base_url = f"http://127.0.0.1:{self.port}/v1"
+        self.accepted = 0
+        self._held: list[socket.socket] = []
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            self.accepted += 1
+            self._held.append(conn)
+
+    def wait_for_connection(self, timeout: float = 60.0) -> None:
+        deadline = time.monotonic() + timeout
+        while self.accepted == 0 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert self.accepted, "nobody connected to the silent host"
+
+    def __enter__(self) -> SilentHost:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.sock.close()
+        for conn in self._held:
+            conn.close()
+
+
+Answer = tuple[int, Any]
+Route = Answer | Callable[[dict[str, list[str]]], Answer]
+
+
+class LookAlike:
+    """A server with an Assistants-shaped surface of its own: `routes` maps "GET /v1/path" to a
+    (status, JSON body) or to a function of the query giving one. Unknown paths answer 404."""
+
+    def __init__(self, routes: dict[str, Route]) -> None:
+        self.routes = routes
+        self.requests: Counter[str] = Counter()
+        lookalike = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+            def _answer(self) -> None:
+                length = int(self.headers.get("content-length") or 0)
+                if length:
+                    self.rfile.read(length)
+                url = urlsplit(self.path)
+                key = f"{self.command} {url.path}"
+                lookalike.requests[key] += 1
+                route = lookalike.routes.get(key)
+                if route is None:
+                    status, body = (
+                        404,
+                        {"error": {"message": f"no route {key}", "type": "invalid_request_error"}},
+                    )
+                else:
+                    status, body = route(parse_qs(url.query)) if callable(route) else route
+                data = orjson.dumps(body)
+                self.send_response(status)
+                self.send_header("content-type", "application/json")
+                self.send_header("content-length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            do_GET = do_POST = _answer
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd.daemon_threads = True
+        self.base_url = f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
+        self._thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+
+    def __enter__(self) -> LookAlike:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+def page(items: list[dict[str, Any]], *, has_more: bool = False) -> Answer:
+    return 200, {
+        "object": "list",
+        "data": items,
+        "first_id": items[0].get("id") if items else None,
+        "last_id": items[-1].get("id") if items else None,
+        "has_more": has_more,
+    }
+
+
+def start(*args: str, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
+    """`migrate ARGS` through the installed console script, in its own process."""
+    keys = {"OPENAI_API_KEY": "sandbox-key", "TARGET_API_KEY": "target-key"}
+    return subprocess.Popen(
+        [MIGRATE, *args],
+        env={**os.environ, **keys, **(env or {})},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+
+
+def finish(proc: subprocess.Popen[bytes], timeout: float = 60.0) -> tuple[int, str]:
+    """(exit code, stderr) of a process that must end by itself; a safety net against a hang."""
+    try:
+        _, err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        _, err = proc.communicate()
+        raise AssertionError(f"still running after {timeout} s: {err.decode()[-2000:]}") from None
+    return proc.returncode, err.decode()
