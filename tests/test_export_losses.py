@@ -110,11 +110,11 @@ def test_malformed_objects_become_failure_rows_and_the_run_goes_on(tmp_path, cap
 )
 def test_refs_read_odd_shapes_as_empty_and_say_what_was_odd(content):
     msg = message("t", "msg_1", content, attachments=[{"file_id": "file-ok"}, "file-odd"])
+    assert thread_file_refs(None, [msg], []) == {"file-ok"}  # never raises on an odd shape
     odd: list[str] = []
     assert thread_file_refs({"id": "t", "tool_resources": []}, [msg], [{"id": "step_1", "step_details": "x"}], odd) == {
         "file-ok"
     }  # fmt: skip
-    assert thread_file_refs(None, [msg], []) == {"file-ok"}  # without `odd`: tolerant and silent
     assert any("msg_1" in problem for problem in odd) and any("step_1" in p for p in odd), odd
 
 
@@ -181,31 +181,41 @@ def test_parsed_text_comes_from_any_store_that_holds_the_file(tmp_path, capsys):
     assert _stored(tmp_path / "a.db", "file-1") == ("parsed_text", b"first second", "vs_b")
 
 
-def test_a_parsed_text_cut_off_is_a_failure_not_a_whole_text(tmp_path, capsys, monkeypatch):
-    monkeypatch.setattr("migrator.export.MAX_CONTENT_PAGES", 3)
+def test_a_parsed_text_whose_pages_repeat_is_a_failure_not_a_whole_text(tmp_path, capsys):
     routes = _files_source(
-        {
-            # A next_page that comes back: the loop the page guard is there for.
-            "GET /v1/vector_stores/vs_a/files/file-loop/content": _content(["again "], "p1"),
-            # Always a new page token: cut off by the guard.
-            "GET /v1/vector_stores/vs_a/files/file-long/content": lambda q: _content(
-                ["more "], f"p{int((q.get('page') or ['p0'])[0][1:]) + 1}"
-            ),
-        },
-        ["file-loop", "file-long"],
-        {"vs_a": ["file-loop", "file-long"]},
+        # A next_page that comes back: the loop the page guard is there for.
+        {"GET /v1/vector_stores/vs_a/files/file-loop/content": _content(["again "], "p1")},
+        ["file-loop"],
+        {"vs_a": ["file-loop"]},
     )
     with LookAlike(routes) as host:
         code = export(tmp_path, host.base_url, ["thread_f"])
-        requests = host.requests
+        asked = host.requests["GET /v1/vector_stores/vs_a/files/file-loop/content"]
     assert code == 1, capsys.readouterr().err
-    for file_id in ("file-loop", "file-long"):
-        assert _stored(tmp_path / "a.db", file_id) is None  # not stored as if whole: asked again next run
-    found = failures(tmp_path / "a.db")
-    assert "repeats its page 'p1'" in found["file-loop"][1]
-    assert "did not end within 3 pages" in found["file-long"][1]
-    assert requests["GET /v1/vector_stores/vs_a/files/file-loop/content"] == 2
-    assert requests["GET /v1/vector_stores/vs_a/files/file-long/content"] == 3
+    assert _stored(tmp_path / "a.db", "file-loop") is None  # not stored as if whole: asked again next run
+    assert "repeats its page 'p1'" in failures(tmp_path / "a.db")["file-loop"][1]
+    assert asked == 2
+
+
+def test_a_parsed_text_cut_off_by_the_page_guard_is_a_failure(tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr("migrator.export.MAX_CONTENT_PAGES", 3)
+    routes = _files_source(
+        # Always a new page token: cut off by the guard.
+        {
+            "GET /v1/vector_stores/vs_a/files/file-long/content": lambda q: _content(
+                ["more "], f"p{int((q.get('page') or ['p0'])[0][1:]) + 1}"
+            )
+        },
+        ["file-long"],
+        {"vs_a": ["file-long"]},
+    )
+    with LookAlike(routes) as host:
+        code = export(tmp_path, host.base_url, ["thread_f"])
+        asked = host.requests["GET /v1/vector_stores/vs_a/files/file-long/content"]
+    assert code == 1, capsys.readouterr().err
+    assert _stored(tmp_path / "a.db", "file-long") is None
+    assert "did not end within 3 pages" in failures(tmp_path / "a.db")["file-long"][1]
+    assert asked == 3
 
 
 def test_files_recorded_missing_are_fetched_again_once_their_store_is_known(tmp_path, capsys):
