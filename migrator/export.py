@@ -145,27 +145,18 @@ class ThreadFetcher:
         With a `delta` (a --refresh of a done thread): only messages and runs newer than the last
         stored ones, plus a fresh copy of those that were still unfinished when stored, with the
         steps of every run so fetched. 404 on the thread gives `missing`; a page anomaly, a later
-        404, an error that survived the retries, an object of a shape we cannot read, or any other
-        fault while reading this thread gives `failed` with a failure row and whatever was fetched;
-        a refusal, an unreachable source and a stop propagate.
+        404 or an error that survived the retries gives `failed` with a failure row and whatever
+        was fetched; any other fault while reading one thread (an object of a shape nothing here
+        foresaw) gives `failed` with a failure row too. A refusal, an unreachable source and a stop
+        propagate.
         """
         try:
             result = await self._fetch(thread_id, delta)
-            odd: list[str] = []
-            result.file_refs = thread_file_refs(result.thread, result.messages, result.steps, odd)
+            result.file_refs = thread_file_refs(result.thread, result.messages, result.steps)
         except MigrateError:
             raise
         except Exception as exc:  # noqa: BLE001  one odd thread must cost that thread, never the run
             return ThreadResult(thread_id, "failed", failure=failure_of("thread", thread_id, exc))
-        if odd and result.status == "done":
-            # Kept verbatim, but not claimed whole: a session built from it would silently lose content.
-            result.status = "failed"
-            result.failure = Failure(
-                entity="thread",
-                entity_id=thread_id,
-                error_class="MalformedObject",
-                message=_few(odd, "the source sent objects of an unexpected shape"),
-            )
         return result
 
     async def _fetch(self, thread_id: str, delta: Delta | None) -> ThreadResult:
@@ -540,11 +531,6 @@ _RECOVERABLE: tuple[type[BaseException], ...] = (
 
 class _CutOff(Exception):
     """A parsed text whose pages did not end: never stored as if it were the whole text."""
-
-
-def _few(problems: list[str], what: str, n: int = 3) -> str:
-    more = f" (and {len(problems) - n} more)" if len(problems) > n else ""
-    return f"{what}: {'; '.join(problems[:n])}{more}"[:500]
 
 
 def _describe(exc: BaseException) -> str:
