@@ -139,7 +139,7 @@ def bench_sessions(archive: Path, base_url: str) -> None:
     accepted = strict_ok = schema_ok = total = 0
     rejected: list[str] = []
     with Archive.open(archive) as store:
-        for thread_id, record_json in store.iter_session_records():
+        for thread_id, record_json in store.sessions.records():
             session = orjson.loads(record_json)
             total += 1
             body = {

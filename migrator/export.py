@@ -300,10 +300,10 @@ class _Run:
         try:
             return (await self.listing(fetch)).items, True
         except PageAnomaly as exc:
-            self.archive.record_failure(self.fail(entity, "list", exc))
+            self.archive.findings.record_failure(self.fail(entity, "list", exc))
             return exc.listing.items, False  # type: ignore[attr-defined]
         except _RECOVERABLE as exc:
-            self.archive.record_failure(self.fail(entity, "list", exc))
+            self.archive.findings.record_failure(self.fail(entity, "list", exc))
             return None
 
     async def assistants(self) -> None:
@@ -314,7 +314,7 @@ class _Run:
         assistants, complete = listed
         refs = {(file_id, a["id"]) for a in assistants for file_id in files_in_assistant(a)}
         # Only a complete listing is marked done (and clears an earlier failure).
-        self.archive.store_assistants(assistants, refs, complete=complete)
+        self.archive.raw.store_assistants(assistants, refs, complete=complete)
         self.tick(force=True)
 
     async def vector_stores(self) -> None:
@@ -332,16 +332,16 @@ class _Run:
                 )
             except PageAnomaly as exc:
                 anomalies.append(Anomaly("vector_store", store["id"], exc.kind, exc.detail))
-                self.archive.record_failure(self.fail("vector_store", store["id"], exc))
+                self.archive.findings.record_failure(self.fail("vector_store", store["id"], exc))
                 files = exc.listing  # type: ignore[attr-defined]
             except _RECOVERABLE as exc:
-                self.archive.record_failure(self.fail("vector_store", store["id"], exc))
+                self.archive.findings.record_failure(self.fail("vector_store", store["id"], exc))
                 return
-            self.archive.store_vector_store(store, files.items, anomalies=anomalies, position=position)
+            self.archive.raw.store_vector_store(store, files.items, anomalies=anomalies, position=position)
 
         await _all(one(position, store) for position, store in enumerate(stores))
         if complete:
-            self.archive.vector_stores_listed()
+            self.archive.raw.vector_stores_listed()
         self.tick(force=True)
 
     # -- threads ---------------------------------------------------------------------------------
@@ -351,20 +351,20 @@ class _Run:
     ) -> ThreadResult:
         # Only a thread known whole may be refreshed by its delta; a failed one is fetched again whole.
         if self.options.refresh and status == "done":
-            messages, runs = self.archive.unfinished_objects(thread_id)
+            messages, runs = self.archive.raw.unfinished(thread_id)
             return await self.fetcher.thread(thread_id, Delta(last_message, last_run, messages, runs))
         return await self.fetcher.thread(thread_id)
 
     def commit(self, result: ThreadResult) -> None:
         try:
-            self.archive.store_thread(result)
+            self.archive.raw.store_thread(result)
         except (sqlite3.Error, MigrateError):
             raise  # the database or the disk, not the thread: stop
         except Exception as exc:  # noqa: BLE001  an object the archive cannot hold (no id...) costs its thread
             result = ThreadResult(
                 result.thread_id, "failed", failure=failure_of("thread", result.thread_id, exc)
             )
-            self.archive.store_thread(result)
+            self.archive.raw.store_thread(result)
         s = self.summary
         s.failures += result.failure is not None
         if result.status == "done":
@@ -426,28 +426,28 @@ class _Run:
     def queue_file(self, file_id: str) -> None:
         # A file another thread already brought in is not read twice (nor downgraded by a retry);
         # one recorded `missing` is asked again once a run.
-        if file_id not in self.files_seen and not self.archive.has_file(file_id, with_content=True):
+        if file_id not in self.files_seen and not self.archive.files.has(file_id, with_content=True):
             self.files_seen.add(file_id)
             self.file_queue.put_nowait(file_id)
 
     async def file(self, file_id: str) -> None:
         try:
-            held = self.archive.file_record(file_id)
+            held = self.archive.files.record(file_id)
             if held is not None:
                 # Recorded `missing` by an earlier run: ask only what may have changed since.
                 meta, content = held[0], await self.file_content(file_id, held[0])
             else:
                 meta = await self.call(lambda: self.client.retrieve_file(file_id))
                 content = await self.file_content(file_id)
-            self.archive.store_file(meta, content)
+            self.archive.files.store(meta, content)
         except (NotFound, *_RECOVERABLE, _CutOff) as exc:
             # Not stored: a later run tries the file again.
-            self.archive.record_failure(self.fail("file", file_id, exc))
+            self.archive.findings.record_failure(self.fail("file", file_id, exc))
             return
         except (MigrateError, sqlite3.Error):
             raise
         except Exception as exc:  # noqa: BLE001  an odd file object costs that file, never the run
-            self.archive.record_failure(self.fail("file", file_id, exc))
+            self.archive.findings.record_failure(self.fail("file", file_id, exc))
             return
         self.summary.files += 1
         self.tick()
@@ -477,7 +477,7 @@ class _Run:
         the next run tries again); `missing` only when no store holds the file at all.
         """
         error: Exception | None = None
-        for store_id in self.archive.vector_stores_holding(file_id):
+        for store_id in self.archive.raw.vector_stores_holding(file_id):
             try:
                 return FileContent("parsed_text", await self._text_pages(store_id, file_id), store_id)
             except NotFound:
@@ -608,7 +608,7 @@ async def _phases(
     # Assistants and vector stores are global: in a sharded run only shard 1 fetches them.
     first_shard = options.shard is None or options.shard.index == 1
     if entries:
-        archive.add_threads((e.thread_id, e.extra) for e in entries)
+        archive.work.add((e.thread_id, e.extra) for e in entries)
     if (
         "assistants" in parts
         and first_shard
@@ -625,16 +625,16 @@ async def _phases(
     files_task = None
     if "files" in parts:
         # Files recorded `missing` are asked again: their vector store may be known by now.
-        for file_id in archive.unfetched_file_ids(include_missing=True):
+        for file_id in archive.files.unfetched_ids(include_missing=True):
             run.queue_file(file_id)
         files_task = asyncio.create_task(run.file_workers())
     try:
         if "threads" in parts and not run.stop.is_set():
-            work = archive.work_counts()
+            work = archive.work.counts()
             # Missing threads are asked again (one request each): a corrected --base-url brings them back.
             again = work["done"] if options.refresh else 0
             run.summary.threads_total = work["pending"] + work["failed"] + work["missing"] + again
-            await run.threads(archive.threads_to_export(refresh=options.refresh))
+            await run.threads(archive.work.to_export(refresh=options.refresh))
         run.phase = "files"
     finally:
         if files_task is not None:
@@ -683,13 +683,13 @@ def run_export(
             summary.sessions = build_sessions(archive, options.conversion, stop=stopped)
         summary.interrupted = summary.sessions.interrupted
     # The verdict is about the archive, not just this run: a thread missing since last night still counts.
-    work = archive.work_counts()
+    work = archive.work.counts()
     summary.threads_left = work["pending"]
     summary.threads_done, summary.threads_failed, summary.threads_missing = (
         work["done"],
         work["failed"],
         work["missing"],
     )
-    summary.failures = len(archive.failures())
+    summary.failures = len(archive.findings.failures())
     summary.elapsed = time.monotonic() - started
     return summary

@@ -83,16 +83,16 @@ def resolve_options(
 
 def record_options(archive: Archive, options: ConversionOptions) -> bool:
     """Record the options; True when they changed, so every session must be rebuilt."""
-    return archive.record_conversion_options(OPTIONS_KEY, options.as_dict())
+    return archive.sessions.record_options(OPTIONS_KEY, options.as_dict())
 
 
 def _file_infos(archive: Archive, file_ids: list[str]) -> dict[str, FileInfo]:
     infos: dict[str, FileInfo] = {}
-    for file_id, stored in archive.files_for(file_ids).items():
+    for file_id, stored in archive.files.stored(file_ids).items():
         data = None
         # Only images are ever inlined (as data: URLs); other bytes stay in the archive.
         if stored.content == "downloaded" and stored.sha256 and (stored.mime or "").startswith("image/"):
-            data = archive.blob(stored.sha256)
+            data = archive.files.blob(stored.sha256)
         infos[file_id] = FileInfo(
             file_id=file_id,
             filename=stored.filename,
@@ -108,7 +108,7 @@ def _file_infos(archive: Archive, file_ids: list[str]) -> dict[str, FileInfo]:
 def load_bundle(
     archive: Archive, thread_id: str, assistants: dict[str, dict[str, Any]] | None = None
 ) -> ThreadBundle | None:
-    objects = archive.thread_objects(thread_id)
+    objects = archive.raw.thread_objects(thread_id)
     if objects is None:
         return None
     return ThreadBundle(
@@ -116,9 +116,9 @@ def load_bundle(
         messages=objects["messages"],
         runs=objects["runs"],
         steps=objects["steps"],
-        assistants=assistants if assistants is not None else archive.assistants(),
-        files=_file_infos(archive, archive.file_refs_of(thread_id)),
-        extra_metadata=archive.thread_extra(thread_id),
+        assistants=assistants if assistants is not None else archive.raw.assistants(),
+        files=_file_infos(archive, archive.files.refs_of(thread_id)),
+        extra_metadata=archive.work.extra(thread_id),
     )
 
 
@@ -155,22 +155,22 @@ def build_sessions(
 ) -> BuildSummary:
     """Build the sessions of every done thread marked stale; resumable, one transaction a batch."""
     if record_options(archive, options) or rebuild_all:
-        archive.mark_all_sessions_stale()
-    assistants = archive.assistants()
+        archive.work.mark_all_stale()
+    assistants = archive.raw.assistants()
     summary = BuildSummary()
-    for batch in archive.stale_session_thread_ids():
+    for batch in archive.work.stale_batches():
         if stop():
             summary.interrupted = True
             break
         rows = [row for tid in batch if (row := derive_session(archive, tid, options, assistants))]
-        archive.store_sessions(rows)
+        archive.sessions.store(rows)
         for row in rows:
             summary.sessions += 1
             summary.messages += len(row.record.get("messages", ()))
             summary.warnings += sum(row.warnings.values())
         if on_batch:
             on_batch(summary)
-    archive.drop_orphan_tool_definitions()
+    archive.sessions.drop_orphan_tools()
     return summary
 
 
@@ -192,20 +192,20 @@ class SessionChoice:
     def count(self, archive: Archive) -> int:
         if self.ids is not None:
             return len(self.ids)
-        without_work = sum(1 for _, status in archive.orphan_sessions() if status is None)
+        without_work = sum(1 for _, status in archive.sessions.orphans() if status is None)
         included = len(self.unfinished) if self.include_unfinished else 0
-        return archive.work_counts()["done"] + without_work + included
+        return archive.work.counts()["done"] + without_work + included
 
     def records(self, archive: Archive) -> Iterator[tuple[str, bytes]]:
         """(thread_id, canonical record JSON), streamed. A done thread's stale (or missing) session is
         derived from its raw rows with the recorded options, as `rebuild` would store it."""
         options = recorded_options(archive)
         assistants: dict[str, dict[str, Any]] | None = None
-        states = archive.session_states(self.ids, include_unfinished=self.include_unfinished)
+        states = archive.sessions.states(self.ids, include_unfinished=self.include_unfinished)
         for state in states:
             if state.status == "done" and (state.stale or not state.has_session):
                 with archive.snapshot():  # one committed state of the thread, whatever a writer does
-                    assistants = assistants if assistants is not None else archive.assistants()
+                    assistants = assistants if assistants is not None else archive.raw.assistants()
                     row = derive_session(archive, state.thread_id, options, assistants)
                 if row is not None:
                     yield state.thread_id, orjson.dumps(row.record, option=orjson.OPT_SORT_KEYS)
@@ -224,7 +224,7 @@ def choose_sessions(
     wanted = sorted(set(thread_ids))
     if wanted:
         states = {
-            s.thread_id: s for s in archive.session_states(wanted, include_unfinished=True, records=False)
+            s.thread_id: s for s in archive.sessions.states(wanted, include_unfinished=True, records=False)
         }
         missing = [tid for tid in wanted if tid not in states]
         unfinished = [tid for tid in wanted if tid in states and states[tid].unfinished]
@@ -233,12 +233,12 @@ def choose_sessions(
         ]
     else:
         missing, pool = [], None
-        unfinished = [tid for tid, status in archive.orphan_sessions() if status is not None]
+        unfinished = [tid for tid, status in archive.sessions.orphans() if status is not None]
     if sample is not None:
         ids = (
             (
                 s.thread_id
-                for s in archive.session_states(include_unfinished=include_unfinished, records=False)
+                for s in archive.sessions.states(include_unfinished=include_unfinished, records=False)
             )
             if pool is None
             else iter(pool)

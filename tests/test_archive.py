@@ -9,6 +9,7 @@ from sqlite_utils import Database
 from migrator.archive import Archive, FileContent, ThreadResult
 from migrator.archive.schema import MIGRATIONS
 from migrator.errors import NewerSchemaError, NotAnArchiveError
+from migrator.merge import merge_from
 
 # The final schema is part of the contract: a change here must come with a new migration.
 FINAL_SCHEMA = {
@@ -172,7 +173,7 @@ def test_the_oldest_schema_upgrades_on_open_and_keeps_its_rows(tmp_path):
     conn.close()
     with Archive.open(path) as archive:
         assert schema_of(archive.db.conn) == (FINAL_SCHEMA, FINAL_INDEXES)
-        assert archive.work_counts()["pending"] == 1
+        assert archive.work.counts()["pending"] == 1
 
 
 def thread(tid: str, n: int = 2) -> ThreadResult:
@@ -205,40 +206,40 @@ def test_new_archive_is_private_single_file_with_the_final_schema(tmp_path):
 
 def test_thread_rows_and_status_commit_together_and_upserts_never_duplicate(tmp_path):
     with Archive.create(tmp_path / "a.db") as archive:
-        archive.add_threads([("thread_1", {"user": "u"}), ("thread_2", {})])
-        archive.store_thread(thread("thread_1"))
-        archive.store_thread(thread("thread_1"))
+        archive.work.add([("thread_1", {"user": "u"}), ("thread_2", {})])
+        archive.raw.store_thread(thread("thread_1"))
+        archive.raw.store_thread(thread("thread_1"))
         counts = archive.counts()
         assert (counts["messages"], counts["threads_done"], counts["threads_pending"]) == (2, 1, 1)
-        assert [row[0] for row in archive.threads_to_export()] == ["thread_2"]
-        assert archive.thread_extra("thread_1") == {"user": "u"}
+        assert [row[0] for row in archive.work.to_export()] == ["thread_2"]
+        assert archive.work.extra("thread_1") == {"user": "u"}
 
 
 def test_content_hash_ignores_key_order_and_history(tmp_path):
     first, second = tmp_path / "a.db", tmp_path / "b.db"
     with Archive.create(first) as a, Archive.create(second) as b:
-        a.add_threads([("thread_1", {})])
-        b.add_threads([("thread_1", {})])
-        a.store_thread(thread("thread_1"))
+        a.work.add([("thread_1", {})])
+        b.work.add([("thread_1", {})])
+        a.raw.store_thread(thread("thread_1"))
         reordered = thread("thread_1")
         reordered.messages = [dict(reversed(list(m.items()))) for m in reordered.messages]
-        b.store_thread(ThreadResult("thread_1", "failed"))
-        b.store_thread(reordered)
+        b.raw.store_thread(ThreadResult("thread_1", "failed"))
+        b.raw.store_thread(reordered)
         assert a.content_hash() == b.content_hash()
-        b.store_thread(thread("thread_1", n=3))
+        b.raw.store_thread(thread("thread_1", n=3))
         assert a.content_hash() != b.content_hash()
 
 
 def test_blobs_are_content_addressed_and_mime_comes_from_the_bytes(tmp_path):
     png = b"\x89PNG\r\n\x1a\n" + b"\x00" * 20
     with Archive.create(tmp_path / "a.db") as archive:
-        archive.store_file(
+        archive.files.store(
             {"id": "file-1", "filename": "../../etc/passwd.txt"}, FileContent("downloaded", png)
         )
-        archive.store_file({"id": "file-2", "filename": "copy.bin"}, FileContent("downloaded", png))
+        archive.files.store({"id": "file-2", "filename": "copy.bin"}, FileContent("downloaded", png))
         rows = list(archive.db.execute("select mime, bytes from blobs"))
         assert rows == [("image/png", len(png))]
-        assert archive.files_for(["file-1"])["file-1"].mime == "image/png"
+        assert archive.files.stored(["file-1"])["file-1"].mime == "image/png"
 
 
 def test_open_refuses_missing_foreign_and_newer_files(tmp_path):
@@ -272,19 +273,19 @@ def test_open_refuses_missing_foreign_and_newer_files(tmp_path):
 def test_merge_is_idempotent_and_prefers_done_threads(tmp_path):
     shard1, shard2, merged = tmp_path / "s1.db", tmp_path / "s2.db", tmp_path / "all.db"
     with Archive.create(shard1) as a:
-        a.add_threads([("thread_1", {})])
-        a.store_thread(thread("thread_1"))
+        a.work.add([("thread_1", {})])
+        a.raw.store_thread(thread("thread_1"))
     with Archive.create(shard2) as b:
-        b.add_threads([("thread_1", {}), ("thread_2", {})])
-        b.store_thread(thread("thread_2"))
+        b.work.add([("thread_1", {}), ("thread_2", {})])
+        b.raw.store_thread(thread("thread_2"))
     with Archive.create(merged) as m:
-        m.merge_from(shard2)
-        m.merge_from(shard1)
-        first = (m.content_hash(), m.work_counts())
-        m.merge_from(shard1)
-        m.merge_from(shard2)
-        assert (m.content_hash(), m.work_counts()) == first
-        assert m.work_counts() == {"pending": 0, "done": 2, "failed": 0, "missing": 0}
+        merge_from(m, shard2)
+        merge_from(m, shard1)
+        first = (m.content_hash(), m.work.counts())
+        merge_from(m, shard1)
+        merge_from(m, shard2)
+        assert (m.content_hash(), m.work.counts()) == first
+        assert m.work.counts() == {"pending": 0, "done": 2, "failed": 0, "missing": 0}
 
 
 def test_an_empty_file_is_not_an_archive_and_stays_empty(tmp_path):
@@ -299,23 +300,25 @@ def test_a_complete_assistant_listing_clears_its_earlier_failure_and_marks_sessi
     from migrator.archive import Failure
 
     with Archive.create(tmp_path / "a.db") as archive:
-        archive.record_failure(Failure("assistants", "list", "APIConnectionError", "dropped"))
-        archive.add_threads([("thread_1", {})])
+        archive.findings.record_failure(Failure("assistants", "list", "APIConnectionError", "dropped"))
+        archive.work.add([("thread_1", {})])
         result = thread("thread_1")
         result.runs = [{"id": "run_1", "object": "thread.run", "created_at": 101, "assistant_id": "asst_1"}]
-        archive.store_thread(result)
+        archive.raw.store_thread(result)
         archive.db.execute("update work set session_stale = 0")
-        archive.store_assistants(
+        archive.raw.store_assistants(
             [{"id": "asst_1", "created_at": 1, "model": "gpt-4.1"}], set(), complete=False
         )
-        assert [f.entity for f in archive.failures()] == ["assistants"]  # a partial listing clears nothing
+        assert [f.entity for f in archive.findings.failures()] == [
+            "assistants"
+        ]  # a partial listing clears nothing
         assert archive.get_meta("assistants_exported") is None
         archive.db.execute("update work set session_stale = 0")
-        archive.store_assistants([{"id": "asst_1", "created_at": 1, "model": "gpt-4.1"}], set())
+        archive.raw.store_assistants([{"id": "asst_1", "created_at": 1, "model": "gpt-4.1"}], set())
         stale = archive.db.execute("select session_stale from work").fetchone()[0]
-        assert archive.failures() == [] and archive.get_meta("assistants_exported") is True
+        assert archive.findings.failures() == [] and archive.get_meta("assistants_exported") is True
         assert stale == 0  # the same assistant again: nothing to rebuild
-        archive.store_assistants([{"id": "asst_1", "created_at": 1, "model": "gpt-4o"}], set())
+        archive.raw.store_assistants([{"id": "asst_1", "created_at": 1, "model": "gpt-4o"}], set())
         assert archive.db.execute("select session_stale from work").fetchone()[0] == 1
 
 
@@ -324,9 +327,9 @@ def test_building_sessions_stops_between_batches_when_asked(tmp_path):
     from migrator.sessions import build_sessions
 
     with Archive.create(tmp_path / "a.db") as archive:
-        archive.add_threads([(f"thread_{i:03d}", {}) for i in range(250)])
+        archive.work.add([(f"thread_{i:03d}", {}) for i in range(250)])
         for i in range(250):
-            archive.store_thread(thread(f"thread_{i:03d}", n=1))
+            archive.raw.store_thread(thread(f"thread_{i:03d}", n=1))
         calls = iter([False, True])
         summary = build_sessions(archive, ConversionOptions(), stop=lambda: next(calls, True))
         assert summary.interrupted and summary.sessions == 100  # one batch, then the stop

@@ -119,8 +119,8 @@ def test_twenty_kills_then_resume_equal_an_uninterrupted_export(tmp_path, capsys
 
     with Archive.open(reference) as ref, Archive.open(archive) as got:
         assert got.content_hash() == ref.content_hash()
-        assert got.work_counts() == ref.work_counts()
-        assert list(got.iter_session_records()) == list(ref.iter_session_records())
+        assert got.work.counts() == ref.work.counts()
+        assert list(got.sessions.records()) == list(ref.sessions.records())
         for table in ("messages", "runs", "run_steps", "files", "blobs"):
             key = "sha256" if table == "blobs" else "id"
             dupes = got.db.execute(f"select count(*) - count(distinct {key}) from {table}").fetchone()[0]
@@ -145,7 +145,7 @@ def test_sigint_stops_cleanly_and_prints_the_resume_command(tmp_path):
         assert "Traceback" not in text
         assert_consistent(archive)
         with Archive.open(archive) as store:
-            assert store.work_counts()["pending"] > 0  # it really stopped mid-way
+            assert store.work.counts()["pending"] > 0  # it really stopped mid-way
         proc = start_export(archive, ids, server)
         proc.communicate(timeout=300)
         assert proc.returncode == 0

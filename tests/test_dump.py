@@ -24,7 +24,7 @@ OPTIONS = ConversionOptions()
 
 def sessions_jsonl(archive: Archive) -> bytes:
     build_sessions(archive, OPTIONS)
-    return b"".join(record + b"\n" for _, record in archive.iter_session_records())
+    return b"".join(record + b"\n" for _, record in archive.sessions.records())
 
 
 def round_trip(source: Archive, tmp_path: Path) -> Archive:
@@ -49,7 +49,7 @@ def test_round_trip(tmp_path: Path) -> None:
     with exported_archive(tmp_path / "a.db") as source:
         copy = round_trip(source, tmp_path)
         assert copy.counts()["sessions"] == 4
-        records = [orjson.loads(r) for _, r in copy.iter_session_records()]
+        records = [orjson.loads(r) for _, r in copy.sessions.records()]
         # The thread list carried the metadata of each thread (from the user's --threads JSONL).
         assert {r["thread_id"]: r["metadata"].get("tier") for r in records}["thread_tools"] == "gold"
         # The downloaded image made it back as bytes (inlined), the manual as parsed text.
@@ -154,14 +154,14 @@ def test_ids_that_are_not_safe_names_round_trip(tmp_path: Path) -> None:
         assert len(names) == 5 and all("/" not in n and not n.startswith(".") for n in names)
         assert [p.name for p in (tmp_path / "dump" / "files").iterdir() if p.name.startswith("id-sha256-")]
         assert not (tmp_path / "escape").exists()
-        assert copy.file_record(evil_file)[1].kind == "downloaded"
+        assert copy.files.record(evil_file)[1].kind == "downloaded"
         copy.close()
 
 
 def test_an_unfinished_thread_stays_unfinished(tmp_path: Path) -> None:
     """A thread the export could not finish keeps no session after the round trip either."""
     with exported_archive(tmp_path / "a.db") as source:
-        source.add_threads([("thread_broken", {}), ("thread_gone", {})])
+        source.work.add([("thread_broken", {}), ("thread_gone", {})])
         broken = ThreadResult(
             "thread_broken",
             "failed",
@@ -169,8 +169,8 @@ def test_an_unfinished_thread_stays_unfinished(tmp_path: Path) -> None:
             messages=[message("msg_b1", "thread_broken", "user", "partial", at=5)],
             failure=Failure("thread", "thread_broken", "TransientError", "503 after retries", 503),
         )
-        source.store_thread(broken)
-        source.store_thread(ThreadResult("thread_gone", "missing"))
+        source.raw.store_thread(broken)
+        source.raw.store_thread(ThreadResult("thread_gone", "missing"))
         summary = write_dump(source, tmp_path / "dump")
         assert dict(summary.threads_without_rows) == {"missing": 1}
         page = orjson.loads((tmp_path / "dump" / "threads" / "thread_broken" / "messages.json").read_bytes())

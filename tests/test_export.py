@@ -127,7 +127,7 @@ def test_every_fault_ends_complete_or_with_failure_rows(tmp_path, capsys, name):
     assert "Traceback" not in err
     counts = stats(tmp_path / "a.db")
     with Archive.open(tmp_path / "a.db") as archive:
-        failures = archive.failures()
+        failures = archive.findings.failures()
         not_done = [r[0] for r in archive.db.execute("select thread_id from work where status != 'done'")]
     failed_threads = {f.entity_id for f in failures if f.entity == "thread"}
     if name in ("empty_page_rate", "repeat_cursor_rate"):
@@ -160,8 +160,8 @@ def test_shards_merged_equal_one_full_export(tmp_path, capsys):
     assert main(["merge", str(tmp_path / "all.db"), *shards]) == 0  # idempotent
     with Archive.open(tmp_path / "full.db") as full, Archive.open(tmp_path / "all.db") as merged:
         assert merged.content_hash() == full.content_hash()
-        assert merged.work_counts() == full.work_counts()
-        assert list(merged.iter_session_records()) == list(full.iter_session_records())
+        assert merged.work.counts() == full.work.counts()
+        assert list(merged.sessions.records()) == list(full.sessions.records())
 
 
 def test_refresh_fetches_only_what_is_newer_and_duplicates_nothing(tmp_path, capsys):
@@ -290,7 +290,7 @@ def test_refresh_fetches_a_failed_thread_whole_again(tmp_path, capsys):
         assert export(tmp_path, server, "--refresh", "--only", "threads") == 0, capsys.readouterr().err
     with Archive.open(tmp_path / "a.db") as archive:
         assert archive.content_hash() == before
-        assert archive.work_counts()["done"] == 10
+        assert archive.work.counts()["done"] == 10
 
 
 def test_refresh_reads_again_a_run_that_was_unfinished_when_stored(tmp_path, capsys):

@@ -52,7 +52,7 @@ def export(tmp_path: Path, base_url: str, thread_ids: list[str], *args: str) -> 
 
 def failures(path: Path) -> dict[str, tuple[str, str]]:
     with Archive.open(path) as archive:
-        return {f.entity_id: (f.error_class, f.message) for f in archive.failures()}
+        return {f.entity_id: (f.error_class, f.message) for f in archive.findings.failures()}
 
 
 def statuses(path: Path) -> dict[str, str]:
@@ -88,7 +88,7 @@ def test_odd_objects_cost_at_most_their_thread_and_the_run_goes_on(tmp_path, cap
     assert list(found) == ["thread_tools"] and found["thread_tools"][0] == "AttributeError"
     with Archive.open(tmp_path / "a.db") as archive:
         assert archive.counts()["sessions"] == 3
-        assert archive.raw_of("messages", "msg_2") is not None  # what the source sent, verbatim
+        assert archive.raw.of("messages", "msg_2") is not None  # what the source sent, verbatim
 
 
 def test_the_sandbox_lookalike_text_shapes_export_every_thread(tmp_path, capsys):
@@ -162,7 +162,7 @@ def _files_source(
 
 def _stored(path: Path, file_id: str) -> tuple[str, bytes | None, str | None] | None:
     with Archive.open(path) as archive:
-        held = archive.file_record(file_id)
+        held = archive.files.record(file_id)
     return None if held is None else (held[1].kind, held[1].data, held[1].vector_store_id)
 
 

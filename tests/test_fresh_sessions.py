@@ -45,7 +45,7 @@ def archive(exported: Path, tmp_path: Path) -> Path:
 
 def sessions(path: Path) -> dict[str, bytes]:
     with Archive.open(path) as store:
-        return dict(store.iter_session_records())
+        return dict(store.sessions.records())
 
 
 def long_thread(path: Path) -> str:
@@ -60,9 +60,9 @@ def make_stale(path: Path, thread_id: str) -> dict[str, Any]:
     """The session stored for the thread is out of date (its newest turn came after the build, which
     never ran), and the thread is marked stale, as `store_thread` leaves it. Returns the fresh one."""
     with Archive.open(path) as store:
-        fresh = orjson.loads(dict(store.iter_session_records([thread_id]))[thread_id])
+        fresh = orjson.loads(dict(store.sessions.records([thread_id]))[thread_id])
         old = {**fresh, "messages": fresh["messages"][:-2], "sources": fresh["sources"][:-2]}
-        store.store_sessions([SessionRow(thread_id, old, 0, old["tools"], {})])
+        store.sessions.store([SessionRow(thread_id, old, 0, old["tools"], {})])
         store.db.execute("update work set session_stale = 1 where thread_id = ?", [thread_id])
     return fresh
 
@@ -70,7 +70,7 @@ def make_stale(path: Path, thread_id: str) -> dict[str, Any]:
 def make_unfinished(path: Path, thread_id: str) -> None:
     """A later fetch of the thread failed (a --refresh that hit a 500): it is no longer done."""
     with Archive.open(path) as store:
-        store.store_thread(
+        store.raw.store_thread(
             ThreadResult(
                 thread_id, "failed", failure=Failure("thread", thread_id, "InternalServerError", "500")
             )
@@ -93,7 +93,7 @@ def test_a_stale_session_is_rebuilt_before_the_jsonl_and_agents_imports(archive,
     assert canonical(sent[tid]) == canonical(fresh)  # not the stale one the archive still holds
     assert len(sent) == 40
     with Archive.open(archive) as store:  # a reader: it derived the session for its output only
-        assert [t for batch in store.stale_session_thread_ids() for t in batch] == [tid]
+        assert [t for batch in store.work.stale_batches() for t in batch] == [tid]
 
     db = tmp_path / "agents.db"
     code, _, err = run_cli("import", str(archive), "--to", "agents-sqlite", "--out", str(db))
@@ -128,8 +128,8 @@ def test_a_stale_session_is_rebuilt_and_stored_before_a_conversations_import(arc
     assert len(conversations) == 1
     assert sessions(archive)[tid] == canonical(fresh)  # a writer stores the rebuild
     with Archive.open(archive) as store:
-        assert list(store.stale_session_thread_ids()) == []
-        link = store.conversation_link(target.base_url, tid)
+        assert list(store.work.stale_batches()) == []
+        link = store.links.get(target.base_url, tid)
     assert link is not None and link.items_sent == len(session_items(fresh).items)
 
 

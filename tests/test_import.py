@@ -28,7 +28,7 @@ def test_jsonl_is_the_stored_canonical_records_sorted_and_byte_identical_across_
     out = tmp_path / "s.jsonl"
     with Archive.open(archive) as store:
         summary = import_jsonl(store, out)
-        stored = [record for _, record in store.iter_session_records()]
+        stored = [record for _, record in store.sessions.records()]
     assert out.read_bytes() == b"".join(r + b"\n" for r in stored)
     ids = [r["thread_id"] for r in loads_lines(out.read_bytes())]
     assert ids == sorted(ids) and summary.imported == len(ids) == len(golden_records()) + 1

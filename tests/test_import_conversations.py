@@ -206,7 +206,7 @@ def test_a_create_whose_answer_never_came_is_retried_once_and_reported(target, t
     records = [long_record("thread_window", 3)]
     db = build_archive(tmp_path / "a.db", records)
     with Archive.open(db) as archive:  # what a kill between intent and answer leaves behind
-        archive.conversation_intent(
+        archive.links.intent(
             target.base_url,
             "thread_window",
             idempotency_key="migrate-k1",

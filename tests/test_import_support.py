@@ -91,8 +91,8 @@ def build_archive(
     """An archive holding exactly these sessions (and assistants), as export would store them."""
     with Archive.create(path) as archive:
         if assistants:
-            archive.store_assistants(list(assistants), set())
-        archive.store_sessions(
+            archive.raw.store_assistants(list(assistants), set())
+        archive.sessions.store(
             [SessionRow(r["thread_id"], copy.deepcopy(r), tokens=0, tools=r.get("tools") or [], warnings={})
              for r in records]
         )  # fmt: skip
@@ -187,7 +187,7 @@ def copy_archive(source: Path, tmp_path: Path) -> Path:
 
 def records_of(archive_path: Path) -> dict[str, dict[str, Any]]:
     with Archive.open(archive_path) as archive:
-        return {tid: orjson.loads(raw) for tid, raw in archive.iter_session_records()}
+        return {tid: orjson.loads(raw) for tid, raw in archive.sessions.records()}
 
 
 def sandbox_conversations(server: Any) -> list[dict[str, Any]]:

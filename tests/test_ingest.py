@@ -124,22 +124,22 @@ def test_messy_dump(tmp_path: Path) -> None:
             "msg_beta_1",
             "msg_beta_2",
         ]
-        assert archive.assistants()["asst_A"]["instructions"].endswith("🙂")  # read through the BOM
+        assert archive.raw.assistants()["asst_A"]["instructions"].endswith("🙂")  # read through the BOM
         anomalies = {(a[1], a[2]) for a in archive.db.execute("select * from anomalies")}
         assert anomalies == {
             ("thread_delta", "dump_page_has_more"),
             ("thread_gamma", "dump_messages_missing"),
         }
 
-        files = {f: archive.file_record(f) for f in ("file-photo", "file-manual", "file-text", "file-gone")}
+        files = {f: archive.files.record(f) for f in ("file-photo", "file-manual", "file-text", "file-gone")}
         assert files["file-photo"][1].data == PNG  # named by id (with an extension)
         assert files["file-manual"][1].data == PDF  # named by file name, size agrees
         assert files["file-text"][1].kind == "parsed_text"
         assert files["file-text"][1].data == b"Q: Is it on? A: Check the plug."
         assert files["file-text"][1].vector_store_id == "vs_main"
         assert files["file-gone"][1].kind == "missing"
-        assert archive.file_refs_of("thread_alpha") == ["file-photo"]
-        assert archive.file_refs_of("thread_eps") == ["file-orphan"]
+        assert archive.files.refs_of("thread_alpha") == ["file-photo"]
+        assert archive.files.refs_of("thread_eps") == ["file-orphan"]
         digest = archive.content_hash()
 
         # Idempotent: the same dump again stores nothing new and changes nothing.
@@ -227,10 +227,10 @@ def test_a_thread_becomes_done_when_a_later_dump_brings_its_messages(tmp_path: P
     with Archive.create(tmp_path / "a.db") as archive:
         report = ingest_dump(archive, [first])
         assert [f.code for f in report.findings] == ["dump_messages_missing"]
-        assert archive.work_counts()["pending"] == 1
+        assert archive.work.counts()["pending"] == 1
         report = ingest_dump(archive, [second])
         assert report.threads_done == 1 and report.findings == []
-        assert archive.work_counts() == {"pending": 0, "done": 1, "failed": 0, "missing": 0}
+        assert archive.work.counts() == {"pending": 0, "done": 1, "failed": 0, "missing": 0}
         # The finding of the first ingest is withdrawn now that the messages are in.
         assert archive.db.execute("select count(*) from anomalies").fetchone()[0] == 0
         work = archive.db.execute("select messages_seen, runs_seen, last_message_id from work").fetchone()
@@ -239,17 +239,17 @@ def test_a_thread_becomes_done_when_a_later_dump_brings_its_messages(tmp_path: P
 
 def test_new_rows_take_done_away_until_the_thread_is_settled(tmp_path: Path) -> None:
     """A kill between writing rows and settling must not leave a done thread with part of its rows."""
-    from migrator.archive.store import LooseObject
+    from migrator.archive import LooseObject
 
     with exported_archive(tmp_path / "a.db") as archive:
         extra = dict(corpus()["threads"][0]["messages"][0], id="msg_late", created_at=1_700_000_099)
-        assert archive.store_loose_objects([LooseObject("messages", extra, "thread_plain")]) == ["new"]
+        assert archive.loose.store([LooseObject("messages", extra, "thread_plain")]) == ["new"]
         assert archive.db.execute("select status from work where thread_id = 'thread_plain'").fetchone()[
             0
         ] == ("pending")
         # An identical object changes nothing, so a re-read of old files does not undo a verdict.
         same = corpus()["threads"][1]["messages"][0]
-        assert archive.store_loose_objects([LooseObject("messages", same, "thread_tools")]) == ["same"]
+        assert archive.loose.store([LooseObject("messages", same, "thread_tools")]) == ["same"]
         assert (
             archive.db.execute("select status from work where thread_id = 'thread_tools'").fetchone()[0]
             == "done"
@@ -354,10 +354,10 @@ def test_parsed_text_pages_join_in_order_and_a_repeated_page_counts_once(tmp_pat
     with Archive.create(tmp_path / "a.db") as archive:
         report = ingest_dump(archive, [path])
         assert report.duplicates["vector_store.file_content.page"] == 1
-        assert archive.file_record("file-doc")[1].data == b"one two"
+        assert archive.files.record("file-doc")[1].data == b"one two"
         # As the export does: the text of the first vector store (in id order) holding the file.
         ingest_dump(archive, [path, tmp_path / "q.json"])
-        _, content = archive.file_record("file-doc")
+        _, content = archive.files.record("file-doc")
         assert (content.data, content.vector_store_id) == (b"from the other store", "vs_a")
 
 
@@ -386,7 +386,7 @@ def test_loose_bytes_are_matched_safely(tmp_path: Path) -> None:
     path = write(tmp_path / "files.json", page(metas))
     with Archive.create(tmp_path / "a.db") as archive:
         report = ingest_dump(archive, [path], loose)
-        content = {m["id"]: archive.file_record(m["id"])[1] for m in metas}
+        content = {m["id"]: archive.files.record(m["id"])[1] for m in metas}
         assert content["file-id1"].data == b"by id"
         assert content["file-name"].data == b"by name"
         for unmatched in ("file-twice", "file-size", "file-link", "file-evil"):

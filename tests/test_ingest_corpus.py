@@ -267,11 +267,13 @@ def corpus() -> dict[str, Any]:
 
 def store_as_export(archive: Archive, data: dict[str, Any]) -> None:
     """What `run_export` writes for these objects (same store calls, same file references)."""
-    archive.add_threads((t["thread"]["id"], data["extra"][t["thread"]["id"]]) for t in data["threads"])
+    archive.work.add((t["thread"]["id"], data["extra"][t["thread"]["id"]]) for t in data["threads"])
     assistants = data["assistants"]
-    archive.store_assistants(assistants, {(f, a["id"]) for a in assistants for f in files_in_assistant(a)})
+    archive.raw.store_assistants(
+        assistants, {(f, a["id"]) for a in assistants for f in files_in_assistant(a)}
+    )
     for store, files in data["vector_stores"]:
-        archive.store_vector_store(store, files)
+        archive.raw.store_vector_store(store, files)
     for t in data["threads"]:
         result = ThreadResult(
             t["thread"]["id"],
@@ -285,9 +287,9 @@ def store_as_export(archive: Archive, data: dict[str, Any]) -> None:
             steps_seen=len(t["steps"]),
         )
         result.file_refs = thread_file_refs(t["thread"], t["messages"], t["steps"])
-        archive.store_thread(result)
+        archive.raw.store_thread(result)
     for meta, content in data["files"]:
-        archive.store_file(meta, content)
+        archive.files.store(meta, content)
 
 
 def exported_archive(path: Path) -> Archive:
@@ -330,5 +332,5 @@ def test_corpus_is_stored_like_an_export(tmp_path: Path) -> None:
         counts = archive.counts()
         assert (counts["threads"], counts["messages"], counts["runs"], counts["run_steps"]) == (4, 6, 3, 2)
         assert (counts["files"], counts["files_downloaded"], counts["files_parsed_text"]) == (4, 2, 1)
-        assert archive.file_refs_of("thread_files") == ["file-img", "file-manual"]
-        assert archive.work_counts()["done"] == 4
+        assert archive.files.refs_of("thread_files") == ["file-img", "file-manual"]
+        assert archive.work.counts()["done"] == 4

@@ -25,7 +25,9 @@ from migrator.cli import main
 from migrator.convert import ThreadBundle, convert_thread
 from migrator.convert.interleave import order_thread
 from migrator.dumps import ingest_dump, write_dump
+from migrator.merge import merge_from
 from migrator.verify import verify_archive
+from migrator.verify.queries import thread_tallies
 
 T = 1_700_000_000
 
@@ -65,7 +67,7 @@ def run(rid: str, tid: str, at: int, status: str = "completed") -> dict[str, Any
 
 
 def message_ids(archive: Archive, tid: str) -> list[str]:
-    objects = archive.thread_objects(tid)
+    objects = archive.raw.thread_objects(tid)
     assert objects is not None
     return [m["id"] for m in objects["messages"]]
 
@@ -82,7 +84,7 @@ def test_a_sandbox_export_gives_sessions_in_exactly_the_served_order(sandbox, tm
     ids.write_text("\n".join(sandbox.thread_ids()) + "\n")
     assert cli("export", tmp_path / "a.db", "--threads", ids, "--base-url", sandbox.base_url) == 0
     with Archive.open(tmp_path / "a.db") as archive:
-        records = {tid: orjson.loads(record) for tid, record in archive.iter_session_records()}
+        records = {tid: orjson.loads(record) for tid, record in archive.sessions.records()}
     raw = Raw(sandbox.port)
     same_second = unsorted = 0
     for tid in sandbox.thread_ids():
@@ -130,9 +132,9 @@ def test_a_sandbox_export_gives_sessions_in_exactly_the_served_order(sandbox, tm
 
 def test_rows_keep_their_list_order_and_a_refresh_appends_after_them(tmp_path: Path) -> None:
     with Archive.create(tmp_path / "a.db") as archive:
-        archive.add_threads([("thread_1", {})])
+        archive.work.add([("thread_1", {})])
         first = [message("msg_z", "thread_1", T), message("msg_y", "thread_1", T)]
-        archive.store_thread(ThreadResult("thread_1", "done", thread("thread_1"), first, messages_seen=2))
+        archive.raw.store_thread(ThreadResult("thread_1", "done", thread("thread_1"), first, messages_seen=2))
         assert message_ids(archive, "thread_1") == ["msg_z", "msg_y"]
         last = "select last_message_id, messages_seen from work where thread_id = 'thread_1'"
         assert archive.db.execute(last).fetchone() == ("msg_y", 2)
@@ -146,23 +148,23 @@ def test_rows_keep_their_list_order_and_a_refresh_appends_after_them(tmp_path: P
             messages_seen=2,
             delta=True,
         )
-        archive.store_thread(delta)
+        archive.raw.store_thread(delta)
         assert message_ids(archive, "thread_1") == ["msg_z", "msg_y", "msg_a"]
         assert archive.db.execute(last).fetchone() == ("msg_a", 3)
-        assert archive.thread_objects("thread_1")["messages"][1]["status"] == "incomplete"
-        assert [r.thread_id for r in archive.thread_tallies() if r.messages != r.messages_seen] == []
+        assert archive.raw.thread_objects("thread_1")["messages"][1]["status"] == "incomplete"
+        assert [r.thread_id for r in thread_tallies(archive) if r.messages != r.messages_seen] == []
 
 
 def test_merge_keeps_each_shard_s_order(tmp_path: Path) -> None:
     for name, tid in (("one.db", "thread_1"), ("two.db", "thread_2")):
         with Archive.create(tmp_path / name) as shard:
-            shard.add_threads([(tid, {})])
+            shard.work.add([(tid, {})])
             rows = [message(f"msg_{tid}_z", tid, T), message(f"msg_{tid}_a", tid, T)]
-            shard.store_thread(ThreadResult(tid, "done", thread(tid), rows, messages_seen=2))
+            shard.raw.store_thread(ThreadResult(tid, "done", thread(tid), rows, messages_seen=2))
     with Archive.create(tmp_path / "all.db") as merged:
-        merged.merge_from(tmp_path / "one.db")
-        merged.merge_from(tmp_path / "two.db")
-        merged.merge_from(tmp_path / "one.db")  # idempotent, order included
+        merge_from(merged, tmp_path / "one.db")
+        merge_from(merged, tmp_path / "two.db")
+        merge_from(merged, tmp_path / "one.db")  # idempotent, order included
         assert message_ids(merged, "thread_1") == ["msg_thread_1_z", "msg_thread_1_a"]
         assert message_ids(merged, "thread_2") == ["msg_thread_2_z", "msg_thread_2_a"]
 
@@ -348,10 +350,10 @@ def test_a_lone_surrogate_costs_nothing_it_is_kept_and_the_session_says_so(tmp_p
         code = cli("export", tmp_path / "a.db", "--threads", ids, "--base-url", base_url, "--only", "threads")
     assert code == 0, capsys.readouterr().err
     with Archive.open(tmp_path / "a.db") as archive:
-        assert archive.work_counts()["done"] == 1
+        assert archive.work.counts()["done"] == 1
         raw = archive.db.execute("select raw from messages where id = 'msg_bad'").fetchone()[0]
         assert "Refund please \\ud83d" in raw  # what the source sent, escape and all
-        record = orjson.loads(dict(archive.iter_session_records())[tid])
+        record = orjson.loads(dict(archive.sessions.records())[tid])
     assert record["messages"][1]["content"] == "Refund please \ufffd"
     assert {"code": "invalid_unicode", "detail": "message msg_bad"} in record["warnings"]
     capsys.readouterr()

@@ -70,7 +70,7 @@ def tool_turn_record(thread_id: str) -> dict[str, Any]:
 
 
 def store_records(archive: Archive, records: list[dict[str, Any]]) -> None:
-    archive.store_sessions([SessionRow(r["thread_id"], r, 10, r.get("tools") or [], {}) for r in records])
+    archive.sessions.store([SessionRow(r["thread_id"], r, 10, r.get("tools") or [], {}) for r in records])
 
 
 def session_archive(path: Path, records: list[dict[str, Any]]) -> Path:

@@ -11,9 +11,8 @@ import pytest
 import spec
 from test_replay_support import record, session_archive, tool_turn_record
 
-from migrator.archive import Archive
+from migrator.archive import Archive, ReplayRow
 from migrator.archive.schema import MIGRATIONS
-from migrator.archive.store import ReplayRow
 from migrator.errors import BadInputError, ExitCode
 from migrator.replay import PriceTable, ReplayOptions, compare, load_prices, replay_offline, text_similarity
 from migrator.replay.batch import batch_line, parse_result_line
@@ -261,18 +260,18 @@ def test_an_archive_from_before_the_ledger_gains_it_on_open(tmp_path: Path) -> N
 def test_ledger_states_never_downgrade_a_finished_request(tmp_path: Path) -> None:
     path = session_archive(tmp_path / "a.db", [tool_turn_record("thread_a")])
     with Archive.open(path) as archive:
-        archive.replay_begin("h1", "thread_a", 4, "m")
-        archive.replay_begin("h1", "thread_a", 4, "m")  # resumed while in flight
-        assert archive.replay_rows(["h1"])["h1"].attempts == 2
-        archive.replay_finish(ReplayRow("h1", "done", response="{}", status_code=200))
-        archive.replay_mark_batched([("h1", "thread_a", 4, "m"), ("h2", "thread_a", 2, "m")])
-        assert archive.replay_ingest([ReplayRow("h1", "rejected", error="x"), ReplayRow("h9", "done")]) == (
+        archive.ledger.begin("h1", "thread_a", 4, "m")
+        archive.ledger.begin("h1", "thread_a", 4, "m")  # resumed while in flight
+        assert archive.ledger.rows(["h1"])["h1"].attempts == 2
+        archive.ledger.finish(ReplayRow("h1", "done", response="{}", status_code=200))
+        archive.ledger.mark_batched([("h1", "thread_a", 4, "m"), ("h2", "thread_a", 2, "m")])
+        assert archive.ledger.ingest([ReplayRow("h1", "rejected", error="x"), ReplayRow("h9", "done")]) == (
             1,
             1,
         )
-        rows = archive.replay_rows(["h1", "h2", "h9", "nope"])
+        rows = archive.ledger.rows(["h1", "h2", "h9", "nope"])
         assert {h: r.state for h, r in rows.items()} == {"h1": "done", "h2": "batched", "h9": "done"}
-        assert archive.replay_unlinked() == 1  # h9 answers no request this archive built
+        assert archive.ledger.unlinked() == 1  # h9 answers no request this archive built
 
 
 def test_offline_report_reads_only_the_ledger(tmp_path: Path) -> None:

@@ -60,12 +60,12 @@ def test_a_refused_port_stops_the_run_with_exit_3_and_one_line_naming_the_host(n
     if name == "export":
         # Nothing is failed one by one for it: the threads wait for a corrected --base-url.
         with Archive.open(tmp_path / "new.db") as archive:
-            assert archive.work_counts() == {"pending": 40, "done": 0, "failed": 0, "missing": 0}
-            assert archive.failures() == []
+            assert archive.work.counts() == {"pending": 40, "done": 0, "failed": 0, "missing": 0}
+            assert archive.findings.failures() == []
     if name == "import":
         # Nothing reached the target: no create is counted as possibly made.
         with Archive.open(sessions) as archive:
-            links = list(archive.iter_conversation_links(f"http://127.0.0.1:{port}/v1", None))
+            links = list(archive.links.of_target(f"http://127.0.0.1:{port}/v1", None))
         assert all(link.unconfirmed_creates == 0 for link in links)
 
 
@@ -83,7 +83,7 @@ def test_export_against_a_host_that_never_answers_ends_by_itself(ids, tmp_path):
     assert code == 3, err
     assert f"cannot connect to 127.0.0.1:{host.port} (no answer within 1 s): check --base-url" in err
     with Archive.open(tmp_path / "new.db") as archive:
-        assert archive.work_counts()["pending"] == 40 and archive.failures() == []
+        assert archive.work.counts()["pending"] == 40 and archive.findings.failures() == []
 
 
 def test_replay_and_import_against_a_host_that_never_answers_end_by_themselves(sessions):
@@ -96,7 +96,7 @@ def test_replay_and_import_against_a_host_that_never_answers_end_by_themselves(s
         with pytest.raises(UnreachableError, match="no answer within 0.5 s"):
             import_conversations(archive, settings, Selection())
         # Creates that went out and were never answered are counted, never hidden.
-        links = list(archive.iter_conversation_links(host.base_url.rstrip("/"), None))
+        links = list(archive.links.of_target(host.base_url.rstrip("/"), None))
     assert links and all(link.status == "creating" for link in links)
     assert sum(link.unconfirmed_creates for link in links) >= 1
 
@@ -197,6 +197,6 @@ def test_a_source_that_dies_mid_export_stops_it_with_exit_3_and_keeps_what_was_d
     assert code == 3, err
     assert f"cannot connect to 127.0.0.1:{port} (connection refused): check --base-url" in err
     with Archive.open(db) as archive:
-        work = archive.work_counts()
+        work = archive.work.counts()
         assert work["done"] >= 20 and work["pending"] > 0, work
         assert work["failed"] == 0  # no thread failed one by one for the dead host

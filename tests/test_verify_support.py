@@ -197,10 +197,10 @@ def synthetic_archive(path: Path, threads: int = 6) -> Path:
     from migrator.sessions import build_sessions
 
     with Archive.create(path) as archive:
-        archive.add_threads((f"thread_{n:05d}", {"user_id": f"u{n % 7}"}) for n in range(threads))
-        archive.store_assistants([_assistant()], set())
+        archive.work.add((f"thread_{n:05d}", {"user_id": f"u{n % 7}"}) for n in range(threads))
+        archive.raw.store_assistants([_assistant()], set())
         for n in range(threads):
-            archive.store_thread(thread_objects(n))
+            archive.raw.store_thread(thread_objects(n))
         image = {
             "id": IMAGE_ID,
             "object": "file",
@@ -209,7 +209,7 @@ def synthetic_archive(path: Path, threads: int = 6) -> Path:
             "filename": "chart.png",
             "purpose": "vision",
         }
-        archive.store_file(image, FileContent("downloaded", data=PNG))
+        archive.files.store(image, FileContent("downloaded", data=PNG))
         build_sessions(archive, ConversionOptions())
     return path
 

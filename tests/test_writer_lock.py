@@ -142,7 +142,7 @@ def test_a_second_conversations_import_exits_2_and_each_thread_has_one_conversat
     records = [long_record(f"thread_lock_{i:02d}", 3) for i in range(30)]
     archive = tmp_path / "support.db"
     with Archive.create(archive) as store:
-        store.store_sessions([SessionRow(r["thread_id"], r, 0, r["tools"], {}) for r in records])
+        store.sessions.store([SessionRow(r["thread_id"], r, 0, r["tools"], {}) for r in records])
     with SandboxServer(SandboxConfig(threads=0, seed=3, latency_ms=200), port=0) as target:
         args = ["import", str(archive), "--to", "conversations", "--target-base-url", target.base_url,
                 "--concurrency", "1"]  # fmt: skip
@@ -359,7 +359,7 @@ def test_read_then_write_transactions_wait_for_another_writer_instead_of_failing
     try:
         assert holding.wait(10)
         # reads the recorded options, then writes them: must wait for the other writer, then succeed
-        assert store.record_conversion_options("conversion_options", {"system_role": "developer"})
+        assert store.sessions.record_options("conversion_options", {"system_role": "developer"})
         assert done.is_set()  # it did wait for the other commit
         assert store.get_meta("conversion_options") == {"system_role": "developer"}
         assert store.get_meta("other") == 1

@@ -1,17 +1,25 @@
-"""The SQLite archive: schema, migrations, upserts, queries. Imports nothing else of the project
-but the error tree."""
+"""The SQLite archive: one `Archive` owning the connection, and small rooms owning its tables.
+
+Imports nothing else of the project but the error tree (`migrator.errors`, a leaf). See
+docs/architecture.md for which room owns which table.
+"""
 
 from migrator.archive.canonical import canonical_json, digest, object_hash
-from migrator.archive.store import (
-    RAW_TABLES,
+from migrator.archive.database import Archive
+from migrator.archive.schema import RAW_TABLES
+from migrator.archive.types import (
     Anomaly,
-    Archive,
     ConversationLink,
     Failure,
     FileContent,
+    LooseObject,
+    ReplayRow,
     SessionRow,
+    SessionState,
     StoredFile,
+    ThreadRaw,
     ThreadResult,
+    ThreadSettlement,
 )
 
 __all__ = [
@@ -20,10 +28,15 @@ __all__ = [
     "ConversationLink",
     "Failure",
     "FileContent",
+    "LooseObject",
     "RAW_TABLES",
+    "ReplayRow",
     "SessionRow",
+    "SessionState",
     "StoredFile",
+    "ThreadRaw",
     "ThreadResult",
+    "ThreadSettlement",
     "canonical_json",
     "digest",
     "object_hash",

@@ -10,7 +10,15 @@ import orjson
 from sqlite_utils import Database
 from sqlite_utils.migrations import Migrations
 
-__all__ = ["MIGRATIONS", "MIGRATION_SET", "ORDER_NOTE", "POSITIONED", "known_migration_names"]
+__all__ = [
+    "MIGRATIONS",
+    "MIGRATION_SET",
+    "ORDER_NOTE",
+    "PARENT_COLUMN",
+    "POSITIONED",
+    "RAW_TABLES",
+    "known_migration_names",
+]
 
 MIGRATION_SET = "migrate-archive"
 MIGRATIONS = Migrations(MIGRATION_SET)
@@ -19,6 +27,27 @@ MIGRATIONS = Migrations(MIGRATION_SET)
 # of its canonical form (`hash`), so verify can re-derive it and nothing the converter does not
 # understand is ever lost. Other columns are indexes into the raw JSON, never a replacement for it.
 _RAW = {"raw": str, "hash": str}
+
+# The raw tables -> the columns that identify a row, for hashing and merging.
+RAW_TABLES: dict[str, tuple[str, ...]] = {
+    "assistants": ("id",),
+    "threads": ("id",),
+    "messages": ("id",),
+    "runs": ("id",),
+    "run_steps": ("id",),
+    "vector_stores": ("id",),
+    "vector_store_files": ("vector_store_id", "id"),
+    "files": ("id",),
+}
+
+# The column naming the thread (or vector store) a row of these raw tables belongs to.
+PARENT_COLUMN: dict[str, str] = {
+    "threads": "id",
+    "messages": "thread_id",
+    "runs": "thread_id",
+    "run_steps": "thread_id",
+    "vector_store_files": "vector_store_id",
+}
 
 
 @MIGRATIONS()

@@ -35,9 +35,9 @@ def _show(store: Archive, server: SandboxServer, path: Path) -> VerifyReport:
     console.print(table)
     report = verify_archive(store)
     render_table(report, console)
-    showcase = store.showcase_thread("dangling_tool_call_closed", 6, 14)
+    showcase = store.sessions.showcase("dangling_tool_call_closed", 6, 14)
     if showcase:
-        record = dict(store.iter_session_records([showcase]))[showcase]
+        record = dict(store.sessions.records([showcase]))[showcase]
         console.print(f"\none migrated thread (`migrate inspect {path} {showcase}`):", highlight=False)
         for line in conversation_lines(orjson.loads(record), None):
             console.print("  " + line, markup=False, highlight=False, soft_wrap=True)

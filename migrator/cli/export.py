@@ -83,7 +83,7 @@ def _has_work_list(path: Path) -> bool:
     if not path.exists():
         return False
     with Archive.open(path) as store:
-        return sum(store.work_counts().values()) > 0
+        return sum(store.work.counts().values()) > 0
 
 
 def _from_dump(

@@ -7,7 +7,6 @@ from typing import Annotated
 
 import typer
 
-from migrator.archive import Archive
 from migrator.cli.app import app, console_err
 from migrator.cli.options import (
     ArchiveArg,
@@ -18,8 +17,8 @@ from migrator.cli.options import (
     open_writer,
     print_json,
 )
-from migrator.errors import UsageError
-from migrator.sessions import build_sessions, recorded_options, resolve_options
+from migrator.merge import check_sources, merge_archives
+from migrator.sessions import build_sessions, resolve_options
 
 
 @app.command()
@@ -60,23 +59,16 @@ def merge(
 
     Example: migrate merge all.db shard-1.db shard-2.db shard-3.db
     """
-    for source in sources:
-        if source.resolve() == archive.resolve():
-            raise UsageError(f"{source}: cannot merge an archive into itself")
-        Archive.check(source)  # refuse anything that is not an archive before creating ARCHIVE
-    added: dict[str, int] = {}
+    check_sources(archive, sources)  # before ARCHIVE is created: a typo must not leave an empty one
     with open_writer(archive, "merge", create=True) as store:
-        for source in sources:
-            for table, n in store.merge_from(source).items():
-                added[table] = added.get(table, 0) + n
-        sessions = build_sessions(store, recorded_options(store))
-        counts = store.counts()
+        summary = merge_archives(store, sources)
+    added, counts = summary.added, summary.counts
     if json_out:
-        print_json({"added": added, "sessions_built": sessions.sessions, "counts": counts})
+        print_json({"added": added, "sessions_built": summary.sessions_built, "counts": counts})
     else:
         console_err.print(
             f"merged {len(sources)} archive(s) into {archive}: "
             + ", ".join(f"{n} {t}" for t, n in added.items() if n)
-            + f"; {counts['threads_done']} threads done, {sessions.sessions} sessions built",
+            + f"; {counts['threads_done']} threads done, {summary.sessions_built} sessions built",
             highlight=False,
         )

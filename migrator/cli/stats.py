@@ -46,8 +46,8 @@ def inspect(
     Example: migrate inspect support.db thread_abc123
     """
     with Archive.open(archive) as store:
-        records = dict(store.iter_session_records([thread_id]))
-        raw = store.thread_objects(thread_id)
+        records = dict(store.sessions.records([thread_id]))
+        raw = store.raw.thread_objects(thread_id)
     if thread_id not in records and raw is None:
         raise UsageError(
             f"{thread_id}: not in {archive}", hint="`migrate stats` shows what the archive holds"

@@ -22,9 +22,8 @@ from typing import Any
 
 import orjson
 
-from migrator.archive import Anomaly, Archive, FileContent, object_hash
+from migrator.archive import Anomaly, Archive, FileContent, LooseObject, ThreadSettlement, object_hash
 from migrator.archive.canonical import loads
-from migrator.archive.store import LooseObject, ThreadSettlement
 from migrator.dumps.layout import DUMP_FORMAT, HINT_ITEM_OBJECT, MANIFEST, MANIFEST_OBJECT
 from migrator.dumps.loose import LooseFiles
 from migrator.dumps.reader import Doc, iter_input_files, read_documents, read_lines
@@ -205,7 +204,7 @@ class _Ingest:
         self.texts: dict[tuple[str, str | None], _Spool] = {}
         # List order: objects are numbered as they are read, in file and line (and item) order; a
         # page in the API's default descending order counts down, so its oldest item comes first.
-        self.sequence = archive.next_position()
+        self.sequence = archive.loose.next_position()
 
     # -- reading -------------------------------------------------------------------------------
 
@@ -307,7 +306,7 @@ class _Ingest:
     def flush(self) -> None:
         if not self.batch:
             return
-        outcomes = self.archive.store_loose_objects([item for item, _ in self.batch])
+        outcomes = self.archive.loose.store([item for item, _ in self.batch])
         for (_, kind), outcome in zip(self.batch, outcomes, strict=True):
             self.count(kind, outcome)
         self.batch = []
@@ -328,7 +327,7 @@ class _Ingest:
         match = self.loose.find(meta)
         if match is not None and match.problem:
             self.report.skip(match.path or where.path, None, f"bytes not used for {file_id}: {match.problem}")
-        held = self.archive.file_record(file_id)
+        held = self.archive.files.record(file_id)
         if match is not None and match.data is not None:
             content = FileContent("downloaded", match.data)
         elif held is not None and held[1].kind != "missing":
@@ -347,7 +346,7 @@ class _Ingest:
         if held is not None and object_hash(held[0]) == object_hash(meta) and held[1] == content:
             self.count(kind, "same")
             return
-        self.archive.store_file(meta, content)
+        self.archive.files.store(meta, content)
         # Content found for a file held without any is an addition, not a replacement.
         added = held is None or (object_hash(held[0]) == object_hash(meta) and held[1].kind == "missing")
         self.count(kind, "new" if added else "changed")
@@ -387,7 +386,7 @@ class _Ingest:
             # The export reads the text of the first store holding the file, in id order.
             store_id = sorted(stores, key=lambda s: (s is None, s or ""))[0]
             spool = self.texts[(file_id, store_id)]
-            held = self.archive.file_record(file_id)
+            held = self.archive.files.record(file_id)
             if held is None:
                 self.skip(spool.where, f"parsed text of {file_id}, but the dump holds no file object for it")
                 continue
@@ -411,7 +410,7 @@ class _Ingest:
             extra = {k: v for k, v in value.items() if k != "thread_id"}
             entries.append((value["thread_id"], extra))
             self.threads.add(value["thread_id"])
-        self.archive.add_threads(entries)
+        self.archive.work.add(entries)
 
     def settle_threads(self) -> None:
         for thread_id in sorted(self.threads):
@@ -422,7 +421,7 @@ class _Ingest:
                 self.report.threads_pending += 1
 
     def settle_thread(self, thread_id: str) -> str:
-        raw = self.archive.thread_raw(thread_id)
+        raw = self.archive.raw.thread_raw(thread_id)
         thread = loads(raw.thread) if raw.thread else None
         messages = [loads(r) for r in raw.messages]
         runs = [loads(r) for r in raw.runs]
@@ -458,7 +457,7 @@ class _Ingest:
                     anomaly=True,
                 )
         self.completeness(finding, messages, runs, steps)
-        self.archive.settle_thread(
+        self.archive.loose.settle(
             ThreadSettlement(
                 thread_id,
                 status,
@@ -491,18 +490,18 @@ class _Ingest:
     def check_leftovers(self) -> None:
         report = self.report
         for store_id in sorted(self.vector_stores_named):
-            if self.archive.raw_of("vector_stores", store_id) is None:
+            if self.archive.raw.of("vector_stores", store_id) is None:
                 report.find("vector_store_missing", store_id, "files of this vector store, but not the store")
         for page in self.short_pages.get(None, ()):
             parent = page.parent if page.kind == "vector_store.file" else None
-            if self.archive.count_rows(TABLE_OF[page.kind], parent) <= page.count:
+            if self.archive.raw.count(TABLE_OF[page.kind], parent) <= page.count:
                 report.find(
                     "dump_page_has_more", page.parent or page.kind, f"a {page.kind} page says has_more"
                 )
-        for file_id in self.archive.unfetched_file_ids():
+        for file_id in self.archive.files.unfetched_ids():
             report.find("file_object_missing", file_id, "mentioned, but the dump holds no file object for it")
         for file_id in sorted(self.files_seen):
-            held = self.archive.file_record(file_id)
+            held = self.archive.files.record(file_id)
             if held is not None and held[1].kind == "missing":
                 report.find(
                     "file_content_missing", file_id, "neither its bytes nor its parsed text are in the dump"

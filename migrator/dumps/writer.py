@@ -132,31 +132,31 @@ class _Writer:
         return count
 
     def assistants(self) -> None:
-        self.page(self.root / "assistants.json", self.archive.iter_raw("assistants"), "assistant")
+        self.page(self.root / "assistants.json", self.archive.raw.texts("assistants"), "assistant")
 
     def vector_stores(self) -> None:
         folder = self.root / "vector_stores"
-        for store_id in self.archive.vector_store_ids():
+        for store_id in self.archive.raw.vector_store_ids():
             folder.mkdir(exist_ok=True)
             here = self.fresh(folder, store_id)
             here.mkdir()
-            if (raw := self.archive.raw_of("vector_stores", store_id)) is not None:
+            if (raw := self.archive.raw.of("vector_stores", store_id)) is not None:
                 (here / "vector_store.json").write_text(raw, "utf-8", "surrogatepass")
                 self.summary.written["vector_store"] += 1
-            raws = self.archive.iter_raw("vector_store_files", store_id)
+            raws = self.archive.raw.texts("vector_store_files", store_id)
             self.page(here / "files.json", raws, "vector_store.file", vector_store_id=store_id)
 
     def threads(self) -> None:
         folder = self.root / "threads"
         folder.mkdir()
         with open(self.root / THREAD_LIST, "xb") as listing:
-            for thread_id, status, extra in self.archive.thread_ids_with_rows():
+            for thread_id, status, extra in self.archive.raw.thread_ids_with_rows():
                 self.thread(folder, thread_id, status)
                 listing.write(orjson.dumps({"thread_id": thread_id, **extra}) + b"\n")
-        self.summary.threads_without_rows.update(self.archive.statuses_without_rows())
+        self.summary.threads_without_rows.update(self.archive.work.statuses_without_rows())
 
     def thread(self, folder: Path, thread_id: str, status: str | None) -> None:
-        raw = self.archive.thread_raw(thread_id)
+        raw = self.archive.raw.thread_raw(thread_id)
         here = self.fresh(folder, thread_id)
         here.mkdir()
         if raw.thread is not None:
@@ -174,15 +174,15 @@ class _Writer:
 
     def files(self) -> None:
         with open(self.root / "files.jsonl", "xb") as listing:
-            for file_id in self.archive.iter_file_ids():
+            for file_id in self.archive.files.ids():
                 listing.write(
-                    (self.archive.raw_of("files", file_id) or "").encode("utf-8", "surrogatepass") + b"\n"
+                    (self.archive.raw.of("files", file_id) or "").encode("utf-8", "surrogatepass") + b"\n"
                 )
                 self.summary.written["file"] += 1
                 self.content(file_id)
 
     def content(self, file_id: str) -> None:
-        held = self.archive.file_record(file_id)
+        held = self.archive.files.record(file_id)
         if held is None or held[1].kind == "missing":
             return
         content = held[1]

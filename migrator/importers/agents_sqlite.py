@@ -89,7 +89,7 @@ def import_agents_sqlite(
     summary = ImportSummary(TARGET, out=str(out), sidecar=str(sidecar))
     records = selection.records(archive, summary)
     summary.mapping_out = str(mapping_out) if mapping_out else None
-    agents = _AgentBook(archive.assistants())
+    agents = _AgentBook(archive.raw.assistants())
     ticker = Ticker(TARGET, summary.selected, progress)
     conn = _open(out)
     try:

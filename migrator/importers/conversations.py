@@ -320,9 +320,7 @@ class _Import:
         summary.interrupted = self.stop.is_set()
         ids, _ = self.selection.resolve(self.archive)
         summary.unconfirmed = [
-            link.thread_id
-            for link in self.archive.iter_conversation_links(self.key, ids)
-            if link.unconfirmed_creates
+            link.thread_id for link in self.archive.links.of_target(self.key, ids) if link.unconfirmed_creates
         ]
         if mapping_out is not None:
             summary.mapping_out = str(mapping_out)
@@ -345,7 +343,7 @@ class _Import:
                 return
             except _ThreadFailed as exc:
                 self.summary.failed.append((thread_id, str(exc)))
-                self.archive.conversation_failed(self.key, thread_id, str(exc), status=exc.status)
+                self.archive.links.failed(self.key, thread_id, str(exc), status=exc.status)
             except BaseException as exc:
                 if isinstance(exc, TargetRefusedError):
                     self.refused = self.refused or exc
@@ -361,7 +359,7 @@ class _Import:
         converted = session_items(record)
         items = converted.items
         total = len(items)
-        link = self.archive.conversation_link(self.key, thread_id)
+        link = self.archive.links.get(self.key, thread_id)
         if link is not None and link.conversation_id and _is_complete(link, items):
             self.summary.already += 1
             return
@@ -384,7 +382,7 @@ class _Import:
                 unknown += 1
                 if unknown >= self.settings.max_attempts:
                     raise _ThreadFailed(f"no clear answer after {unknown} attempts: {exc}") from None
-                held = await self._server_count(self.archive.conversation_link(self.key, thread_id), items)
+                held = await self._server_count(self.archive.links.get(self.key, thread_id), items)
             self.summary.items += held - sent
             sent = held
             self._progress(thread_id, items, sent)
@@ -402,7 +400,7 @@ class _Import:
         for _, why in dropped:
             self.summary.note(f"metadata_{why}")
         key = link.idempotency_key if link is not None else f"migrate-{uuid.uuid4().hex}"
-        link = self.archive.conversation_intent(
+        link = self.archive.links.intent(
             self.key,
             thread_id,
             idempotency_key=key,
@@ -415,13 +413,13 @@ class _Import:
                 first,
                 metadata,
                 link.idempotency_key,
-                lambda: self.archive.conversation_unconfirmed(self.key, thread_id),
+                lambda: self.archive.links.unconfirmed(self.key, thread_id),
             )
         except TargetRefusedError as exc:
             # A refused key or quota created nothing: the next run must not count this as unconfirmed.
             # (One cut off on the wire by another request's refusal may have: it was counted.)
             if not exc.sent:
-                self.archive.conversation_failed(self.key, thread_id, str(exc))
+                self.archive.links.failed(self.key, thread_id, str(exc))
             raise
         self.summary.items += len(first)
         self._progress(thread_id, items, len(first), conversation_id)
@@ -453,7 +451,7 @@ class _Import:
     def _progress(
         self, thread_id: str, items: list[dict[str, Any]], sent: int, conversation_id: str | None = None
     ) -> None:
-        self.archive.conversation_progress(
+        self.archive.links.progress(
             self.key,
             thread_id,
             items_sent=sent,
@@ -475,10 +473,10 @@ def _is_complete(link: ConversationLink, items: list[dict[str, Any]]) -> bool:
 def _write_mapping(archive: Archive, target: str, selection: Selection, path: Path) -> None:
     """The CSV in thread-id order, from the map (so it covers earlier runs too) and the sessions."""
     ids, _ = selection.resolve(archive)
-    records = archive.iter_session_records(ids)
+    records = archive.sessions.records(ids)
     pending = next(records, None)
     with MappingWriter(path) as mapping:
-        for link in archive.iter_conversation_links(target, ids):
+        for link in archive.links.of_target(target, ids):
             # Both streams are sorted by thread id: a merge join, one pass over each.
             while pending is not None and pending[0] < link.thread_id:
                 pending = next(records, None)

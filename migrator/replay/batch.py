@@ -24,8 +24,7 @@ from typing import IO, Any
 
 import orjson
 
-from migrator.archive import Archive
-from migrator.archive.store import ReplayRow
+from migrator.archive import Archive, ReplayRow
 from migrator.errors import BadInputError, ExitCode, UsageError
 from migrator.replay.report import ReplayReport
 from migrator.replay.requests import ReplayRequest, iter_chunks
@@ -152,7 +151,7 @@ def write_batches(archive: Archive, directory: Path, options: ReplayOptions) -> 
     listed: set[str] = set()
     try:
         for chunk in iter_chunks(iter_selection(archive, options, report), LOOKUP_CHUNK):
-            rows = archive.replay_rows(r.request_hash for r in chunk)
+            rows = archive.ledger.rows(r.request_hash for r in chunk)
             marked = []
             for request in chunk:
                 h = request.request_hash
@@ -169,7 +168,7 @@ def write_batches(archive: Archive, directory: Path, options: ReplayOptions) -> 
                 writers[request.model].write(batch_line(request))
                 marked.append((h, request.thread_id, request.turn, request.model))
                 summary.requests += 1
-            archive.replay_mark_batched(marked)
+            archive.ledger.mark_batched(marked)
     finally:
         for writer in writers.values():
             writer.close()
@@ -279,7 +278,7 @@ def ingest_results(archive: Archive, files: list[Path], options: ReplayOptions) 
     for path in files:
         for chunk in iter_chunks((parse_result_line(line) for _, line in _lines(path)), 1000):
             lines += len(chunk)
-            s, k = archive.replay_ingest(chunk)
+            s, k = archive.ledger.ingest(chunk)
             stored, skipped = stored + s, skipped + k
     report = replay_offline(archive, options)
     report.run = {

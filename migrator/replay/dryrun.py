@@ -112,7 +112,7 @@ def dry_run(archive: Archive, options: ReplayOptions) -> DryRunReport:
                 yield request
 
     for chunk in iter_chunks(requests(), LOOKUP_CHUNK):
-        rows = archive.replay_rows(r.request_hash for r in chunk)
+        rows = archive.ledger.rows(r.request_hash for r in chunk)
         for request in chunk:
             report.requests += 1
             report.request_bytes += len(request.body)

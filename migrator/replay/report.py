@@ -22,7 +22,7 @@ import orjson
 from rich.console import Console
 from rich.table import Table
 
-from migrator.archive.store import ReplayRow
+from migrator.archive import ReplayRow
 from migrator.errors import ExitCode
 from migrator.replay.compare import answer_of, compare, reply_message
 from migrator.replay.pricing import PriceTable

@@ -23,8 +23,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
-from migrator.archive import Archive
-from migrator.archive.store import ReplayRow
+from migrator.archive import Archive, ReplayRow
 from migrator.errors import Interrupted, UsageError
 from migrator.http import RateLimiter, Stop, stop_on_signals
 from migrator.replay.client import Outcome, TargetClient, TargetSettings, TokenPacer
@@ -105,7 +104,7 @@ def replay_offline(archive: Archive, options: ReplayOptions) -> ReplayReport:
     rebuild_stale(archive)
     report = options.new_report(archive)
     for chunk in iter_chunks(iter_selection(archive, options, report), LOOKUP_CHUNK):
-        rows = archive.replay_rows(r.request_hash for r in chunk)
+        rows = archive.ledger.rows(r.request_hash for r in chunk)
         unlinked = []
         for request in chunk:
             row = rows.get(request.request_hash)
@@ -113,8 +112,8 @@ def replay_offline(archive: Archive, options: ReplayOptions) -> ReplayReport:
                 unlinked.append((request.request_hash, request.thread_id, request.turn, request.model))
             report.add(request, row)
         if unlinked:
-            archive.replay_link(unlinked)
-    report.unmatched_results = archive.replay_unlinked()
+            archive.ledger.link(unlinked)
+    report.unmatched_results = archive.ledger.unlinked()
     return report
 
 
@@ -194,7 +193,7 @@ class _Live:
         for chunk in iter_chunks(iter_selection(self.archive, self.options, self.report), LOOKUP_CHUNK):
             if self.stop.is_set():
                 break
-            rows = self.archive.replay_rows(r.request_hash for r in chunk)
+            rows = self.archive.ledger.rows(r.request_hash for r in chunk)
             for request in chunk:
                 self.seen += 1
                 row = rows.get(request.request_hash)
@@ -228,7 +227,7 @@ class _Live:
                 raise
             return
         # Looked up again: an identical request may have finished since the producer's look-up.
-        row = self.archive.replay_rows([h]).get(h)
+        row = self.archive.ledger.rows([h]).get(h)
         if row is not None and row.state in FINAL:
             self._finish(request, row)
             return
@@ -237,10 +236,10 @@ class _Live:
         try:
             if row is not None and row.state == "sent":
                 self.stats["resent_in_flight"] += 1
-            self.archive.replay_begin(h, request.thread_id, request.turn, request.model)
+            self.archive.ledger.begin(h, request.thread_id, request.turn, request.model)
             outcome = await self.client.complete(request.body)
             row = _row(request, outcome)
-            self.archive.replay_finish(row)
+            self.archive.ledger.finish(row)
             self.stats["sent"] += 1
             future.set_result(row)
         except BaseException:

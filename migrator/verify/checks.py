@@ -19,11 +19,11 @@ import orjson
 from migrator.archive import RAW_TABLES, Archive, canonical_json, digest, object_hash
 from migrator.archive.canonical import loads, sha256_hex
 from migrator.archive.schema import ORDER_NOTE, known_migration_names
-from migrator.archive.store import DoneSession
 from migrator.convert import FINDING_CODES, ConversionOptions, convert_thread, validate_session
 from migrator.errors import UsageError
 from migrator.sessions import load_bundle, recorded_options
 from migrator.source import SourceSettings
+from migrator.verify import queries
 from migrator.verify.budget import Budget
 from migrator.verify.drift import DRIFT_CHECKS, source_drift
 from migrator.verify.report import MAX_FINDINGS, Check, Finding, Severity, VerifyReport
@@ -128,7 +128,7 @@ _SINGULAR = {
 
 
 def _integrity(archive: Archive) -> Iterator[Finding]:
-    for line in archive.integrity_errors()[:100]:
+    for line in queries.integrity_errors(archive)[:100]:
         yield Finding("sqlite_integrity", "archive", line)
     missing = known_migration_names() - archive.applied_migrations()
     for name in sorted(missing):
@@ -145,7 +145,7 @@ def _integrity(archive: Archive) -> Iterator[Finding]:
 
 def _raw_hashes(archive: Archive, stats: dict[str, int]) -> Iterator[Finding]:
     for table in RAW_TABLES:
-        for key, raw, stored, thread_id in archive.iter_raw_hashes(table):
+        for key, raw, stored, thread_id in queries.raw_hashes(archive, table):
             stats["raw_objects"] += 1
             subject = f"{_SINGULAR[table]} {key}"
             try:
@@ -163,7 +163,7 @@ def _raw_hashes(archive: Archive, stats: dict[str, int]) -> Iterator[Finding]:
 
 
 def _blobs(archive: Archive, stats: dict[str, int]) -> Iterator[Finding]:
-    for sha, size, data in archive.iter_blobs():
+    for sha, size, data in queries.blobs(archive):
         stats["blobs"] += 1
         subject = f"blob {sha}"
         if not isinstance(data, bytes):
@@ -180,7 +180,7 @@ def _blobs(archive: Archive, stats: dict[str, int]) -> Iterator[Finding]:
 
 
 def _threads(archive: Archive, stats: dict[str, int]) -> Iterator[Finding]:
-    for t in archive.thread_tallies():
+    for t in queries.thread_tallies(archive):
         stats["threads"] += 1
         subject = f"thread {t.thread_id}"
         if t.status == "pending":
@@ -212,14 +212,14 @@ def _threads(archive: Archive, stats: dict[str, int]) -> Iterator[Finding]:
 
 
 def _pages_and_failures(archive: Archive) -> Iterator[Finding]:
-    for a in archive.iter_anomalies():
+    for a in archive.findings.iter_anomalies():
         yield Finding(
             "page_anomaly",
             f"{a.entity} {a.entity_id}",
             f"{a.kind}: {a.detail}",
             a.entity_id if a.entity == "thread" else None,
         )
-    for f in archive.iter_failures():
+    for f in archive.findings.iter_failures():
         if f.entity == "thread":
             continue  # reported with the thread's status
         status = f" (HTTP {f.status_code})" if f.status_code else ""
@@ -228,7 +228,7 @@ def _pages_and_failures(archive: Archive) -> Iterator[Finding]:
             f"{f.entity} {f.entity_id}",
             f"{f.error_class}{status}: {f.message}; export again",
         )
-    for thread_id, run_id in archive.runs_missing_steps():
+    for thread_id, run_id in queries.runs_missing_steps(archive):
         yield Finding(
             "run_steps_missing", f"run {run_id}", "declared tools but no run step is stored", thread_id
         )
@@ -242,7 +242,7 @@ _FILE_GAPS = {
 
 
 def _files(archive: Archive) -> Iterator[Finding]:
-    for file_id, problem, owner in archive.file_gaps():
+    for file_id, problem, owner in queries.file_gaps(archive):
         code, message = _FILE_GAPS[problem]
         kind, _, owner_id = (owner or "").partition(" ")
         used_by = f" (used by {owner})" if owner else ""
@@ -260,7 +260,7 @@ _ORPHAN_CODE = {
 
 
 def _orphans(archive: Archive) -> Iterator[Finding]:
-    for table, row_id, parent_kind, parent_id, thread in archive.iter_orphans():
+    for table, row_id, parent_kind, parent_id, thread in queries.orphans(archive):
         subject = f"{_SINGULAR[table]} {row_id}"
         if parent_kind == "message":
             yield Finding(
@@ -285,18 +285,18 @@ def _sessions(
             "check_aborted", "archive", f"recorded conversion options unusable ({exc}); not re-derived"
         )
         options = None
-    assistants = archive.assistants()
-    for row in archive.done_sessions():
+    assistants = archive.raw.assistants()
+    for row in queries.done_sessions(archive):
         stats["sessions"] += row.record is not None
         yield from _session(archive, row, options, assistants, budget, unknown)
-    for thread_id, status in archive.orphan_sessions():
+    for thread_id, status in archive.sessions.orphans():
         why = f"its thread is {status}" if status else "its thread was never requested"
         yield Finding("session_orphan", f"session {thread_id}", why, thread_id)
 
 
 def _session(
     archive: Archive,
-    row: DoneSession,
+    row: queries.DoneSession,
     options: ConversionOptions | None,
     assistants: dict[str, dict[str, Any]],
     budget: Budget,
@@ -443,7 +443,7 @@ def verify_archive(
             )
         )
     try:
-        report.warnings_summary = archive.warning_totals()
+        report.warnings_summary = archive.sessions.warning_totals()
     except sqlite3.DatabaseError as exc:
         report.add(Finding("check_aborted", "archive", f"warnings summary: {exc}"))
     for code, n in report.warnings_summary.items():

@@ -37,7 +37,7 @@ _REQUESTS_AT_ONCE = 8
 def sample_threads(archive: Archive, n: int, rng: random.Random) -> list[str]:
     """N done thread ids chosen uniformly, by reservoir sampling over a stream of ids."""
     chosen: list[str] = []
-    for seen, thread_id in enumerate(archive.iter_thread_ids("done")):
+    for seen, thread_id in enumerate(archive.work.ids("done")):
         if seen < n:
             chosen.append(thread_id)
         elif (slot := rng.randrange(seen + 1)) < n:
@@ -100,7 +100,7 @@ async def _drift_of(archive: Archive, client: SourceClient, thread_ids: list[str
         fresh = await _fetch(fetcher, thread_id)
         if isinstance(fresh, str):
             return [Finding("source_fetch_failed", f"thread {thread_id}", fresh, thread_id)]
-        return list(_compare(thread_id, archive.thread_objects(thread_id), fresh))
+        return list(_compare(thread_id, archive.raw.thread_objects(thread_id), fresh))
 
     # A refusal (401/403, quota, 410 Gone) or an unreachable source propagates: exit 3, as for export.
     results = await asyncio.gather(*(one(tid) for tid in thread_ids))

@@ -1,0 +1,310 @@
+"""`Archive`: the one owner of the SQLite file and its connection; the tables live in rooms.
+
+It opens, creates and checks archives, applies pending migrations when it opens (a new file and an
+old one behave the same), keeps `meta`, holds the writer lock (`lock.py`) from before the first write
+until it closes, and owns the transactions: every multi-row write sits inside one `atomic()`, begun
+IMMEDIATE. Each concern is a small object with the tables it owns, reached as an attribute:
+
+    archive.work      the work list and thread statuses            (work.py)
+    archive.raw       raw objects in the source's order            (raw.py)
+    archive.loose     raw objects that arrive one by one (dumps)    (loose.py)
+    archive.files     files, blobs, file references                 (files.py)
+    archive.findings  failures and page anomalies                   (findings.py)
+    archive.sessions  derived sessions, warnings, tool definitions  (sessions.py)
+    archive.ledger    the replay ledger                             (ledger.py)
+    archive.links     the thread -> conversation map                (links.py)
+
+Owns the tables `meta` and `_sqlite_migrations`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import sqlite3
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import orjson
+from sqlite_utils import Database
+
+from migrator.archive.files import Files
+from migrator.archive.findings import Findings
+from migrator.archive.ledger import ReplayLedger
+from migrator.archive.links import ConversationLinks
+from migrator.archive.lock import ArchiveLock
+from migrator.archive.loose import LooseObjects
+from migrator.archive.raw import RawObjects
+from migrator.archive.schema import MIGRATION_SET, MIGRATIONS, RAW_TABLES, known_migration_names
+from migrator.archive.sessions import Sessions
+from migrator.archive.work import WorkList
+from migrator.errors import NewerSchemaError, NotAnArchiveError
+
+__all__ = ["Archive", "applied_names"]
+
+SQLITE_MAGIC = b"SQLite format 3\x00"
+
+
+def applied_names(conn: sqlite3.Connection) -> set[str]:
+    """The names of our schema steps applied to the database on this connection."""
+    sql = "select name from _sqlite_migrations where migration_set = ?"
+    return {row[0] for row in conn.execute(sql, [MIGRATION_SET])}
+
+
+def _refuse_unless_ours(path: Path, conn: sqlite3.Connection) -> None:
+    """An empty file is a new archive; anything else must carry our migrations, none unknown."""
+    tables = {row[0] for row in conn.execute("select name from sqlite_master where type = 'table'")}
+    if not tables:
+        return
+    applied = applied_names(conn) if "_sqlite_migrations" in tables else set()
+    if not applied:
+        raise NotAnArchiveError(f"{path}: a SQLite file, but not a migrate archive")
+    unknown = applied - known_migration_names()
+    if unknown:
+        raise NewerSchemaError(
+            f"{path}: written by a newer migrate (schema steps {', '.join(sorted(unknown))}); upgrade migrate to read it"
+        )
+
+
+class Archive:
+    """An open archive. Use `Archive.create()` (export, merge) or `Archive.open()` (everything else)."""
+
+    def __init__(self, path: Path, db: Database, lock: ArchiveLock | None = None) -> None:
+        self.path = path
+        self.db = db
+        # Held by a writer (`open(..., writer=...)`) from before the first write until close().
+        self.lock = lock
+        MIGRATIONS.apply(db)
+        self.work = WorkList(self)
+        self.raw = RawObjects(self)
+        self.loose = LooseObjects(self)
+        self.files = Files(self)
+        self.findings = Findings(self)
+        self.sessions = Sessions(self)
+        self.ledger = ReplayLedger(self)
+        self.links = ConversationLinks(self)
+
+    # -- opening and closing -------------------------------------------------------------------
+
+    @classmethod
+    def create(cls, path: str | Path, *, writer: str | None = None) -> Archive:
+        """Open an archive, creating it (mode 0600) when the path does not exist yet.
+
+        `writer` names the command: it takes the archive's writer lock first (see `lock.py`), so a
+        second writer is refused before it creates, migrates or writes anything.
+        """
+        path = Path(path)
+        if not path.exists() and path.parent and not path.parent.exists():
+            raise NotAnArchiveError(f"{path}: the folder {path.parent} does not exist")
+        lock = cls._lock(path, writer)
+        try:
+            if not path.exists():
+                # Created with 0600 before SQLite touches it: the archive holds private conversations.
+                os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
+            return cls._connect(path, lock)
+        except BaseException:
+            if lock is not None:
+                lock.release()
+            raise
+
+    @classmethod
+    def open(cls, path: str | Path, *, writer: str | None = None) -> Archive:
+        """Open an existing archive; never creates one. `writer`: as for `create`.
+
+        Without `writer` the archive is opened to read: no lock, no WAL switch, no fold at close,
+        so it works while a writer holds the archive and sees what that writer has committed.
+        """
+        path = Path(path)
+        if not path.exists():
+            raise NotAnArchiveError(
+                f"{path}: no such archive (only `migrate export` and `migrate merge` create one)"
+            )
+        if path.is_dir():
+            raise NotAnArchiveError(f"{path}: is a folder, not an archive file")
+        if path.stat().st_size == 0:
+            # SQLite would take an empty file for a new database; only export and merge create one.
+            raise NotAnArchiveError(f"{path}: an empty file, not an archive")
+        lock = cls._lock(path, writer)
+        try:
+            return cls._connect(path, lock)
+        except BaseException:
+            if lock is not None:
+                lock.release()
+            raise
+
+    @staticmethod
+    def _lock(path: Path, writer: str | None) -> ArchiveLock | None:
+        return ArchiveLock(path, writer).acquire() if writer else None
+
+    @classmethod
+    def check(cls, path: str | Path) -> None:
+        """Refuse what is not an archive of a schema we know, reading only (for merge's sources)."""
+        path = Path(path)
+        if not path.is_file() or path.stat().st_size == 0:
+            raise NotAnArchiveError(f"{path}: no such archive")
+        with open(path, "rb") as fh:
+            if fh.read(len(SQLITE_MAGIC)) != SQLITE_MAGIC:
+                raise NotAnArchiveError(f"{path}: not an archive (not a SQLite file)")
+        conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
+        try:
+            _refuse_unless_ours(path, conn)
+        except sqlite3.DatabaseError as exc:
+            raise NotAnArchiveError(f"{path}: not an archive ({exc})") from None
+        finally:
+            conn.close()
+
+    @classmethod
+    def _connect(cls, path: Path, lock: ArchiveLock | None) -> Archive:
+        with open(path, "rb") as fh:
+            head = fh.read(len(SQLITE_MAGIC))
+        if head and head != SQLITE_MAGIC:
+            raise NotAnArchiveError(f"{path}: not an archive (not a SQLite file)")
+        conn = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
+        try:
+            conn.execute("PRAGMA busy_timeout = 30000")
+            # Checked before anything is written: a foreign database is refused untouched.
+            _refuse_unless_ours(path, conn)
+            if lock is not None:
+                mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+                if mode.lower() != "wal":
+                    raise NotAnArchiveError(f"{path}: cannot be opened for writing (journal mode {mode})")
+            # WAL + NORMAL survives a killed process (not a power cut) and keeps commits cheap.
+            conn.execute("PRAGMA synchronous = NORMAL")
+            return cls(path, Database(conn), lock)
+        except sqlite3.DatabaseError as exc:
+            conn.close()
+            raise NotAnArchiveError(f"{path}: not an archive ({exc})") from None
+        except BaseException:
+            conn.close()  # a refused file must not stay open (or locked) behind the error
+            raise
+
+    def close(self) -> None:
+        """A writer folds the WAL back so the archive is one file again, then drops its lock."""
+        try:
+            if self.lock is not None:
+                try:
+                    self.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+                    self.db.execute("PRAGMA journal_mode = DELETE")
+                except sqlite3.OperationalError:
+                    pass  # a reader still has it open; SQLite folds the WAL when the last one closes
+            self.db.conn.close()
+        finally:
+            if self.lock is not None:
+                self.lock.release()
+
+    def __enter__(self) -> Archive:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- transactions and paging ---------------------------------------------------------------------
+
+    @contextmanager
+    def atomic(self) -> Iterator[None]:
+        """One write transaction, begun IMMEDIATE: it takes the write lock before its first read,
+        so contention waits for the busy timeout instead of failing when the read snapshot is
+        outdated at the first write (what sqlite-utils' deferred `db.atomic()` would do). Nested
+        calls become savepoints."""
+        conn = self.db.conn
+        if conn.in_transaction:
+            with self.db.atomic():
+                yield
+            return
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+        try:
+            conn.execute("COMMIT")
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+
+    @contextmanager
+    def snapshot(self) -> Iterator[None]:
+        """Reads that see one committed state of the archive, however a writer commits meanwhile."""
+        if self.db.conn.in_transaction:
+            yield
+            return
+        self.db.conn.execute("BEGIN")
+        try:
+            yield
+        finally:
+            if self.db.conn.in_transaction:
+                self.db.conn.execute("COMMIT")
+
+    def keyset(
+        self, sql: str, params: Iterable[Any] = (), *, key: int = 0, batch: int = 1000
+    ) -> Iterator[list[Any]]:
+        """Pages of rows of a query ordered by a unique key, streamed: one index seek a page.
+
+        `sql` ends with `<key> > ? order by <key> limit ?`; those two come after `params`.
+        """
+        after = ""
+        while rows := self.db.execute(sql, [*params, after, batch]).fetchall():
+            yield rows
+            after = rows[-1][key]
+
+    # -- schema and meta ---------------------------------------------------------------------------
+
+    @property
+    def schema_version(self) -> int:
+        return len(MIGRATIONS.applied(self.db))
+
+    def applied_migrations(self) -> set[str]:
+        return {m.name for m in MIGRATIONS.applied(self.db)}
+
+    def get_meta(self, key: str, default: Any = None) -> Any:
+        row = self.db.execute("select value from meta where key = ?", [key]).fetchone()
+        return orjson.loads(row[0]) if row else default
+
+    def set_meta(self, key: str, value: Any) -> None:
+        with self.atomic():
+            self.db.execute(
+                "insert or replace into meta(key, value) values (?, ?)", [key, orjson.dumps(value).decode()]
+            )
+
+    # -- the whole archive ---------------------------------------------------------------------------
+
+    def counts(self) -> dict[str, Any]:
+        """The figures `migrate stats` reports (the names are part of the CLI contract)."""
+        raw, work = self.raw, self.work.counts()
+        return {
+            "assistants": raw.count("assistants"),
+            "threads": raw.count("threads"),
+            "threads_requested": sum(work.values()),
+            "threads_done": work["done"],
+            "threads_pending": work["pending"],
+            "threads_failed": work["failed"],
+            "threads_missing": work["missing"],
+            **{
+                t: raw.count(t)
+                for t in ("messages", "runs", "run_steps", "vector_stores", "vector_store_files")
+            },
+            **self.files.counts(),
+            **self.sessions.counts(),
+            **self.findings.counts(),
+            "warnings": self.sessions.warning_totals(),
+        }
+
+    def content_hash(self) -> str:
+        """One digest over the logical content: every raw object's canonical hash, in key order.
+
+        Two archives with the same objects have the same content hash, however they were filled.
+        """
+        h = hashlib.sha256()
+        for table, keys in RAW_TABLES.items():
+            order = ", ".join(keys)
+            for row in self.db.execute(f"select {order}, hash from {table} order by {order}"):
+                h.update(orjson.dumps([table, *row]))
+                h.update(b"\n")
+        for (sha,) in self.db.execute("select sha256 from blobs order by sha256"):
+            h.update(b"blob " + sha.encode() + b"\n")
+        return "sha256:" + h.hexdigest()

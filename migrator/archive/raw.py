@@ -1,0 +1,336 @@
+"""`archive.raw`: every source object exactly as the source sent it, in the source's list order.
+
+Owns the raw tables `assistants`, `threads`, `messages`, `runs`, `run_steps`, `vector_stores` and
+`vector_store_files`: the object's JSON verbatim (`raw`), the digest of its canonical form (`hash`), and
+columns that index into it, never replace it. `position` is the object's index in the list as the
+source returned it (ascending pages, page order), the tie-break of `created_at`'s one-second
+resolution: everything reads in (created_at, position) order, never by id. `files` is a raw table too,
+owned by `archive.files`; objects that arrive one by one (a saved dump) come in by `archive.loose`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+import orjson
+
+from migrator.archive.canonical import dumps, loads, object_hash
+from migrator.archive.room import Room, chunks, marks
+from migrator.archive.schema import PARENT_COLUMN, RAW_TABLES
+from migrator.archive.types import Anomaly, ThreadRaw, ThreadResult
+
+__all__ = ["RawObjects", "created"]
+
+_THREAD_ORDER = "where thread_id = ? order by created_at, position"
+_RUN_COLUMNS = (
+    "id",
+    "thread_id",
+    "assistant_id",
+    "created_at",
+    "status",
+    "has_tools",
+    "position",
+    "raw",
+    "hash",
+)
+
+
+def created(obj: dict[str, Any]) -> int:
+    value = obj.get("created_at")
+    return int(value) if isinstance(value, int | float) else 0
+
+
+class RawObjects(Room):
+    # -- writing what the source listed ------------------------------------------------------------
+
+    def store_thread(self, result: ThreadResult) -> None:
+        """A thread's rows, its file references, its findings and its status, in one transaction.
+
+        Each row's `position` is its index in the list as the source returned it. A --refresh delta
+        appends: rows new to the archive go after every row held, rows held keep their position.
+        """
+        tid = result.thread_id
+        archive = self.archive
+        with archive.atomic():
+            if result.delta:
+                # What the delta's pages held that we did not hold yet (refetched unfinished objects
+                # replace their rows and were counted already); an object the pages held but the list
+                # lost still counts, so verify sees it missing.
+                seen = (
+                    result.messages_seen - self._count_held("messages", [m["id"] for m in result.messages]),
+                    result.runs_seen - self._count_held("runs", [r["id"] for r in result.runs]),
+                    result.steps_seen - self._count_held("run_steps", [st["id"] for st in result.steps]),
+                )
+                base = self._next_positions(tid)
+            else:
+                seen = (result.messages_seen, result.runs_seen, result.steps_seen)
+                base = (0, 0, 0)
+            if result.thread is not None:
+                t = result.thread
+                self._upsert(
+                    "threads",
+                    ("id", "created_at", "raw", "hash"),
+                    [(tid, created(t), dumps(t), object_hash(t))],
+                )
+            keep = ("position",) if result.delta else ()
+            self._upsert(
+                "messages",
+                ("id", "thread_id", "run_id", "created_at", "position", "raw", "hash"),
+                (
+                    (m["id"], tid, m.get("run_id"), created(m), base[0] + i, dumps(m), object_hash(m))
+                    for i, m in enumerate(result.messages)
+                ),
+                keep=keep,
+            )
+            self._upsert(
+                "runs",
+                _RUN_COLUMNS,
+                (
+                    (
+                        r["id"],
+                        tid,
+                        r.get("assistant_id"),
+                        created(r),
+                        r.get("status"),
+                        int(bool(r.get("tools"))),
+                        base[1] + i,
+                        dumps(r),
+                        object_hash(r),
+                    )
+                    for i, r in enumerate(result.runs)
+                ),
+                keep=keep,
+            )
+            self._upsert(
+                "run_steps",
+                ("id", "thread_id", "run_id", "created_at", "position", "raw", "hash"),
+                (
+                    (s["id"], tid, s.get("run_id"), created(s), base[2] + i, dumps(s), object_hash(s))
+                    for i, s in enumerate(result.steps)
+                ),
+                keep=keep,
+            )
+            archive.files.add_refs(((file_id, tid) for file_id in result.file_refs), "thread")
+            archive.findings.add_anomalies(result.anomalies)
+            archive.work.finish(tid, result.status, seen, delta=result.delta)
+            if result.failure is not None:
+                archive.findings.put_failure(result.failure)
+            else:
+                archive.findings.clear_failure("thread", tid)
+
+    def store_assistants(
+        self, assistants: list[dict[str, Any]], file_refs: set[tuple[str, str]], *, complete: bool = True
+    ) -> None:
+        """Assistants and the (file_id, assistant_id) pairs their tool resources mention.
+
+        Sessions of threads that ran a new or changed assistant become stale (the converter reads
+        the assistant's tools, model and instructions). A complete listing marks the assistants
+        exported and clears an earlier listing failure, in the same transaction.
+        """
+        archive = self.archive
+        with archive.atomic():
+            changed = [
+                a["id"] for a in assistants if self._stored_hash("assistants", a["id"]) != object_hash(a)
+            ]
+            self._upsert(
+                "assistants",
+                ("id", "created_at", "position", "raw", "hash"),
+                ((a["id"], created(a), i, dumps(a), object_hash(a)) for i, a in enumerate(assistants)),
+            )
+            archive.files.add_refs(file_refs, "assistant")
+            archive.work.stale_using_assistants(changed)
+            if complete:
+                archive.set_meta("assistants_exported", True)
+                archive.findings.clear_failure("assistants", "list")
+
+    def store_vector_store(
+        self,
+        store: dict[str, Any],
+        files: list[dict[str, Any]],
+        *,
+        anomalies: list[Anomaly] = (),
+        position: int | None = None,
+    ) -> None:
+        """A vector store (at `position` in the stores' listing) and its files, in listing order."""
+        archive = self.archive
+        with archive.atomic():
+            self._upsert(
+                "vector_stores",
+                ("id", "created_at", "position", "raw", "hash"),
+                [(store["id"], created(store), position, dumps(store), object_hash(store))],
+            )
+            self._upsert(
+                "vector_store_files",
+                ("vector_store_id", "id", "created_at", "position", "raw", "hash"),
+                (
+                    (store["id"], f["id"], created(f), i, dumps(f), object_hash(f))
+                    for i, f in enumerate(files)
+                ),
+            )
+            archive.files.add_refs({(f["id"], store["id"]) for f in files}, "vector_store")
+            archive.findings.add_anomalies(anomalies)
+            archive.findings.clear_failure("vector_store", store["id"])
+
+    def vector_stores_listed(self) -> None:
+        """Every vector store was listed: mark it, and forget an earlier listing failure."""
+        with self.archive.atomic():
+            self.archive.set_meta("vector_stores_exported", True)
+            self.archive.findings.clear_failure("vector_stores", "list")
+
+    def unfinished(self, thread_id: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
+        """(message ids, run ids) of this thread stored while still in progress: --refresh reads them again."""
+        messages = self.db.execute(
+            "select id from messages where thread_id = ? and json_extract(raw, '$.status') = 'in_progress' "
+            "order by created_at, position",
+            [thread_id],
+        ).fetchall()
+        runs = self.db.execute(
+            "select id from runs where thread_id = ? and status in "
+            "('queued', 'in_progress', 'requires_action', 'cancelling') order by created_at, position",
+            [thread_id],
+        ).fetchall()
+        return tuple(r[0] for r in messages), tuple(r[0] for r in runs)
+
+    # -- reading -----------------------------------------------------------------------------------
+
+    def thread_objects(self, thread_id: str) -> dict[str, Any] | None:
+        """The raw objects of one thread, in the API's ascending order (None without the thread)."""
+        row = self.db.execute("select raw from threads where id = ?", [thread_id]).fetchone()
+        if row is None:
+            return None
+
+        def objects(table: str) -> list[dict[str, Any]]:
+            return [
+                loads(r[0]) for r in self.db.execute(f"select raw from {table} {_THREAD_ORDER}", [thread_id])
+            ]
+
+        return {
+            "thread": loads(row[0]),
+            "messages": objects("messages"),
+            "runs": objects("runs"),
+            "steps": objects("run_steps"),
+        }
+
+    def thread_raw(self, thread_id: str) -> ThreadRaw:
+        """The raw text of a thread's rows, even when the thread object itself is not held."""
+
+        def texts(table: str) -> list[str]:
+            return [
+                row[0] for row in self.db.execute(f"select raw from {table} {_THREAD_ORDER}", [thread_id])
+            ]
+
+        row = self.db.execute("select raw from threads where id = ?", [thread_id]).fetchone()
+        thread = row[0] if row else None
+        return ThreadRaw(thread_id, thread, texts("messages"), texts("runs"), texts("run_steps"))
+
+    def assistants(self) -> dict[str, dict[str, Any]]:
+        return {row[0]: loads(row[1]) for row in self.db.execute("select id, raw from assistants")}
+
+    def thread_ids_with_rows(self) -> Iterator[tuple[str, str | None, dict[str, Any]]]:
+        """(thread_id, work status or None, extra) of every thread any raw row belongs to, in id order.
+
+        One index seek per table and thread, so it streams however many threads there are.
+        """
+        sql = (
+            "select min(t) from (select min(id) as t from threads where id > :last "
+            "union all select min(thread_id) from messages where thread_id > :last "
+            "union all select min(thread_id) from runs where thread_id > :last "
+            "union all select min(thread_id) from run_steps where thread_id > :last)"
+        )
+        last = ""
+        while (tid := self.db.execute(sql, {"last": last}).fetchone()[0]) is not None:
+            work = self.db.execute("select status, extra from work where thread_id = ?", [tid]).fetchone()
+            yield tid, work[0] if work else None, orjson.loads(work[1]) if work and work[1] else {}
+            last = tid
+
+    def texts(self, table: str, parent_id: str | None = None) -> Iterator[str]:
+        """Raw text of a table's rows (of one thread or vector store), oldest first, streamed."""
+        if table not in RAW_TABLES:
+            raise ValueError(f"not a raw table: {table}")
+        order = {"files": "id", "threads": "created_at, id"}.get(table, "created_at, position")
+        if parent_id is None:
+            rows = self.db.execute(f"select raw from {table} order by {order}")
+        else:
+            rows = self.db.execute(
+                f"select raw from {table} where {PARENT_COLUMN[table]} = ? order by {order}", [parent_id]
+            )
+        for (raw,) in rows:
+            yield raw
+
+    def of(self, table: str, key: str) -> str | None:
+        """One object's raw text by id (tables keyed by id alone)."""
+        if RAW_TABLES.get(table) != ("id",):
+            raise ValueError(f"not a table keyed by id: {table}")
+        row = self.db.execute(f"select raw from {table} where id = ?", [key]).fetchone()
+        return row[0] if row else None
+
+    def count(self, table: str, parent_id: str | None = None) -> int:
+        if table not in RAW_TABLES:
+            raise ValueError(f"not a raw table: {table}")
+        if parent_id is None:
+            return self.db.execute(f"select count(*) from {table}").fetchone()[0]
+        return self.db.execute(
+            f"select count(*) from {table} where {PARENT_COLUMN[table]} = ?", [parent_id]
+        ).fetchone()[0]
+
+    def vector_store_ids(self) -> Iterator[str]:
+        """Every vector store id the archive holds a store or a store's file for, sorted."""
+        for (vs_id,) in self.db.execute(
+            "select id from vector_stores union select vector_store_id from vector_store_files order by 1"
+        ):
+            yield vs_id
+
+    def vector_stores_holding(self, file_id: str) -> list[str]:
+        return [
+            row[0]
+            for row in self.db.execute(
+                "select vector_store_id from vector_store_files where id = ? order by vector_store_id",
+                [file_id],
+            )
+        ]
+
+    # -- helpers -------------------------------------------------------------------------------------
+
+    def _upsert(
+        self,
+        table: str,
+        columns: tuple[str, ...],
+        rows: Iterable[tuple[Any, ...]],
+        *,
+        keep: tuple[str, ...] = (),
+    ) -> None:
+        """Insert or replace rows; a row already held keeps its `keep` columns (e.g. its position)."""
+        cols = ", ".join(columns)
+        values = ", ".join("?" * len(columns))
+        if not keep:
+            self.db.conn.executemany(f"insert or replace into {table} ({cols}) values ({values})", rows)
+            return
+        keys = ", ".join(RAW_TABLES[table])
+        update = ", ".join(
+            f"{c} = excluded.{c}" for c in columns if c not in keep and c not in RAW_TABLES[table]
+        )
+        self.db.conn.executemany(
+            f"insert into {table} ({cols}) values ({values}) on conflict({keys}) do update set {update}", rows
+        )
+
+    def _stored_hash(self, table: str, object_id: str) -> str | None:
+        row = self.db.execute(f"select hash from {table} where id = ?", [object_id]).fetchone()
+        return row[0] if row else None
+
+    def _count_held(self, table: str, ids: list[str]) -> int:
+        """How many of these (distinct) ids the table holds already."""
+        known = 0
+        for chunk in chunks(sorted(set(ids)), 500):
+            sql = f"select count(*) from {table} where id in ({marks(len(chunk))})"
+            known += self.db.execute(sql, chunk).fetchone()[0]
+        return known
+
+    def _next_positions(self, thread_id: str) -> tuple[int, int, int]:
+        """For messages, runs and steps of a thread: the position after every one held."""
+        return tuple(  # type: ignore[return-value]
+            self.db.execute(
+                f"select coalesce(max(position), -1) + 1 from {table} where thread_id = ?", [thread_id]
+            ).fetchone()[0]
+            for table in ("messages", "runs", "run_steps")
+        )

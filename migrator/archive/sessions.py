@@ -1,0 +1,158 @@
+"""`archive.sessions`: the sessions derived from the raw rows, and what they are made of.
+
+Owns the derived tables `sessions` (one canonical migrator.session/v1 record a thread, with its hash,
+message and token counts), `session_warnings` (conversion warnings per code), `session_tools` and
+`tool_definitions` (one row per distinct tool definition: a name with two rows is a schema conflict).
+They are rebuilt from the raw rows by `migrate rebuild`, offline; `work.session_stale` says which
+are out of date.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+import orjson
+
+from migrator.archive.canonical import object_hash, sha256_hex
+from migrator.archive.room import Room
+from migrator.archive.types import SessionRow, SessionState
+
+__all__ = ["Sessions"]
+
+
+class Sessions(Room):
+    def store(self, rows: list[SessionRow]) -> None:
+        """Replace these threads' sessions, their tool links and warning counts, in one transaction."""
+        work = self.archive.work
+        with self.archive.atomic():
+            for row in rows:
+                record_json = orjson.dumps(row.record, option=orjson.OPT_SORT_KEYS)
+                tid = row.thread_id
+                self.db.execute(
+                    "insert or replace into sessions(thread_id, record, hash, messages, tokens) "
+                    "values (?, ?, ?, ?, ?)",
+                    [
+                        tid,
+                        record_json.decode(),
+                        "sha256:" + sha256_hex(record_json),
+                        len(row.record.get("messages", [])),
+                        row.tokens,
+                    ],
+                )
+                self.db.execute("delete from session_tools where thread_id = ?", [tid])
+                self.db.execute("delete from session_warnings where thread_id = ?", [tid])
+                for tool in row.tools:
+                    name = tool.get("function", {}).get("name") or tool.get("type", "?")
+                    tool_hash = object_hash(tool)
+                    self.db.execute(
+                        "insert or ignore into tool_definitions(name, hash, definition) values (?, ?, ?)",
+                        [name, tool_hash, orjson.dumps(tool, option=orjson.OPT_SORT_KEYS).decode()],
+                    )
+                    self.db.execute(
+                        "insert or replace into session_tools(thread_id, name, hash) values (?, ?, ?)",
+                        [tid, name, tool_hash],
+                    )
+                self.db.conn.executemany(
+                    "insert into session_warnings(thread_id, code, count) values (?, ?, ?)",
+                    [(tid, code, n) for code, n in sorted(row.warnings.items())],
+                )
+                work.fresh(tid)
+
+    def drop_orphan_tools(self) -> None:
+        """Tool definitions no session uses any more."""
+        with self.archive.atomic():
+            self.db.execute(
+                "delete from tool_definitions where not exists (select 1 from session_tools s "
+                "where s.name = tool_definitions.name and s.hash = tool_definitions.hash)"
+            )
+
+    def record_options(self, key: str, value: dict[str, Any]) -> bool:
+        """Record the options sessions are built with; when they change, every session is stale.
+
+        One transaction: a kill can never leave new options recorded beside sessions of the old ones.
+        """
+        archive = self.archive
+        with archive.atomic():
+            before = archive.get_meta(key)
+            if before == value:
+                return False
+            archive.set_meta(key, value)
+            if before is not None:
+                archive.work.stale_done()
+            return True
+
+    def records(self, thread_ids: Iterable[str] | None = None) -> Iterator[tuple[str, bytes]]:
+        """(thread_id, canonical record JSON) sorted by thread id, streamed."""
+        if thread_ids is not None:
+            for tid in thread_ids:
+                row = self.db.execute("select record from sessions where thread_id = ?", [tid]).fetchone()
+                if row:
+                    yield tid, row[0].encode()
+            return
+        sql = "select thread_id, record from sessions where thread_id > ? order by thread_id limit ?"
+        for rows in self.archive.keyset(sql, batch=500):
+            yield from ((tid, record.encode()) for tid, record in rows)
+
+    def states(
+        self, thread_ids: Iterable[str] | None = None, *, include_unfinished: bool, records: bool = True
+    ) -> Iterator[SessionState]:
+        """Every thread with a stored session or a done status, sorted by id, streamed (only these
+        threads, when given). Sessions of threads that are not done come only with `include_unfinished`.
+        `records=False` leaves the record out (for choosing a sample)."""
+        columns = "t.thread_id, w.status, coalesce(w.session_stale, 0), s.thread_id is not null, " + (
+            "s.record" if records else "null"
+        )
+        joins = (
+            "left join work w on w.thread_id = t.thread_id left join sessions s on s.thread_id = t.thread_id"
+        )
+        keep = "" if include_unfinished else " and (w.status is null or w.status = 'done')"
+        if thread_ids is not None:
+            sql = f"select {columns} from (select ? as thread_id) t {joins} where (s.thread_id is not null or w.status = 'done'){keep}"
+            for tid in thread_ids:
+                if row := self.db.execute(sql, [tid]).fetchone():
+                    yield SessionState(row[0], row[1], bool(row[2]), bool(row[3]), row[4])
+            return
+        # ?1 is the page's lower bound, ?2 its size (see Archive.keyset); the filter sits inside the
+        # union so that every page is full until the end.
+        # Each branch is cut to one page before the union, so a page costs two index walks of its
+        # size, not a sort of the whole archive.
+        sessions = (
+            "select * from (select s.thread_id from sessions s left join work w on w.thread_id = s.thread_id "
+            f"where s.thread_id > ?1{keep} order by s.thread_id limit ?2)"
+        )
+        done = "select * from (select thread_id from work where status = 'done' and thread_id > ?1 order by thread_id limit ?2)"
+        sql = f"select {columns} from ({sessions} union {done} order by 1 limit ?2) t {joins} order by t.thread_id"
+        for rows in self.archive.keyset(sql, batch=500):
+            yield from (SessionState(r[0], r[1], bool(r[2]), bool(r[3]), r[4]) for r in rows)
+
+    def orphans(self) -> Iterator[tuple[str, str | None]]:
+        """(thread_id, work status or None) of stored sessions whose thread is not done."""
+        yield from self.db.execute(
+            "select s.thread_id, w.status from sessions s left join work w on w.thread_id = s.thread_id "
+            "where w.status is null or w.status != 'done' order by s.thread_id"
+        )
+
+    def warning_totals(self) -> dict[str, int]:
+        """Conversion warnings per code, over every stored session."""
+        return {
+            code: n
+            for code, n in self.db.execute(
+                "select code, sum(count) from session_warnings group by code order by code"
+            )
+        }
+
+    def showcase(self, warning: str, min_messages: int, max_messages: int) -> str | None:
+        """A session of modest length that raised this conversion warning (for the demo)."""
+        row = self.db.execute(
+            "select s.thread_id from sessions s join session_warnings w on w.thread_id = s.thread_id "
+            "where w.code = ? and s.messages between ? and ? order by s.thread_id limit 1",
+            [warning, min_messages, max_messages],
+        ).fetchone()
+        return row[0] if row else None
+
+    def counts(self) -> dict[str, Any]:
+        return {
+            "sessions": self.db.execute("select count(*) from sessions").fetchone()[0],
+            "tool_definitions": self.db.execute("select count(*) from tool_definitions").fetchone()[0],
+        }

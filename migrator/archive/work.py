@@ -1,0 +1,168 @@
+"""`archive.work`: the work list, one row per requested thread, and its statuses.
+
+Owns the table `work`: a thread's status (pending | done | failed | missing), what the source's pages
+said it holds (the `*_seen` counts verify checks the rows against), the newest stored ids a --refresh
+lists after, and `session_stale`, set whenever the rows a session is derived from change. The resume
+checkpoint lives here, beside the data: a thread's status commits in the transaction of its rows.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+import orjson
+
+from migrator.archive.room import Room, chunks, marks
+
+__all__ = ["WorkList"]
+
+# The newest row of a thread in the source's order: where the next --refresh starts listing.
+_LAST = "select id from {0} where thread_id = :tid order by created_at desc, position desc limit 1"
+
+
+class WorkList(Room):
+    def add(self, items: Iterable[tuple[str, dict[str, Any]]], batch: int = 5000) -> int:
+        """Register requested thread ids as pending (known ones are left as they are)."""
+        added = 0
+        chunk: list[tuple[str, str]] = []
+
+        def flush() -> int:
+            with self.archive.atomic():
+                before = self.db.conn.total_changes
+                self.db.conn.executemany("insert or ignore into work(thread_id, extra) values (?, ?)", chunk)
+                return self.db.conn.total_changes - before
+
+        for thread_id, extra in items:
+            chunk.append((thread_id, orjson.dumps(extra, option=orjson.OPT_SORT_KEYS).decode()))
+            if len(chunk) >= batch:
+                added += flush()
+                chunk = []
+        if chunk:
+            added += flush()
+        return added
+
+    def to_export(self, *, refresh: bool = False) -> Iterator[tuple[str, str, str | None, str | None]]:
+        """(thread_id, status, last_message_id, last_run_id) still to fetch, in a stable order.
+
+        Pending, failed and missing threads are fetched (a missing one costs one request, and a
+        corrected --base-url brings it back); done ones only with `refresh`.
+        """
+        statuses = ("pending", "failed", "missing", "done") if refresh else ("pending", "failed", "missing")
+        sql = (
+            "select thread_id, status, last_message_id, last_run_id from work "
+            f"where status in ({marks(len(statuses))}) and thread_id > ? order by thread_id limit ?"
+        )
+        for rows in self.archive.keyset(sql, statuses):
+            yield from rows
+
+    def counts(self) -> dict[str, int]:
+        counts = {"pending": 0, "done": 0, "failed": 0, "missing": 0}
+        for status, n in self.db.execute("select status, count(*) from work group by status"):
+            counts[status] = n
+        return counts
+
+    def extra(self, thread_id: str) -> dict[str, Any]:
+        """The other fields of the thread's --threads line (they become session metadata)."""
+        row = self.db.execute("select extra from work where thread_id = ?", [thread_id]).fetchone()
+        return orjson.loads(row[0]) if row and row[0] else {}
+
+    def ids(self, status: str, batch: int = 5000) -> Iterator[str]:
+        """The requested thread ids with this work status, in id order, keyset-paged."""
+        sql = "select thread_id from work where status = ? and thread_id > ? order by thread_id limit ?"
+        for rows in self.archive.keyset(sql, [status], batch=batch):
+            yield from (thread_id for (thread_id,) in rows)
+
+    def stale_batches(self, batch: int = 100) -> Iterator[list[str]]:
+        """Done threads whose session must be (re)built, in batches, resumable by design."""
+        sql = (
+            "select thread_id from work where session_stale = 1 and status = 'done' and thread_id > ? "
+            "order by thread_id limit ?"
+        )
+        for rows in self.archive.keyset(sql, batch=batch):
+            yield [r[0] for r in rows]
+
+    def statuses_without_rows(self) -> dict[str, int]:
+        """Work rows by status whose thread has no raw row at all (missing, failed before any fetch…)."""
+        return dict(
+            self.db.execute(
+                "select status, count(*) from work w where not exists (select 1 from threads where id = w.thread_id) "
+                "and not exists (select 1 from messages where thread_id = w.thread_id) "
+                "and not exists (select 1 from runs where thread_id = w.thread_id) "
+                "and not exists (select 1 from run_steps where thread_id = w.thread_id) group by status"
+            ).fetchall()
+        )
+
+    def mark_all_stale(self) -> None:
+        with self.archive.atomic():
+            self.stale_done()
+
+    # -- the pieces other rooms' writes are made of (inside the caller's transaction) ------------
+
+    def stale_done(self) -> None:
+        """Every done thread's session must be rebuilt (inside the caller's transaction)."""
+        self.db.execute("update work set session_stale = 1 where status = 'done'")
+
+    def stale_using_assistants(self, assistant_ids: list[str]) -> None:
+        """Done threads that ran one of these assistants get stale sessions (inside the caller's
+        transaction): the converter reads the assistant's tools, model and instructions."""
+        for chunk in chunks(assistant_ids, 500):
+            m = marks(len(chunk))
+            self.db.execute(
+                "update work set session_stale = 1 where status = 'done' and thread_id in "
+                f"(select thread_id from runs where assistant_id in ({m}) union "
+                f"select thread_id from messages where json_extract(raw, '$.assistant_id') in ({m}))",
+                [*chunk, *chunk],
+            )
+
+    def stale_using_file(self, file_id: str) -> None:
+        """Threads that mention this file get stale sessions (inside the caller's transaction)."""
+        self.db.execute(
+            "update work set session_stale = 1 where thread_id in "
+            "(select owner_id from file_refs where file_id = ? and owner_kind = 'thread')",
+            [file_id],
+        )
+
+    def fresh(self, thread_id: str) -> None:
+        """The thread's session was just built (inside the caller's transaction)."""
+        self.db.execute("update work set session_stale = 0 where thread_id = ?", [thread_id])
+
+    def finish(self, thread_id: str, status: str, seen: tuple[int, int, int], *, delta: bool) -> None:
+        """A fetched thread's status and seen counts (a --refresh delta adds to them) and its newest
+        stored ids, read back (inside the caller's transaction, the one of its rows)."""
+        add = "coalesce({0}, 0) + :{1}" if delta else ":{1}"
+        self.db.execute(
+            "update work set status = :status, attempts = attempts + 1, "
+            f"messages_seen = {add.format('messages_seen', 'm')}, runs_seen = {add.format('runs_seen', 'r')}, "
+            f"steps_seen = {add.format('steps_seen', 's')}, "
+            f"last_message_id = ({_LAST.format('messages')}), last_run_id = ({_LAST.format('runs')}), "
+            "session_stale = 1 where thread_id = :tid",
+            {"status": status, "m": seen[0], "r": seen[1], "s": seen[2], "tid": thread_id},
+        )
+
+    def settle(self, thread_id: str, status: str, unkept: tuple[int, int, int]) -> None:
+        """A dumped thread's status; its seen counts are the rows now held plus those that could not
+        be kept (inside the caller's transaction)."""
+        m, r, st = unkept
+        self.db.execute("insert or ignore into work(thread_id) values (?)", [thread_id])
+        self.db.execute(
+            "update work set status = :status, attempts = attempts + 1, session_stale = 1, "
+            "messages_seen = (select count(*) from messages where thread_id = :tid) + :m, "
+            "runs_seen = (select count(*) from runs where thread_id = :tid) + :r, "
+            "steps_seen = (select count(*) from run_steps where thread_id = :tid) + :s, "
+            f"last_message_id = coalesce(({_LAST.format('messages')}), last_message_id), "
+            f"last_run_id = coalesce(({_LAST.format('runs')}), last_run_id) where thread_id = :tid",
+            {"status": status, "tid": thread_id, "m": m, "r": r, "s": st},
+        )
+
+    def touched(self, thread_ids: Iterable[str]) -> None:
+        """Threads that gained or changed a row one by one: known, stale, and no longer done until
+        settled (inside the caller's transaction), so a kill mid-ingest never leaves a done thread
+        holding only part of its rows."""
+        ids = [(tid,) for tid in sorted(thread_ids)]
+        self.db.conn.executemany("insert or ignore into work(thread_id) values (?)", ids)
+        self.db.conn.executemany(
+            "update work set session_stale = 1, "
+            "status = case when status = 'done' then 'pending' else status end where thread_id = ?",
+            ids,
+        )
