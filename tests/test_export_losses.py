@@ -201,7 +201,7 @@ def test_a_parsed_text_whose_pages_repeat_is_a_failure_not_a_whole_text(tmp_path
 
 
 def test_a_parsed_text_cut_off_by_the_page_guard_is_a_failure(tmp_path, capsys, monkeypatch):
-    monkeypatch.setattr("migrator.export.MAX_CONTENT_PAGES", 3)
+    monkeypatch.setattr("migrator.export.fetch.MAX_CONTENT_PAGES", 3)
     routes = _files_source(
         # Always a new page token: cut off by the guard.
         {
