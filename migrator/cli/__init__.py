@@ -14,7 +14,7 @@ from collections.abc import Iterator
 
 import typer
 
-from migrator.cli.app import app, console_err
+from migrator.cli.app import app, say
 from migrator.errors import BadInputError, ExitCode, Interrupted, MigrateError
 
 # Importing the command modules registers them on `app`.
@@ -71,18 +71,13 @@ def _main(args: list[str], debug: bool) -> int:
             exc.hint = f"resume with: {resume_command(args)}"
         if isinstance(exc, BadInputError):
             for problem in exc.problems:
-                console_err.print(f"  {problem}", markup=False, highlight=False, soft_wrap=True)
+                say(f"  {problem}")
         label = "stopped" if isinstance(exc, Interrupted) else "error"
         # soft_wrap: a resume command must stay one line a user can copy.
-        console_err.print(f"{label}: {exc}", markup=False, highlight=False, soft_wrap=True)
+        say(f"{label}: {exc}")
         return int(exc.exit_code)
     except KeyboardInterrupt:
-        console_err.print(
-            f"stopped: interrupted; what was committed is kept (resume with: {resume_command(args)})",
-            markup=False,
-            highlight=False,
-            soft_wrap=True,
-        )
+        say(f"stopped: interrupted; what was committed is kept (resume with: {resume_command(args)})")
         return int(ExitCode.INTERRUPTED)
     except typer.Exit as exc:
         return int(exc.exit_code or 0)
@@ -97,12 +92,7 @@ def _main(args: list[str], debug: bool) -> int:
         if debug:
             raise
         # Not the user's input (that is exit 2): a fault of ours or of the machine (a full disk...).
-        console_err.print(
-            f"error: unexpected {type(exc).__name__}: {exc} (run again with --debug for the traceback)",
-            markup=False,
-            highlight=False,
-            soft_wrap=True,
-        )
+        say(f"error: unexpected {type(exc).__name__}: {exc} (run again with --debug for the traceback)")
         return int(ExitCode.ATTENTION)
     return int(result) if isinstance(result, int) else 0
 

@@ -18,3 +18,9 @@ app = typer.Typer(
 # stdout carries results (and exactly one JSON document with --json); everything else goes to stderr.
 console = Console()
 console_err = Console(stderr=True)
+
+
+def say(text: str, out: Console = console_err) -> None:
+    """Print text as it is (no markup, no highlighting) on one line however long: paths, ids and
+    resume commands must stay exactly what a user copies."""
+    out.print(text, markup=False, highlight=False, soft_wrap=True)

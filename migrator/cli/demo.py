@@ -11,7 +11,7 @@ import typer
 from rich.table import Table
 
 from migrator.archive import Archive
-from migrator.cli.app import app, console
+from migrator.cli.app import app, console, say
 from migrator.cli.export import render_summary
 from migrator.cli.progress import ExportProgress
 from migrator.export import ExportOptions, run_export
@@ -40,7 +40,7 @@ def _show(store: Archive, server: SandboxServer, path: Path) -> VerifyReport:
         record = dict(store.sessions.records([showcase]))[showcase]
         console.print(f"\none migrated thread (`migrate inspect {path} {showcase}`):", highlight=False)
         for line in conversation_lines(orjson.loads(record), None):
-            console.print("  " + line, markup=False, highlight=False, soft_wrap=True)
+            say("  " + line, console)
     return report
 
 

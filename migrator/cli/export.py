@@ -9,8 +9,7 @@ from typing import Annotated
 
 import typer
 
-from migrator.archive import Archive
-from migrator.cli.app import app, console, console_err
+from migrator.cli.app import app, console, console_err, say
 from migrator.cli.options import (
     ApiVersionOpt,
     ArchiveArg,
@@ -26,32 +25,50 @@ from migrator.cli.options import (
 )
 from migrator.cli.progress import ExportProgress
 from migrator.errors import Interrupted, UsageError
-from migrator.export import ALL_PARTS, DEFAULT_CONCURRENCY, ExportOptions, ExportSummary, run_export
+from migrator.export import (
+    DEFAULT_CONCURRENCY,
+    ExportOptions,
+    ExportSummary,
+    parse_parts,
+    require_thread_ids,
+    run_export,
+)
 from migrator.sessions import resolve_options
 from migrator.threadlist import parse_shard, read_thread_list
 
-
-def parse_parts(text: str | None) -> frozenset[str]:
-    if not text:
-        return ALL_PARTS
-    parts = frozenset(p.strip() for p in text.split(",") if p.strip())
-    unknown = parts - ALL_PARTS
-    if unknown or not parts:
-        raise UsageError(f"--only {text!r}: choose from {','.join(sorted(ALL_PARTS))}")
-    return parts
+MoreDumpPathsArg = Annotated[
+    list[Path] | None,
+    typer.Argument(hidden=True, help="Further --from-dump paths: --from-dump A B C reads all three."),
+]
+ThreadsOpt = Annotated[
+    str | None, typer.Option(help="Thread ids: a file (txt, CSV or JSONL with thread_id) or - for stdin.")
+]
+FromDumpOpt = Annotated[
+    list[Path] | None, typer.Option(help="Saved API JSON (files or folders) instead of a live source.")
+]
+FilesDirOpt = Annotated[Path | None, typer.Option(help="With --from-dump: file bytes saved by id or name.")]
+ConcurrencyOpt = Annotated[int, typer.Option(min=1, max=512, help="Requests in flight.")]
+MaxRpsOpt = Annotated[
+    float | None, typer.Option(min=0.01, help="Request-rate ceiling (default: learn it from the source).")
+]
+RequestTimeoutOpt = Annotated[
+    float, typer.Option(min=0.1, help="Seconds before one request counts as timed out (it is retried).")
+]
+OnlyOpt = Annotated[str | None, typer.Option(help="Comma list of assistants,threads,vector-stores,files.")]
+RefreshOpt = Annotated[bool, typer.Option(help="For done threads, fetch only what is newer (delta sync).")]
+ShardOpt = Annotated[
+    str | None, typer.Option(help="K/N: take the K-th of N deterministic slices of the ids.")
+]
 
 
 def render_summary(summary: ExportSummary, archive: Path) -> None:
     s = summary
-    console_err.print(
+    say(
         f"{archive}: threads done {s.threads_done}, failed {s.threads_failed}, missing {s.threads_missing}, "
         f"left {s.threads_left}; this run stored {s.messages} messages, {s.runs} runs, {s.run_steps} steps, "
         f"{s.files} files and built {s.sessions.sessions} sessions with {s.requests} requests "
         f"({s.requests / s.elapsed if s.elapsed else 0:.1f}/s, {s.throttled} answered 429, {s.retries} retries) "
-        f"in {s.elapsed:.1f}s",
-        markup=False,
-        highlight=False,
-        soft_wrap=True,
+        f"in {s.elapsed:.1f}s"
     )
     if not s.clean:
         console_err.print(
@@ -79,11 +96,14 @@ def resume_command(argv: list[str]) -> str:
     return "migrate " + shlex.join(args)
 
 
-def _has_work_list(path: Path) -> bool:
-    if not path.exists():
-        return False
-    with Archive.open(path) as store:
-        return sum(store.work.counts().values()) > 0
+def _dump_paths(from_dump: list[Path] | None, more: list[Path] | None, threads: str | None) -> list[Path]:
+    if more and not from_dump:
+        raise UsageError(
+            f"unexpected argument {more[0]}", hint="one archive a run; dumps go after --from-dump"
+        )
+    if threads:
+        raise UsageError("--from-dump reads saved JSON; it does not take --threads")
+    return [*(from_dump or []), *(more or [])]
 
 
 def _from_dump(
@@ -108,43 +128,36 @@ def _from_dump(
     return report.exit_code()
 
 
+def _finish(summary: ExportSummary, archive: Path, json_out: bool) -> None:
+    if summary.interrupted:
+        raise Interrupted(
+            "stopped cleanly; every finished thread is saved",
+            hint=f"resume with: {resume_command(sys.argv[1:])}",
+        )
+    if json_out:
+        print_json(summary.as_dict())
+    else:
+        render_summary(summary, archive)
+        console.print(f"archive: {archive}", highlight=False)
+    raise typer.Exit(0 if summary.clean else 1)
+
+
 @app.command()
 def export(
     archive: ArchiveArg,
-    more_dump_paths: Annotated[
-        list[Path] | None,
-        typer.Argument(hidden=True, help="Further --from-dump paths: --from-dump A B C reads all three."),
-    ] = None,
-    threads: Annotated[
-        str | None, typer.Option(help="Thread ids: a file (txt, CSV or JSONL with thread_id) or - for stdin.")
-    ] = None,
-    from_dump: Annotated[
-        list[Path] | None, typer.Option(help="Saved API JSON (files or folders) instead of a live source.")
-    ] = None,
-    files_dir: Annotated[
-        Path | None, typer.Option(help="With --from-dump: file bytes saved by id or name.")
-    ] = None,
+    more_dump_paths: MoreDumpPathsArg = None,
+    threads: ThreadsOpt = None,
+    from_dump: FromDumpOpt = None,
+    files_dir: FilesDirOpt = None,
     base_url: BaseUrlOpt = None,
     azure_endpoint: AzureEndpointOpt = None,
     api_version: ApiVersionOpt = None,
-    concurrency: Annotated[
-        int, typer.Option(min=1, max=512, help="Requests in flight.")
-    ] = DEFAULT_CONCURRENCY,
-    max_rps: Annotated[
-        float | None, typer.Option(min=0.01, help="Request-rate ceiling (default: learn it from the source).")
-    ] = None,
-    request_timeout: Annotated[
-        float, typer.Option(min=0.1, help="Seconds before one request counts as timed out (it is retried).")
-    ] = 60.0,
-    only: Annotated[
-        str | None, typer.Option(help="Comma list of assistants,threads,vector-stores,files.")
-    ] = None,
-    refresh: Annotated[
-        bool, typer.Option(help="For done threads, fetch only what is newer (delta sync).")
-    ] = False,
-    shard: Annotated[
-        str | None, typer.Option(help="K/N: take the K-th of N deterministic slices of the ids.")
-    ] = None,
+    concurrency: ConcurrencyOpt = DEFAULT_CONCURRENCY,
+    max_rps: MaxRpsOpt = None,
+    request_timeout: RequestTimeoutOpt = 60.0,
+    only: OnlyOpt = None,
+    refresh: RefreshOpt = False,
+    shard: ShardOpt = None,
     system_role: SystemRoleOpt = None,
     hosted_tools: HostedToolsOpt = None,
     citations: CitationsOpt = None,
@@ -157,33 +170,15 @@ def export(
     Example: migrate export support.db --threads thread_ids.txt --max-rps 16
     """
     conversion = {"system_role": system_role, "hosted_tools": hosted_tools, "citations": citations}
-    if more_dump_paths and not from_dump:
-        raise UsageError(
-            f"unexpected argument {more_dump_paths[0]}", hint="one archive a run; dumps go after --from-dump"
-        )
-    if from_dump:
-        if threads:
-            raise UsageError("--from-dump reads saved JSON; it does not take --threads")
-        paths = [*from_dump, *(more_dump_paths or [])]
+    if from_dump or more_dump_paths:
+        paths = _dump_paths(from_dump, more_dump_paths, threads)
         raise typer.Exit(_from_dump(archive, paths, files_dir, conversion, json_out))
     shard_spec = parse_shard(shard)
     entries = read_thread_list(threads, shard_spec) if threads else None
-    settings = source_settings(base_url, azure_endpoint, api_version)
-    settings.timeout = request_timeout
+    settings = source_settings(base_url, azure_endpoint, api_version, timeout=request_timeout)
     options = ExportOptions(parse_parts(only), concurrency, max_rps, refresh, shard_spec)
-    if entries is None and "threads" in options.parts and not _has_work_list(archive):
-        raise UsageError("no thread ids to export", hint="pass --threads FILE (the API cannot list threads)")
+    require_thread_ids(archive, entries, options)
     with open_writer(archive, "export", create=True) as store, ExportProgress(enabled=True) as progress:
         options.conversion = resolve_options(store, **conversion)
         summary = run_export(store, entries, settings, options, progress)
-    if summary.interrupted:
-        raise Interrupted(
-            "stopped cleanly; every finished thread is saved",
-            hint=f"resume with: {resume_command(sys.argv[1:])}",
-        )
-    if json_out:
-        print_json(summary.as_dict())
-    else:
-        render_summary(summary, archive)
-        console.print(f"archive: {archive}", highlight=False)
-    raise typer.Exit(0 if summary.clean else 1)
+    _finish(summary, archive, json_out)

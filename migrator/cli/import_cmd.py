@@ -77,28 +77,32 @@ def _render(s: ImportSummary) -> None:
             console_err.print(f"  {label}: {path}", markup=False, highlight=False)
 
 
+ToOpt = Annotated[Target, typer.Option("--to", help="Where the sessions go.")]
+OutOpt = Annotated[
+    str | None, typer.Option(help="jsonl: the file (- for stdout); agents-sqlite: the database.")
+]
+TargetUrlOpt = Annotated[
+    str | None,
+    typer.Option(envvar="TARGET_BASE_URL", help="conversations: the target API base URL (with /v1)."),
+]
+MappingOutOpt = Annotated[Path | None, typer.Option(help="Write thread_id -> target id rows to this CSV.")]
+ThreadOpt = Annotated[list[str] | None, typer.Option(help="Only this thread (repeatable).")]
+SampleOpt = Annotated[int | None, typer.Option(min=1, help="Only a deterministic sample of N sessions.")]
+ConcurrencyOpt = Annotated[int, typer.Option(min=1, max=256, help="conversations: threads in flight.")]
+MaxRpsOpt = Annotated[float | None, typer.Option(min=0.01, help="conversations: request-rate ceiling.")]
+
+
 @app.command("import")
 def import_(
     archive: ArchiveArg,
-    to: Annotated[Target, typer.Option("--to", help="Where the sessions go.")],
-    out: Annotated[
-        str | None, typer.Option(help="jsonl: the file (- for stdout); agents-sqlite: the database.")
-    ] = None,
-    target_base_url: Annotated[
-        str | None,
-        typer.Option(envvar="TARGET_BASE_URL", help="conversations: the target API base URL (with /v1)."),
-    ] = None,
-    mapping_out: Annotated[
-        Path | None, typer.Option(help="Write thread_id -> target id rows to this CSV.")
-    ] = None,
-    thread: Annotated[list[str] | None, typer.Option(help="Only this thread (repeatable).")] = None,
-    sample: Annotated[
-        int | None, typer.Option(min=1, help="Only a deterministic sample of N sessions.")
-    ] = None,
-    concurrency: Annotated[int, typer.Option(min=1, max=256, help="conversations: threads in flight.")] = 8,
-    max_rps: Annotated[
-        float | None, typer.Option(min=0.01, help="conversations: request-rate ceiling.")
-    ] = None,
+    to: ToOpt,
+    out: OutOpt = None,
+    target_base_url: TargetUrlOpt = None,
+    mapping_out: MappingOutOpt = None,
+    thread: ThreadOpt = None,
+    sample: SampleOpt = None,
+    concurrency: ConcurrencyOpt = 8,
+    max_rps: MaxRpsOpt = None,
     include_unfinished: IncludeUnfinishedOpt = False,
     json_out: JsonOpt = False,
 ) -> None:
@@ -109,27 +113,14 @@ def import_(
     Example: migrate import support.db --to agents-sqlite --out sessions.db --mapping-out map.csv
     """
     selection = Selection(tuple(thread or ()), sample, include_unfinished)
-    if to != "conversations" and not out:
-        raise UsageError(f"--to {to} needs --out {'FILE (- for stdout)' if to == 'jsonl' else 'DB'}")
-    if out == "-" and (to != "jsonl" or json_out):
-        raise UsageError("--out - (stdout) is only for --to jsonl without --json")
+    _check_out(to, out, json_out)
     progress = _Progress(quiet=out == "-")
     # Conversations keeps its map in the archive: a writer. The files read sessions only: readers,
     # so they work while an export writes (a stale session is derived for the file, not stored).
     opened = open_writer(archive, f"import --to {to}") if to == "conversations" else Archive.open(archive)
     with opened as store:
-        if to == "jsonl":
-            summary = import_jsonl(store, out or "-", selection, mapping_out=mapping_out, progress=progress)
-        elif to == "agents-sqlite":
-            summary = import_agents_sqlite(
-                store, Path(out or ""), selection, mapping_out=mapping_out, progress=progress
-            )
-        else:
-            settings = _target_settings(target_base_url)
-            options = ConversationsOptions(concurrency=concurrency, max_rps=max_rps)
-            summary = import_conversations(
-                store, settings, selection, options=options, mapping_out=mapping_out, progress=progress
-            )
+        conversations = ConversationsOptions(concurrency=concurrency, max_rps=max_rps)
+        summary = _import(store, to, out, selection, mapping_out, progress, target_base_url, conversations)
     if summary.interrupted:
         raise Interrupted("stopped cleanly; the map in the archive says how far each thread got",
                           hint=f"resume with: migrate {shlex.join(sys.argv[1:])}")  # fmt: skip
@@ -138,6 +129,35 @@ def import_(
     else:
         _render(summary)
     raise typer.Exit(0 if summary.clean and not summary.unconfirmed else 1)
+
+
+def _check_out(to: Target, out: str | None, json_out: bool) -> None:
+    if to != "conversations" and not out:
+        raise UsageError(f"--to {to} needs --out {'FILE (- for stdout)' if to == 'jsonl' else 'DB'}")
+    if out == "-" and (to != "jsonl" or json_out):
+        raise UsageError("--out - (stdout) is only for --to jsonl without --json")
+
+
+def _import(
+    store: Archive,
+    to: Target,
+    out: str | None,
+    selection: Selection,
+    mapping_out: Path | None,
+    progress: _Progress,
+    target_base_url: str | None,
+    options: ConversationsOptions,
+) -> ImportSummary:
+    if to == "jsonl":
+        return import_jsonl(store, out or "-", selection, mapping_out=mapping_out, progress=progress)
+    if to == "agents-sqlite":
+        return import_agents_sqlite(
+            store, Path(out or ""), selection, mapping_out=mapping_out, progress=progress
+        )
+    settings = _target_settings(target_base_url)
+    return import_conversations(
+        store, settings, selection, options=options, mapping_out=mapping_out, progress=progress
+    )
 
 
 def _target_settings(base_url: str | None) -> TargetSettings:

@@ -10,7 +10,7 @@ import orjson
 import typer
 
 from migrator.archive import Archive
-from migrator.cli.app import console, console_err
+from migrator.cli.app import console, say
 from migrator.errors import UsageError
 from migrator.source import SourceSettings
 
@@ -74,12 +74,7 @@ def open_writer(path: Path, command: str, *, create: bool = False) -> Archive:
     store = (Archive.create if create else Archive.open)(path, writer=command)
     if store.lock is not None and (store.lock.took_over is not None or store.lock.stray):
         who = store.lock.took_over.describe() if store.lock.took_over else "an unreadable lock file"
-        console_err.print(
-            f"{path}: took over the writer lock left by {who}, which is no longer running",
-            markup=False,
-            highlight=False,
-            soft_wrap=True,
-        )
+        say(f"{path}: took over the writer lock left by {who}, which is no longer running")
     return store
 
 
@@ -92,9 +87,11 @@ def print_json(document: object) -> None:
 
 
 def source_settings(
-    base_url: str | None, azure_endpoint: str | None, api_version: str | None
+    base_url: str | None, azure_endpoint: str | None, api_version: str | None, *, timeout: float | None = None
 ) -> SourceSettings:
     settings = SourceSettings(base_url=base_url, azure_endpoint=azure_endpoint, api_version=api_version)
+    if timeout is not None:
+        settings.timeout = timeout
     try:  # the SDK reads OPENAI_API_KEY itself; ask it now so a missing key is one line, not a traceback
         (openai.AzureOpenAI if azure_endpoint else openai.OpenAI)(
             **({"azure_endpoint": azure_endpoint, "api_version": api_version} if azure_endpoint else {})

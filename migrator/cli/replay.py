@@ -150,13 +150,7 @@ def replay(
 
     Example: migrate replay support.db --target-base-url http://localhost:8000/v1 --model gpt-4.1 --sample 500
     """
-    results = [*(batch_results or ()), *(more_results or ())]
-    if more_results and not batch_results:
-        raise UsageError(f"unexpected argument {more_results[0]} (result files follow --batch-results)")
-    modes = [m for m, on in (("--dry-run", dry), ("--batch-out", batch_out), ("--batch-results", results),
-                             ("--report-only", report_only)) if on]  # fmt: skip
-    if len(modes) > 1:
-        raise UsageError(f"{' and '.join(modes)} cannot be combined")
+    results = _results(batch_results, more_results, dry=dry, batch_out=batch_out, report_only=report_only)
     # Every mode but the dry run writes the ledger (and rebuilds stale sessions first): a writer.
     with Archive.open(archive) if dry else open_writer(archive, "replay") as store:
         options = _options(
@@ -164,18 +158,48 @@ def replay(
             concurrency=concurrency, max_rps=max_rps, max_tpm=max_tpm, min_accept=min_accept,
             min_parity=min_parity, prices=load_prices(prices), include_unfinished=include_unfinished,
         )  # fmt: skip
-        if dry:
-            outcome = dry_run(store, options)
-        elif batch_out is not None:
-            outcome = write_batches(store, batch_out, options)
-        elif results:
-            outcome = ingest_results(store, results, options)
-        elif report_only:
-            outcome = replay_offline(store, options)
-        else:
-            with _progress(True) as on_progress:
-                outcome = replay_live(store, _target(target_base_url), options, on_progress=on_progress)
+        outcome = _run(store, options, dry, batch_out, results, report_only, target_base_url)
     _show(outcome, json_out)
+
+
+def _results(
+    batch_results: list[Path] | None,
+    more: list[Path] | None,
+    *,
+    dry: bool,
+    batch_out: Path | None,
+    report_only: bool,
+) -> list[Path]:
+    """The result files to ingest; refuses a stray argument and modes that cannot be combined."""
+    results = [*(batch_results or ()), *(more or ())]
+    if more and not batch_results:
+        raise UsageError(f"unexpected argument {more[0]} (result files follow --batch-results)")
+    modes = [m for m, on in (("--dry-run", dry), ("--batch-out", batch_out), ("--batch-results", results),
+                             ("--report-only", report_only)) if on]  # fmt: skip
+    if len(modes) > 1:
+        raise UsageError(f"{' and '.join(modes)} cannot be combined")
+    return results
+
+
+def _run(
+    store: Archive,
+    options: ReplayOptions,
+    dry: bool,
+    batch_out: Path | None,
+    results: list[Path],
+    report_only: bool,
+    target_base_url: str | None,
+) -> object:
+    if dry:
+        return dry_run(store, options)
+    if batch_out is not None:
+        return write_batches(store, batch_out, options)
+    if results:
+        return ingest_results(store, results, options)
+    if report_only:
+        return replay_offline(store, options)
+    with _progress(True) as on_progress:
+        return replay_live(store, _target(target_base_url), options, on_progress=on_progress)
 
 
 def _target(base_url: str | None) -> TargetSettings:

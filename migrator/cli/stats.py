@@ -9,7 +9,7 @@ import typer
 from rich.table import Table
 
 from migrator.archive import Archive
-from migrator.cli.app import app, console
+from migrator.cli.app import app, console, say
 from migrator.cli.options import ArchiveArg, JsonOpt, print_json
 from migrator.errors import UsageError
 from migrator.inspect import conversation_lines
@@ -57,4 +57,4 @@ def inspect(
         print_json({"session": session, "raw": raw})
         return
     for line in conversation_lines(session, raw):
-        console.print(line, markup=False, highlight=False, soft_wrap=True)
+        say(line, console)

@@ -15,6 +15,7 @@ from migrator.export.options import (
     ExportSnapshot,
     ExportSummary,
     parse_parts,
+    require_thread_ids,
 )
 from migrator.export.schedule import run_export
 
@@ -30,5 +31,6 @@ __all__ = [
     "ThreadFetcher",
     "failure_of",
     "parse_parts",
+    "require_thread_ids",
     "run_export",
 ]

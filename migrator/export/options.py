@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
+from migrator.archive import Archive
 from migrator.convert import ConversionOptions
 from migrator.errors import UsageError
 from migrator.sessions import BuildSummary
-from migrator.threadlist import Shard
+from migrator.threadlist import Shard, ThreadEntry
 
 __all__ = [
     "ALL_PARTS",
@@ -19,6 +21,7 @@ __all__ = [
     "ExportSummary",
     "Report",
     "parse_parts",
+    "require_thread_ids",
 ]
 
 ALL_PARTS = frozenset({"assistants", "threads", "vector-stores", "files"})
@@ -34,6 +37,18 @@ def parse_parts(text: str | None) -> frozenset[str]:
     if unknown or not parts:
         raise UsageError(f"--only {text!r}: choose from {','.join(sorted(ALL_PARTS))}")
     return parts
+
+
+def require_thread_ids(path: Path, entries: list[ThreadEntry] | None, options: ExportOptions) -> None:
+    """Refuse a threads export with no ids given and none in the archive (a rerun may leave them out:
+    the archive keeps the list), before anything is created."""
+    if entries is not None or "threads" not in options.parts:
+        return
+    if path.exists():
+        with Archive.open(path) as store:
+            if sum(store.work.counts().values()) > 0:
+                return
+    raise UsageError("no thread ids to export", hint="pass --threads FILE (the API cannot list threads)")
 
 
 @dataclass
