@@ -1,10 +1,10 @@
 """The checks of `migrate verify` and `verify_archive`, which runs them all over one archive.
 
-Every check has a stable code (documented in docs/verify.md), a category and a severity. They run
-offline on the archive alone (only the opt-in drift phase, drift.py, asks the source), streaming: rows come through cursors or keyset-paged batches, so an
-archive of 340,000 threads is never loaded at once. Each phase is a generator of findings; a phase
-the database cannot answer (a damaged file) is reported as a check that could not run, never as a
-traceback.
+Every check has a stable code, a category and a severity (the catalogue, catalogue.py). They run
+offline on the archive alone (only the opt-in drift phase, drift.py, asks the source), streaming:
+rows come through cursors or keyset-paged batches (queries.py), so an archive of 340,000 threads is
+never loaded at once. Each phase is a generator of findings; a phase the database cannot answer (a
+damaged file) is reported as a check that could not run, never as a traceback.
 """
 
 from __future__ import annotations
@@ -19,97 +19,17 @@ import orjson
 from migrator.archive import RAW_TABLES, Archive, canonical_json, digest, object_hash
 from migrator.archive.canonical import loads, sha256_hex
 from migrator.archive.schema import ORDER_NOTE, known_migration_names
-from migrator.convert import FINDING_CODES, ConversionOptions, convert_thread, validate_session
+from migrator.convert import ConversionOptions, convert_thread, validate_session
 from migrator.errors import UsageError
 from migrator.sessions import load_bundle, recorded_options
 from migrator.source import SourceSettings
 from migrator.verify import queries
 from migrator.verify.budget import Budget
+from migrator.verify.catalogue import CHECK_BY_CODE, CHECKS
 from migrator.verify.drift import DRIFT_CHECKS, source_drift
-from migrator.verify.report import MAX_FINDINGS, Check, Finding, Severity, VerifyReport
+from migrator.verify.report import MAX_FINDINGS, Finding, VerifyReport
 
 __all__ = ["CHECKS", "DRIFT_CHECKS", "verify_archive"]
-
-E, W, INFO = Severity.ERROR, Severity.WARNING, Severity.INFO
-
-_CORE: tuple[Check, ...] = (
-    # integrity: the file and every stored byte are what was written
-    Check("sqlite_integrity", "integrity", E, "PRAGMA integrity_check reports no damage"),
-    Check("schema_version", "integrity", E, "every schema step this migrate knows is applied"),
-    Check("raw_unreadable", "integrity", E, "every raw object is JSON"),
-    Check("raw_hash_mismatch", "integrity", E, "every raw object matches its stored canonical hash"),
-    Check("blob_sha256_mismatch", "integrity", E, "every blob matches its sha256 and recorded size"),
-    Check("check_aborted", "integrity", E, "every check could read what it needed"),
-    Check(
-        "order_ties_ambiguous",
-        "integrity",
-        W,
-        "every same-second tie is in the source's list order, not a guess",
-    ),
-    # completeness: everything the source holds is in the archive
-    Check("thread_pending", "completeness", E, "no requested thread is still waiting to be exported"),
-    Check("thread_failed", "completeness", E, "no thread failed to export"),
-    Check("thread_missing", "completeness", E, "no requested thread was unknown to the source (404)"),
-    Check("thread_not_stored", "completeness", E, "every done thread has its raw thread object"),
-    Check("page_anomaly", "completeness", E, "no list ended abnormally (repeated cursor, empty page)"),
-    Check("message_count_mismatch", "completeness", E, "stored messages per thread = what the source listed"),
-    Check("run_count_mismatch", "completeness", E, "stored runs per thread = what the source listed"),
-    Check("step_count_mismatch", "completeness", E, "stored run steps per thread = what the source listed"),
-    Check("run_steps_missing", "completeness", E, "every completed run that declared tools has its steps"),
-    Check("export_failure", "completeness", E, "no assistant, vector store or file listing failed"),
-    Check("file_unfetched", "completeness", E, "every referenced file was fetched"),
-    Check("file_blob_missing", "completeness", E, "every file recorded as obtained has its blob"),
-    Check("file_content_missing", "completeness", W, "every referenced file has bytes or parsed text"),
-    # referential: nothing points at what is not there
-    Check("orphan_message", "referential", E, "every message's thread (and run, if named) is stored"),
-    Check("orphan_run", "referential", E, "every run's thread is stored"),
-    Check("orphan_step", "referential", E, "every run step's thread and run are stored"),
-    Check("step_message_missing", "referential", E, "every message a message_creation step placed is stored"),
-    Check("orphan_vector_store_file", "referential", E, "every vector store file's store is stored"),
-    # sessions: what import and replay will send is what the raw rows say
-    Check("session_missing", "sessions", E, "every done thread has a session"),
-    Check("session_stale", "sessions", E, "no session is older than the raw rows it came from"),
-    Check("session_tampered", "sessions", E, "every stored session is JSON and matches its stored hash"),
-    Check("session_mismatch", "sessions", E, "every session equals its re-derivation (recorded options)"),
-    Check("session_derive_failed", "sessions", E, "the converter re-derives every thread"),
-    Check("session_orphan", "sessions", W, "no session belongs to a thread that is not done"),
-)
-
-# The converter's session validator (chat-completions validity, tool-call pairing, tool names, JSON
-# Schemas, strict mode) has its own stable catalogue; each of its codes is one check here, named
-# `session_<code>`. Pairing is about references (a tool output without its call), so it is filed there.
-_PAIRING = {
-    "tool_call_unanswered",
-    "tool_call_answered_twice",
-    "tool_call_id_duplicate",
-    "tool_message_orphan",
-}
-_VALIDATOR: tuple[Check, ...] = tuple(
-    Check(
-        f"session_{code}",
-        "referential" if code in _PAIRING else "sessions",
-        Severity(severity),
-        "validator: " + description.rstrip("."),
-    )
-    for code, (severity, description) in FINDING_CODES.items()
-)
-
-_TAIL: tuple[Check, ...] = (
-    # A validator code this verify does not know yet still counts, at the validator's severity.
-    Check("session_invalid", "sessions", E, "validator errors under codes this verify does not know"),
-    Check("session_lint", "sessions", W, "validator warnings under codes this verify does not know"),
-    # budget: sessions fit the model they are meant for. Against a target named with --model or
-    # --context-window an oversized session is an error; against the session's own (source) model,
-    # when no target is named, it is a warning: that model is not necessarily where it is going.
-    Check("session_over_budget", "budget", E, "every session fits the target context window"),
-    Check("session_over_model_window", "budget", W, "every session fits its own model's context window"),
-    Check("budget_unknown_model", "budget", INFO, "every session's model has a known context window"),
-    # warnings: informational, conversion warnings never change an exit code
-    Check("conversion_warnings", "warnings", INFO, "conversion warnings, counted per code"),
-)
-
-CHECKS: tuple[Check, ...] = _CORE + _VALIDATOR + _TAIL
-CHECK_BY_CODE: dict[str, Check] = {c.code: c for c in CHECKS}
 
 # How a finding names a row of a raw table.
 _SINGULAR = {
