@@ -4,40 +4,10 @@ Imports nothing else of the project but the error tree (`migrator.errors`, a lea
 docs/architecture.md for which room owns which table.
 """
 
+from migrator.archive import types
 from migrator.archive.canonical import canonical_json, digest, object_hash
 from migrator.archive.database import Archive
 from migrator.archive.schema import RAW_TABLES
-from migrator.archive.types import (
-    Anomaly,
-    ConversationLink,
-    Failure,
-    FileContent,
-    LooseObject,
-    ReplayRow,
-    SessionRow,
-    SessionState,
-    StoredFile,
-    ThreadRaw,
-    ThreadResult,
-    ThreadSettlement,
-)
+from migrator.archive.types import *  # noqa: F403  the dataclasses the rooms take and give
 
-__all__ = [
-    "Archive",
-    "Anomaly",
-    "ConversationLink",
-    "Failure",
-    "FileContent",
-    "LooseObject",
-    "RAW_TABLES",
-    "ReplayRow",
-    "SessionRow",
-    "SessionState",
-    "StoredFile",
-    "ThreadRaw",
-    "ThreadResult",
-    "ThreadSettlement",
-    "canonical_json",
-    "digest",
-    "object_hash",
-]
+__all__ = ["Archive", "RAW_TABLES", "canonical_json", "digest", "object_hash", *types.__all__]

@@ -36,9 +36,19 @@ _RUN_COLUMNS = (
 )
 
 
+# Messages and run steps: rows of a thread that name the run they belong to.
+_CHILD_COLUMNS = ("id", "thread_id", "run_id", "created_at", "position", "raw", "hash")
+
+
 def created(obj: dict[str, Any]) -> int:
     value = obj.get("created_at")
     return int(value) if isinstance(value, int | float) else 0
+
+
+def _child_rows(thread_id: str, objects: list[dict[str, Any]], start: int) -> Iterator[tuple[Any, ...]]:
+    """Rows of messages or steps in list order: `position` counts on from `start`."""
+    for i, o in enumerate(objects):
+        yield o["id"], thread_id, o.get("run_id"), created(o), start + i, dumps(o), object_hash(o)
 
 
 class RawObjects(Room):
@@ -74,15 +84,7 @@ class RawObjects(Room):
                     [(tid, created(t), dumps(t), object_hash(t))],
                 )
             keep = ("position",) if result.delta else ()
-            self._upsert(
-                "messages",
-                ("id", "thread_id", "run_id", "created_at", "position", "raw", "hash"),
-                (
-                    (m["id"], tid, m.get("run_id"), created(m), base[0] + i, dumps(m), object_hash(m))
-                    for i, m in enumerate(result.messages)
-                ),
-                keep=keep,
-            )
+            self._upsert("messages", _CHILD_COLUMNS, _child_rows(tid, result.messages, base[0]), keep=keep)
             self._upsert(
                 "runs",
                 _RUN_COLUMNS,
@@ -102,15 +104,7 @@ class RawObjects(Room):
                 ),
                 keep=keep,
             )
-            self._upsert(
-                "run_steps",
-                ("id", "thread_id", "run_id", "created_at", "position", "raw", "hash"),
-                (
-                    (s["id"], tid, s.get("run_id"), created(s), base[2] + i, dumps(s), object_hash(s))
-                    for i, s in enumerate(result.steps)
-                ),
-                keep=keep,
-            )
+            self._upsert("run_steps", _CHILD_COLUMNS, _child_rows(tid, result.steps, base[2]), keep=keep)
             archive.files.add_refs(((file_id, tid) for file_id in result.file_refs), "thread")
             archive.findings.add_anomalies(result.anomalies)
             archive.work.finish(tid, result.status, seen, delta=result.delta)
