@@ -22,7 +22,7 @@ from __future__ import annotations
 import hashlib
 import os
 import sqlite3
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -98,16 +98,13 @@ class Archive:
         path = Path(path)
         if not path.exists() and path.parent and not path.parent.exists():
             raise NotAnArchiveError(f"{path}: the folder {path.parent} does not exist")
-        lock = cls._lock(path, writer)
-        try:
+
+        def private() -> None:
             if not path.exists():
                 # Created with 0600 before SQLite touches it: the archive holds private conversations.
                 os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
-            return cls._connect(path, lock)
-        except BaseException:
-            if lock is not None:
-                lock.release()
-            raise
+
+        return cls._locked(path, writer, private)
 
     @classmethod
     def open(cls, path: str | Path, *, writer: str | None = None) -> Archive:
@@ -126,17 +123,19 @@ class Archive:
         if path.stat().st_size == 0:
             # SQLite would take an empty file for a new database; only export and merge create one.
             raise NotAnArchiveError(f"{path}: an empty file, not an archive")
-        lock = cls._lock(path, writer)
+        return cls._locked(path, writer)
+
+    @classmethod
+    def _locked(cls, path: Path, writer: str | None, first: Callable[[], None] = lambda: None) -> Archive:
+        """Connect holding the writer lock when `writer` names one; a refusal drops the lock again."""
+        lock = ArchiveLock(path, writer).acquire() if writer else None
         try:
+            first()
             return cls._connect(path, lock)
         except BaseException:
             if lock is not None:
                 lock.release()
             raise
-
-    @staticmethod
-    def _lock(path: Path, writer: str | None) -> ArchiveLock | None:
-        return ArchiveLock(path, writer).acquire() if writer else None
 
     @classmethod
     def check(cls, path: str | Path) -> None:

@@ -62,13 +62,14 @@ def merge(
     check_sources(archive, sources)  # before ARCHIVE is created: a typo must not leave an empty one
     with open_writer(archive, "merge", create=True) as store:
         summary = merge_archives(store, sources)
-    added, counts = summary.added, summary.counts
     if json_out:
-        print_json({"added": added, "sessions_built": summary.sessions_built, "counts": counts})
+        print_json(
+            {"added": summary.added, "sessions_built": summary.sessions_built, "counts": summary.counts}
+        )
     else:
         console_err.print(
             f"merged {len(sources)} archive(s) into {archive}: "
-            + ", ".join(f"{n} {t}" for t, n in added.items() if n)
-            + f"; {counts['threads_done']} threads done, {summary.sessions_built} sessions built",
+            + ", ".join(f"{n} {t}" for t, n in summary.added.items() if n)
+            + f"; {summary.counts['threads_done']} threads done, {summary.sessions_built} sessions built",
             highlight=False,
         )
