@@ -73,6 +73,14 @@ FINAL_SCHEMA = {
         "via TEXT",
         "updated_at REAL",
     ],
+    "raw_versions": [
+        "raw_table TEXT pk1",
+        "id TEXT pk2",
+        "hash TEXT pk3",
+        "parent_id TEXT",
+        "raw TEXT",
+        "origin TEXT",
+    ],
     "run_steps": [
         "id TEXT pk1",
         "thread_id TEXT",
@@ -125,6 +133,7 @@ FINAL_INDEXES = [
     "idx_conversation_map_conversation_id",
     "idx_file_refs_owner_id",
     "idx_messages_thread_id_created_at_position",
+    "idx_raw_versions_parent_id_raw_table",
     "idx_replay_ledger_state",
     "idx_replay_ledger_thread_id_turn",
     "idx_run_steps_thread_id_run_id_created_at_position",

@@ -97,7 +97,7 @@ def test_messy_dump(tmp_path: Path) -> None:
         ]
         assert report.exit_code() == 1
         assert {(f.code, f.entity_id) for f in report.findings} == {
-            ("thread_object_missing", "thread_beta"),
+            ("thread_synthesized", "thread_beta"),  # its messages alone: the thread is made from them
             ("dump_messages_missing", "thread_gamma"),
             ("dump_page_has_more", "thread_delta"),
             ("runs_missing", "thread_eps"),
@@ -114,16 +114,19 @@ def test_messy_dump(tmp_path: Path) -> None:
             "thread_alpha": "done",
             "thread_eps": "done",
             "thread_ps": "done",  # UTF-16 with a BOM
-            "thread_beta": "pending",
+            "thread_beta": "done",
             "thread_gamma": "pending",
             "thread_delta": "pending",
         }
-        assert (report.threads_done, report.threads_pending) == (3, 3)
-        # Messages without their thread object are kept, not lost.
+        assert (report.threads_done, report.threads_pending) == (4, 2)
+        # Messages without their thread object are kept, not lost, and the thread is made from them.
         assert [m["id"] for m in orjson_rows(archive, "messages", "thread_beta")] == [
             "msg_beta_1",
             "msg_beta_2",
         ]
+        beta = orjson.loads(archive.raw.of("threads", "thread_beta"))
+        assert beta["x_migrate_synthesized"] and beta["metadata"] == {}
+        assert beta["created_at"] == min(m["created_at"] for m in orjson_rows(archive, "messages", "thread_beta"))
         assert archive.raw.assistants()["asst_A"]["instructions"].endswith("🙂")  # read through the BOM
         anomalies = {(a[1], a[2]) for a in archive.db.execute("select * from anomalies")}
         assert anomalies == {
@@ -161,8 +164,8 @@ def test_messy_dump_through_the_cli(tmp_path: Path, capsys: pytest.CaptureFixtur
     args = ["export", str(tmp_path / "a.db"), "--from-dump", str(MESSY), "--files-dir", str(MESSY / "bytes")]
     assert main([*args, "--json"]) == 1
     document = orjson.loads(capsys.readouterr().out)
-    assert document["problems_total"] == 5 and document["threads_done"] == 3
-    assert document["sessions"] == 3
+    assert document["problems_total"] == 5 and document["threads_done"] == 4
+    assert document["sessions"] == 4
     assert main(args) == 1  # again, for a person: idempotent, the same skipped lines
     err = capsys.readouterr().err
     assert "skipped " + str(MESSY / "mixed.jsonl") + ":8: not valid JSON, the file looks cut short" in err

@@ -306,4 +306,7 @@ class Archive:
                 h.update(b"\n")
         for (sha,) in self.db.execute("select sha256 from blobs order by sha256"):
             h.update(b"blob " + sha.encode() + b"\n")
+        for row in self.raw.versions.hashes():
+            h.update(orjson.dumps(["version", *row]))
+            h.update(b"\n")
         return "sha256:" + h.hexdigest()

@@ -11,13 +11,16 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from migrator.archive.canonical import dumps, object_hash
+from migrator.archive.canonical import dumps, loads, object_hash
 from migrator.archive.raw import created
 from migrator.archive.room import Room
 from migrator.archive.schema import PARENT_COLUMN, POSITIONED, RAW_TABLES
 from migrator.archive.types import LooseObject, ThreadSettlement
+from migrator.archive.versions import LaterWins, Preference, RawVersion
 
 __all__ = ["LooseObjects"]
+
+_THREAD_TABLES = ("threads", "messages", "runs", "run_steps")
 
 
 def _row(item: LooseObject) -> dict[str, Any]:
@@ -47,16 +50,21 @@ def _row(item: LooseObject) -> dict[str, Any]:
 
 
 class LooseObjects(Room):
-    def store(self, items: Iterable[LooseObject]) -> list[str]:
-        """Upsert objects read one by one, in one transaction; per item "new", "same" or "changed".
+    def store(self, items: Iterable[LooseObject], preference: Preference = LaterWins()) -> list[str]:
+        """Upsert objects read one by one, in one transaction; per item "new", "same", "changed" or
+        "older".
 
-        "same" means a row with the same canonical hash is already held (kept as it is). A thread
-        that gains or changes a row becomes stale and stops being `done` until `settle` rules on it.
+        "same" means a row with the same canonical hash is already held (kept as it is). When another
+        version is held, both go to `archive.raw.versions` and `preference` says which is current:
+        "changed" (the new one replaced the row) or "older" (the held one stays; the new one is only a
+        version). A thread that gains or changes a row or a version becomes stale and stops being
+        `done` until `settle` rules on it.
         """
         outcomes: list[str] = []
         touched: set[str] = set()
         conn = self.db.conn
         files = self.archive.files
+        versions = self.archive.raw.versions
         with self.archive.atomic():
             for item in items:
                 row = _row(item)
@@ -65,26 +73,43 @@ class LooseObjects(Room):
                 key = [row[k] for k in keys]
                 position = "position" if item.table != "threads" else "null"
                 held = conn.execute(
-                    f"select hash, {position} from {item.table} where {where}", key
+                    f"select hash, {position}, raw from {item.table} where {where}", key
                 ).fetchone()
-                if held is not None and held[0] == row["hash"]:
-                    outcomes.append("same")
-                else:
-                    outcomes.append("new" if held is None else "changed")
-                    if held is not None and held[1] is not None:
-                        row["position"] = held[1]  # a newer copy of an object keeps its place in the list
-                    values = ", ".join("?" * len(row))
-                    columns = ", ".join(row)
-                    conn.execute(
-                        f"insert or replace into {item.table} ({columns}) values ({values})",
-                        list(row.values()),
-                    )
-                    if item.table in ("threads", "messages", "runs", "run_steps"):
-                        touched.add(row[PARENT_COLUMN[item.table]])
+                parent = row.get(PARENT_COLUMN.get(item.table, ""), None)
                 if item.table == "assistants":
                     files.add_refs(((file_id, row["id"]) for file_id in item.file_refs), "assistant")
                 elif item.table == "vector_store_files":
                     files.add_refs([(row["id"], row["vector_store_id"])], "vector_store")
+                if held is not None and held[0] == row["hash"]:
+                    outcomes.append("same")
+                    continue
+                replace = True
+                if held is not None:
+                    held_obj = loads(held[2])
+                    replace = preference.prefer(held_obj, item.obj)
+                    kept = [
+                        RawVersion(item.table, row["id"], h, parent, raw, origin)
+                        for h, raw, origin, obj in (
+                            (held[0], held[2], None, held_obj),
+                            (row["hash"], row["raw"], item.origin, item.obj),
+                        )
+                        if preference.genuine(obj)
+                    ]
+                    if versions.keep(conn, kept) and item.table in _THREAD_TABLES:
+                        touched.add(parent)
+                if not replace:
+                    outcomes.append("older")
+                    continue
+                outcomes.append("new" if held is None else "changed")
+                if held is not None and held[1] is not None:
+                    row["position"] = held[1]  # a newer copy of an object keeps its place in the list
+                values = ", ".join("?" * len(row))
+                columns = ", ".join(row)
+                conn.execute(
+                    f"insert or replace into {item.table} ({columns}) values ({values})", list(row.values())
+                )
+                if item.table in _THREAD_TABLES:
+                    touched.add(parent)
             self.archive.work.touched(touched)
         return outcomes
 

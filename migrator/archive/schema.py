@@ -281,3 +281,24 @@ def m005_add_list_positions(db: Database) -> None:
                 ).decode(),
             ],
         )
+
+
+@MIGRATIONS()
+def m006_create_raw_versions(db: Database) -> None:
+    # Every distinct version of an object the source gave more than once (a run saved at each poll:
+    # queued, requires_action, completed; one id in two files with other content). The raw table
+    # holds the version chosen as current; this holds them all, verbatim, so none is lost: the
+    # function calls of a run whose steps were never saved live only in its requires_action version.
+    # Only ids seen in two or more versions have rows here.
+    db["raw_versions"].create(
+        {
+            "raw_table": str,  # the raw table of the current version: runs, messages, assistants, ...
+            "id": str,
+            "hash": str,  # the canonical hash of this version
+            "parent_id": str,  # its thread (vector store for vector_store_files), to read a thread's at once
+            "raw": str,
+            "origin": str,  # where it was read (file and line), for the report; null when unknown
+        },
+        pk=("raw_table", "id", "hash"),
+    )
+    db["raw_versions"].create_index(["parent_id", "raw_table"])

@@ -80,6 +80,8 @@ class LooseObject:
     file_refs: frozenset[str] = frozenset()
     # Where the dump put it (file, then line order): the tie-break between objects of one second.
     position: int | None = None
+    # Where it was read (file and line), kept beside a version for the report.
+    origin: str | None = None
 
 
 @dataclass(frozen=True)

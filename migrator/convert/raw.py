@@ -7,7 +7,7 @@ from collections.abc import Iterator, Mapping
 from types import MappingProxyType
 from typing import Any
 
-__all__ = ["as_dict", "as_list", "as_str", "dicts", "oid"]
+__all__ = ["SYNTHESIZED", "as_dict", "as_list", "as_str", "dicts", "oid"]
 
 _EMPTY: Mapping[str, Any] = MappingProxyType({})
 
@@ -34,3 +34,8 @@ def dicts(value: Any) -> Iterator[dict[str, Any]]:
 
 def oid(obj: Mapping[str, Any]) -> str:
     return as_str(obj.get("id"))
+
+
+# The key a thread object made up from its messages carries (a dump that saved messages.list pages
+# only): the converter warns `thread_synthesized`, and a real thread object replaces it.
+SYNTHESIZED = "x_migrate_synthesized"

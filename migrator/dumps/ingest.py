@@ -8,6 +8,12 @@ the same ingest again finishes it and changes nothing else (re-ingest is idempot
 
 Memory grows with the number of threads and files (ids), never with messages or file sizes: parsed
 text pages are spooled to a temporary folder until the file they belong to is settled.
+
+Beyond single objects and list pages it reads the shapes teams really saved: the
+`assistants-api-export` layout (redwood.py), message lists alone (the thread is synthesised), a
+polling loop's run snapshots (every version kept, the newest current), recorded event streams
+(sse.py), Assistants v1 objects, and `.zip` files (zipped.py). Objects that are not data to keep
+(deletion confirmations, file batches, search pages, stream deltas) are recognised and counted.
 """
 
 from __future__ import annotations
@@ -22,12 +28,24 @@ from typing import Any
 
 import orjson
 
-from migrator.archive import Anomaly, Archive, FileContent, LooseObject, ThreadSettlement, object_hash
+from migrator.archive import (
+    Anomaly,
+    Archive,
+    Failure,
+    FileContent,
+    LooseObject,
+    ThreadSettlement,
+    object_hash,
+)
 from migrator.archive.canonical import loads
+from migrator.archive.versions import RawVersion
+from migrator.dumps import redwood
 from migrator.dumps.layout import DUMP_FORMAT, HINT_ITEM_OBJECT, MANIFEST, MANIFEST_OBJECT
 from migrator.dumps.loose import LooseFiles
-from migrator.dumps.reader import Doc, iter_input_files, read_documents, read_lines
-from migrator.dumps.report import IngestReport
+from migrator.dumps.newest import NewestWins, synthesized_thread
+from migrator.dumps.reader import Doc, Input, ZipLimits, iter_input_files, read_documents, read_lines
+from migrator.dumps.report import RECOGNISED, IngestReport
+from migrator.dumps.sse import DELTA_KINDS, Assembler
 from migrator.errors import BadInputError
 from migrator.refs import files_in_assistant, thread_file_refs
 
@@ -45,6 +63,7 @@ TABLE_OF = {
     "file": "files",
 }
 _THREAD_CHILDREN = ("thread.message", "thread.run", "thread.run.step")
+_TABLE_KIND = {table: kind for kind, table in TABLE_OF.items()}
 PARSED_TEXT_PAGE = "vector_store.file_content.page"
 # Anomaly kinds a thread's verdict owns (cleared and re-derived on every ingest that touches it).
 _OWNED_KINDS = ("dump_messages_missing", "dump_page_has_more")
@@ -54,12 +73,19 @@ _MAX_DEPTH = 4  # arrays of list pages of objects are fine; deeper nesting is no
 
 @dataclass(frozen=True)
 class _Where:
-    path: Path
+    path: Any  # an Input or a Path, printed only
     line: int | None
     item: str = ""
 
-    def at(self, index: int) -> _Where:
-        return _Where(self.path, self.line, f"{self.item}[{index}]")
+    def at(self, index: int | str) -> _Where:
+        return _Where(
+            self.path,
+            self.line,
+            f"{self.item}[{index}]" if isinstance(index, int) else f"{self.item}.{index}",
+        )
+
+    def origin(self) -> str:
+        return f"{self.path}:{self.line}" if self.line else str(self.path)
 
     def say(self, reason: str) -> str:
         return f"item {self.item}: {reason}" if self.item else reason
@@ -104,7 +130,9 @@ def check_dump_paths(paths: Iterable[Path], files_dir: Path | None = None) -> li
     return paths
 
 
-def ingest_dump(archive: Archive, paths: list[Path], files_dir: Path | None = None) -> IngestReport:
+def ingest_dump(
+    archive: Archive, paths: list[Path], files_dir: Path | None = None, *, zip_limits: ZipLimits = ZipLimits()
+) -> IngestReport:
     """Read saved API JSON into the archive; the caller builds sessions afterwards."""
     paths = check_dump_paths(paths, files_dir)
     report = IngestReport()
@@ -114,16 +142,29 @@ def ingest_dump(archive: Archive, paths: list[Path], files_dir: Path | None = No
     for manifest in manifests:
         run.thread_list(manifest)
 
-    def ignored(_path: Path) -> None:
+    def ignored(_path: Any) -> None:
         report.files_ignored += 1
 
+    def not_data(_path: Any) -> None:  # a .txt or .log that holds neither a stream nor JSON
+        report.files_read -= 1
+        report.files_ignored += 1
+
+    def refused(label: str, why: str) -> None:
+        report.refuse(label, why)
+        archive.findings.record_failure(Failure("dump", label, "ZipMemberRefused", why))
+
+    excluded = loose_dirs + [v for m in manifests if (v := m.versions)]
     with tempfile.TemporaryDirectory(prefix="migrate-ingest-") as spool:
         run.spool_dir = Path(spool)
-        for path in iter_input_files(paths, loose_dirs, ignored, report.skip):
+        for source in iter_input_files(paths, excluded, ignored, report.skip, refused, zip_limits):
             report.files_read += 1
-            for doc in read_documents(path, report.skip):
+            run.stream = Assembler()
+            for doc in read_documents(source, report.skip, not_data):
                 run.document(doc)
+            run.end_of_file(source)
         run.flush()
+        for manifest in manifests:
+            run.versions_file(manifest)
         run.settle_texts()
     run.settle_threads()
     run.check_leftovers()
@@ -136,6 +177,7 @@ class _Manifest:
     folder: Path
     files_dir: Path | None
     thread_list: Path | None
+    versions: Path | None = None
 
 
 def _manifests(paths: list[Path], report: IngestReport) -> Iterable[_Manifest]:
@@ -155,6 +197,7 @@ def _manifests(paths: list[Path], report: IngestReport) -> Iterable[_Manifest]:
                 folder,
                 _inner(folder, manifest.get("files_dir"), want_dir=True),
                 _inner(folder, manifest.get("threads"), want_dir=False),
+                _inner(folder, manifest.get("versions"), want_dir=False),
             )
 
 
@@ -202,6 +245,10 @@ class _Ingest:
         self.vector_stores_named: set[str] = set()
         self.files_seen: set[str] = set()
         self.texts: dict[tuple[str, str | None], _Spool] = {}
+        self.stream = Assembler()  # the file being read, if it is a recorded stream
+        self.preference = NewestWins()
+        # Threads an export said are gone (the assistants-api-export layout's errors): `missing`.
+        self.missing: dict[str, str] = {}
         # List order: objects are numbered as they are read, in file and line (and item) order; a
         # page in the API's default descending order counts down, so its oldest item comes first.
         self.sequence = archive.loose.next_position()
@@ -212,7 +259,20 @@ class _Ingest:
         self.report.skip(where.path, where.line, where.say(reason))
 
     def document(self, doc: Doc) -> None:
-        self.value(doc.value, _Where(doc.path, doc.line), {}, 0)
+        where = _Where(doc.path, doc.line)
+        if doc.event is not None and doc.value is None:
+            self.report.recognise(doc.event)  # the end marker of a stream ([DONE])
+        elif doc.event == "error":
+            self.report.find("stream_error", str(doc.path), f"line {doc.line}: {_short(doc.value)}")
+        else:
+            self.value(doc.value, where, {}, 0)
+
+    def end_of_file(self, source: Input) -> None:
+        """A stream that stopped before an object's final event: the object as its deltas built it."""
+        for obj in list(self.stream.finished()):
+            self.report.assembled[obj["object"]] += 1
+            self.value(obj, _Where(source, None, "(assembled from its deltas)"), {}, 0)
+        self.stream = Assembler()
 
     def value(
         self, value: Any, where: _Where, hints: dict[str, str], depth: int, descending: bool = False
@@ -228,6 +288,8 @@ class _Ingest:
             self.page(value, where, depth)
         elif isinstance(value.get("object"), str):
             self.obj(value["object"], value, where, hints, descending)
+        elif isinstance(value.get("export_schema"), str):
+            redwood.read(self, value, where, depth)
         else:
             self.skip(where, "no `object` field: not an Assistants API object")
 
@@ -270,6 +332,17 @@ class _Ingest:
         if kind == PARSED_TEXT_PAGE:
             self.text_page(obj, where, hints)
             return
+        if kind in DELTA_KINDS:
+            self.report.recognise(kind)
+            if not self.stream.delta(obj):
+                self.skip(where, f"a {kind} without an id or a delta")
+            return
+        if obj.get("deleted") is True or kind.endswith(".deleted"):
+            self.report.recognise(kind if kind.endswith(".deleted") else f"{kind}.deleted")
+            return
+        if kind in RECOGNISED:
+            self.report.recognise(kind)
+            return
         if kind not in TABLE_OF:
             self.report.unknown_types[kind] += 1
             self.skip(where, f"unknown object type {kind!r}")
@@ -290,6 +363,8 @@ class _Ingest:
             if not parent:
                 self.skip(where, f"{kind} {obj['id']} does not say its {key}")
                 return
+        if kind in ("thread.run", *DELTA_KINDS.values()):
+            self.stream.whole(obj)
         if kind == "thread":
             self.threads.add(obj["id"])
         elif kind in _THREAD_CHILDREN:
@@ -299,14 +374,15 @@ class _Ingest:
         refs = frozenset(files_in_assistant(obj)) if kind == "assistant" else frozenset()
         self.sequence += 1
         position = -self.sequence if descending else self.sequence
-        self.batch.append((LooseObject(TABLE_OF[kind], obj, parent, refs, position), kind))
+        item = LooseObject(TABLE_OF[kind], obj, parent, refs, position, where.origin())
+        self.batch.append((item, kind))
         if len(self.batch) >= _BATCH:
             self.flush()
 
     def flush(self) -> None:
         if not self.batch:
             return
-        outcomes = self.archive.loose.store([item for item, _ in self.batch])
+        outcomes = self.archive.loose.store([item for item, _ in self.batch], self.preference)
         for (_, kind), outcome in zip(self.batch, outcomes, strict=True):
             self.count(kind, outcome)
         self.batch = []
@@ -314,6 +390,9 @@ class _Ingest:
     def count(self, kind: str, outcome: str) -> None:
         if outcome == "same":
             self.report.duplicates[kind] += 1
+            return
+        if outcome == "older":
+            self.report.versions[kind] += 1
             return
         self.report.stored[kind] += 1
         if outcome == "changed":
@@ -412,11 +491,36 @@ class _Ingest:
             self.threads.add(value["thread_id"])
         self.archive.work.add(entries)
 
+    def versions_file(self, manifest: _Manifest) -> None:
+        """A dump's other versions of its objects: kept as versions, never current."""
+        if manifest.versions is None:
+            return
+        kept: list[RawVersion] = []
+        for doc in read_lines(manifest.versions, self.report.skip):
+            value = doc.value if isinstance(doc.value, dict) else {}
+            table, raw = value.get("raw_table"), value.get("raw")
+            try:
+                obj = loads(raw) if table in _TABLE_KIND and isinstance(raw, str) else None
+            except orjson.JSONDecodeError:
+                obj = None
+            if not isinstance(obj, dict) or not isinstance(obj.get("id"), str):
+                self.report.skip(doc.path, doc.line, "not a version entry (raw_table and raw)")
+                continue
+            parent = value.get("parent_id") if isinstance(value.get("parent_id"), str) else None
+            origin = value.get("origin") if isinstance(value.get("origin"), str) else None
+            kept.append(RawVersion(table, obj["id"], object_hash(obj), parent, raw, origin))
+            if parent and table in ("messages", "runs", "run_steps"):
+                self.threads.add(parent)
+        if kept:
+            self.report.versions_read += self.archive.raw.versions.add(kept)
+
     def settle_threads(self) -> None:
-        for thread_id in sorted(self.threads):
+        for thread_id in sorted(self.threads | self.missing.keys()):
             status = self.settle_thread(thread_id)
             if status == "done":
                 self.report.threads_done += 1
+            elif status == "missing":
+                self.report.threads_missing += 1
             else:
                 self.report.threads_pending += 1
 
@@ -434,6 +538,17 @@ class _Ingest:
                 anomalies.append(Anomaly("thread", thread_id, code, detail))
 
         status = "done"
+        if thread is None and thread_id in self.missing and not (messages or runs or steps):
+            finding("thread_missing", self.missing[thread_id])
+            self.archive.loose.settle(ThreadSettlement(thread_id, "missing", owned_kinds=_OWNED_KINDS))
+            return "missing"
+        if thread is None and messages:
+            # Many apps kept only messages.list pages: the thread is what its messages say it is.
+            thread = synthesized_thread(thread_id, messages, runs)
+            self.archive.loose.store([LooseObject("threads", thread)], self.preference)
+            finding(
+                "thread_synthesized", f"made from its {len(messages)} messages (no thread object in the dump)"
+            )
         if thread is None:
             status = "pending"
             finding(
@@ -517,6 +632,11 @@ def _descending(items: list[Any]) -> bool:
     times = [t for item in items if isinstance(item, dict) and isinstance(t := item.get("created_at"), int)]
     pairs = list(zip(times, times[1:], strict=False))
     return any(a > b for a, b in pairs) and all(a >= b for a, b in pairs)
+
+
+def _short(value: Any, n: int = 200) -> str:
+    text = orjson.dumps(value).decode() if not isinstance(value, str) else value
+    return text if len(text) <= n else text[:n] + "..."
 
 
 def _few(ids: list[str], n: int = 5) -> str:

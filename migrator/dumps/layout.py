@@ -10,6 +10,8 @@ DIR/vector_stores/<vs_id>/vector_store.json, files.json (list page of vector_sto
 DIR/files.jsonl                       one file object a line
 DIR/files/<file_id>                   downloaded bytes
 DIR/parsed_text/<file_id>.json        vector_store.file_content.page holding a file's parsed text
+DIR/versions.jsonl                    {"raw_table", "id", "parent_id", "origin", "raw"} per other version
+                                      of an object (raw_versions): read as versions, never as current
 ```
 List pages are the API's shape (`object: list`, `data`, `first_id`, `last_id`, `has_more`) plus two
 hints for pages that may be empty: `thread_id`/`vector_store_id` (the parent) and `item_object`
@@ -28,6 +30,7 @@ __all__ = [
     "MANIFEST",
     "MANIFEST_OBJECT",
     "THREAD_LIST",
+    "VERSIONS",
     "HINT_ITEM_OBJECT",
     "fallback_name",
     "is_safe_name",
@@ -38,6 +41,7 @@ MANIFEST = "migrate-dump.json"
 MANIFEST_OBJECT = "migrator.dump"
 DUMP_FORMAT = "migrator.dump/v1"
 THREAD_LIST = "threads.jsonl"
+VERSIONS = "versions.jsonl"
 FILES_DIR = "files"
 HINT_ITEM_OBJECT = "item_object"
 

@@ -1,8 +1,9 @@
-"""Finding the saved JSON and reading it: files and folders, JSON or JSONL, optionally gzip, any BOM.
+"""Finding the saved JSON and reading it: files, folders and `.zip` members; JSON, JSONL or recorded
+server-sent events (`.sse`, or a `.txt`/`.log` holding them); optionally gzip, any BOM.
 
-JSONL is streamed line by line (a dump may be gigabytes); a `.json` document is read whole, which
-JSON needs. Nothing here raises on bad input: every unreadable file or line goes to `skip` with its
-path and line, and reading carries on.
+JSONL and streams are read line by line (a dump may be gigabytes); a `.json` document is read whole,
+which JSON needs. Nothing here raises on bad input: every unreadable file or line goes to `skip` with
+its path and line, and reading carries on.
 """
 
 from __future__ import annotations
@@ -21,11 +22,23 @@ from typing import IO, Any
 import orjson
 
 from migrator.archive.canonical import loads
-from migrator.dumps.layout import MANIFEST, THREAD_LIST
+from migrator.dumps.layout import MANIFEST, THREAD_LIST, VERSIONS
+from migrator.dumps.sse import DONE, iter_events, looks_like_sse
+from migrator.dumps.zipped import ZipLimits, zip_members
 
-__all__ = ["Doc", "Skip", "data_format", "iter_input_files", "read_documents", "read_lines"]
+__all__ = [
+    "Doc",
+    "Input",
+    "Skip",
+    "ZipLimits",
+    "data_format",
+    "iter_input_files",
+    "on_disk",
+    "read_documents",
+    "read_lines",
+]
 
-Skip = Callable[[Path, int | None, str], None]
+Skip = Callable[[Any, int | None, str], None]
 
 _LINE_SUFFIXES = (".jsonl", ".ndjson")
 _GZIP_MAGIC = b"\x1f\x8b"
@@ -34,32 +47,82 @@ _STREAM_ERRORS = (OSError, EOFError, zlib.error)
 
 
 @dataclass(frozen=True)
-class Doc:
-    """One JSON value and where it came from (`line` is None for a whole `.json` document)."""
+class Input:
+    """One file to read: on disk, or a member of a `.zip` (opened from the zip, never extracted).
 
-    path: Path
+    `label` names it in the report; `name` (its last component) only says its format. Neither is ever
+    used as a path.
+    """
+
+    label: str
+    name: str
+    opener: Callable[[], IO[bytes]]
+    path: Path | None = None  # on disk; None for a zip member
+
+    def __str__(self) -> str:
+        return self.label
+
+
+def on_disk(path: Path) -> Input:
+    return Input(str(path), path.name, lambda: open(path, "rb"), path)  # noqa: SIM115  (closed by _open)
+
+
+@dataclass(frozen=True)
+class Doc:
+    """One JSON value and where it came from (`line` is None for a whole `.json` document).
+
+    From a stream, `event` is the event's name (`thread.run.completed`; "done" for the end marker,
+    whose `value` is None).
+    """
+
+    path: Any  # an Input or a Path: printed, never opened again
     line: int | None
     value: Any
+    event: str | None = None
 
 
 def data_format(name: str) -> str | None:
-    """ "lines" for .jsonl/.ndjson, "json" for .json (each optionally .gz), None for anything else."""
-    lower = name.lower().removesuffix(".gz")
+    """ "lines" for .jsonl/.ndjson, "json" for .json, "sse" for .sse (each optionally .gz), "text" for
+    .txt/.log (a stream or JSON lines, told from the content), "zip", or None for anything else."""
+    lower = name.lower()
+    if lower.endswith(".zip"):
+        return "zip"
+    lower = lower.removesuffix(".gz")
     if lower.endswith(_LINE_SUFFIXES):
         return "lines"
     if lower.endswith(".json"):
         return "json"
+    if lower.endswith(".sse"):
+        return "sse"
+    if lower.endswith((".txt", ".log")):
+        return "text"
     return None
 
 
 def iter_input_files(
-    paths: Iterable[Path], exclude_dirs: Iterable[Path], on_ignored: Callable[[Path], None], skip: Skip
-) -> Iterator[Path]:
-    """Every data file under the paths, in a stable (sorted) order.
+    paths: Iterable[Path],
+    exclude_dirs: Iterable[Path],
+    on_ignored: Callable[[Any], None],
+    skip: Skip,
+    refuse: Callable[[str, str], None] = lambda label, why: None,
+    zip_limits: ZipLimits = ZipLimits(),
+) -> Iterator[Input]:
+    """Every data file under the paths, in a stable (sorted) order; a `.zip`'s members in its place.
 
     Explicit files are read whatever their name. In folders: hidden entries are skipped, so are the
-    folders holding loose file bytes, a dump's manifest and its thread list.
+    folders holding loose file bytes, a dump's manifest and its thread list. A zip member over the
+    limits goes to `refuse(label, why)` unread.
     """
+
+    def expand(path: Path) -> Iterator[Input]:
+        if data_format(path.name) != "zip":
+            yield on_disk(path)
+            return
+        for member in zip_members(path, zip_limits, refuse, lambda why: skip(path, None, why)):
+            if member.name in (MANIFEST,) or data_format(member.name) in (None, "zip"):
+                on_ignored(member.label)
+                continue
+            yield Input(member.label, member.name, member.opener)
 
     def unreadable(error: OSError) -> None:  # os.walk would skip such a folder in silence
         skip(Path(str(error.filename)), None, f"folder not readable ({error.strerror or error})")
@@ -68,7 +131,7 @@ def iter_input_files(
     excluded_names = {p.name for p in excluded}
     for root in paths:
         if not root.is_dir():
-            yield root
+            yield from expand(root)
             continue
         for dirpath, dirnames, filenames in os.walk(root, onerror=unreadable):
             here = Path(dirpath)
@@ -79,12 +142,12 @@ def iter_input_files(
             )
             is_dump = MANIFEST in filenames
             for name in sorted(filenames):
-                if name.startswith(".") or name == MANIFEST or (is_dump and name == THREAD_LIST):
+                if name.startswith(".") or name == MANIFEST or (is_dump and name in (THREAD_LIST, VERSIONS)):
                     continue
                 if data_format(name) is None:
                     on_ignored(here / name)
                     continue
-                yield here / name
+                yield from expand(here / name)
 
 
 def _text_codec(head: bytes) -> tuple[str, int]:
@@ -96,9 +159,15 @@ def _text_codec(head: bytes) -> tuple[str, int]:
     return "utf-8", 0
 
 
-def _open(path: Path, stack: ExitStack) -> IO[bytes]:
-    raw = stack.enter_context(open(path, "rb"))  # noqa: SIM115  (the ExitStack closes it)
-    if raw.peek(2)[:2] == _GZIP_MAGIC:
+def _as_input(source: Input | Path) -> Input:
+    return source if isinstance(source, Input) else on_disk(Path(source))
+
+
+def _open(source: Input | Path, stack: ExitStack) -> IO[bytes]:
+    raw = stack.enter_context(_as_input(source).opener())
+    if not hasattr(raw, "peek"):
+        raw = io.BufferedReader(raw)  # type: ignore[arg-type]
+    if raw.peek(2)[:2] == _GZIP_MAGIC:  # type: ignore[attr-defined]
         return stack.enter_context(gzip.GzipFile(fileobj=raw))  # type: ignore[return-value]
     return raw
 
@@ -118,8 +187,11 @@ def _iter_lines(fh: IO[bytes], codec: str, bom: int) -> Iterator[bytes]:
         yield text.encode("utf-8")
 
 
-def read_lines(path: Path, skip: Skip) -> Iterator[Doc]:
-    """JSON values one a line, streamed; blank lines are fine, a bad line is skipped and reported."""
+def read_lines(path: Input | Path, skip: Skip) -> Iterator[Doc]:
+    """JSON values one a line, streamed; blank lines are fine, a bad line is skipped and reported.
+
+    A stream's data payloads saved one a line end with `[DONE]`: the end marker, not bad input.
+    """
     lineno = 0
     with ExitStack() as stack:
         try:
@@ -128,6 +200,9 @@ def read_lines(path: Path, skip: Skip) -> Iterator[Doc]:
             for lineno, line in enumerate(_iter_lines(fh, codec, bom), 1):  # noqa: B007
                 line = line.strip()  # a line cut mid-string must read as cut short, not as a bad newline
                 if not line:
+                    continue
+                if line == DONE.encode():
+                    yield Doc(path, lineno, None, "done")
                     continue
                 try:
                     yield Doc(path, lineno, loads(line))
@@ -139,7 +214,36 @@ def read_lines(path: Path, skip: Skip) -> Iterator[Doc]:
             skip(path, lineno + 1, f"unreadable from here on ({type(exc).__name__}: {exc})")
 
 
-def _read_whole(path: Path) -> str | bytes:
+def read_events(path: Input | Path, skip: Skip) -> Iterator[Doc]:
+    """A recorded event stream: one Doc per event, its data parsed (`[DONE]` is the "done" event)."""
+    lineno = 0
+    with ExitStack() as stack:
+        try:
+            fh = _open(path, stack)
+            codec, bom = _text_codec(fh.peek(4)[:4])  # type: ignore[attr-defined]
+            for lineno, event, data in iter_events(_iter_lines(fh, codec, bom)):  # noqa: B007
+                if data.strip() == DONE:
+                    yield Doc(path, lineno, None, event or "done")
+                    continue
+                try:
+                    yield Doc(path, lineno, loads(data), event)
+                except orjson.JSONDecodeError as exc:
+                    skip(path, lineno, f"event {event or 'message'}: " + _decode_error(exc))
+        except UnicodeDecodeError as exc:
+            skip(path, lineno + 1, f"not text in the encoding its BOM names ({exc.reason})")
+        except _STREAM_ERRORS as exc:
+            skip(path, lineno + 1, f"unreadable from here on ({type(exc).__name__}: {exc})")
+
+
+def _head(path: Input | Path) -> bytes:
+    with ExitStack() as stack:
+        try:
+            return _open(path, stack).peek(4096)[:4096]  # type: ignore[attr-defined]
+        except _STREAM_ERRORS:
+            return b""
+
+
+def _read_whole(path: Input | Path) -> str | bytes:
     with ExitStack() as stack:
         fh = _open(path, stack)
         data = fh.read()
@@ -147,15 +251,30 @@ def _read_whole(path: Path) -> str | bytes:
     return data[bom:] if codec == "utf-8" else data.decode(codec)
 
 
-def read_documents(path: Path, skip: Skip) -> Iterator[Doc]:
-    """The JSON values a file holds: one document, or one a line.
+def read_documents(
+    path: Input | Path, skip: Skip, on_ignored: Callable[[Any], None] | None = None
+) -> Iterator[Doc]:
+    """The JSON values a file holds: one document, one a line, or one an event of a recorded stream.
 
     A `.json` file that is not one document but whose first line is valid JSON on its own is read
-    as JSONL (scripts often name their JSONL output .json). Files of other names are tried both ways.
+    as JSONL (scripts often name their JSONL output .json). A `.txt` or `.log` is a stream when it
+    starts with `event:`/`data:` fields, JSON when it starts with `{` or `[`, and otherwise not data
+    (`on_ignored`). Files of other names are tried every way.
     """
-    if data_format(path.name) == "lines":
+    source = _as_input(path)
+    kind = data_format(source.name)
+    if kind == "lines":
         yield from read_lines(path, skip)
         return
+    if kind in ("sse", "text", None):
+        head = _head(path)
+        if kind == "sse" or looks_like_sse(head):
+            yield from read_events(path, skip)
+            return
+        if kind == "text" and not head.lstrip(b"\xef\xbb\xbf \t\r\n").startswith((b"{", b"[")):
+            if on_ignored is not None:
+                on_ignored(path)
+            return
     try:
         data = _read_whole(path)
     except UnicodeDecodeError as exc:

@@ -7,6 +7,7 @@ written last, so a dump cut short has none (and its bytes are not picked up by a
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -24,6 +25,7 @@ from migrator.dumps.layout import (
     MANIFEST,
     MANIFEST_OBJECT,
     THREAD_LIST,
+    VERSIONS,
     names_for_id,
 )
 from migrator.errors import UsageError
@@ -63,6 +65,7 @@ def write_dump(archive: Archive, directory: Path) -> DumpSummary:
     writer.vector_stores()
     writer.threads()
     writer.files()
+    writer.versions()
     writer.manifest()
     return writer.summary
 
@@ -218,12 +221,22 @@ class _Writer:
             fh.write(orjson.dumps(page))
         self.summary.written["parsed_texts"] += 1
 
+    def versions(self) -> None:
+        """Every version of objects read more than once; `raw` is the stored text, unchanged."""
+        with open(self.root / VERSIONS, "xb") as fh:
+            for v in self.archive.raw.versions.iter_all():
+                entry = {"raw_table": v.raw_table, "id": v.id, "parent_id": v.parent_id, "origin": v.origin}
+                # stdlib json: it writes a lone surrogate as \ud83d where orjson refuses it
+                fh.write(json.dumps({**entry, "raw": v.raw}).encode() + b"\n")
+                self.summary.written["versions"] += 1
+
     def manifest(self) -> None:
         document = {
             "object": MANIFEST_OBJECT,
             "format": DUMP_FORMAT,
             "files_dir": FILES_DIR,
             "threads": THREAD_LIST,
+            "versions": VERSIONS,
             "written": dict(sorted(self.summary.written.items())),
         }
         (self.root / MANIFEST).write_bytes(orjson.dumps(document, option=orjson.OPT_INDENT_2) + b"\n")
