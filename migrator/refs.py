@@ -17,8 +17,14 @@ from migrator.convert.raw import as_dict, as_str, dicts
 __all__ = ["files_in_message", "files_in_step", "files_in_assistant", "files_in_thread", "thread_file_refs"]
 
 
+def _v1_file_ids(obj: dict[str, object]) -> set[str]:
+    """Assistants v1 kept a message's or an assistant's files in `file_ids`."""
+    ids = obj.get("file_ids")
+    return {f for f in (ids if isinstance(ids, list) else ()) if isinstance(f, str) and f}
+
+
 def files_in_message(message: dict[str, object]) -> set[str]:
-    found: set[str] = set()
+    found: set[str] = _v1_file_ids(message)
     for attachment in dicts(message.get("attachments")):
         found.add(as_str(attachment.get("file_id")))
     for part in dicts(message.get("content")):
@@ -55,7 +61,7 @@ def _tool_resource_files(obj: dict[str, object]) -> set[str]:
 
 
 def files_in_assistant(assistant: dict[str, object]) -> set[str]:
-    return _tool_resource_files(assistant)
+    return _tool_resource_files(assistant) | _v1_file_ids(assistant)
 
 
 def files_in_thread(thread: dict[str, object]) -> set[str]:

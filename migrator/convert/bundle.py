@@ -51,6 +51,9 @@ class ThreadBundle:
     files: Mapping[str, FileInfo]
     # Fields of the user's --threads JSONL other than thread_id (e.g. user_id); win over thread.metadata.
     extra_metadata: Mapping[str, Any] = field(default_factory=dict)
+    # Every version the archive kept of a run the source gave more than once (a polling loop's
+    # snapshots), by run id, in arrival order; `runs` holds the current one of each.
+    run_versions: Mapping[str, Sequence[dict[str, Any]]] = field(default_factory=dict)
 
 
 def bundle_from_json(obj: Mapping[str, Any]) -> ThreadBundle:
@@ -75,6 +78,7 @@ def bundle_from_json(obj: Mapping[str, Any]) -> ThreadBundle:
         assistants=dict(obj.get("assistants") or {}),
         files=files,
         extra_metadata=dict(obj.get("extra_metadata") or {}),
+        run_versions={k: list(v) for k, v in (obj.get("run_versions") or {}).items()},
     )
 
 
@@ -96,4 +100,9 @@ def bundle_to_json(bundle: ThreadBundle) -> dict[str, Any]:
         "assistants": dict(bundle.assistants),
         "files": files,
         "extra_metadata": dict(bundle.extra_metadata),
+        **(
+            {"run_versions": {k: list(v) for k, v in bundle.run_versions.items()}}
+            if bundle.run_versions
+            else {}
+        ),
     }

@@ -46,6 +46,12 @@ WARNING_CODES: dict[str, str] = {
     "run_unfinished": "A run was still queued, in progress, cancelling or waiting for tool outputs when "
     "archived.",
     "step_message_missing": "A message_creation step names a message the archive does not have.",
+    "steps_missing": "A run that declared tools completed, but the archive holds none of its steps (aged out, "
+    "never saved): its tool calls are only what its saved versions show.",
+    "thread_synthesized": "The source held this thread's messages but not its thread object; the thread was "
+    "made from them (no metadata, created when its oldest message was).",
+    "tool_output_not_recorded": "A function call was recovered from a saved requires_action version of a run "
+    "without steps; its output was never saved, and a tool message says so.",
     "token_limits": "A run set max_prompt_tokens or max_completion_tokens; run-wide budgets have no "
     "chat-completions equivalent and are not carried.",
     "tool_call_undeclared": "A past call names a function that no run or assistant declared.",
@@ -61,16 +67,27 @@ WARNING_CODES: dict[str, str] = {
     "truncation_strategy": "A run saw only its last N messages (truncation_strategy last_messages); the "
     "session holds the whole thread.",
     "unknown_content": "A content part of an unknown type became a text placeholder.",
+    "v1_object": "An Assistants v1 object (file_ids, the retrieval tool or call) was read as v2: retrieval as "
+    "file_search, a message's file_ids as attachments (the raw object is kept as it was).",
 }
 
 
 class Notes:
     """The warnings of one conversion: de-duplicated, then sorted by (code, detail) for determinism."""
 
-    __slots__ = ("_seen",)
+    __slots__ = ("_deferred", "_seen")
 
     def __init__(self) -> None:
         self._seen: set[tuple[str, str]] = set()
+        self._deferred: dict[str, Notes] = {}
+
+    def defer(self, key: str, notes: Notes) -> None:
+        """Hold warnings that count only if `undefer(key)` is called (an assistant the thread used)."""
+        self._deferred[key] = notes
+
+    def undefer(self, key: str) -> None:
+        if (held := self._deferred.pop(key, None)) is not None:
+            self._seen |= held._seen
 
     def add(self, code: str, detail: str) -> None:
         # A typo here would mint an undocumented code; fail in tests rather than in the README.

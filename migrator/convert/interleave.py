@@ -12,27 +12,33 @@ is never compared. The other rules:
   follows its tool calls).
 A message_creation step places its message exactly; only messages no step names fall back to
 created_at.
+
+A run with no steps at all whose earlier versions (a polling loop's snapshots) asked for tool outputs
+gets those calls back: they sit before the run's last message (the answer that followed them).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
 from migrator.convert.raw import as_dict, as_str, dicts, oid
 
-__all__ = ["Entry", "order_thread"]
+__all__ = ["Entry", "order_thread", "recovered_calls"]
 
 _NEVER = 1 << 62  # after every real index
 
 
 @dataclass(frozen=True, slots=True)
 class Entry:
-    kind: Literal["message", "tool_calls", "required_action"]
-    obj: dict[str, Any]  # the message, the tool_calls step, or the run with an open required_action
+    kind: Literal["message", "tool_calls", "required_action", "recovered"]
+    # the message, the tool_calls step, or the run with an open required_action / recovered calls
+    obj: dict[str, Any]
     run: dict[str, Any] | None
-    calls: tuple[dict[str, Any], ...] = ()  # required_action only: calls no step recorded
+    # required_action: calls the run still waits for that no step recorded; recovered: calls only an
+    # earlier version of a run without steps recorded (their outputs were never saved)
+    calls: tuple[dict[str, Any], ...] = ()
 
 
 def _ts(obj: dict[str, Any]) -> int:
@@ -41,11 +47,15 @@ def _ts(obj: dict[str, Any]) -> int:
 
 
 def order_thread(
-    messages: Sequence[dict[str, Any]], runs: Sequence[dict[str, Any]], steps: Sequence[dict[str, Any]]
+    messages: Sequence[dict[str, Any]],
+    runs: Sequence[dict[str, Any]],
+    steps: Sequence[dict[str, Any]],
+    run_versions: Mapping[str, Sequence[dict[str, Any]]] | None = None,
 ) -> tuple[list[Entry], list[str]]:
     """The timeline, and the ids of messages that message_creation steps name but nobody has.
 
     Each list is taken in the source's order; objects of one second keep their order in it.
+    `run_versions` holds every version of a run the archive kept (by run id, in arrival order).
     """
     by_id: dict[str, dict[str, Any]] = {}
     for message in sorted(messages, key=_ts):  # stable: ties keep the list order
@@ -110,7 +120,12 @@ def order_thread(
                 timeline.append(Entry("message", free[i][2], None))
                 i += 1
         _run_timeline(
-            runs_by_id.get(run_id), steps_of.get(run_id, []), members.get(run_id, []), by_id, timeline
+            runs_by_id.get(run_id),
+            steps_of.get(run_id, []),
+            members.get(run_id, []),
+            by_id,
+            timeline,
+            (run_versions or {}).get(run_id, ()),
         )
     timeline += [Entry("message", message, None) for _, _, message in free[i:]]
     return timeline, sorted(set(missing))
@@ -123,12 +138,32 @@ def _created_message(step: dict[str, Any]) -> str | None:
     return as_str(as_dict(details.get("message_creation")).get("message_id")) or None
 
 
+def _required_calls(run: Mapping[str, Any]) -> list[dict[str, Any]]:
+    action = as_dict(as_dict(run.get("required_action")).get("submit_tool_outputs"))
+    return list(dicts(action.get("tool_calls")))
+
+
+def recovered_calls(run: Mapping[str, Any] | None, versions: Sequence[Any]) -> tuple[dict[str, Any], ...]:
+    """Calls earlier versions of a run asked for that the run itself no longer lists, first seen first."""
+    if run is None:
+        return ()
+    current = {oid(call) for call in _required_calls(run)}
+    found: dict[str, dict[str, Any]] = {}
+    for version in versions:
+        if isinstance(version, dict):
+            for call in _required_calls(version):
+                if oid(call) and oid(call) not in current:
+                    found.setdefault(oid(call), call)
+    return tuple(found.values())
+
+
 def _run_timeline(
     run: dict[str, Any] | None,
     steps: list[dict[str, Any]],
     messages: list[dict[str, Any]],
     by_id: dict[str, dict[str, Any]],
     out: list[Entry],
+    versions: Sequence[dict[str, Any]] = (),
 ) -> None:
     named = {mid for step in steps if (mid := _created_message(step))}
     member_ids = {oid(m) for m in messages}
@@ -138,11 +173,19 @@ def _run_timeline(
     ]
     items += [((_ts(m), 1, i), "message", m) for i, m in enumerate(messages) if oid(m) not in named]
     items.sort(key=lambda item: item[0])
+    recovered = recovered_calls(run, versions) if run is not None and not steps else ()
+    if recovered:
+        # Steps would say where the calls were; without them, before the run's final message.
+        last = max((n for n, item in enumerate(items) if item[1] == "message"), default=len(items))
+        items.insert(last, ((0, 0, 0), "recovered", run))
     emitted: set[str] = set()
     recorded_calls: set[str] = set()
     for _, kind, obj in items:
         if kind == "message":
             out.append(Entry("message", obj, run))
+            continue
+        if kind == "recovered":
+            out.append(Entry("recovered", obj, run, recovered))
             continue
         if obj.get("type") == "tool_calls":
             calls = as_dict(obj.get("step_details")).get("tool_calls")
@@ -155,7 +198,6 @@ def _run_timeline(
             emitted.add(message_id)
             out.append(Entry("message", by_id[message_id], run))
     if run is not None:
-        action = as_dict(as_dict(run.get("required_action")).get("submit_tool_outputs"))
-        open_calls = tuple(c for c in dicts(action.get("tool_calls")) if oid(c) not in recorded_calls)
+        open_calls = tuple(c for c in _required_calls(run) if oid(c) not in recorded_calls)
         if open_calls:
             out.append(Entry("required_action", run, run, open_calls))

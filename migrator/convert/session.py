@@ -7,7 +7,8 @@
     <step_id>                  the assistant tool_calls message of a tool_calls step
     <step_id>:<call_id>        the tool message answering that call (or, with --hosted-tools text,
                                the assistant text that inlines a hosted call)
-    <run_id>                   tool_calls a run's open required_action lists but no step recorded
+    <run_id>                   tool_calls a run's open required_action lists but no step recorded,
+                               or that an earlier saved version of a run without steps asked for
     <run_id>:<call_id>         the tool message closing such a call
 """
 
@@ -23,11 +24,12 @@ import orjson
 from migrator.convert.bundle import ThreadBundle
 from migrator.convert.codes import Notes
 from migrator.convert.content import ContentContext, convert_content, file_label
-from migrator.convert.interleave import order_thread
+from migrator.convert.interleave import order_thread, recovered_calls
 from migrator.convert.models import is_reasoning_model
 from migrator.convert.options import ConversionOptions
-from migrator.convert.raw import as_dict, as_list, as_str, dicts, oid
+from migrator.convert.raw import SYNTHESIZED, as_dict, as_list, as_str, dicts, oid
 from migrator.convert.tools import HOSTED_TYPES, ToolPlan, plan_tools
+from migrator.convert.v1 import v2_assistant, v2_message, v2_run, v2_step
 
 __all__ = ["FORMAT", "convert_thread", "session_tool_definitions"]
 
@@ -75,13 +77,18 @@ def convert_thread(bundle: ThreadBundle, options: ConversionOptions = Conversion
     """
     notes = Notes()
     thread = as_dict(bundle.thread)
-    messages = _objects("messages", bundle.messages, notes)
-    steps = _objects("steps", bundle.steps, notes)
-    runs = sorted(_objects("runs", bundle.runs, notes), key=_created)
-    assistants = {aid: a for aid, a in bundle.assistants.items() if isinstance(a, dict)}
+    if SYNTHESIZED in thread:
+        notes.add("thread_synthesized", f"{oid(thread) or '?'}: made from its messages")
+    messages = [v2_message(m, notes) for m in _objects("messages", bundle.messages, notes)]
+    steps = [v2_step(st, notes) for st in _objects("steps", bundle.steps, notes)]
+    runs = sorted((v2_run(r, notes) for r in _objects("runs", bundle.runs, notes)), key=_created)
+    assistants = {
+        aid: _v2_assistant(aid, a, notes) for aid, a in bundle.assistants.items() if isinstance(a, dict)
+    }
     newest = runs[-1] if runs else None
     ctx = ContentContext(options=options, files=bundle.files, notes=notes)
-    call_names, hosted_called = _survey_calls(steps, runs, ctx)
+    versions = _recoverable(runs, steps, bundle.run_versions, notes)
+    call_names, hosted_called = _survey_calls(steps, runs, ctx, versions)
 
     assistant_ids = _assistant_ids(runs, messages)
     assistant_id = assistant_ids[0] if assistant_ids else None
@@ -93,7 +100,7 @@ def convert_thread(bundle: ThreadBundle, options: ConversionOptions = Conversion
 
     out = _Out(ctx=ctx, plan=plan)
     _system_message(runs, assistant_id, assistant, options, out, notes)
-    timeline, missing = order_thread(messages, runs, steps)
+    timeline, missing = order_thread(messages, runs, steps, versions)
     for message_id in missing:
         notes.add("step_message_missing", message_id)
     for entry in timeline:
@@ -102,9 +109,11 @@ def convert_thread(bundle: ThreadBundle, options: ConversionOptions = Conversion
         elif entry.kind == "tool_calls":
             _emit_step(entry.obj, entry.run, out)
         else:
-            _emit_open_calls(entry.obj, entry.calls, out)
+            _emit_open_calls(entry.obj, entry.calls, out, recovered=entry.kind == "recovered")
 
     _hosted_notes(plan, out.hosted_calls, options, notes)
+    for aid in assistant_ids:
+        notes.undefer(aid)
     for run in runs:
         _run_notes(run, assistants.get(as_str(run.get("assistant_id"))), notes)
     if len({as_str(run.get("assistant_id")) for run in runs}) > 1:
@@ -195,8 +204,44 @@ def _objects(kind: str, items: Iterable[Any], notes: Notes) -> list[dict[str, An
     return kept
 
 
+def _v2_assistant(assistant_id: str, assistant: dict[str, Any], notes: Notes) -> dict[str, Any]:
+    # Only the assistants the thread used may warn: the bundle holds every assistant of the archive.
+    scratch = Notes()
+    mapped = v2_assistant(assistant, scratch)
+    if scratch.as_list():
+        notes.defer(assistant_id, scratch)
+    return mapped
+
+
+def _recoverable(
+    runs: list[dict[str, Any]],
+    steps: list[dict[str, Any]],
+    run_versions: Mapping[str, Any],
+    notes: Notes,
+) -> dict[str, list[dict[str, Any]]]:
+    """The saved versions of each run the archive holds no step of; `steps_missing` where tools ran."""
+    with_steps = {as_str(step.get("run_id")) for step in steps}
+    out: dict[str, list[dict[str, Any]]] = {}
+    for run in runs:
+        run_id = oid(run)
+        if run_id in with_steps:
+            continue
+        out[run_id] = [v for v in as_list(run_versions.get(run_id)) if isinstance(v, dict)]
+        if as_list(run.get("tools")) and run.get("status") == "completed":
+            found = len(recovered_calls(run, out[run_id]))
+            notes.add(
+                "steps_missing",
+                f"{run_id}: completed with tools, no steps in the archive; "
+                + (f"{found} call(s) recovered from its saved versions" if found else "no call recovered"),
+            )
+    return out
+
+
 def _survey_calls(
-    steps: Iterable[dict[str, Any]], runs: list[dict[str, Any]], ctx: ContentContext
+    steps: Iterable[dict[str, Any]],
+    runs: list[dict[str, Any]],
+    ctx: ContentContext,
+    versions: Mapping[str, list[dict[str, Any]]],
 ) -> tuple[set[str], set[str]]:
     """Names the function calls use, hosted tools called, file names seen in search results."""
     names: set[str] = set()
@@ -213,7 +258,7 @@ def _survey_calls(
                     if file_id and file_name:
                         ctx.result_names.setdefault(file_id, file_name)
     for run in runs:
-        for call in _required_calls(run):
+        for call in (*_required_calls(run), *recovered_calls(run, versions.get(oid(run), ()))):
             names.add(_str(as_dict(call.get("function")).get("name")))
     return names, hosted
 
@@ -314,8 +359,12 @@ def _emit_step(step: dict[str, Any], run: dict[str, Any] | None, out: _Out) -> N
             out.add({"role": "tool", "tool_call_id": call_id, "content": content}, f"{step_id}:{call_id}")
 
 
-def _emit_open_calls(run: dict[str, Any], open_calls: tuple[dict[str, Any], ...], out: _Out) -> None:
-    """Calls a run's required_action still lists but no step recorded: asked, never answered."""
+def _emit_open_calls(
+    run: dict[str, Any], open_calls: tuple[dict[str, Any], ...], out: _Out, *, recovered: bool = False
+) -> None:
+    """Calls a run's required_action still lists but no step recorded: asked, never answered. Or
+    (`recovered`) calls an earlier saved version of a run without steps asked for: answered once,
+    but the answer was never saved."""
     run_id = oid(run) or "?"
     calls: list[dict[str, Any]] = []
     answers: list[tuple[str, str]] = []
@@ -327,7 +376,10 @@ def _emit_open_calls(run: dict[str, Any], open_calls: tuple[dict[str, Any], ...]
         function = as_dict(call.get("function"))
         name = _str(function.get("name"))
         calls.append(_tool_call(call_id, out.plan.rename.get(name, name), function.get("arguments")))
-        answers.append((call_id, _close_dangling(call_id, name, run_id, run, out.ctx.notes)))
+        if recovered:
+            answers.append((call_id, _not_recorded(call_id, name, run, out.ctx.notes)))
+        else:
+            answers.append((call_id, _close_dangling(call_id, name, run_id, run, out.ctx.notes)))
     if calls:
         out.add({"role": "assistant", "content": None, "tool_calls": calls}, run_id)
         for call_id, content in answers:
@@ -356,6 +408,16 @@ def _close_dangling(call_id: str, name: str, where: str, run: Mapping[str, Any] 
     notes.add("dangling_tool_call_closed", f"{call_id} ({name}) in {where}: run {run_id} {status}")
     why = _WHY_NO_OUTPUT.get(status, f"ended with status {status}")
     return f"No output was ever submitted for this tool call: run {run_id} {why}."
+
+
+def _not_recorded(call_id: str, name: str, run: Mapping[str, Any], notes: Notes) -> str:
+    run_id = oid(run) or "?"
+    status = as_str(run.get("status")) or "unknown"
+    notes.add("tool_output_not_recorded", f"{call_id} ({name}) in {run_id}: from a requires_action version")
+    return (
+        f"The output of this tool call was never recorded: the archive holds run {run_id} ({status}) and "
+        "the saved requires_action version that asked for it, but no run step with the submitted output."
+    )
 
 
 def _hosted_arguments(call: dict[str, Any], kind: str) -> str:

@@ -556,10 +556,14 @@ class _Ingest:
                 f"{len(messages)} messages, {len(runs)} runs, {len(steps)} steps kept without their thread object",
             )
         elif not messages and thread_id not in self.message_pages:
-            status = "pending"
-            finding(
-                "dump_messages_missing", "the dump holds the thread object but not its messages", anomaly=True
-            )
+            if runs or steps:
+                # Nothing more can be had: the session is what its runs and steps hold (exit 1 still).
+                self.report.threads_partial += 1
+                detail = f"the dump holds the thread object, {len(runs)} runs and {len(steps)} steps but not its messages"
+            else:
+                status = "pending"
+                detail = "the dump holds the thread object but not its messages"
+            finding("dump_messages_missing", detail, anomaly=True)
         for page in self.short_pages.get(thread_id, ()):
             # Only a listing the dump holds to its last page (has_more: false) is known whole.
             if (page.kind, thread_id, page.run) not in self.last_pages:

@@ -15,7 +15,8 @@ MAX_LISTED = 1000
 # Completeness findings (stable codes, documented in the README). Those marked * are also written
 # to the archive's anomalies table, because verify cannot re-derive them from the rows.
 FINDING_CODES = {
-    "dump_messages_missing": "* a thread object without its messages: the thread stays pending",
+    "dump_messages_missing": "* a thread object without its messages: pending, or done from its runs and steps "
+    "when it has some (exit 1 either way)",
     "dump_page_has_more": "* a list page says has_more but the dump holds nothing further",
     "thread_object_missing": "runs or steps whose thread object and messages are absent: stored, thread pending",
     "thread_synthesized": "messages without their thread object: the thread is made from them (done when its "
@@ -34,16 +35,17 @@ FINDING_CODES = {
 # Objects that are not data to keep: recognised, counted, not stored, never a problem. `*.deleted`
 # (and `{"deleted": true}` answers) are deletion confirmations: they remove nothing the dump holds.
 RECOGNISED = {
-    "thread.message.delta": "stream delta (a message assembled from them when its final event is absent)",
-    "thread.run.step.delta": "stream delta (a step assembled from them when its final event is absent)",
-    "done": "end of a recorded stream",
-    "vector_store.file_batch": "file batch (its files come as vector_store.file objects)",
-    "vector_store.files_batch": "file batch (its files come as vector_store.file objects)",
-    "vector_store.search_results.page": "vector store search results",
-    "thread.message.file": "v1 message file (the message's file_ids say the same)",
-    "assistant.file": "v1 assistant file (the assistant's file_ids say the same)",
+    # Deltas build an object only when its final event is missing (counted under `assembled`).
+    "thread.message.delta": "stream delta",
+    "thread.run.step.delta": "stream delta",
+    "done": "end of a stream",
+    "vector_store.file_batch": "file batch; its files come as vector_store.file objects",
+    "vector_store.files_batch": "file batch; its files come as vector_store.file objects",
+    "vector_store.search_results.page": "search results",
+    "thread.message.file": "v1 message file; the message's file_ids say the same",
+    "assistant.file": "v1 assistant file; the assistant's file_ids say the same",
     "assistants-export-manifest/v1": "assistants-api-export manifest",
-    "assistants-thread-export/v1": "assistants-api-export thread file (its objects are stored)",
+    "assistants-thread-export/v1": "assistants-api-export thread file; its objects are stored",
 }
 
 
@@ -103,6 +105,8 @@ class IngestReport:
     threads_done: int = 0
     threads_pending: int = 0
     threads_missing: int = 0
+    # Done from what the dump holds, though its messages are absent (runs and steps only).
+    threads_partial: int = 0
 
     def skip(self, path: object, line: int | None, reason: str) -> None:
         self.problems_total += 1
@@ -135,6 +139,7 @@ class IngestReport:
         member over the limits), a thread is left pending (the dump does not hold all of it) or
         missing, or the dump held no Assistants objects."""
         attention = self.problems_total or self.refused or self.threads_pending or self.threads_missing
+        attention = attention or self.threads_partial
         return 1 if attention or self.empty else 0
 
     def as_dict(self) -> dict[str, Any]:
@@ -159,6 +164,7 @@ class IngestReport:
             "threads_done": self.threads_done,
             "threads_pending": self.threads_pending,
             "threads_missing": self.threads_missing,
+            "threads_partial": self.threads_partial,
         }
 
     def render(self, out: _Printer) -> None:
@@ -187,6 +193,8 @@ class IngestReport:
         if self.files_ignored:
             say(f"not data, ignored: {self.files_ignored} file(s)")
         missing = f", missing {self.threads_missing}" if self.threads_missing else ""
+        if self.threads_partial:
+            missing += f" ({self.threads_partial} done without their messages)"
         say(f"threads done {self.threads_done}, pending {self.threads_pending}{missing}")
         for finding in self.findings[:20]:
             say(f"  finding {finding}")
