@@ -227,11 +227,14 @@ def _recoverable(
         if run_id in with_steps:
             continue
         out[run_id] = [v for v in as_list(run_versions.get(run_id)) if isinstance(v, dict)]
-        if as_list(run.get("tools")) and run.get("status") == "completed":
-            found = len(recovered_calls(run, out[run_id]))
+        found = len(recovered_calls(run, out[run_id]))
+        if run.get("status") != "requires_action":  # one still waiting may not have saved its step yet
+            found += len(list(_required_calls(run)))
+        # A completed run with tools always has steps; any run whose versions asked for outputs had some.
+        if (as_list(run.get("tools")) and run.get("status") == "completed") or found:
             notes.add(
                 "steps_missing",
-                f"{run_id}: completed with tools, no steps in the archive; "
+                f"{run_id}: {as_str(run.get('status')) or '?'} with tools, no steps in the archive; "
                 + (f"{found} call(s) recovered from its saved versions" if found else "no call recovered"),
             )
     return out
@@ -376,7 +379,7 @@ def _emit_open_calls(
         function = as_dict(call.get("function"))
         name = _str(function.get("name"))
         calls.append(_tool_call(call_id, out.plan.rename.get(name, name), function.get("arguments")))
-        if recovered:
+        if recovered and run.get("status") == "completed":  # it completed: an output was submitted
             answers.append((call_id, _not_recorded(call_id, name, run, out.ctx.notes)))
         else:
             answers.append((call_id, _close_dangling(call_id, name, run_id, run, out.ctx.notes)))

@@ -246,6 +246,8 @@ class _Ingest:
         self.files_seen: set[str] = set()
         self.texts: dict[tuple[str, str | None], _Spool] = {}
         self.stream = Assembler()  # the file being read, if it is a recorded stream
+        # (kind, parent) of a listing -> whether its pages were seen newest first.
+        self.listing_order: dict[tuple[str | None, str | None], bool] = {}
         self.preference = NewestWins()
         # Threads an export said are gone (the assistants-api-export layout's errors): `missing`.
         self.missing: dict[str, str] = {}
@@ -320,7 +322,12 @@ class _Ingest:
                 self.short_pages[None].append(_ShortPage(kind, parent, len(items), where))
             elif isinstance(parent, str):
                 self.short_pages[parent].append(_ShortPage(kind, parent, len(items), where, run))
-        descending = _descending(items)
+        seen = _order_of(items)
+        listing = (kind, parent)
+        if seen is None:  # a page that cannot tell reads like the other pages of its listing
+            descending = self.listing_order.get(listing, False)
+        else:
+            descending = self.listing_order.setdefault(listing, seen)
         for index, item in enumerate(items):
             self.value(item, where.at(index), hints, depth + 1, descending)
 
@@ -627,15 +634,25 @@ class _Ingest:
                 )
 
 
-def _descending(items: list[Any]) -> bool:
-    """A page in the API's default order (`order=desc`): newest first, seen from its timestamps.
+def _order_of(items: list[Any]) -> bool | None:
+    """True for a page in the API's default order (`order=desc`, newest first), False for ascending,
+    None when it cannot say.
 
-    A page whose items all share one second cannot say; it is read in file order (ascending, as
-    `migrate dump` writes and the export lists).
+    Timestamps decide when they differ. Within one second, a page of messages still shows its order
+    at its ends: a turn starts with a message no run wrote (the user's) and ends with the run's answer.
+    Otherwise the page is read in file order (ascending, as `migrate dump` writes and the export lists).
     """
-    times = [t for item in items if isinstance(item, dict) and isinstance(t := item.get("created_at"), int)]
+    objects = [item for item in items if isinstance(item, dict)]
+    times = [t for item in objects if isinstance(t := item.get("created_at"), int)]
     pairs = list(zip(times, times[1:], strict=False))
-    return any(a > b for a, b in pairs) and all(a >= b for a, b in pairs)
+    if any(a != b for a, b in pairs):
+        return any(a > b for a, b in pairs) and all(a >= b for a, b in pairs)
+    messages = [o for o in objects if o.get("object") == "thread.message"]
+    if len(messages) >= 2 and len(messages) == len(objects):
+        first, last = bool(messages[0].get("run_id")), bool(messages[-1].get("run_id"))
+        if first != last:
+            return first  # the run's answer first: newest first
+    return None
 
 
 def _short(value: Any, n: int = 200) -> str:

@@ -74,8 +74,9 @@ class Member:
 
 
 def _hidden(name: str) -> bool:
+    # `..` is only text here (never a path), so such a member is read like any other.
     parts = PurePosixPath(name.replace("\\", "/")).parts
-    return any(p.startswith(".") or p == "__MACOSX" for p in parts)
+    return any((p.startswith(".") and p not in (".", "..")) or p == "__MACOSX" for p in parts)
 
 
 def zip_members(
