@@ -22,7 +22,6 @@ from test_dump import OPTIONS, sessions_jsonl
 from migrator.archive import Archive
 from migrator.cli import main
 from migrator.dumps import ingest_dump, write_dump
-from migrator.dumps.reader import ZipLimits
 from migrator.sessions import build_sessions
 
 
@@ -430,6 +429,8 @@ def test_a_zip_bomb_is_refused_and_reported(tmp_path: Path, capsys: pytest.Captu
         assert finding.entity_id.endswith("dump.zip!bomb.jsonl") and "inflates" in finding.detail
         assert report.threads_done == 1  # the rest of the zip was read
         assert [f.entity for f in archive.failures()] == ["dump"]  # a row in the archive too
+    from migrator.dumps.reader import ZipLimits
+
     with Archive.create(tmp_path / "b.db") as archive:
         small = ingest_dump(archive, [tmp_path / "dump.zip"], zip_limits=ZipLimits(member_bytes=100))
         assert small.refused == 2  # the members over 100 bytes
