@@ -362,6 +362,26 @@ def test_polled_runs_round_trip_through_migrate_dump(tmp_path: Path, sandbox: An
             assert sessions_jsonl(copy) == expected
 
 
+def test_our_own_dump_zipped(tmp_path: Path, sandbox: Any) -> None:
+    """`migrate dump` zipped keeps its thread list and versions (file bytes need unzipping)."""
+    polled_dump(sandbox, tmp_path / "polled")
+    with Archive.create(tmp_path / "a.db") as source:
+        ingest_dump(source, [tmp_path / "polled"])
+        expected = sessions_jsonl(source)
+        write_dump(source, tmp_path / "dump")
+        with zipfile.ZipFile(tmp_path / "dump.zip", "w", zipfile.ZIP_DEFLATED) as zf:
+            for path in sorted((tmp_path / "dump").rglob("*")):
+                if path.is_file():
+                    zf.write(path, "backup/" + path.relative_to(tmp_path / "dump").as_posix())
+        with Archive.create(tmp_path / "b.db") as copy:
+            report = ingest_dump(copy, [tmp_path / "dump.zip"])
+            assert report.problems == [] and report.versions_read == source.versions.count() > 0
+            assert copy.content_hash() == source.content_hash()
+            assert sessions_jsonl(copy) == expected
+            work = "select thread_id, status, extra from work order by 1"
+            assert copy.db.execute(work).fetchall() == source.db.execute(work).fetchall()
+
+
 def test_an_older_snapshot_read_last_does_not_win(tmp_path: Path) -> None:
     run = {
         "id": "run_1",

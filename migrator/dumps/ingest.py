@@ -43,9 +43,18 @@ from migrator.dumps import redwood
 from migrator.dumps.layout import DUMP_FORMAT, HINT_ITEM_OBJECT, MANIFEST, MANIFEST_OBJECT
 from migrator.dumps.loose import LooseFiles
 from migrator.dumps.newest import NewestWins, synthesized_thread
-from migrator.dumps.reader import Doc, Input, ZipLimits, iter_input_files, read_documents, read_lines
+from migrator.dumps.reader import (
+    Doc,
+    Input,
+    ZipLimits,
+    data_format,
+    iter_input_files,
+    read_documents,
+    read_lines,
+)
 from migrator.dumps.report import RECOGNISED, IngestReport
 from migrator.dumps.sse import DELTA_KINDS, Assembler
+from migrator.dumps.zipped import zip_dumps
 from migrator.errors import BadInputError
 from migrator.refs import files_in_assistant, thread_file_refs
 
@@ -136,7 +145,7 @@ def ingest_dump(
     """Read saved API JSON into the archive; the caller builds sessions afterwards."""
     paths = check_dump_paths(paths, files_dir)
     report = IngestReport()
-    manifests = list(_manifests(paths, report))
+    manifests = list(_manifests(paths, report, zip_limits))
     loose_dirs = ([Path(files_dir)] if files_dir else []) + [d for m in manifests if (d := m.files_dir)]
     run = _Ingest(archive, report, LooseFiles(loose_dirs))
     for manifest in manifests:
@@ -153,7 +162,7 @@ def ingest_dump(
         report.refuse(label, why)
         archive.findings.record_failure(Failure("dump", label, "ZipMemberRefused", why))
 
-    excluded = loose_dirs + [v for m in manifests if (v := m.versions)]
+    excluded = loose_dirs + [v for m in manifests if isinstance(v := m.versions, Path)]
     with tempfile.TemporaryDirectory(prefix="migrate-ingest-") as spool:
         run.spool_dir = Path(spool)
         for source in iter_input_files(paths, excluded, ignored, report.skip, refused, zip_limits):
@@ -176,17 +185,23 @@ def ingest_dump(
 class _Manifest:
     folder: Path
     files_dir: Path | None
-    thread_list: Path | None
-    versions: Path | None = None
+    thread_list: Path | Input | None  # a zip member for a zipped dump
+    versions: Path | Input | None = None
 
 
-def _manifests(paths: list[Path], report: IngestReport) -> Iterable[_Manifest]:
-    """Dumps written by `migrate dump` under the given folders: where their bytes and thread list are."""
+def _manifests(paths: list[Path], report: IngestReport, limits: ZipLimits) -> Iterable[_Manifest]:
+    """Dumps written by `migrate dump` under the given folders (or zipped): where their bytes, thread
+    list and versions are. A zipped dump's file bytes are not matched (unzip it, or use --files-dir)."""
     for root in paths:
         if not root.is_dir():
+            if data_format(root.name) == "zip":
+                yield from _zipped_manifests(root, report, limits)
             continue
         for dirpath, dirnames, filenames in os.walk(root):
             dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+            for name in sorted(filenames):
+                if data_format(name) == "zip" and not name.startswith("."):
+                    yield from _zipped_manifests(Path(dirpath) / name, report, limits)
             if MANIFEST not in filenames:
                 continue
             folder = Path(dirpath)
@@ -201,9 +216,22 @@ def _manifests(paths: list[Path], report: IngestReport) -> Iterable[_Manifest]:
             )
 
 
-def _read_manifest(path: Path, report: IngestReport) -> dict[str, Any] | None:
+def _zipped_manifests(path: Path, report: IngestReport, limits: ZipLimits) -> Iterable[_Manifest]:
+    for data, sibling in zip_dumps(path, MANIFEST, limits):
+        manifest = _read_manifest(path, report, data)
+        if manifest is None:
+            continue
+        found = {}
+        for key in ("threads", "versions"):
+            name = manifest.get(key)
+            member = sibling(name) if isinstance(name, str) and "/" not in name and "\\" not in name else None
+            found[key] = Input(member.label, member.name, member.opener) if member else None
+        yield _Manifest(path, None, found["threads"], found["versions"])  # type: ignore[arg-type]
+
+
+def _read_manifest(path: Path, report: IngestReport, data: bytes | None = None) -> dict[str, Any] | None:
     try:
-        manifest = orjson.loads(path.read_bytes())
+        manifest = orjson.loads(path.read_bytes() if data is None else data)
     except (OSError, orjson.JSONDecodeError) as exc:
         report.skip(path, None, f"unreadable dump manifest ({exc})")
         return None

@@ -118,8 +118,10 @@ def iter_input_files(
         if data_format(path.name) != "zip":
             yield on_disk(path)
             return
-        for member in zip_members(path, zip_limits, refuse, lambda why: skip(path, None, why)):
-            if member.name in (MANIFEST,) or data_format(member.name) in (None, "zip"):
+        for member in zip_members(path, zip_limits, refuse, lambda why: skip(path, None, why), MANIFEST):
+            if member.name == MANIFEST or (member.in_dump and member.name in (THREAD_LIST, VERSIONS)):
+                continue  # read through the manifest, as in a folder
+            if data_format(member.name) in (None, "zip"):
                 on_ignored(member.label)
                 continue
             yield Input(member.label, member.name, member.opener)

@@ -15,7 +15,9 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import IO
 
-__all__ = ["ZipLimits", "zip_members"]
+__all__ = ["ZipLimits", "zip_dumps", "zip_members"]
+
+_MANIFEST_BYTES = 1 << 20  # a `migrate dump` manifest is a few hundred bytes
 
 
 @dataclass(frozen=True)
@@ -29,10 +31,10 @@ class ZipLimits:
 
 
 class _Counted:
-    """A member's stream that stops at the size its header declared."""
+    """A member's stream that stops at the size its header declared (and closes its zip, if it owns one)."""
 
-    def __init__(self, fh: IO[bytes], limit: int, label: str) -> None:
-        self._fh, self._left, self._label = fh, limit, label
+    def __init__(self, fh: IO[bytes], limit: int, label: str, owner: zipfile.ZipFile | None = None) -> None:
+        self._fh, self._left, self._label, self._owner = fh, limit, label, owner
 
     def read(self, n: int = -1) -> bytes:
         data = self._fh.read(n if n >= 0 else self._left + 1)
@@ -57,6 +59,8 @@ class _Counted:
 
     def close(self) -> None:
         self._fh.close()
+        if self._owner is not None:
+            self._owner.close()
 
     def __enter__(self) -> _Counted:
         return self
@@ -71,6 +75,47 @@ class Member:
     name: str  # the member's last name component: its format comes from its suffix
     size: int
     opener: Callable[[], IO[bytes]]
+    in_dump: bool = False  # beside a `migrate dump` manifest in the same zip folder
+
+
+def _parent(name: str) -> str:
+    return str(PurePosixPath(name.replace("\\", "/")).parent)
+
+
+def _dump_folders(zf: zipfile.ZipFile, manifest: str) -> set[str]:
+    return {_parent(i.filename) for i in zf.infolist() if PurePosixPath(i.filename).name == manifest}
+
+
+def zip_dumps(
+    path: Path, manifest: str, limits: ZipLimits
+) -> Iterator[tuple[bytes, Callable[[str], Member | None]]]:
+    """`migrate dump` folders zipped: each manifest's bytes, and a lookup of its sibling members by name."""
+    try:
+        zf = zipfile.ZipFile(path)
+    except (OSError, zipfile.BadZipFile):
+        return  # reported when its members are read
+    with zf:
+        infos = {i.filename.replace("\\", "/"): i for i in zf.infolist()}
+        for folder in sorted(_dump_folders(zf, manifest)):
+            prefix = "" if folder == "." else folder + "/"
+            info = infos.get(prefix + manifest)
+            if info is None or info.file_size > _MANIFEST_BYTES:
+                continue
+            data = zf.read(info)
+
+            def sibling(name: str, prefix: str = prefix) -> Member | None:
+                info = infos.get(prefix + name)
+                if info is None or info.is_dir() or _refusal(info, 0, limits):
+                    return None
+                label = f"{path}!{info.filename}"
+
+                def opener(info: zipfile.ZipInfo = info, label: str = label) -> IO[bytes]:
+                    owner = zipfile.ZipFile(path)
+                    return _Counted(owner.open(info), info.file_size, label, owner)  # type: ignore[return-value]
+
+                return Member(label, name, info.file_size, opener, True)
+
+            yield data, sibling
 
 
 def _hidden(name: str) -> bool:
@@ -80,7 +125,11 @@ def _hidden(name: str) -> bool:
 
 
 def zip_members(
-    path: Path, limits: ZipLimits, refuse: Callable[[str, str], None], broken: Callable[[str], None]
+    path: Path,
+    limits: ZipLimits,
+    refuse: Callable[[str, str], None],
+    broken: Callable[[str], None],
+    manifest: str = "",
 ) -> Iterator[Member]:
     """The members worth reading, in name order; refused ones go to `refuse(label, why)`."""
     try:
@@ -90,6 +139,7 @@ def zip_members(
         return
     with zf:
         total = 0
+        dumps = _dump_folders(zf, manifest) if manifest else set()
         for info in sorted(zf.infolist(), key=lambda i: i.filename):
             if info.is_dir() or _hidden(info.filename):
                 continue
@@ -104,7 +154,7 @@ def zip_members(
                 return _Counted(zf.open(info), info.file_size, label)  # type: ignore[return-value]
 
             name = PurePosixPath(info.filename.replace("\\", "/")).name
-            yield Member(label, name, info.file_size, opener)
+            yield Member(label, name, info.file_size, opener, _parent(info.filename) in dumps)
 
 
 def _refusal(info: zipfile.ZipInfo, total: int, limits: ZipLimits) -> str | None:
