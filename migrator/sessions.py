@@ -119,7 +119,7 @@ def load_bundle(
         assistants=assistants if assistants is not None else archive.raw.assistants(),
         files=_file_infos(archive, archive.files.refs_of(thread_id)),
         extra_metadata=archive.work.extra(thread_id),
-        run_versions=archive.raw.versions.of_parent("runs", thread_id),
+        run_versions=archive.versions.of_parent("runs", thread_id),
     )
 
 

@@ -53,7 +53,7 @@ def write(path: Path, value: Any) -> None:
 
 def records(archive: Archive) -> dict[str, dict[str, Any]]:
     build_sessions(archive, OPTIONS)
-    return {tid: orjson.loads(r) for tid, r in archive.iter_session_records()}
+    return {tid: orjson.loads(r) for tid, r in archive.sessions.records()}
 
 
 def live_export(sandbox: Any, path: Path) -> Archive:
@@ -182,7 +182,7 @@ def test_the_assistants_api_export_layout(tmp_path: Path, sandbox: Any) -> None:
             and theirs["run_steps"] == corpus["counts"]["run_steps"]
         )
         # The runs are stored as the API sent them: without the exporter's "steps" key.
-        assert all("steps" not in orjson.loads(raw) for raw in rw.iter_raw("runs"))
+        assert all("steps" not in orjson.loads(raw) for raw in rw.raw.texts("runs"))
         mine, expected = records(rw), records(live)
         assert set(mine) == set(expected) == set(thread_ids)
         assert rw.counts()["sessions"] == live.counts()["sessions"] == len(thread_ids)
@@ -316,7 +316,7 @@ def test_polled_runs(tmp_path: Path, sandbox: Any) -> None:
         # Every snapshot is kept; the completed one is the run.
         for thread_id in calls:
             for run_id, versions in archive.versions.of_parent("runs", thread_id).items():
-                final = orjson.loads(archive.raw_of("runs", run_id))
+                final = orjson.loads(archive.raw.of("runs", run_id))
                 assert (
                     [v["status"] for v in versions]
                     == ["requires_action", final["status"]]
@@ -400,7 +400,7 @@ def test_an_older_snapshot_read_last_does_not_win(tmp_path: Path) -> None:
     with Archive.create(tmp_path / "a.db") as archive:
         report = ingest_dump(archive, [tmp_path / "d"])
         assert report.versions["thread.run"] == 1
-        assert orjson.loads(archive.raw_of("runs", "run_1"))["status"] == "completed"
+        assert orjson.loads(archive.raw.of("runs", "run_1"))["status"] == "completed"
         assert len(archive.versions.of_parent("runs", "thread_1")["run_1"]) == 2
 
 
@@ -448,7 +448,7 @@ def test_a_zip_bomb_is_refused_and_reported(tmp_path: Path, capsys: pytest.Captu
         (finding,) = [f for f in report.findings if f.code == "zip_member_refused"]
         assert finding.entity_id.endswith("dump.zip!bomb.jsonl") and "inflates" in finding.detail
         assert report.threads_done == 1  # the rest of the zip was read
-        assert [f.entity for f in archive.failures()] == ["dump"]  # a row in the archive too
+        assert [f.entity for f in archive.findings.failures()] == ["dump"]  # a row in the archive too
     from migrator.dumps.reader import ZipLimits
 
     with Archive.create(tmp_path / "b.db") as archive:
@@ -495,7 +495,7 @@ def test_other_objects_are_recognised_not_errors(tmp_path: Path) -> None:
             "vector_store.search_results.page": 1,
             "thread.message.file": 1,
         }
-        assert archive.count_rows("files") == 0 and archive.count_rows("threads") == 1
+        assert archive.raw.count("files") == 0 and archive.raw.count("threads") == 1
 
 
 def test_a_stream_saved_as_a_log(tmp_path: Path) -> None:
@@ -517,7 +517,7 @@ def test_a_stream_saved_as_a_log(tmp_path: Path) -> None:
         assert report.problems == [] and report.files_read == 2 and report.files_ignored == 1
         assert report.recognised["done"] == 2
         assert report.duplicates["thread.run.step"] > 0  # the same stream twice: stored once
-        steps = [orjson.loads(raw) for raw in archive.iter_raw("run_steps")]
+        steps = [orjson.loads(raw) for raw in archive.raw.texts("run_steps")]
         assert {s["type"] for s in steps} == {"tool_calls", "message_creation"}
 
 
@@ -598,10 +598,10 @@ def test_v1_retrieval_and_file_ids(tmp_path: Path) -> None:
         report = ingest_dump(archive, [tmp_path / "d"])
         assert report.problems == []
         (record,) = records(archive).values()
-        assert orjson.loads(archive.raw_of("runs", "run_1"))["tools"] == [
+        assert orjson.loads(archive.raw.of("runs", "run_1"))["tools"] == [
             {"type": "retrieval"}
         ]  # kept verbatim
-        assert sorted(archive.file_refs_of("thread_1")) == ["file-2"]
+        assert sorted(archive.files.refs_of("thread_1")) == ["file-2"]
     assert [t["function"]["name"] for t in record["tools"]] == ["file_search"]
     call = record["messages"][2]["tool_calls"][0]
     assert call["function"]["name"] == "file_search" and record["messages"][3]["tool_call_id"] == "call_1"

@@ -126,7 +126,9 @@ def test_messy_dump(tmp_path: Path) -> None:
         ]
         beta = orjson.loads(archive.raw.of("threads", "thread_beta"))
         assert beta["x_migrate_synthesized"] and beta["metadata"] == {}
-        assert beta["created_at"] == min(m["created_at"] for m in orjson_rows(archive, "messages", "thread_beta"))
+        assert beta["created_at"] == min(
+            m["created_at"] for m in orjson_rows(archive, "messages", "thread_beta")
+        )
         assert archive.raw.assistants()["asst_A"]["instructions"].endswith("🙂")  # read through the BOM
         anomalies = {(a[1], a[2]) for a in archive.db.execute("select * from anomalies")}
         assert anomalies == {

@@ -37,7 +37,7 @@ def sessions(db: Path, *paths: Path) -> tuple[Any, dict[str, dict[str, Any]]]:
     with Archive.create(db) as archive:
         report = ingest_dump(archive, list(paths))
         build_sessions(archive, ConversionOptions())
-        records = {tid: orjson.loads(r) for tid, r in archive.iter_session_records()}
+        records = {tid: orjson.loads(r) for tid, r in archive.sessions.records()}
     return report, records
 
 
@@ -267,7 +267,7 @@ def test_a_function_call_streamed_in_two_requests(tmp_path: Path) -> None:
         versions = archive.versions.of_parent("runs", "thread_6oUGUBxLwhyApwhYBhWjHI5f")
         states = [v["status"] for v in versions["run_oyfV44CrJXYJkvb2qsd80LvJ"]]
         assert states[0] == "queued" and "requires_action" in states and states[-1] == "completed"
-        assert orjson.loads(archive.raw_of("runs", "run_oyfV44CrJXYJkvb2qsd80LvJ"))["status"] == "completed"
+        assert orjson.loads(archive.raw.of("runs", "run_oyfV44CrJXYJkvb2qsd80LvJ"))["status"] == "completed"
 
 
 def test_v1_objects(tmp_path: Path) -> None:
@@ -277,7 +277,7 @@ def test_v1_objects(tmp_path: Path) -> None:
     check(record, [("user", "Can you help me write an API library to interact with the OpenAI API please?")])
     assert codes(record) == {"v1_object", "thread_synthesized", "model_unknown"}
     with Archive.open(tmp_path / "a.db") as archive:  # the raw object is kept as it was
-        raw = orjson.loads(archive.raw_of("messages", "msg_Jmqr30m4cHplkMoltCilFOxj"))
+        raw = orjson.loads(archive.raw.of("messages", "msg_Jmqr30m4cHplkMoltCilFOxj"))
         assert raw["file_ids"] == [] and "attachments" not in raw
 
 
@@ -312,7 +312,7 @@ def test_openllmetry_responses(tmp_path: Path, capsys: pytest.CaptureFixture[str
     document = orjson.loads(capsys.readouterr().out)
     assert document["threads_done"] == 16 and document["sessions"] == 16 and document["problems_total"] == 0
     with Archive.open(tmp_path / "a.db") as archive:
-        records = {tid: orjson.loads(r) for tid, r in archive.iter_session_records()}
+        records = {tid: orjson.loads(r) for tid, r in archive.sessions.records()}
     assert set(records) == OPENLLMETRY_STREAMED | OPENLLMETRY_POLLED | {LLAMA}
     for thread_id, record in records.items():
         if thread_id == LLAMA:

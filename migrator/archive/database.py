@@ -39,6 +39,7 @@ from migrator.archive.loose import LooseObjects
 from migrator.archive.raw import RawObjects
 from migrator.archive.schema import MIGRATION_SET, MIGRATIONS, RAW_TABLES, known_migration_names
 from migrator.archive.sessions import Sessions
+from migrator.archive.versions import RawVersions
 from migrator.archive.work import WorkList
 from migrator.errors import NewerSchemaError, NotAnArchiveError
 
@@ -79,6 +80,7 @@ class Archive:
         MIGRATIONS.apply(db)
         self.work = WorkList(self)
         self.raw = RawObjects(self)
+        self.versions = RawVersions(self)
         self.loose = LooseObjects(self)
         self.files = Files(self)
         self.findings = Findings(self)
@@ -306,7 +308,7 @@ class Archive:
                 h.update(b"\n")
         for (sha,) in self.db.execute("select sha256 from blobs order by sha256"):
             h.update(b"blob " + sha.encode() + b"\n")
-        for row in self.raw.versions.hashes():
+        for row in self.versions.hashes():
             h.update(orjson.dumps(["version", *row]))
             h.update(b"\n")
         return "sha256:" + h.hexdigest()

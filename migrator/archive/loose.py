@@ -55,7 +55,7 @@ class LooseObjects(Room):
         "older".
 
         "same" means a row with the same canonical hash is already held (kept as it is). When another
-        version is held, both go to `archive.raw.versions` and `preference` says which is current:
+        version is held, both go to `archive.versions` and `preference` says which is current:
         "changed" (the new one replaced the row) or "older" (the held one stays; the new one is only a
         version). A thread that gains or changes a row or a version becomes stale and stops being
         `done` until `settle` rules on it.
@@ -64,7 +64,7 @@ class LooseObjects(Room):
         touched: set[str] = set()
         conn = self.db.conn
         files = self.archive.files
-        versions = self.archive.raw.versions
+        versions = self.archive.versions
         with self.archive.atomic():
             for item in items:
                 row = _row(item)

@@ -6,8 +6,7 @@ columns that index into it, never replace it. `position` is the object's index i
 source returned it (ascending pages, page order), the tie-break of `created_at`'s one-second
 resolution: everything reads in (created_at, position) order, never by id. `files` is a raw table too,
 owned by `archive.files`; objects that arrive one by one (a saved dump) come in by `archive.loose`.
-`raw_versions` (every distinct version of an object read more than once) is this room's too, in
-`versions.py`, reached as `archive.raw.versions`.
+Every other version of an object read more than once is in `archive.versions` (versions.py).
 """
 
 from __future__ import annotations
@@ -21,7 +20,6 @@ from migrator.archive.canonical import dumps, loads, object_hash
 from migrator.archive.room import Room, chunks, marks
 from migrator.archive.schema import PARENT_COLUMN, RAW_TABLES
 from migrator.archive.types import Anomaly, ThreadRaw, ThreadResult
-from migrator.archive.versions import RawVersions
 
 __all__ = ["RawObjects", "created"]
 
@@ -55,10 +53,6 @@ def _child_rows(thread_id: str, objects: list[dict[str, Any]], start: int) -> It
 
 
 class RawObjects(Room):
-    def __init__(self, archive: Any) -> None:
-        super().__init__(archive)
-        self.versions = RawVersions(archive)
-
     # -- writing what the source listed ------------------------------------------------------------
 
     def store_thread(self, result: ThreadResult) -> None:

@@ -1,6 +1,6 @@
-"""`archive.raw.versions`: every distinct version of an object read more than once.
+"""`archive.versions`: every distinct version of an object read more than once.
 
-Owns `raw_versions` (a table of the raw room, `archive.raw`, kept in its own file).
+Owns `raw_versions`, the raw room's companion: `archive.raw` holds the current version of each object.
 
 A saved dump may hold one id several times with other content: a polling loop saves a run at each
 state (queued, requires_action, completed), two exports of one thread disagree. The raw table keeps

@@ -547,7 +547,7 @@ class _Ingest:
             if parent and table in ("messages", "runs", "run_steps"):
                 self.threads.add(parent)
         if kept:
-            self.report.versions_read += self.archive.raw.versions.add(kept)
+            self.report.versions_read += self.archive.versions.add(kept)
 
     def settle_threads(self) -> None:
         for thread_id in sorted(self.threads | self.missing.keys()):

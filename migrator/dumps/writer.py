@@ -224,7 +224,7 @@ class _Writer:
     def versions(self) -> None:
         """Every version of objects read more than once; `raw` is the stored text, unchanged."""
         with open(self.root / VERSIONS, "xb") as fh:
-            for v in self.archive.raw.versions.iter_all():
+            for v in self.archive.versions.iter_all():
                 entry = {"raw_table": v.raw_table, "id": v.id, "parent_id": v.parent_id, "origin": v.origin}
                 # stdlib json: it writes a lone surrogate as \ud83d where orjson refuses it
                 fh.write(json.dumps({**entry, "raw": v.raw}).encode() + b"\n")
