@@ -1,14 +1,16 @@
 """The hot spots of py-spy's speedscope profiles: where each profiled step spends its time.
 
 `python -m bench hotspots DIR` prints them; `bench scale --profile DIR` also writes the "Hot spots"
-section of docs/benchmarks.md. Self time is the share of samples whose innermost frame is the
-function; total time the share of samples it is anywhere on the stack. Open the .json files in
+section of docs/benchmarks.md. Self time is the share of sampled time whose innermost frame is the
+function; total time the share it is anywhere on the stack (migrator's functions, the CLI's entry
+frames left out). Functions are keyed by name and file; the line shown is the one most samples hit. Open the .json files in
 speedscope (https://www.speedscope.app) for the whole picture.
 """
 
 from __future__ import annotations
 
 import json
+import re
 import sys
 from collections import Counter
 from pathlib import Path
@@ -18,45 +20,55 @@ ROOT = Path(__file__).resolve().parent.parent
 _STEPS = ("ingest", "verify", "rebuild")
 
 
-def _where(frame: dict[str, Any]) -> str:
-    file = str(frame.get("file") or "?")
-    for marker in ("/site-packages/", "/lib/python3"):
-        if marker in file:
-            file = file.split(marker, 1)[1]
-            break
-    else:
-        if "/migrator/" in file:
-            file = "migrator/" + file.split("/migrator/", 1)[1]
-    return f"{frame.get('name', '?')} ({file}:{frame.get('line', '?')})"
+_LIB = re.compile(r".*/lib/python3\.\d+/(site-packages/)?")
 
 
-def summarise(path: Path, top: int = 10) -> dict[str, Any]:
+def _file(path: str) -> str:
+    if "/migrator/" in path and "site-packages" not in path:
+        return "migrator/" + path.split("/migrator/", 1)[1]
+    return _LIB.sub("", path)
+
+
+def summarise(path: Path, top: int = 12) -> dict[str, Any]:
+    """Self and total time by function (name, file); each with the line that holds most of its self time."""
     doc = json.loads(path.read_text())
     frames = doc["shared"]["frames"]
-    self_time: Counter[int] = Counter()
-    total_time: Counter[int] = Counter()
-    samples = 0
+    keys = [(f.get("name", "?"), _file(str(f.get("file") or "?"))) for f in frames]
+    self_time: Counter[tuple[str, str]] = Counter()
+    total_time: Counter[tuple[str, str]] = Counter()
+    line_time: Counter[tuple[tuple[str, str], Any]] = Counter()
+    seconds = 0.0
     for profile in doc["profiles"]:
         for stack, weight in zip(profile["samples"], profile["weights"], strict=True):
-            samples += weight
+            seconds += weight
             if stack:
-                self_time[stack[-1]] += weight
-            for index in set(stack):
-                total_time[index] += weight
+                self_time[keys[stack[-1]]] += weight
+            for index in stack:
+                line_time[(keys[index], frames[index].get("line"))] += weight
+            for key in {keys[i] for i in stack}:
+                total_time[key] += weight
+    best_line: dict[tuple[str, str], Any] = {}
+    for (key, line), _ in sorted(line_time.items(), key=lambda kv: kv[1]):
+        best_line[key] = line  # ascending: the heaviest line is written last
 
-    def ranked(counter: Counter[int], ours: bool = False) -> list[tuple[str, float]]:
+    def ranked(counter: Counter[tuple[str, str]], ours: bool = False) -> list[tuple[str, float]]:
         rows = []
-        for index, n in counter.most_common():
-            where = _where(frames[index])
-            if ours and "migrator/" not in where:
+        for key, n in counter.most_common():
+            name, file = key
+            # The CLI's entry frames and module bodies are on every stack: they say nothing.
+            if ours and (
+                not file.startswith("migrator/") or file.startswith("migrator/cli/") or name == "<module>"
+            ):
                 continue
-            rows.append((where, round(100 * n / max(1, samples), 1)))
+            rows.append(
+                (f"{name} ({file}:{best_line.get(key, '?')})", round(100 * n / max(seconds, 1e-9), 1))
+            )
             if len(rows) == top:
                 break
         return rows
 
     return {
-        "samples": samples,
+        "seconds": round(seconds, 1),
         "self": ranked(self_time),
         "total_ours": ranked(total_time, ours=True),
     }
@@ -80,7 +92,7 @@ def render(folder: Path, result: dict[str, Any] | None = None) -> list[str]:
             continue
         s = summarise(path)
         lines += [
-            f"### `{step}` ({s['samples']:,} samples)",
+            f"### `{step}` ({s['seconds']:,} s sampled)",
             "",
             "| self % | function (file:line) |",
             "|---|---|",

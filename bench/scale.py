@@ -77,6 +77,9 @@ class Step:
     command: str
     exit_code: int
     seconds: float
+    cpu_seconds: (
+        float  # user + system time of the step and its children: what load on the machine hardly changes
+    )
     rss_mb: float  # peak RSS of the step's own process (GNU time %M)
     tree_rss_mb: float  # peak of the sampled sum over the process and its descendants
     note: str = ""
@@ -130,7 +133,7 @@ def run_step(
     elif TIME.exists():
         # ru_maxrss survives exec: a step started straight from this (large) process would report this
         # process's peak when its own is smaller. /usr/bin/time forks it from a small process instead.
-        argv = [str(TIME), "-f", "%M", "-o", str(cwd / f"{log_prefix}{name}.maxrss"), *argv]
+        argv = [str(TIME), "-f", "%M %U %S", "-o", str(cwd / f"{log_prefix}{name}.maxrss"), *argv]
     log = open(cwd / f"{log_prefix}{name}.log", "wb")  # noqa: SIM115  closed below
     started = time.monotonic()
     proc = subprocess.Popen(
@@ -149,10 +152,11 @@ def run_step(
     sampler.join()
     log.close()
     proc.returncode = os.waitstatus_to_exitcode(status)
-    maxrss_kib = usage.ru_maxrss
+    maxrss_kib, cpu = usage.ru_maxrss, usage.ru_utime + usage.ru_stime
     measured = cwd / f"{log_prefix}{name}.maxrss"
     if profile is None and measured.exists():
-        maxrss_kib = int(measured.read_text().split()[-1])
+        fields = measured.read_text().split()  # a line about a signal may come first
+        maxrss_kib, cpu = int(fields[-3]), float(fields[-2]) + float(fields[-1])
         measured.unlink()
     try:
         output = json.loads(out_bytes) if out_bytes.strip() else {}
@@ -163,13 +167,14 @@ def run_step(
         shown,
         proc.returncode,
         round(seconds, 2),
+        round(cpu, 2),
         round(maxrss_kib / 1024, 1),
         round(sampler.peak / 2**20, 1),
         note,
         output if isinstance(output, dict) else {"value": output},
     )
     print(
-        f"  {name}: exit {step.exit_code}, {step.seconds:.1f} s, peak RSS {step.rss_mb:.0f} MB"
+        f"  {name}: exit {step.exit_code}, {step.seconds:.1f} s (CPU {step.cpu_seconds:.1f} s), peak RSS {step.rss_mb:.0f} MB"
         + (f" (process tree {step.tree_rss_mb:.0f} MB)" if step.tree_rss_mb > step.rss_mb * 1.05 else ""),
         flush=True,
     )
@@ -298,6 +303,8 @@ def pipeline(
     size_after_ingest = archive.stat().st_size
     step("verify", "verify", a, "--json", profiled=True)
     step("rebuild", "rebuild", a, "--json", note="options unchanged", profiled=True)
+    if profile is not None:  # a profiling run times nothing: the profiled steps are enough
+        return {"label": label, "tree": str(tree), "commit": tree_commit(tree), "stats": stats}
     step("rebuild (all stale)", "rebuild", a, "--citations", "strip", "--json", note="--citations changed")
     step("import jsonl", "import", a, "--to", "jsonl", "--out", str(workdir / f"{label}.jsonl"), "--json")
     step("import agents-sqlite", "import", a, "--to", "agents-sqlite", "--out", str(workdir / f"{label}-agents.db"),
@@ -392,7 +399,8 @@ def render_scale(data: dict[str, Any]) -> list[str]:
         "[--tree OTHER_CHECKOUT --label NAME]`). A synthetic dump of N threads in our own layout is written "
         "from the sandbox's generator (bench/dumpgen.py; byte for byte what `migrate dump` writes after an "
         "export of the same sandbox, checked by `python -m bench scale --check`), then each step is the real "
-        "CLI in a subprocess: wall time, and peak RSS (GNU time's `%M` of the step's process; in brackets the "
+        "CLI in a subprocess: wall time, CPU time (user + system, the step and its children: what the load "
+        "other processes put on this 2-core machine changes least), and peak RSS (GNU time's `%M` of the step's process; in brackets the "
         "sampled peak over the process and its children when it is larger). Raw figures: "
         "docs/benchmarks-scale.json.",
         "",
@@ -416,17 +424,19 @@ def render_scale(data: dict[str, Any]) -> list[str]:
                 f"- `{run['label']}` = {run['commit']}; measured {m['date']}, load at start: `{m['uptime']}`"
             )
         lines.append("")
-        header = "| step | " + " | ".join(f"{r['label']} wall | {r['label']} peak RSS" for r in group)
+        header = "| step | " + " | ".join(
+            f"{r['label']} wall | {r['label']} CPU | {r['label']} peak RSS" for r in group
+        )
         if len(group) == 2:
-            header += " | speed-up"
-        lines += [header + " |", "|---" * (1 + 2 * len(group) + (len(group) == 2)) + "|"]
+            header += " | speed-up wall / CPU"
+        lines += [header + " |", "|---" * (1 + 3 * len(group) + (len(group) == 2)) + "|"]
         names = list(dict.fromkeys(s["name"] for r in group for s in r["steps"]))
         for name in names:
             cells = []
             per = [_step_map(r).get(name) for r in group]
             for s in per:
                 if s is None:
-                    cells += ["-", "-"]
+                    cells += ["-", "-", "-"]
                     continue
                 wall = f"{s['seconds']:.1f} s" + ("" if s["exit_code"] == 0 else f" (exit {s['exit_code']})")
                 if name == "rerun over all ids":
@@ -434,12 +444,15 @@ def render_scale(data: dict[str, Any]) -> list[str]:
                 rss = f"{s['rss_mb']:.0f} MB" + (
                     f" ({s['tree_rss_mb']:.0f} MB)" if s["tree_rss_mb"] > s["rss_mb"] * 1.05 else ""
                 )
-                cells += [wall, rss]
+                cells += [wall, f"{s.get('cpu_seconds', 0):.1f} s", rss]
             if len(group) == 2:
                 old, new = per
-                cells.append(
-                    f"{old['seconds'] / new['seconds']:.2f}x" if old and new and new["seconds"] else "-"
-                )
+                if old and new and new["seconds"] and new.get("cpu_seconds"):
+                    cells.append(
+                        f"{old['seconds'] / new['seconds']:.2f}x / {old['cpu_seconds'] / new['cpu_seconds']:.2f}x"
+                    )
+                else:
+                    cells.append("-")
             lines.append(f"| `{name}` | " + " | ".join(cells) + " |")
         lines.append("")
         if any("skipped" in r["conversations"] for r in group):
