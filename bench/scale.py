@@ -17,6 +17,7 @@ import argparse
 import json
 import os
 import platform
+import signal
 import sqlite3
 import subprocess
 import sys
@@ -34,7 +35,7 @@ RESULTS = ROOT / "docs" / "benchmarks-scale.json"
 REPORT = ROOT / "docs" / "benchmarks.md"
 TIME = Path("/usr/bin/time")  # GNU time: the peak RSS of exactly the step's process
 CONVERSATIONS_MAX = 2000  # conversations import talks HTTP to a sandbox target: only at small N
-_SECTIONS = ("## Scale", "## Hot spots")
+_SECTIONS = ("## Scale", "## Hot spots", "## Token counting")
 
 
 def cli(tree: Path) -> list[str]:
@@ -123,6 +124,7 @@ def run_step(
     profile: Path | None = None,
     note: str = "",
     log_prefix: str = "",
+    timeout: float | None = None,
 ) -> Step:
     """Run one CLI step; stdout is kept (a --json document), stderr goes to a log beside the archive."""
     if profile is not None:
@@ -145,9 +147,28 @@ def run_step(
     )
     sampler = _Sampler(proc.pid)
     sampler.start()
+    stopped = threading.Event()
+
+    def stop() -> None:
+        # The step and its children, not GNU time: it still reports what the step used.
+        import psutil
+
+        stopped.set()
+        with suppress(psutil.Error):
+            for child in psutil.Process(proc.pid).children(recursive=True):
+                with suppress(psutil.Error):
+                    child.send_signal(signal.SIGTERM)
+
+    timer = threading.Timer(timeout, stop) if timeout else None
+    if timer is not None:
+        timer.start()
     out_bytes = proc.stdout.read() if proc.stdout else b""
     _, status, usage = os.wait4(proc.pid, 0)
     seconds = time.monotonic() - started
+    if timer is not None:
+        timer.cancel()
+    if stopped.is_set():
+        note = (note + "; " if note else "") + f"stopped after {timeout:.0f} s: did not finish"
     sampler.done.set()
     sampler.join()
     log.close()
@@ -156,7 +177,8 @@ def run_step(
     measured = cwd / f"{log_prefix}{name}.maxrss"
     if profile is None and measured.exists():
         fields = measured.read_text().split()  # a line about a signal may come first
-        maxrss_kib, cpu = int(fields[-3]), float(fields[-2]) + float(fields[-1])
+        with suppress(IndexError, ValueError):
+            maxrss_kib, cpu = int(fields[-3]), float(fields[-2]) + float(fields[-1])
         measured.unlink()
     try:
         output = json.loads(out_bytes) if out_bytes.strip() else {}
@@ -265,7 +287,15 @@ def where_bytes(archive: Path) -> dict[str, Any]:
 
 
 def pipeline(
-    tree: Path, label: str, dump: Path, workdir: Path, threads: int, seed: int, profile: Path | None
+    tree: Path,
+    label: str,
+    dump: Path,
+    workdir: Path,
+    threads: int,
+    seed: int,
+    profile: Path | None,
+    timeout: float | None = None,
+    skip: tuple[str, ...] = (),
 ) -> dict[str, Any]:
     """Every offline step of one tree's CLI on the dump, in the order a migration night runs them."""
     migrate = cli(tree)
@@ -276,6 +306,9 @@ def pipeline(
     a = str(archive)
 
     def step(name: str, *args: str, note: str = "", profiled: bool = False) -> Step:
+        if name in skip:
+            print(f"  {name}: skipped (--skip)", flush=True)
+            return Step(name, "", 0, 0.0, 0.0, 0.0, 0.0, "skipped")
         shown = "migrate " + " ".join(x if x != a else "ARCHIVE" for x in args).replace(
             str(workdir) + "/", ""
         )
@@ -287,6 +320,7 @@ def pipeline(
             profile=profile if profiled else None,
             note=note,
             log_prefix=f"{label}-",
+            timeout=timeout,
         )
         steps.append(s)
         return s
@@ -439,6 +473,8 @@ def render_scale(data: dict[str, Any]) -> list[str]:
                     cells += ["-", "-", "-"]
                     continue
                 wall = f"{s['seconds']:.1f} s" + ("" if s["exit_code"] == 0 else f" (exit {s['exit_code']})")
+                if "did not finish" in s["note"]:
+                    wall = f"> {s['seconds']:.0f} s (stopped, did not finish)"
                 if name == "rerun over all ids":
                     wall += f", {s['output'].get('thread_requests', '?')} thread requests"
                 rss = f"{s['rss_mb']:.0f} MB" + (
@@ -567,6 +603,10 @@ def main(argv: list[str]) -> int:
     parser.add_argument(
         "--profile", type=Path, help="py-spy profiles of ingest, verify, rebuild into this folder"
     )
+    parser.add_argument(
+        "--step-timeout", type=float, help="stop a step after this many seconds (recorded as not finished)"
+    )
+    parser.add_argument("--skip", action="append", help="a step not to run, by its name (repeatable)")
     parser.add_argument("--no-docs", action="store_true", help="do not store the results or write the docs")
     parser.add_argument(
         "--check", action="store_true", help="prove the generated dump equals a real export's dump"
@@ -612,6 +652,8 @@ def main(argv: list[str]) -> int:
                     args.threads,
                     args.seed,
                     args.profile if tree == trees[-1] else None,
+                    args.step_timeout,
+                    tuple(args.skip or ()),
                 ),  # fmt: skip
             }
             if args.profile and tree == trees[-1]:
