@@ -86,10 +86,10 @@ def render(folder: Path, result: dict[str, Any] | None = None) -> list[str]:
             "Self: innermost frame; total: anywhere on the stack (migrator's own functions only).",
             "",
         ]
-    for step in _STEPS:
-        path = folder / f"{step}.speedscope.json"
-        if not path.exists():
-            continue
+    found = {p.name.removesuffix(".speedscope.json"): p for p in folder.glob("*.speedscope.json")}
+    # The harness's steps first, then any profile dropped in beside them (e.g. py-spy attached by --pid).
+    for step in [*(s for s in _STEPS if s in found), *sorted(set(found) - set(_STEPS))]:
+        path = found[step]
         s = summarise(path)
         lines += [
             f"### `{step}` ({s['seconds']:,} s sampled)",

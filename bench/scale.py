@@ -35,7 +35,8 @@ RESULTS = ROOT / "docs" / "benchmarks-scale.json"
 REPORT = ROOT / "docs" / "benchmarks.md"
 TIME = Path("/usr/bin/time")  # GNU time: the peak RSS of exactly the step's process
 CONVERSATIONS_MAX = 2000  # conversations import talks HTTP to a sandbox target: only at small N
-_SECTIONS = ("## Scale", "## Hot spots", "## Token counting")
+# Sections other modes write (or a person, for the findings), kept in this order after the scenarios.
+_SECTIONS = ("## Scale", "## Hot spots", "## Findings at scale", "## Token counting")
 
 
 def cli(tree: Path) -> list[str]:
@@ -45,9 +46,10 @@ def cli(tree: Path) -> list[str]:
 
 
 def tree_commit(tree: Path) -> str:
+    """The last commit of the code being timed (migrator/), not of the harness beside it."""
     try:
         out = subprocess.run(
-            ["git", "-C", str(tree), "log", "-1", "--format=%h %s"],
+            ["git", "-C", str(tree), "log", "-1", "--format=%h %s", "--", "migrator"],
             capture_output=True,
             text=True,
             check=True,
