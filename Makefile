@@ -24,8 +24,10 @@ lint: install
 	$(BIN)/ruff check migrator tests bench
 	$(BIN)/ruff format --check migrator tests bench
 
+# make bench SCALE=340000 [SHAPE=realistic] [BENCH_ARGS="--tree /tmp/old --label e2c31b9 --tree ."]:
+# the offline pipeline at scale (bench/scale.py); without SCALE, the scenarios of bench/__main__.py.
 bench: install
-	$(BIN)/python -m bench
+	$(BIN)/python -m bench $(if $(SCALE),scale --threads $(SCALE) $(if $(SHAPE),--shape $(SHAPE)) $(BENCH_ARGS))
 
 clean:
 	rm -rf $(VENV) build *.egg-info

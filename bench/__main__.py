@@ -2,7 +2,8 @@
 
 Each scenario runs the real `migrate` CLI in a subprocess against a sandbox in another process (so
 client and server do not share one interpreter), and prints what it measured. The figures are
-written to docs/benchmarks.md. Run one scenario: `python -m bench export` (names below).
+written to docs/benchmarks.md. Run one scenario: `python -m bench export` (names below). `python -m bench scale --threads N` times
+the offline pipeline at scale (bench/scale.py), `python -m bench tokens` compares token counters.
 """
 
 from __future__ import annotations
@@ -242,6 +243,9 @@ SCENARIOS: dict[str, Callable[[Path], None]] = {
 
 
 def write_report() -> None:
+    """The scenarios' table; the sections other modes write (Scale, Hot spots) are kept as they are."""
+    from bench.scale import REPORT, join_sections, split_sections
+
     lines = [
         "# Benchmarks",
         "",
@@ -252,12 +256,21 @@ def write_report() -> None:
         "| scenario | figure | measured | target |",
         "|---|---|---|---|",
         *[f"| {s} | {f} | {v} | {t} |" for s, f, v, t in RESULTS],
-        "",
     ]
-    (ROOT / "docs" / "benchmarks.md").write_text("\n".join(lines))
+    parts = split_sections(REPORT.read_text()) if REPORT.exists() else {}
+    parts[""] = "\n".join(lines)
+    REPORT.write_text(join_sections(parts))
+
+
+# Modes with options of their own: `python -m bench scale --threads N`, `python -m bench tokens`, ...
+MODES = {"scale": "bench.scale", "hotspots": "bench.hotspots", "tokens": "bench.tokens"}
 
 
 def main(argv: list[str]) -> int:
+    if argv and argv[0] in MODES:
+        import importlib
+
+        return importlib.import_module(MODES[argv[0]]).main(argv[1:])
     names = argv or list(SCENARIOS)
     unknown = [n for n in names if n not in SCENARIOS]
     if unknown:
