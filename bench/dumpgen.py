@@ -27,7 +27,7 @@ from typing import Any
 
 import orjson
 
-from migrator.dumps.layout import DUMP_FORMAT, FILES_DIR, MANIFEST, MANIFEST_OBJECT, THREAD_LIST
+from migrator.dumps.layout import DUMP_FORMAT, FILES_DIR, MANIFEST, MANIFEST_OBJECT, THREAD_LIST, VERSIONS
 from migrator.sandbox.build import build_thread
 from migrator.sandbox.corpus import Corpus
 from migrator.sandbox.ids import thread_id
@@ -194,11 +194,14 @@ def write_dump(root: Path, shape: str, threads: int, seed: int = 1, workers: int
         _globals(root, corpus, shape, counts)
         for part in pending:
             counts.update(part)
+    # A fresh export read every object once: no other versions, but `migrate dump` still lists the file.
+    (root / VERSIONS).write_bytes(b"")
     manifest = {
         "object": MANIFEST_OBJECT,
         "format": DUMP_FORMAT,
         "files_dir": FILES_DIR,
         "threads": THREAD_LIST,
+        "versions": VERSIONS,
         "written": dict(sorted(counts.items())),
     }
     (root / MANIFEST).write_bytes(orjson.dumps(manifest, option=orjson.OPT_INDENT_2) + b"\n")
