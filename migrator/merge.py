@@ -91,6 +91,7 @@ def merge_from(archive: Archive, other: Path) -> dict[str, int]:
             for table in ("file_refs", "anomalies"):
                 db.execute(f"insert or ignore into {table} select * from src.{table}")
             archive.versions.merge_from_attached("src")
+            archive.records.merge_from_attached("src")
             cols = ", ".join(c.name for c in db["work"].columns)
             db.execute(
                 f"insert into work ({cols}) select {cols} from src.work where true "

@@ -57,6 +57,8 @@ FINAL_SCHEMA = {
         "position INTEGER",
     ],
     "meta": ["key TEXT pk1", "value TEXT"],
+    "record_rows": ["thread_id TEXT pk1", "position INTEGER pk2", "raw TEXT", "hash TEXT"],
+    "record_threads": ["thread_id TEXT pk1", "hash TEXT", "rows INTEGER", "source TEXT"],
     "replay_ledger": [
         "request_hash TEXT pk1",
         "thread_id TEXT",

@@ -13,6 +13,7 @@ IMMEDIATE. Each concern is a small object with the tables it owns, reached as an
     archive.sessions  derived sessions, warnings, tool definitions  (sessions.py)
     archive.ledger    the replay ledger                             (ledger.py)
     archive.links     the thread -> conversation map                (links.py)
+    archive.records   the rows of an application's message log      (records.py)
 
 Owns the tables `meta` and `_sqlite_migrations`.
 """
@@ -37,6 +38,7 @@ from migrator.archive.links import ConversationLinks
 from migrator.archive.lock import ArchiveLock
 from migrator.archive.loose import LooseObjects
 from migrator.archive.raw import RawObjects
+from migrator.archive.records import RecordThreads
 from migrator.archive.schema import MIGRATION_SET, MIGRATIONS, RAW_TABLES, known_migration_names
 from migrator.archive.sessions import Sessions
 from migrator.archive.versions import RawVersions
@@ -87,6 +89,7 @@ class Archive:
         self.sessions = Sessions(self)
         self.ledger = ReplayLedger(self)
         self.links = ConversationLinks(self)
+        self.records = RecordThreads(self)
 
     # -- opening and closing -------------------------------------------------------------------
 

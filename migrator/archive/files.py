@@ -128,3 +128,7 @@ class Files(Room):
             "insert or ignore into file_refs(file_id, owner_kind, owner_id) values (?, ?, ?)",
             ((file_id, owner_kind, owner_id) for file_id, owner_id in refs),
         )
+
+    def drop_refs(self, owner_kind: str, owner_id: str) -> None:
+        """Forget the files an object mentions (inside the caller's transaction): it is replaced whole."""
+        self.db.execute("delete from file_refs where owner_kind = ? and owner_id = ?", [owner_kind, owner_id])

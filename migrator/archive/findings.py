@@ -76,3 +76,11 @@ class Findings(Room):
             f"delete from anomalies where entity = 'thread' and entity_id = ? and kind in ({marks(len(kinds))})",
             [thread_id, *kinds],
         )
+
+    def drop_anomalies(self, entity: str, kind: str, id_prefix: str) -> None:
+        """Forget this kind of anomaly of every entity whose id starts with the prefix (inside the
+        caller's transaction): a rerun over the same source finds them again."""
+        self.db.execute(
+            "delete from anomalies where entity = ? and kind = ? and substr(entity_id, 1, ?) = ?",
+            [entity, kind, len(id_prefix), id_prefix],
+        )

@@ -187,6 +187,12 @@ class RawObjects(Room):
         ).fetchall()
         return tuple(r[0] for r in messages), tuple(r[0] for r in runs)
 
+    def drop_thread_rows(self, thread_id: str) -> None:
+        """The thread's messages, runs and steps go (inside the caller's transaction): a thread made
+        from log rows is replaced whole when its rows changed."""
+        for table in ("messages", "runs", "run_steps"):
+            self.db.execute(f"delete from {table} where thread_id = ?", [thread_id])
+
     # -- reading -----------------------------------------------------------------------------------
 
     def thread_objects(self, thread_id: str) -> dict[str, Any] | None:
@@ -243,7 +249,9 @@ class RawObjects(Room):
         """Raw text of a table's rows (of one thread or vector store), oldest first, streamed."""
         if table not in RAW_TABLES:
             raise ValueError(f"not a raw table: {table}")
-        order = {"files": "id", "threads": "created_at, id"}.get(table, "created_at, position")
+        order = {"files": "id", "threads": "created_at, id", "record_rows": "thread_id, position"}.get(
+            table, "created_at, position"
+        )
         if parent_id is None:
             rows = self.db.execute(f"select raw from {table} order by {order}")
         else:

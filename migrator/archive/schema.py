@@ -38,6 +38,9 @@ RAW_TABLES: dict[str, tuple[str, ...]] = {
     "vector_stores": ("id",),
     "vector_store_files": ("vector_store_id", "id"),
     "files": ("id",),
+    # Rows of an application's own message log (`export --from-records`), verbatim; owned by
+    # `archive.records`.
+    "record_rows": ("thread_id", "position"),
 }
 
 # The column naming the thread (or vector store) a row of these raw tables belongs to.
@@ -47,6 +50,7 @@ PARENT_COLUMN: dict[str, str] = {
     "runs": "thread_id",
     "run_steps": "thread_id",
     "vector_store_files": "vector_store_id",
+    "record_rows": "thread_id",
 }
 
 
@@ -302,3 +306,25 @@ def m006_create_raw_versions(db: Database) -> None:
         pk=("raw_table", "id", "hash"),
     )
     db["raw_versions"].create_index(["parent_id", "raw_table"])
+
+
+@MIGRATIONS()
+def m007_create_record_tables(db: Database) -> None:
+    # `export --from-records`: an application's own message log, turned into Assistants objects.
+    # Every row of the log is kept verbatim (`raw`, its columns as read, with the canonical `hash`),
+    # beside the objects made of it; `position` is its place in its thread's (created_at, row order).
+    db["record_rows"].create(
+        {"thread_id": str, "position": int, "raw": str, "hash": str}, pk=("thread_id", "position")
+    )
+    # One row per thread made from records: the digest of everything stored for it, so a rerun
+    # rewrites only the threads whose rows changed, and knows which threads are records' to rewrite
+    # (a thread exported from an API has no row here and is never replaced by log rows).
+    db["record_threads"].create(
+        {
+            "thread_id": str,
+            "hash": str,
+            "rows": int,
+            "source": str,  # the file, or the database URL with its password masked
+        },
+        pk="thread_id",
+    )

@@ -11,6 +11,7 @@ __all__ = [
     "Failure",
     "FileContent",
     "LooseObject",
+    "RecordThread",
     "ReplayRow",
     "SessionRow",
     "SessionState",
@@ -179,3 +180,19 @@ class ConversationLink:
     sent_digest: str | None
     metadata_dropped: str | None
     error: str | None
+
+
+@dataclass(frozen=True)
+class RecordThread:
+    """One thread made from log rows (`export --from-records`): its Assistants objects, its rows
+    verbatim, and their digest."""
+
+    thread_id: str
+    digest: str
+    thread: dict[str, Any]
+    messages: list[dict[str, Any]]
+    runs: list[dict[str, Any]]
+    steps: list[dict[str, Any]]
+    rows: list[dict[str, Any]]  # in the thread's (created_at, row order)
+    source: str  # the file, or the database URL with its password masked
+    file_refs: frozenset[str] = field(default_factory=frozenset)

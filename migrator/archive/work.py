@@ -140,6 +140,11 @@ class WorkList(Room):
             {"status": status, "m": seen[0], "r": seen[1], "s": seen[2], "tid": thread_id},
         )
 
+    def enlist(self, thread_id: str) -> None:
+        """Register a thread not requested by a list (made from log rows), inside the caller's
+        transaction; a known one is left as it is."""
+        self.db.execute("insert or ignore into work(thread_id) values (?)", [thread_id])
+
     def settle(self, thread_id: str, status: str, unkept: tuple[int, int, int]) -> None:
         """A dumped thread's status; its seen counts are the rows now held plus those that could not
         be kept (inside the caller's transaction)."""

@@ -33,8 +33,10 @@ from migrator.export import (
     require_thread_ids,
     run_export,
 )
+from migrator.records import RecordsRequest, export_records
 from migrator.sessions import resolve_options
-from migrator.threadlist import parse_shard, read_thread_list
+from migrator.source.client import SourceSettings
+from migrator.threadlist import ThreadEntry, parse_shard, read_thread_list
 
 MoreDumpPathsArg = Annotated[
     list[Path] | None,
@@ -58,6 +60,42 @@ OnlyOpt = Annotated[str | None, typer.Option(help="Comma list of assistants,thre
 RefreshOpt = Annotated[bool, typer.Option(help="For done threads, fetch only what is newer (delta sync).")]
 ShardOpt = Annotated[
     str | None, typer.Option(help="K/N: take the K-th of N deterministic slices of the ids.")
+]
+FromRecordsOpt = Annotated[
+    str | None,
+    typer.Option(
+        metavar="FILE|URL",
+        help="Your own message log instead of a live source: a CSV or JSONL file, or a database URL "
+        "(sqlite:///app.db, postgresql://user@host/db, mysql://...).",
+    ),
+]
+QueryOpt = Annotated[
+    str | None,
+    typer.Option(metavar="SQL", help="With a database --from-records: the SELECT whose rows are the log."),
+]
+TableOpt = Annotated[
+    str | None,
+    typer.Option(
+        metavar="NAME", help="With a database --from-records: read this table (instead of --query)."
+    ),
+]
+MapOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--map",
+        metavar="FIELD=COLUMN",
+        help="With --from-records: the column that holds FIELD (repeatable), e.g. --map thread_id=conv_id.",
+    ),
+]
+SystemPromptOpt = Annotated[
+    str | None, typer.Option(metavar="TEXT", help="With --from-records: the system prompt of every session.")
+]
+AssistantIdOpt = Annotated[
+    str | None,
+    typer.Option(
+        metavar="ID",
+        help="With --from-records: the archived assistant whose instructions, model and tools the rows used.",
+    ),
 ]
 
 
@@ -128,6 +166,41 @@ def _from_dump(
     return report.exit_code()
 
 
+def _from_records(
+    archive: Path, request: RecordsRequest, flags: dict[str, str | None], json_out: bool, *others: object
+) -> int:
+    """`--from-records`; `others` are the other sources' options, which it refuses."""
+    if any(others):
+        raise UsageError("--from-records reads your own log; it takes neither --threads nor --from-dump")
+    with ExportProgress(enabled=True) as progress:
+        outcome = export_records(
+            archive, request, flags, lambda p: open_writer(p, "export", create=True), progress
+        )
+    report = outcome.report
+    if json_out:
+        print_json({**report.as_dict(), "sessions": outcome.sessions})
+    else:
+        report.render(console_err)
+        if outcome.archive_kept:
+            console_err.print(f"built {outcome.sessions} sessions into {archive}", highlight=False)
+    return report.exit_code()
+
+
+def _live(
+    archive: Path,
+    entries: list[ThreadEntry] | None,
+    settings: SourceSettings,
+    options: ExportOptions,
+    conversion: dict[str, str | None],
+    json_out: bool,
+) -> None:
+    require_thread_ids(archive, entries, options)
+    with open_writer(archive, "export", create=True) as store, ExportProgress(enabled=True) as progress:
+        options.conversion = resolve_options(store, **conversion)
+        summary = run_export(store, entries, settings, options, progress)
+    _finish(summary, archive, json_out)
+
+
 def _finish(summary: ExportSummary, archive: Path, json_out: bool) -> None:
     if summary.interrupted:
         raise Interrupted(
@@ -149,6 +222,12 @@ def export(
     threads: ThreadsOpt = None,
     from_dump: FromDumpOpt = None,
     files_dir: FilesDirOpt = None,
+    from_records: FromRecordsOpt = None,
+    query: QueryOpt = None,
+    table: TableOpt = None,
+    map_fields: MapOpt = None,
+    system_prompt: SystemPromptOpt = None,
+    assistant_id: AssistantIdOpt = None,
     base_url: BaseUrlOpt = None,
     azure_endpoint: AzureEndpointOpt = None,
     api_version: ApiVersionOpt = None,
@@ -170,15 +249,15 @@ def export(
     Example: migrate export support.db --threads thread_ids.txt --max-rps 16
     """
     conversion = {"system_role": system_role, "hosted_tools": hosted_tools, "citations": citations}
+    if from_records:  # exits: the log is the only source of the run
+        req = RecordsRequest(from_records, query, table, tuple(map_fields or ()), system_prompt, assistant_id)
+        raise typer.Exit(
+            _from_records(archive, req, conversion, json_out, threads, from_dump, more_dump_paths)
+        )
     if from_dump or more_dump_paths:
         paths = _dump_paths(from_dump, more_dump_paths, threads)
         raise typer.Exit(_from_dump(archive, paths, files_dir, conversion, json_out))
-    shard_spec = parse_shard(shard)
-    entries = read_thread_list(threads, shard_spec) if threads else None
+    options = ExportOptions(parse_parts(only), concurrency, max_rps, refresh, parse_shard(shard))
+    entries = read_thread_list(threads, options.shard) if threads else None
     settings = source_settings(base_url, azure_endpoint, api_version, timeout=request_timeout)
-    options = ExportOptions(parse_parts(only), concurrency, max_rps, refresh, shard_spec)
-    require_thread_ids(archive, entries, options)
-    with open_writer(archive, "export", create=True) as store, ExportProgress(enabled=True) as progress:
-        options.conversion = resolve_options(store, **conversion)
-        summary = run_export(store, entries, settings, options, progress)
-    _finish(summary, archive, json_out)
+    _live(archive, entries, settings, options, conversion, json_out)

@@ -19,7 +19,7 @@ def _line(s: ExportSnapshot) -> str:
     eta = f", eta {s.eta_seconds / 60:.0f} min" if s.eta_seconds is not None else ""
     return (
         f"{s.phase}: threads {s.threads_finished}/{s.threads_total}, messages {s.messages}, "
-        f"{s.rate:.1f} req/s, 429s {s.throttled}, retries {s.retries}, failures {s.failures}{eta}"
+        f"{s.rate:.1f} {s.unit}/s, 429s {s.throttled}, retries {s.retries}, failures {s.failures}{eta}"
     )
 
 
@@ -51,7 +51,7 @@ class ExportProgress:
             return
         if self._progress is not None and self._task is not None:
             detail = (
-                f"msgs {s.messages}  {s.rate:.1f} req/s  429s {s.throttled}  retries {s.retries}  "
+                f"msgs {s.messages}  {s.rate:.1f} {s.unit}/s  429s {s.throttled}  retries {s.retries}  "
                 f"failures {s.failures}"
             )
             self._progress.update(

@@ -76,6 +76,8 @@ class ExportSnapshot:
     retries: int
     failures: int
     elapsed: float
+    # What `requests` counts, shown as "<unit>/s": `export --from-records` counts the rows it reads.
+    unit: str = "req"
 
     @property
     def rate(self) -> float:

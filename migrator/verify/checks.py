@@ -41,6 +41,7 @@ _SINGULAR = {
     "vector_stores": "vector store",
     "vector_store_files": "vector store file",
     "files": "file",
+    "record_rows": "record row",
 }
 
 

@@ -64,7 +64,13 @@ def raw_hashes(archive: Archive, table: str) -> Iterator[tuple[str, Any, Any, st
     if table not in RAW_TABLES:
         raise ValueError(f"not a raw table: {table}")
     key = " || '/' || ".join(RAW_TABLES[table])
-    thread = {"threads": "id", "messages": "thread_id", "runs": "thread_id", "run_steps": "thread_id"}
+    thread = {
+        "threads": "id",
+        "messages": "thread_id",
+        "runs": "thread_id",
+        "run_steps": "thread_id",
+        "record_rows": "thread_id",
+    }
     yield from archive.db.execute(f"select {key}, raw, hash, {thread.get(table, 'null')} from {table}")
 
 

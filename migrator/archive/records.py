@@ -1,0 +1,93 @@
+"""`archive.records`: the threads an application's own message log became (`export --from-records`).
+
+Owns the tables `record_rows` (every row of the log verbatim, beside the objects made of it; a raw
+table, so the content hash, verify and merge see it) and `record_threads` (one digest per thread made
+from records, and where its rows were read). A changed thread is replaced whole, in one transaction
+with its `done` mark and its digest: the log says what the thread is now, so objects of rows that
+left it must go too. A thread the archive holds from another source (an API export, a dump) has no
+`record_threads` row and is never replaced by log rows.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from migrator.archive.canonical import dumps, object_hash
+from migrator.archive.room import Room, chunks, marks
+from migrator.archive.types import Anomaly, RecordThread, ThreadResult
+
+__all__ = ["FOREIGN", "RECORDS_ENTITY", "SKIPPED_ROW", "RecordThreads"]
+
+SKIPPED_ROW = "record_row_skipped"  # the anomaly kind of a log row that could not be used
+RECORDS_ENTITY = "records"  # the anomaly entity of a log row (its id: "<source>#<row number>")
+FOREIGN = ""  # what `held` says of a thread the archive holds from another source
+
+
+class RecordThreads(Room):
+    def held(self, thread_ids: Iterable[str]) -> dict[str, str]:
+        """For each id the archive knows: the digest stored from records, or FOREIGN when the archive
+        holds the thread from another source. Ids it does not know are left out."""
+        out: dict[str, str] = {}
+        for chunk in chunks(sorted(set(thread_ids))):
+            m = marks(len(chunk))
+            for (tid,) in self.db.execute(f"select id from threads where id in ({m})", chunk):
+                out[tid] = FOREIGN
+            for tid, digest in self.db.execute(
+                f"select thread_id, hash from record_threads where thread_id in ({m})", chunk
+            ):
+                out[tid] = digest
+        return out
+
+    def replace(self, threads: Iterable[RecordThread], new: frozenset[str] = frozenset()) -> None:
+        """Store these threads whole, in one transaction: each one's old objects and rows go, its new
+        ones, its `done` mark (its session stale) and its digest come. `new`: ids the archive does
+        not hold at all (nothing to delete)."""
+        archive = self.archive
+        conn = self.db.conn
+        with archive.atomic():
+            for t in threads:
+                tid = t.thread_id
+                if tid not in new:
+                    archive.raw.drop_thread_rows(tid)
+                    archive.files.drop_refs("thread", tid)
+                    conn.execute("delete from record_rows where thread_id = ?", [tid])
+                archive.work.enlist(tid)
+                archive.raw.store_thread(
+                    ThreadResult(
+                        tid,
+                        "done",
+                        thread=t.thread,
+                        messages=t.messages,
+                        runs=t.runs,
+                        steps=t.steps,
+                        file_refs=set(t.file_refs),
+                        messages_seen=len(t.messages),
+                        runs_seen=len(t.runs),
+                        steps_seen=len(t.steps),
+                    )
+                )
+                conn.executemany(
+                    "insert into record_rows(thread_id, position, raw, hash) values (?, ?, ?, ?)",
+                    ((tid, i, dumps(row), object_hash(row)) for i, row in enumerate(t.rows)),
+                )
+                conn.execute(
+                    "insert or replace into record_threads(thread_id, hash, rows, source) values (?, ?, ?, ?)",
+                    [tid, t.digest, len(t.rows), t.source],
+                )
+
+    def set_skipped(self, source: str, anomalies: Iterable[Anomaly]) -> None:
+        """The rows of this source that could not be used, as found by this read (earlier findings of
+        the same source are replaced: a rerun reads every row again)."""
+        findings = self.archive.findings
+        with self.archive.atomic():
+            findings.drop_anomalies(RECORDS_ENTITY, SKIPPED_ROW, f"{source}#")
+            findings.add_anomalies(anomalies)
+
+    def count(self) -> int:
+        return self.db.execute("select count(*) from record_threads").fetchone()[0]
+
+    def merge_from_attached(self, schema: str = "src") -> None:
+        """Fold an attached archive's record threads in (inside the caller's transaction; merge copies
+        `record_rows` with the other raw tables): a thread made from log rows stays the log's to
+        rewrite on a rerun of --from-records."""
+        self.db.execute(f"insert or replace into record_threads select * from {schema}.record_threads")
