@@ -29,3 +29,24 @@ def sandbox() -> Iterator[object]:
 
     with SandboxServer(SandboxConfig(threads=40, seed=7), port=0) as server:
         yield server
+
+
+def pytest_terminal_summary(terminalreporter) -> None:
+    """Say in the summary whether the tests against a real PostgreSQL server ran (CI's log shows it)."""
+    stats = terminalreporter.stats
+    reports = [
+        r
+        for outcome in ("passed", "failed")
+        for r in stats.get(outcome, [])
+        if getattr(r, "when", "") == "call" and "test_records_postgres" in getattr(r, "nodeid", "")
+    ]
+    skipped = [r for r in stats.get("skipped", []) if "test_records_postgres" in getattr(r, "nodeid", "")]
+    if reports:
+        servers = sorted({v for r in reports for k, v in r.user_properties if k == "postgres_server"})
+        passed = sum(1 for r in reports if r.outcome == "passed")
+        terminalreporter.write_line(
+            f"PostgreSQL: {passed} passed, {len(reports) - passed} failed against a real server "
+            f"started by the test fixture ({'; '.join(servers) or 'server unknown'})"
+        )
+    elif skipped:
+        terminalreporter.write_line(f"PostgreSQL: {len(skipped)} tests skipped (see the skip reason above)")
