@@ -149,3 +149,44 @@ def test_sigint_stops_cleanly_and_prints_the_resume_command(tmp_path):
         proc = start_export(archive, ids, server)
         proc.communicate(timeout=300)
         assert proc.returncode == 0
+
+
+def _message_lists(root: Path, threads: int) -> None:
+    """Saved message lists, one file a thread: enough that reading them takes a few seconds."""
+    import orjson
+
+    root.mkdir()
+    for t in range(threads):
+        tid = f"thread_{t:06d}"
+        messages = [
+            {"id": f"msg_{t:06d}_{i:02d}", "object": "thread.message", "created_at": 1_700_000_000 + t * 10 + i,
+             "thread_id": tid, "role": "user" if i % 2 == 0 else "assistant", "assistant_id": None,
+             "run_id": None, "attachments": [], "metadata": {},
+             "content": [{"type": "text", "text": {"value": f"message {i} of {t}", "annotations": []}}]}
+            for i in range(10)
+        ]  # fmt: skip
+        page = {"object": "list", "data": messages, "first_id": messages[0]["id"],
+                "last_id": messages[-1]["id"], "has_more": False}  # fmt: skip
+        (root / f"{tid}.json").write_bytes(orjson.dumps(page))
+
+
+def test_sigint_during_from_dump_prints_the_resume_command_and_the_rerun_finishes(tmp_path):
+    dump, archive = tmp_path / "dump", tmp_path / "a.db"
+    _message_lists(dump, 2000)
+    args = [*MIGRATE, "export", str(archive), "--from-dump", str(dump)]
+    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while not archive.exists() and time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.05)
+    time.sleep(0.5)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err  # typer's own Ctrl-C handling used to end it here, silently
+    assert f"resume with: migrate export {archive} --from-dump {dump}" in err, err
+    assert "Traceback" not in err
+    done = subprocess.run(args, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr
+    with Archive.open(archive) as store:
+        assert store.work.counts()["done"] == 2000 and store.raw.count("messages") == 20_000
+        assert store.sessions.counts()["sessions"] == 2000
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.db", "dump"]

@@ -2,10 +2,28 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+import click
 import typer
 from rich.console import Console
+from typer.core import TyperGroup
+
+from migrator.errors import Interrupted
+
+
+class _Commands(TyperGroup):
+    def invoke(self, ctx: click.Context) -> Any:
+        # typer turns a Ctrl-C inside a command into a bare exit code 130 before `main()` could tell
+        # the user how to resume; as `Interrupted` it reaches `main()`, which prints the resume line.
+        try:
+            return super().invoke(ctx)
+        except KeyboardInterrupt:
+            raise Interrupted("interrupted; what was committed is kept") from None
+
 
 app = typer.Typer(
+    cls=_Commands,
     name="migrate",
     help="Move every conversation off the OpenAI Assistants API: export, verify, replay, import.",
     no_args_is_help=True,
