@@ -90,6 +90,13 @@ def slow_source() -> Iterator[SandboxServer]:
         yield server
 
 
+@pytest.fixture
+def very_slow_source() -> Iterator[SandboxServer]:
+    """30 threads answered 120 ms late: the export outlives four reader processes on a loaded machine."""
+    with SandboxServer(SandboxConfig(threads=30, seed=21, latency_ms=120), port=0) as server:
+        yield server
+
+
 def export_args(archive: Path, ids: Path, server: SandboxServer) -> list[str]:
     return [
         "export",
@@ -202,9 +209,9 @@ def test_a_writer_killed_with_9_leaves_a_lock_the_next_writer_takes_over(slow_so
     assert not lock_path(archive).exists()
 
 
-def test_readers_work_while_an_export_holds_the_lock_and_see_committed_data(slow_source, tmp_path):
-    archive, ids = tmp_path / "support.db", ids_file(tmp_path, slow_source)
-    first = migrate(*export_args(archive, ids, slow_source))
+def test_readers_work_while_an_export_holds_the_lock_and_see_committed_data(very_slow_source, tmp_path):
+    archive, ids = tmp_path / "support.db", ids_file(tmp_path, very_slow_source)
+    first = migrate(*export_args(archive, ids, very_slow_source))
     try:
         wait_until_writing(archive, first)
         deadline = time.monotonic() + 60
