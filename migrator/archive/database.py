@@ -14,6 +14,7 @@ IMMEDIATE. Each concern is a small object with the tables it owns, reached as an
     archive.ledger    the replay ledger                             (ledger.py)
     archive.links     the thread -> conversation map                (links.py)
     archive.records   the rows of an application's message log      (records.py)
+    archive.vector_map  vector stores and files rebuilt on targets  (vector_map.py)
 
 Owns the tables `meta` and `_sqlite_migrations`.
 """
@@ -41,6 +42,7 @@ from migrator.archive.raw import RawObjects
 from migrator.archive.records import RecordThreads
 from migrator.archive.schema import MIGRATION_SET, MIGRATIONS, RAW_TABLES, known_migration_names
 from migrator.archive.sessions import Sessions
+from migrator.archive.vector_map import VectorStoreMap
 from migrator.archive.versions import RawVersions
 from migrator.archive.work import WorkList
 from migrator.errors import NewerSchemaError, NotAnArchiveError
@@ -90,6 +92,7 @@ class Archive:
         self.ledger = ReplayLedger(self)
         self.links = ConversationLinks(self)
         self.records = RecordThreads(self)
+        self.vector_map = VectorStoreMap(self)
 
     # -- opening and closing -------------------------------------------------------------------
 

@@ -328,3 +328,38 @@ def m007_create_record_tables(db: Database) -> None:
         },
         pk="thread_id",
     )
+
+
+@MIGRATIONS()
+def m008_create_vector_map(db: Database) -> None:
+    # `migrate import --to vector-stores`: what each source vector store, file and attachment became on
+    # which target. A row is committed (status `creating`/`attaching`) before its create is sent and
+    # updated with the target's id after, so an interrupted import resumes without making anything twice:
+    # a row still creating is first looked up on the target (a file by filename and size, a store by its
+    # `source_vector_store_id` metadata, an attachment by its id in the store).
+    db["vector_map"].create(
+        {
+            "target": str,  # the target's base URL: one archive may be rebuilt on several servers
+            "kind": str,  # store | file | attachment
+            "source_store_id": str,  # '' on file rows (a file is uploaded once, whatever stores hold it)
+            "source_file_id": str,  # '' on store rows
+            # The target's store id (store), file id (file, attachment); null while the create is in flight.
+            "target_id": str,
+            # store: creating | created | failed; file: creating | uploaded | failed | skipped;
+            # attachment: attaching | in_progress | completed | failed | cancelled (the target's ingestion)
+            "status": str,
+            # File rows: what was sent. `parsed_text` when the source refused the download and the
+            # vector store's text went instead, under a text filename derived from the original.
+            "content": str,
+            "upload_name": str,
+            "bytes": int,
+            "sha256": str,
+            # Creates whose answer never came (a kill, a timeout, a 5xx): each was looked up on the target
+            # before anything was sent again; counted so a report can say so.
+            "unconfirmed_creates": int,
+            "error": str,
+        },
+        pk=("target", "kind", "source_store_id", "source_file_id"),
+        defaults={"unconfirmed_creates": 0},
+        not_null={"kind", "status", "unconfirmed_creates"},
+    )

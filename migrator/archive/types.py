@@ -19,6 +19,7 @@ __all__ = [
     "ThreadRaw",
     "ThreadResult",
     "ThreadSettlement",
+    "VectorLink",
 ]
 
 
@@ -196,3 +197,21 @@ class RecordThread:
     rows: list[dict[str, Any]]  # in the thread's (created_at, row order)
     source: str  # the file, or the database URL with its password masked
     file_refs: frozenset[str] = field(default_factory=frozenset)
+
+
+@dataclass(frozen=True)
+class VectorLink:
+    """One row of the vector-store map (see m008_create_vector_map)."""
+
+    target: str
+    kind: str  # store | file | attachment
+    source_store_id: str
+    source_file_id: str
+    target_id: str | None
+    status: str
+    content: str | None = None
+    upload_name: str | None = None
+    bytes: int | None = None
+    sha256: str | None = None
+    unconfirmed_creates: int = 0
+    error: str | None = None

@@ -1,4 +1,5 @@
-"""`migrate import`: load the sessions into JSONL, an Agents SDK session database, or the Conversations API."""
+"""`migrate import`: load the sessions into JSONL, an Agents SDK session database, or the Conversations API;
+or rebuild the archive's vector stores (files included) on a target."""
 
 from __future__ import annotations
 
@@ -21,12 +22,17 @@ from migrator.importers import (
     ImportSummary,
     Selection,
     TargetSettings,
+    VectorProgress,
+    VectorStoresOptions,
+    VectorStoresSummary,
     import_agents_sqlite,
     import_conversations,
     import_jsonl,
+    import_vector_stores,
 )
 
-Target = Literal["jsonl", "agents-sqlite", "conversations"]
+Target = Literal["jsonl", "agents-sqlite", "conversations", "vector-stores"]
+REMOTE = ("conversations", "vector-stores")
 PLAIN_EVERY = 10.0  # seconds between progress lines on stderr
 
 
@@ -77,19 +83,35 @@ def _render(s: ImportSummary) -> None:
             console_err.print(f"  {label}: {path}", markup=False, highlight=False)
 
 
-ToOpt = Annotated[Target, typer.Option("--to", help="Where the sessions go.")]
+ToOpt = Annotated[
+    Target, typer.Option("--to", help="Where the sessions (or, vector-stores, the knowledge base) go.")
+]
 OutOpt = Annotated[
     str | None, typer.Option(help="jsonl: the file (- for stdout); agents-sqlite: the database.")
 ]
 TargetUrlOpt = Annotated[
     str | None,
-    typer.Option(envvar="TARGET_BASE_URL", help="conversations: the target API base URL (with /v1)."),
+    typer.Option(
+        envvar="TARGET_BASE_URL", help="conversations, vector-stores: the target API base URL (with /v1)."
+    ),
 ]
-MappingOutOpt = Annotated[Path | None, typer.Option(help="Write thread_id -> target id rows to this CSV.")]
+MappingOutOpt = Annotated[
+    Path | None,
+    typer.Option(help="Write source id -> target id rows to this CSV FILE (mode 0600)."),
+]
 ThreadOpt = Annotated[list[str] | None, typer.Option(help="Only this thread (repeatable).")]
 SampleOpt = Annotated[int | None, typer.Option(min=1, help="Only a deterministic sample of N sessions.")]
-ConcurrencyOpt = Annotated[int, typer.Option(min=1, max=256, help="conversations: threads in flight.")]
-MaxRpsOpt = Annotated[float | None, typer.Option(min=0.01, help="conversations: request-rate ceiling.")]
+ConcurrencyOpt = Annotated[
+    int,
+    typer.Option(min=1, max=256, help="conversations: threads in flight; vector-stores: creates in flight."),
+]
+MaxRpsOpt = Annotated[
+    float | None, typer.Option(min=0.01, help="conversations, vector-stores: request-rate ceiling.")
+]
+PollSecondsOpt = Annotated[
+    float,
+    typer.Option(min=0, help="vector-stores: wait at most N seconds for the files' ingestion to end."),
+]
 
 
 @app.command("import")
@@ -104,20 +126,31 @@ def import_(
     concurrency: ConcurrencyOpt = 8,
     max_rps: MaxRpsOpt = None,
     include_unfinished: IncludeUnfinishedOpt = False,
+    poll_seconds: PollSecondsOpt = 600.0,
     json_out: JsonOpt = False,
 ) -> None:
-    """Import ARCHIVE's sessions: --to jsonl | agents-sqlite (SQLiteSession DB + agents.json) | conversations.
+    """Import ARCHIVE's sessions: --to jsonl | agents-sqlite (SQLiteSession DB + agents.json) | conversations;
+    or --to vector-stores: its files uploaded and vector stores recreated on the target.
 
-    Conversations imports resume after a kill without creating a conversation twice.
+    Conversations and vector-stores imports resume after a kill without creating anything twice.
 
     Example: migrate import support.db --to agents-sqlite --out sessions.db --mapping-out map.csv
     """
+    if to == "vector-stores":
+        if thread or sample or out:
+            raise UsageError(
+                "--to vector-stores rebuilds every vector store: drop --thread, --sample and --out"
+            )
+        options = VectorStoresOptions(
+            concurrency=min(concurrency, 16), max_rps=max_rps, poll_seconds=poll_seconds
+        )
+        _vector_stores(archive, _target_settings(to, target_base_url), options, mapping_out, json_out)
     selection = Selection(tuple(thread or ()), sample, include_unfinished)
     _check_out(to, out, json_out)
     progress = _Progress(quiet=out == "-")
     # Conversations keeps its map in the archive: a writer. The files read sessions only: readers,
     # so they work while an export writes (a stale session is derived for the file, not stored).
-    opened = open_writer(archive, f"import --to {to}") if to == "conversations" else Archive.open(archive)
+    opened = open_writer(archive, f"import --to {to}") if to in REMOTE else Archive.open(archive)
     with opened as store:
         conversations = ConversationsOptions(concurrency=concurrency, max_rps=max_rps)
         summary = _import(store, to, out, selection, mapping_out, progress, target_base_url, conversations)
@@ -132,7 +165,7 @@ def import_(
 
 
 def _check_out(to: Target, out: str | None, json_out: bool) -> None:
-    if to != "conversations" and not out:
+    if to not in REMOTE and not out:
         raise UsageError(f"--to {to} needs --out {'FILE (- for stdout)' if to == 'jsonl' else 'DB'}")
     if out == "-" and (to != "jsonl" or json_out):
         raise UsageError("--out - (stdout) is only for --to jsonl without --json")
@@ -154,16 +187,82 @@ def _import(
         return import_agents_sqlite(
             store, Path(out or ""), selection, mapping_out=mapping_out, progress=progress
         )
-    settings = _target_settings(target_base_url)
+    settings = _target_settings(to, target_base_url)
     return import_conversations(
         store, settings, selection, options=options, mapping_out=mapping_out, progress=progress
     )
 
 
-def _target_settings(base_url: str | None) -> TargetSettings:
+def _target_settings(to: str, base_url: str | None) -> TargetSettings:
     if not base_url:
-        raise UsageError("--to conversations needs --target-base-url URL (or TARGET_BASE_URL)")
+        raise UsageError(f"--to {to} needs --target-base-url URL (or TARGET_BASE_URL)")
     api_key = os.environ.get("TARGET_API_KEY")
     if not api_key:
-        raise UsageError("--to conversations needs the target's API key", hint="set TARGET_API_KEY")
+        raise UsageError(f"--to {to} needs the target's API key", hint="set TARGET_API_KEY")
     return TargetSettings(base_url=base_url, api_key=api_key)
+
+
+def _vector_stores(
+    archive: Path,
+    settings: TargetSettings,
+    options: VectorStoresOptions,
+    mapping_out: Path | None,
+    json_out: bool,
+) -> None:
+    with open_writer(archive, "import --to vector-stores") as store:
+        summary = import_vector_stores(
+            store, settings, options=options, mapping_out=mapping_out, progress=_VectorProgress()
+        )
+    if summary.interrupted:
+        raise Interrupted("stopped cleanly; the map in the archive says what was created",
+                          hint=f"resume with: migrate {shlex.join(sys.argv[1:])}")  # fmt: skip
+    if json_out:
+        print_json(summary.as_dict())
+    else:
+        _render_vector(summary)
+    raise typer.Exit(0 if summary.clean else 1)
+
+
+class _VectorProgress:
+    """A line on stderr every few seconds: "vector-stores attachments: 120/151"."""
+
+    def __init__(self) -> None:
+        self.last = time.monotonic()
+
+    def __call__(self, p: VectorProgress) -> None:
+        now = time.monotonic()
+        if now - self.last < PLAIN_EVERY:
+            return
+        self.last = now
+        console_err.print(f"vector-stores {p.phase}: {p.done}/{p.total}, {p.elapsed:.0f}s", highlight=False)
+
+
+def _render_vector(s: VectorStoresSummary) -> None:
+    def say(text: str) -> None:
+        console_err.print(text, markup=False, highlight=False, soft_wrap=True)
+
+    def counts(table: dict[str, int]) -> str:
+        return ", ".join(f"{n} {kind}s" for kind, n in sorted(table.items())) or "nothing"
+
+    say(
+        f"vector-stores: {s.stores} stores, {s.files} files, {s.attachments} attachments in the archive -> {s.out}"
+    )
+    say(f"  created {counts(s.created)}; already there {counts(s.already)}; found after a lost answer "
+        f"{counts(s.adopted)}; in {s.elapsed:.1f}s")  # fmt: skip
+    sent = ", ".join(f"{n} {how}" for how, n in sorted(s.content.items()))
+    if sent:
+        say(f"  files sent as: {sent}")
+    say("  ingestion: " + (", ".join(f"{n} {status}" for status, n in sorted(s.ingestion.items())) or "none"))
+    if s.ingestion.get("in_progress"):
+        say("  files still ingesting: run the same command again to go on polling (nothing is created again)")
+    for kind, source_id, error in s.failed[:50]:
+        say(f"  failed {kind} {source_id}: {error}")
+    for file_id, why in s.skipped[:50]:
+        say(f"  skipped file {file_id}: {why}")
+    for code, n in sorted(s.notes.items()):
+        say(f"  note {code}: {n}")
+    if s.unconfirmed:
+        say(f"  {len(s.unconfirmed)} create(s) had no answer and were looked up on the target before anything was "
+            f"sent again: {', '.join(s.unconfirmed[:5])}")  # fmt: skip
+    if s.mapping_out:
+        say(f"  mapping: {s.mapping_out}")

@@ -5,8 +5,9 @@ One module per target, each a function taking an open `Archive` and returning an
     import_jsonl(archive, "sessions.jsonl")                        # the portable form
     import_agents_sqlite(archive, Path("sessions.db"))             # Agents SDK SQLiteSession + agents.json
     import_conversations(archive, TargetSettings(url, key))        # Conversations API, resumable
+    import_vector_stores(archive, TargetSettings(url, key))        # files + vector stores, resumable
 
-All three stream the sessions in thread-id order, report progress through a callback, and can
+The session importers stream the sessions in thread-id order, report progress through a callback, and can
 write a mapping CSV (`mapping_out`) to join against the user's own tables.
 """
 
@@ -20,6 +21,12 @@ from migrator.importers.conversations import (
 )
 from migrator.importers.items import session_items
 from migrator.importers.jsonl import import_jsonl
+from migrator.importers.vector_stores import (
+    VectorProgress,
+    VectorStoresOptions,
+    VectorStoresSummary,
+    import_vector_stores,
+)
 
 __all__ = [
     "ConversationsOptions",
@@ -27,9 +34,13 @@ __all__ = [
     "ImportSummary",
     "Selection",
     "TargetSettings",
+    "VectorProgress",
+    "VectorStoresOptions",
+    "VectorStoresSummary",
     "conversation_metadata",
     "import_agents_sqlite",
     "import_conversations",
     "import_jsonl",
+    "import_vector_stores",
     "session_items",
 ]

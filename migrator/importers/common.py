@@ -23,9 +23,47 @@ __all__ = [
     "ProgressCallback",
     "Selection",
     "atomic_output",
+    "fit_metadata",
+    "private_file",
 ]
 
+MAX_PAIRS, MAX_KEY, MAX_VALUE = 16, 64, 512  # Metadata: 16 pairs, keys <= 64, values <= 512 characters
 MAPPING_COLUMNS = ("thread_id", "target", "target_id", "status", "items", "assistant_id", "metadata", "note")
+
+
+def fit_metadata(
+    ours: dict[str, str], source: dict[str, Any], reserved: tuple[str, ...] = ()
+) -> tuple[dict[str, str], list[tuple[str, str]]]:
+    """(metadata within the API's limits, [(dropped key, why)]): our pairs first, then the source's.
+
+    The source's pairs follow in sorted key order. Nothing is truncated, since a cut value looks valid
+    and joins wrong: a key over 64 characters (`key_too_long`), a value over 512 (`value_too_long`), a
+    pair beyond the 16th (`too_many_pairs`) or a key named like ours (`reserved`) is dropped and
+    reported. Non-string values become JSON text.
+    """
+    metadata = dict(ours)
+    dropped: list[tuple[str, str]] = []
+    for key in sorted(source):
+        value = source[key]
+        text = value if isinstance(value, str) else orjson.dumps(value, option=orjson.OPT_SORT_KEYS).decode()
+        if key in ours or key in reserved:
+            dropped.append((key, "reserved"))
+        elif len(key) > MAX_KEY:
+            dropped.append((key, "key_too_long"))
+        elif len(text) > MAX_VALUE:
+            dropped.append((key, "value_too_long"))
+        elif len(metadata) >= MAX_PAIRS:
+            dropped.append((key, "too_many_pairs"))
+        else:
+            metadata[key] = text
+    return metadata, dropped
+
+
+def private_file(path: Path) -> IO[str]:
+    """A text file for writing, created 0600: mapping files name users and the target's ids."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.chmod(path, 0o600)  # a file left from an earlier run keeps its mode through O_CREAT
+    return open(fd, "w", newline="", encoding="utf-8")
 
 
 @dataclass(frozen=True)
@@ -165,7 +203,7 @@ class MappingWriter:
     def __enter__(self) -> MappingWriter:
         if self.path is not None:
             self._tmp = self.path.with_name(self.path.name + ".part")
-            self._file = open(self._tmp, "w", newline="", encoding="utf-8")
+            self._file = private_file(self._tmp)
             self._csv = csv.writer(self._file)
             self._csv.writerow(MAPPING_COLUMNS)
         return self

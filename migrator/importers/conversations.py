@@ -42,7 +42,14 @@ from migrator.http import (
     status_of,
     stop_on_signals,
 )
-from migrator.importers.common import ImportSummary, MappingWriter, ProgressCallback, Selection, Ticker
+from migrator.importers.common import (
+    ImportSummary,
+    MappingWriter,
+    ProgressCallback,
+    Selection,
+    Ticker,
+    fit_metadata,
+)
 from migrator.importers.items import session_items
 from migrator.sessions import rebuild_stale
 from migrator.source import PageAnomaly, collect
@@ -57,7 +64,6 @@ __all__ = [
 
 TARGET = "conversations"
 MAX_ITEMS = 20  # per create and per items.create (CreateConversationBody.items maxItems)
-MAX_PAIRS, MAX_KEY, MAX_VALUE = 16, 64, 512  # Metadata: 16 pairs, keys <= 64, values <= 512 characters
 THREAD_KEY, ASSISTANT_KEY = "source_thread_id", "source_assistant_id"
 
 
@@ -77,32 +83,12 @@ class ConversationsOptions:
 
 
 def conversation_metadata(record: dict[str, Any]) -> tuple[dict[str, str], list[tuple[str, str]]]:
-    """(metadata within the API's limits, [(dropped key, why)]).
-
-    The source thread id (and the assistant id) come first; then the session's metadata in sorted key
-    order. Nothing is truncated, since a cut value looks valid and joins wrong: a key over 64 characters
-    (`key_too_long`), a value over 512 (`value_too_long`), a pair beyond the 16th (`too_many_pairs`) or
-    a key named like ours (`reserved`) is dropped and reported. Non-string values become JSON text.
-    """
-    metadata = {THREAD_KEY: str(record.get("thread_id"))}
+    """(metadata within the API's limits, [(dropped key, why)]): the source thread id (and the assistant
+    id) first, then the session's metadata, fitted by `fit_metadata`."""
+    ours = {THREAD_KEY: str(record.get("thread_id"))}
     if record.get("assistant_id"):
-        metadata[ASSISTANT_KEY] = str(record["assistant_id"])
-    dropped: list[tuple[str, str]] = []
-    source = record.get("metadata") or {}
-    for key in sorted(source):
-        value = source[key]
-        text = value if isinstance(value, str) else orjson.dumps(value, option=orjson.OPT_SORT_KEYS).decode()
-        if key in (THREAD_KEY, ASSISTANT_KEY):
-            dropped.append((key, "reserved"))
-        elif len(key) > MAX_KEY:
-            dropped.append((key, "key_too_long"))
-        elif len(text) > MAX_VALUE:
-            dropped.append((key, "value_too_long"))
-        elif len(metadata) >= MAX_PAIRS:
-            dropped.append((key, "too_many_pairs"))
-        else:
-            metadata[key] = text
-    return metadata, dropped
+        ours[ASSISTANT_KEY] = str(record["assistant_id"])
+    return fit_metadata(ours, record.get("metadata") or {}, reserved=(THREAD_KEY, ASSISTANT_KEY))
 
 
 def import_conversations(
