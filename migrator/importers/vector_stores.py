@@ -156,6 +156,10 @@ class _Stopped(Exception):
     pass
 
 
+class _LookupFailed(Exception):
+    """The target could not be asked whether an in-flight create landed: nothing is sent again."""
+
+
 class _Import:
     def __init__(
         self,
@@ -267,6 +271,12 @@ class _Import:
     # -- files ---------------------------------------------------------------------------------------
 
     async def _file(self, file_id: str) -> None:
+        try:
+            await self._upload(file_id)
+        except _LookupFailed as exc:
+            self._give_up("file", "", file_id, str(exc), unknown=True)
+
+    async def _upload(self, file_id: str) -> None:
         vmap, key = self.archive.vector_map, self.key
         link = vmap.get(key, "file", file_id=file_id)
         if link is not None and link.target_id and link.status == "uploaded":
@@ -295,7 +305,10 @@ class _Import:
             return
         digest = hashlib.sha256(upload.data).hexdigest()
         in_flight = link is not None and link.status in IN_FLIGHT and link.target_id is None
+        # A create an earlier run sent without learning its outcome counts as unconfirmed either way:
+        # here when the target holds it, in `intent` when it does not and the create goes out again.
         if in_flight and await self._adopt_file(file_id, upload.name, len(upload.data)):
+            vmap.unconfirmed(key, "file", file_id=file_id)
             return
         self._check_stop()
         vmap.intent(key, "file", file_id=file_id, status="creating", content=upload.content,
@@ -338,6 +351,12 @@ class _Import:
     # -- stores --------------------------------------------------------------------------------------
 
     async def _store(self, store: _Store) -> None:
+        try:
+            await self._create_store(store)
+        except _LookupFailed as exc:
+            self._give_up("store", store.id, "", str(exc), unknown=True)
+
+    async def _create_store(self, store: _Store) -> None:
         vmap, key = self.archive.vector_map, self.key
         link = vmap.get(key, "store", store_id=store.id)
         if link is not None and link.target_id and link.status == "created":
@@ -345,6 +364,7 @@ class _Import:
             return
         in_flight = link is not None and link.status in IN_FLIGHT and link.target_id is None
         if in_flight and await self._adopt_store(store.id):
+            vmap.unconfirmed(key, "store", store_id=store.id)
             return
         body, dropped = store_body(store.id, store.raw)
         for _, why in dropped:
@@ -390,6 +410,12 @@ class _Import:
     # -- attachments ---------------------------------------------------------------------------------
 
     async def _attach(self, store: _Store, row: dict[str, Any]) -> None:
+        try:
+            await self._attach_file(store, row)
+        except _LookupFailed as exc:
+            self._give_up("attachment", store.id, row["id"], str(exc), unknown=True)
+
+    async def _attach_file(self, store: _Store, row: dict[str, Any]) -> None:
         vmap, key, file_id = self.archive.vector_map, self.key, row["id"]
         link = vmap.get(key, "attachment", store.id, file_id)
         if link is not None and link.target_id and link.status not in IN_FLIGHT:
@@ -406,6 +432,7 @@ class _Import:
         target_store, target_file = store_link.target_id, file_link.target_id
         in_flight = link is not None and link.status in IN_FLIGHT
         if in_flight and await self._adopt_attachment(store.id, file_id, target_store, target_file):
+            vmap.unconfirmed(key, "attachment", store.id, file_id)
             return
         body = attach_body(target_file, row)
         self._check_stop()
@@ -432,10 +459,7 @@ class _Import:
     async def _adopt_attachment(
         self, store_id: str, file_id: str, target_store: str, target_file: str
     ) -> bool:
-        try:
-            found = await self.target.store_file(target_store, target_file)
-        except Failed:
-            return False
+        found = await self._read(lambda: self.target.store_file(target_store, target_file))
         if found is None:
             return False
         self._settle_attachment(store_id, file_id, found, target_file)
@@ -520,8 +544,20 @@ class _Import:
 
     async def _listing(self, what: str, fetch: Callable[[], Any]) -> list[dict[str, Any]]:
         if what not in self._listed:
-            self._listed[what] = await fetch()
+            self._listed[what] = await self._read(fetch)
         return self._listed[what]
+
+    async def _read(self, fetch: Callable[[], Any], tries: int = 3) -> Any:
+        """A lookup, asked again when its answer was unreadable (a garbled 200 is not retried below)."""
+        for attempt in range(1, tries + 1):
+            try:
+                return await fetch()
+            except Failed as exc:
+                if attempt == tries:
+                    raise _LookupFailed(
+                        f"cannot look it up on the target ({exc}); the next run asks again"
+                    ) from None
+        raise AssertionError("unreachable")
 
     def _check_stop(self) -> None:
         if self.stop.is_set():
