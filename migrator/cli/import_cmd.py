@@ -92,7 +92,9 @@ OutOpt = Annotated[
 TargetUrlOpt = Annotated[
     str | None,
     typer.Option(
-        envvar="TARGET_BASE_URL", help="conversations, vector-stores: the target API base URL (with /v1)."
+        envvar="TARGET_BASE_URL",
+        help="conversations, vector-stores: the target API base URL (with /v1); agents-sqlite: whose "
+        "rebuilt vector stores file_search binds (when several).",
     ),
 ]
 MappingOutOpt = Annotated[
@@ -185,7 +187,12 @@ def _import(
         return import_jsonl(store, out or "-", selection, mapping_out=mapping_out, progress=progress)
     if to == "agents-sqlite":
         return import_agents_sqlite(
-            store, Path(out or ""), selection, mapping_out=mapping_out, progress=progress
+            store,
+            Path(out or ""),
+            selection,
+            mapping_out=mapping_out,
+            progress=progress,
+            stores_of=target_base_url,
         )
     settings = _target_settings(to, target_base_url)
     return import_conversations(

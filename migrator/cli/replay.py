@@ -60,6 +60,15 @@ RpsOpt = Annotated[
 TpmOpt = Annotated[
     float | None, _Opt("--max-tpm", metavar="T", min=1, help="Tokens per minute, at most (estimated).")
 ]
+ApiOpt = Annotated[
+    Literal["chat", "responses"] | None,
+    _Opt(
+        "--api",
+        metavar="chat|responses",
+        help="Replay as chat completions or as Responses API requests (file_search bound to the stores "
+        "`import --to vector-stores` rebuilt). [default: chat]",
+    ),
+]
 DryRunOpt = Annotated[bool, _Opt("--dry-run", help="Build and validate every request; send nothing.")]
 BatchOutOpt = Annotated[
     Path | None, _Opt("--batch-out", metavar="DIR", help="Write Batch API JSONL files to DIR; send nothing.")
@@ -118,7 +127,11 @@ def _options(store: Archive, results: bool, **given: object) -> ReplayOptions:
     ):
         given.update(model=recorded["model"], turns=recorded["turns"], sample=recorded["sample"])
         given["threads"] = tuple(recorded.get("threads") or ())
+    if recorded and given["api"] is None:  # the results answer the requests --batch-out wrote
+        given["api"] = recorded.get("api") or "chat"
+        given["stores_of"] = given["stores_of"] or recorded.get("stores_of")
     given["turns"] = given["turns"] or "last"
+    given["api"] = given["api"] or "chat"
     return ReplayOptions(**given)  # type: ignore[arg-type]
 
 
@@ -134,6 +147,7 @@ def replay(
     concurrency: ConcurrencyOpt = 8,
     max_rps: RpsOpt = None,
     max_tpm: TpmOpt = None,
+    api: ApiOpt = None,
     dry: DryRunOpt = False,
     batch_out: BatchOutOpt = None,
     batch_results: ResultsOpt = None,
@@ -146,6 +160,7 @@ def replay(
 ) -> None:
     """Send each session's prefix to the target model, compare with the original answers. Exit 1 below threshold.
 
+    --api responses sends Responses API requests (and --batch-out writes /v1/responses lines).
     TARGET_API_KEY holds the target's key. Resumable: answers live in the archive, none is sent twice.
 
     Example: migrate replay support.db --target-base-url http://localhost:8000/v1 --model gpt-4.1 --sample 500
@@ -157,6 +172,7 @@ def replay(
             store, bool(results), model=model, turns=turns, sample=sample, threads=tuple(thread or ()),
             concurrency=concurrency, max_rps=max_rps, max_tpm=max_tpm, min_accept=min_accept,
             min_parity=min_parity, prices=load_prices(prices), include_unfinished=include_unfinished,
+            api=api, stores_of=target_base_url,
         )  # fmt: skip
         outcome = _run(store, options, dry, batch_out, results, report_only, target_base_url)
     _show(outcome, json_out)

@@ -32,7 +32,13 @@ from migrator.archive import Archive
 from migrator.convert.models import is_reasoning_model
 from migrator.errors import UsageError
 from migrator.importers.common import ImportSummary, MappingWriter, ProgressCallback, Selection, Ticker
-from migrator.importers.items import agent_tools, session_instructions, session_items
+from migrator.importers.items import (
+    agent_tools,
+    file_search_tool,
+    hosted_tools,
+    session_instructions,
+    session_items,
+)
 
 __all__ = ["AGENTS_FORMAT", "SESSIONS_TABLE", "MESSAGES_TABLE", "import_agents_sqlite", "sidecar_path"]
 
@@ -82,14 +88,22 @@ def import_agents_sqlite(
     mapping_out: Path | None = None,
     sidecar: Path | None = None,
     progress: ProgressCallback | None = None,
+    stores_of: str | None = None,
 ) -> ImportSummary:
-    """Write the selected sessions into the SQLiteSession database OUT and the agents sidecar."""
+    """Write the selected sessions into the SQLiteSession database OUT and the agents sidecar.
+
+    An assistant that used file_search gets the native `file_search` tool in agents.json, bound to
+    the vector stores `import --to vector-stores` rebuilt (on `stores_of`, a base URL; by default
+    the one target the archive's map names), when they were; else its emulated function stays and
+    `file_search_unbound` is noted.
+    """
     out = Path(out)
     sidecar = sidecar or sidecar_path(out)
     summary = ImportSummary(TARGET, out=str(out), sidecar=str(sidecar))
     records = selection.records(archive, summary)
     summary.mapping_out = str(mapping_out) if mapping_out else None
-    agents = _AgentBook(archive.raw.assistants())
+    target = archive.vector_map.target_for(stores_of)
+    agents = _AgentBook(archive.raw.assistants(), archive.vector_map.rebuilt_stores(target) if target else {})
     ticker = Ticker(TARGET, summary.selected, progress)
     conn = _open(out)
     try:
@@ -194,8 +208,10 @@ class _Agent:
 class _AgentBook:
     """Collects one Agent definition per assistant while the sessions stream past."""
 
-    def __init__(self, assistants: dict[str, dict[str, Any]]) -> None:
+    def __init__(self, assistants: dict[str, dict[str, Any]], rebuilt: dict[str, str]) -> None:
         self.assistants = assistants
+        self.rebuilt = rebuilt  # source vector store -> rebuilt store
+        self.unbound: set[str] = set()  # assistants whose file_search stays emulated
         self.agents: dict[str, _Agent] = {}
         self.thread_instructions: dict[str, str | None] = {}  # thread -> its own, when they differ
         self.conflicts = 0
@@ -212,7 +228,14 @@ class _AgentBook:
         if agent is None:
             agent = self.agents[assistant_id] = _Agent(self._definition(assistant_id, record, instructions))
         agent.sessions += 1
+        search = None
+        if "file_search" in hosted_tools(record):
+            search, unbound = file_search_tool(self.assistants.get(assistant_id), None, self.rebuilt)
+            if search is None or unbound:
+                self.unbound.add(assistant_id)
         for tool in agent_tools(record):
+            if tool["name"] == "file_search" and search is not None:
+                tool = {**search, "name": "file_search"}  # named for the merge below; dropped on write
             known = agent.tools.setdefault(tool["name"], tool)
             if known != tool:
                 self.conflicts += 1  # sessions are sorted: the lowest thread id's definition wins
@@ -257,7 +280,10 @@ class _AgentBook:
             document["agents"].update(existing.get("agents") or {})
             document["thread_instructions"].update(existing.get("thread_instructions") or {})
         for assistant_id, agent in self.agents.items():
-            tools = [agent.tools[name] for name in sorted(agent.tools)]
+            tools = [
+                {k: v for k, v in tool.items() if k != "name"} if tool.get("type") == "file_search" else tool
+                for tool in (agent.tools[name] for name in sorted(agent.tools))
+            ]
             document["agents"][assistant_id] = {**agent.definition, "tools": tools}
         for thread_id, instructions in self.thread_instructions.items():
             if instructions is None:
@@ -271,6 +297,8 @@ class _AgentBook:
             summary.note("agent_tool_conflict", self.conflicts)
         if self.without_assistant:
             summary.note("session_without_assistant", self.without_assistant)
+        if self.unbound:
+            summary.note("file_search_unbound", len(self.unbound))
         differing = sum(1 for v in self.thread_instructions.values() if v is not None)
         if differing:
             summary.note("thread_instructions_differ", differing)

@@ -27,6 +27,10 @@ __all__ = [
     "ConvertedItems",
     "MAX_CALL_ID",
     "agent_tools",
+    "file_search_tool",
+    "hosted_tools",
+    "search_options",
+    "session_store_ids",
     "session_instructions",
     "session_items",
 ]
@@ -96,6 +100,63 @@ def agent_tools(record: Mapping[str, Any]) -> list[dict[str, Any]]:
             }
         )
     return tools
+
+
+def session_store_ids(assistant: Mapping[str, Any] | None, thread: Mapping[str, Any] | None) -> list[str]:
+    """The vector stores file_search read for a session: its assistant's, then its thread's, each once."""
+    out: list[str] = []
+    for owner in (assistant, thread):
+        resources = (owner or {}).get("tool_resources")
+        search = resources.get("file_search") if isinstance(resources, dict) else None
+        ids = search.get("vector_store_ids") if isinstance(search, dict) else None
+        for vs_id in ids if isinstance(ids, list) else ():
+            if isinstance(vs_id, str) and vs_id not in out:
+                out.append(vs_id)
+    return out
+
+
+def search_options(assistant: Mapping[str, Any] | None) -> dict[str, Any]:
+    """The assistant's file_search settings the Responses tool takes (`max_num_results`, `ranking_options`)."""
+    for tool in (assistant or {}).get("tools") or ():
+        if isinstance(tool, dict) and tool.get("type") == "file_search":
+            settings = tool.get("file_search") if isinstance(tool.get("file_search"), dict) else {}
+            out: dict[str, Any] = {}
+            limit = settings.get("max_num_results")
+            if isinstance(limit, int) and not isinstance(limit, bool) and 1 <= limit <= 50:
+                out["max_num_results"] = limit
+            # The Assistants rankers (`default_2024_08_21`) are not the Responses API's (`auto`,
+            # `default-2024-11-15`): only the threshold carries over, the target's ranker applies.
+            ranking = settings.get("ranking_options")
+            threshold = ranking.get("score_threshold") if isinstance(ranking, dict) else None
+            if isinstance(threshold, int | float) and not isinstance(threshold, bool) and 0 <= threshold <= 1:
+                out["ranking_options"] = {"score_threshold": threshold}
+            return out
+    return {}
+
+
+def hosted_tools(record: Mapping[str, Any]) -> set[str]:
+    """The hosted tools the converter emulated for this session (its `hosted_tool_emulated` warnings)."""
+    found = set()
+    for warning in record.get("warnings") or ():
+        if isinstance(warning, dict) and warning.get("code") == "hosted_tool_emulated":
+            found.add(str(warning.get("detail") or "").split(":", 1)[0])
+    return found
+
+
+def file_search_tool(
+    assistant: Mapping[str, Any] | None, thread: Mapping[str, Any] | None, rebuilt: Mapping[str, str]
+) -> tuple[dict[str, Any] | None, list[str]]:
+    """The native `file_search` tool bound to the rebuilt stores, and the source stores left unbound.
+
+    None (with every source store unbound) when none of them was rebuilt; a store the assistant
+    named that the map lacks is listed, never silently dropped.
+    """
+    source = session_store_ids(assistant, thread)
+    bound = [rebuilt[s] for s in source if s in rebuilt]
+    unbound = [s for s in source if s not in rebuilt]
+    if not bound:
+        return None, unbound
+    return {"type": "file_search", "vector_store_ids": bound, **search_options(assistant)}, unbound
 
 
 def _user_content(message: Mapping[str, Any], out: ConvertedItems) -> str | list[dict[str, Any]]:

@@ -27,7 +27,7 @@ import orjson
 from migrator.archive import Archive, ReplayRow
 from migrator.errors import BadInputError, ExitCode, UsageError
 from migrator.replay.report import ReplayReport
-from migrator.replay.requests import ReplayRequest, iter_chunks
+from migrator.replay.requests import URLS, ReplayRequest, iter_chunks
 from migrator.replay.run import FINAL, LOOKUP_CHUNK, ReplayOptions, iter_selection, replay_offline
 from migrator.sessions import rebuild_stale
 from migrator.source.client import RETRYABLE_STATUS
@@ -86,7 +86,7 @@ class BatchSummary:
 
 def batch_line(request: ReplayRequest) -> bytes:
     """One BatchRequestInput line, the body embedded byte for byte as hashed."""
-    head = orjson.dumps({"custom_id": request.request_hash, "method": "POST", "url": BATCH_URL})
+    head = orjson.dumps({"custom_id": request.request_hash, "method": "POST", "url": request.url})
     return head[:-1] + b',"body":' + request.body + b"}\n"
 
 
@@ -180,11 +180,13 @@ def write_batches(archive: Archive, directory: Path, options: ReplayOptions) -> 
             "turns": options.turns,
             "sample": options.sample,
             "threads": list(options.threads),
+            "api": options.api,
+            "stores_of": options.stores_of,
         },
     )
     manifest = {
         "format": "migrator.replay-batch/v1",
-        "url": BATCH_URL,
+        "url": URLS[options.api],
         "completion_window": "24h",
         "requests": summary.requests,
         "files": [vars(f) for f in summary.files],

@@ -106,7 +106,9 @@ def _usage(body: dict[str, Any]) -> tuple[int | None, int | None]:
     usage = body.get("usage")
     if not isinstance(usage, dict):
         return None, None
-    prompt, completion = usage.get("prompt_tokens"), usage.get("completion_tokens")
+    # Chat completions count prompt/completion tokens; the Responses API input/output tokens.
+    prompt = usage.get("prompt_tokens", usage.get("input_tokens"))
+    completion = usage.get("completion_tokens", usage.get("output_tokens"))
     return (prompt if isinstance(prompt, int) else None, completion if isinstance(completion, int) else None)
 
 
@@ -148,8 +150,9 @@ class TargetClient:
     async def close(self) -> None:
         await self.client.close()
 
-    async def complete(self, body: bytes) -> Outcome:
-        """One request (its JSON bytes) through the token pacer and the request path.
+    async def complete(self, body: bytes, url: str = "/v1/chat/completions") -> Outcome:
+        """One request (its JSON bytes, to `url` as the Batch API names it) through the token pacer
+        and the request path.
 
         Raises what stops the whole replay (a refusal, an unreachable target, an interruption);
         every other ending is an Outcome.
@@ -165,7 +168,7 @@ class TargetClient:
                 # The canonical bytes that were hashed go on the wire as they are: the SDK's typed
                 # create() would re-walk every message (~0.2 s of CPU for a long session).
                 response = await self.client.post(
-                    "/chat/completions",
+                    url.removeprefix("/v1"),  # the base URL holds the /v1
                     cast_to=openai.AsyncAPIResponse[str],
                     content=body,
                     options={"headers": _JSON},
@@ -182,7 +185,9 @@ class TargetClient:
             return content.decode("utf-8", "replace"), json_object(content, "the target")
 
         try:
-            text, parsed = await self.path.send(call, kind="chat", read=read)
+            text, parsed = await self.path.send(
+                call, kind="responses" if url.endswith("/responses") else "chat", read=read
+            )
         except openai.APIStatusError as exc:
             state = "failed" if exc.status_code in RETRYABLE_STATUS else "rejected"
             return Outcome(

@@ -83,12 +83,40 @@ def answer_of(message: Any) -> Answer:
 
 
 def reply_message(body: Any) -> dict[str, Any]:
-    """The assistant message of a chat.completion body (the first choice), or {}."""
+    """The assistant message of a chat.completion body (the first choice), or {}.
+
+    A Responses API body (`object: "response"`) becomes the same shape: its `message` items' text
+    and its `function_call` items as tool calls, in output order. Native hosted calls
+    (`file_search_call`, `code_interpreter_call`) are not function calls and count as neither.
+    """
+    if isinstance(body, dict) and body.get("object") == "response":
+        return _response_message(body)
     choices = body.get("choices") if isinstance(body, dict) else None
     if isinstance(choices, list) and choices and isinstance(choices[0], dict):
         message = choices[0].get("message")
         return message if isinstance(message, dict) else {}
     return {}
+
+
+def _response_message(body: dict[str, Any]) -> dict[str, Any]:
+    texts: list[str] = []
+    calls: list[dict[str, Any]] = []
+    for item in body.get("output") or ():
+        if not isinstance(item, dict):
+            continue
+        if item.get("type") == "message":
+            for part in item.get("content") or ():
+                if isinstance(part, dict) and part.get("type") in ("output_text", "refusal"):
+                    texts.append(str(part.get("text") or part.get("refusal") or ""))
+        elif item.get("type") == "function_call":
+            calls.append(
+                {"id": item.get("call_id"), "type": "function",
+                 "function": {"name": item.get("name"), "arguments": item.get("arguments")}}
+            )  # fmt: skip
+    message: dict[str, Any] = {"role": "assistant", "content": "\n".join(texts) or None}
+    if calls:
+        message["tool_calls"] = calls
+    return message
 
 
 def _words(text: str) -> list[str]:

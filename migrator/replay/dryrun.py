@@ -18,7 +18,7 @@ from migrator.convert import validate_session
 from migrator.errors import ExitCode
 from migrator.replay.batch import MAX_FILE_BYTES
 from migrator.replay.requests import iter_chunks, requests_for_record
-from migrator.replay.run import FINAL, LOOKUP_CHUNK, ReplayOptions, selected_sessions
+from migrator.replay.run import FINAL, LOOKUP_CHUNK, ReplayOptions, StoreBindings, selected_sessions
 
 __all__ = ["DryRunReport", "dry_run"]
 
@@ -86,6 +86,8 @@ def dry_run(archive: Archive, options: ReplayOptions) -> DryRunReport:
     choice = selected_sessions(archive, options)
     report.unfinished, report.include_unfinished = choice.unfinished, options.include_unfinished
 
+    bindings = StoreBindings(archive, options.stores_of) if options.api == "responses" else None
+
     def requests() -> Any:
         for thread_id, record_json in choice.records(archive):
             report.sessions += 1
@@ -98,7 +100,14 @@ def dry_run(archive: Archive, options: ReplayOptions) -> DryRunReport:
                 checked = {**record, "model": options.model} if options.model else record
                 for finding in validate_session(checked):
                     report.add(thread_id, finding.code, finding.severity, finding.detail)
-            built, problem = requests_for_record(thread_id, record, turns=options.turns, model=options.model)
+            binding = bindings.of(thread_id, record_json) if bindings is not None else None
+            if binding is not None and binding.unbound:
+                unbound = ", ".join(binding.unbound)
+                report.add(thread_id, "file_search_unbound", "warning",
+                           f"no rebuilt vector store for {unbound}: file_search stays emulated")  # fmt: skip
+            built, problem = requests_for_record(
+                thread_id, record, turns=options.turns, model=options.model, api=options.api, binding=binding
+            )
             if problem is not None and problem.code != "no_model":  # validate reports model_missing
                 report.add(thread_id, problem.code, "error", problem.detail)
             for request in built:

@@ -27,6 +27,7 @@ from migrator.errors import ExitCode
 from migrator.replay.compare import answer_of, compare, reply_message
 from migrator.replay.pricing import PriceTable
 from migrator.replay.requests import BuildProblem, ReplayRequest
+from migrator.replay.responses import StoreBinding
 
 __all__ = ["ReplayReport", "render_report"]
 
@@ -79,6 +80,11 @@ class ReplayReport:
     unfinished: list[str] = field(default_factory=list)  # threads not done: left out unless included
     include_unfinished: bool = False
     run: dict[str, Any] = field(default_factory=dict)  # what this invocation did (not reproducible)
+    api: str = "chat"  # chat | responses
+    # responses: sessions that used file_search, bound to rebuilt stores or left emulated
+    search_bound: int = 0
+    search_unbound: int = 0
+    unbound_stores: set[str] = field(default_factory=set)
 
     # -- accumulation ----------------------------------------------------------------------------
 
@@ -86,6 +92,25 @@ class ReplayReport:
         self.sessions += 1
         if not turns:
             self.sessions_without_turn += 1
+
+    def add_binding(self, binding: StoreBinding) -> None:
+        """A file_search session: bound to rebuilt stores (native file_search) or not (emulated)."""
+        if binding.target and not binding.unbound:
+            self.search_bound += 1
+        else:
+            self.search_unbound += 1
+            self.unbound_stores.update(binding.unbound)
+
+    def warnings(self) -> list[str]:
+        """What the user should know that does not fail the replay."""
+        if not self.search_unbound:
+            return []
+        stores = ", ".join(sorted(self.unbound_stores)) or "none named by its assistant or thread"
+        return [
+            f"retrieval was not bound for {self.search_unbound:,} file_search session(s): no rebuilt vector "
+            f"store for {stores}; their file_search stays an emulated function (run `migrate import ARCHIVE "
+            "--to vector-stores` first to bind the native tool)"
+        ]
 
     def add_problem(self, problem: BuildProblem) -> None:
         self.problems += 1
@@ -204,8 +229,15 @@ class ReplayReport:
         lat = list(self.latencies)
         return {
             "archive": self.archive,
+            "api": self.api,
             "model": self.model,
             "turns": self.turns,
+            "file_search": {
+                "bound_sessions": self.search_bound,
+                "unbound_sessions": self.search_unbound,
+                "unbound_stores": sorted(self.unbound_stores),
+            },
+            "warnings": self.warnings(),
             "sessions": {
                 "selected": self.sessions,
                 "without_assistant_turn": self.sessions_without_turn,
@@ -327,6 +359,8 @@ def render_report(report: ReplayReport, console: Console, *, examples: int = 5) 
             highlight=False,
             soft_wrap=True,
         )  # fmt: skip
+    for warning in report.warnings():
+        console.print(f"warning: {warning}", markup=False, highlight=False, soft_wrap=True)
     reasons = report.reasons()
     if reasons:
         console.print("[red]needs attention[/]: " + "; ".join(reasons), highlight=False)

@@ -8,6 +8,8 @@ message before it, and the request is the prefix sent the way the session says i
 The canonical JSON of that body (sorted keys, compact, UTF-8) is hashed with sha256; the 64 hex
 digits are the request's identity: the ledger key in the archive and the `custom_id` of batch
 files, so a live replay and a batch run of the same archive land on the same ledger rows.
+With `api="responses"` the body is the Responses API's (`replay/responses.py`), hashed the same
+way: the two APIs' requests of one turn are different ledger rows.
 Everything here is pure: no I/O.
 """
 
@@ -20,7 +22,11 @@ from typing import Any, Literal
 
 import orjson
 
+from migrator.replay.responses import RESPONSES_URL, StoreBinding, responses_body
+
 __all__ = [
+    "URLS",
+    "Api",
     "BuildProblem",
     "ReplayRequest",
     "Turns",
@@ -32,6 +38,8 @@ __all__ = [
 ]
 
 Turns = Literal["last", "all"]
+Api = Literal["chat", "responses"]
+URLS = {"chat": "/v1/chat/completions", "responses": RESPONSES_URL}
 
 
 @dataclass(frozen=True)
@@ -42,6 +50,12 @@ class ReplayRequest:
     body: bytes  # the canonical JSON of the request body: exactly what is hashed and written
     request_hash: str  # sha256 hex of `body`: the ledger key and the batch `custom_id`
     expected: dict[str, Any]  # the original assistant message
+    api: Api = "chat"
+
+    @property
+    def url(self) -> str:
+        """Where it goes, as the Batch API names it (`/v1/chat/completions`, `/v1/responses`)."""
+        return URLS[self.api]
 
     def body_dict(self) -> dict[str, Any]:
         return orjson.loads(self.body)
@@ -85,18 +99,30 @@ def request_body(record: dict[str, Any], turn: int, model: str) -> dict[str, Any
 
 
 def requests_for_session(
-    thread_id: str, record_json: bytes, *, turns: Turns, model: str | None
+    thread_id: str,
+    record_json: bytes,
+    *,
+    turns: Turns,
+    model: str | None,
+    api: Api = "chat",
+    binding: StoreBinding | None = None,
 ) -> tuple[list[ReplayRequest], BuildProblem | None]:
     """The requests of one stored session (`model` overrides the session's own)."""
     try:
         record = orjson.loads(record_json)
     except orjson.JSONDecodeError as exc:
         return [], BuildProblem(thread_id, "record_unreadable", f"the stored record is not JSON ({exc})")
-    return requests_for_record(thread_id, record, turns=turns, model=model)
+    return requests_for_record(thread_id, record, turns=turns, model=model, api=api, binding=binding)
 
 
 def requests_for_record(
-    thread_id: str, record: Any, *, turns: Turns, model: str | None
+    thread_id: str,
+    record: Any,
+    *,
+    turns: Turns,
+    model: str | None,
+    api: Api = "chat",
+    binding: StoreBinding | None = None,
 ) -> tuple[list[ReplayRequest], BuildProblem | None]:
     messages = record.get("messages") if isinstance(record, dict) else None
     if not isinstance(messages, list):
@@ -108,8 +134,13 @@ def requests_for_record(
         return [], BuildProblem(thread_id, "no_model", "the session names no model; pass --model")
     out = []
     for turn in assistant_turns(messages, turns):
-        body = orjson.dumps(request_body(record, turn, target), option=orjson.OPT_SORT_KEYS)
-        out.append(ReplayRequest(thread_id, turn, target, body, request_hash(body), messages[turn]))
+        built = (
+            request_body(record, turn, target)
+            if api == "chat"
+            else responses_body(record, turn, target, binding)
+        )
+        body = orjson.dumps(built, option=orjson.OPT_SORT_KEYS)
+        out.append(ReplayRequest(thread_id, turn, target, body, request_hash(body), messages[turn], api))
     return out, None
 
 

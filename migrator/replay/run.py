@@ -21,7 +21,10 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import orjson
 
 from migrator.archive import Archive, ReplayRow
 from migrator.errors import Interrupted, UsageError
@@ -30,14 +33,24 @@ from migrator.replay.client import Outcome, TargetClient, TargetSettings, TokenP
 from migrator.replay.pricing import PriceTable
 from migrator.replay.report import ReplayReport
 from migrator.replay.requests import (
+    Api,
     ReplayRequest,
     Turns,
     iter_chunks,
     requests_for_session,
 )
+from migrator.replay.responses import StoreBinding, hosted_tools, search_options, session_store_ids
 from migrator.sessions import SessionChoice, choose_sessions, rebuild_stale
 
-__all__ = ["FINAL", "ReplayOptions", "iter_selection", "replay_live", "replay_offline", "selected_sessions"]
+__all__ = [
+    "FINAL",
+    "ReplayOptions",
+    "StoreBindings",
+    "iter_selection",
+    "replay_live",
+    "replay_offline",
+    "selected_sessions",
+]
 
 FINAL = ("done", "rejected")  # states a resumed replay never sends again
 LOOKUP_CHUNK = 200
@@ -58,9 +71,14 @@ class ReplayOptions:
     min_parity: float = 0.0
     prices: PriceTable = field(default_factory=PriceTable)
     include_unfinished: bool = False  # also the sessions of threads that are not done
+    api: Api = "chat"  # chat completions, or the Responses API
+    # responses: whose rebuilt vector stores file_search binds (a base URL); None: the live target's,
+    # or (batch files) the one target the archive's vector map names
+    stores_of: str | None = None
 
     def new_report(self, archive: Archive) -> ReplayReport:
         return ReplayReport(
+            api=self.api,
             archive=str(archive.path),
             model=self.model,
             turns=self.turns,
@@ -88,15 +106,53 @@ def iter_selection(archive: Archive, options: ReplayOptions, report: ReplayRepor
     """Every chosen request, session by session; sessions and build problems are counted in `report`."""
     choice = selected_sessions(archive, options)
     report.unfinished, report.include_unfinished = choice.unfinished, options.include_unfinished
+    bindings = StoreBindings(archive, options.stores_of) if options.api == "responses" else None
     for thread_id, record_json in choice.records(archive):
+        binding = bindings.of(thread_id, record_json) if bindings is not None else None
+        if binding is not None:
+            report.add_binding(binding)
         requests, problem = requests_for_session(
-            thread_id, record_json, turns=options.turns, model=options.model
+            thread_id, record_json, turns=options.turns, model=options.model, api=options.api, binding=binding
         )
         if problem is not None:
             report.add_problem(problem)
             continue
         report.add_session(len(requests))
         yield from requests
+
+
+class StoreBindings:
+    """Each session's file_search stores, bound to the stores `import --to vector-stores` rebuilt."""
+
+    def __init__(self, archive: Archive, stores_of: str | None) -> None:
+        self.archive = archive
+        target = archive.vector_map.target_for(stores_of)
+        self.target = target
+        self.rebuilt = archive.vector_map.rebuilt_stores(target) if target else {}
+        self.assistants: dict[str, dict[str, Any] | None] = {}
+
+    def _assistant(self, assistant_id: Any) -> dict[str, Any] | None:
+        if not isinstance(assistant_id, str):
+            return None
+        if assistant_id not in self.assistants:
+            raw = self.archive.raw.of("assistants", assistant_id)
+            self.assistants[assistant_id] = orjson.loads(raw) if raw else None
+        return self.assistants[assistant_id]
+
+    def of(self, thread_id: str, record_json: bytes) -> StoreBinding | None:
+        """The binding of a session that used file_search; None for the others."""
+        try:
+            record = orjson.loads(record_json)
+        except orjson.JSONDecodeError:
+            return None  # requests_for_session reports it
+        if not isinstance(record, dict) or "file_search" not in hosted_tools(record):
+            return None
+        assistant = self._assistant(record.get("assistant_id"))
+        thread_raw = self.archive.raw.of("threads", thread_id)
+        source = session_store_ids(assistant, orjson.loads(thread_raw) if thread_raw else None)
+        bound = tuple(self.rebuilt[s] for s in source if s in self.rebuilt)
+        unbound = tuple(s for s in source if s not in self.rebuilt)
+        return StoreBinding(tuple(source), bound, unbound, search_options(assistant))
 
 
 def replay_offline(archive: Archive, options: ReplayOptions) -> ReplayReport:
@@ -124,6 +180,9 @@ def replay_live(
     if options.concurrency < 1:
         raise UsageError("--concurrency must be at least 1")
     rebuild_stale(archive)
+    if options.api == "responses" and options.stores_of is None and settings.base_url:
+        # Bind the stores rebuilt on the server the requests go to, if any were.
+        options = replace(options, stores_of=settings.base_url)
     report = options.new_report(archive)
     started = time.monotonic()
     runner = _Live(archive, settings, options, report, on_progress)
@@ -237,7 +296,7 @@ class _Live:
             if row is not None and row.state == "sent":
                 self.stats["resent_in_flight"] += 1
             self.archive.ledger.begin(h, request.thread_id, request.turn, request.model)
-            outcome = await self.client.complete(request.body)
+            outcome = await self.client.complete(request.body, request.url)
             row = _row(request, outcome)
             self.archive.ledger.finish(row)
             self.stats["sent"] += 1
