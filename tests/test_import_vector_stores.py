@@ -350,3 +350,27 @@ def test_usage_errors_and_a_refused_key(tmp_path, monkeypatch):
         code, _, err = _import(db, server)
         assert code == 1 and "failed attachment vs_a/file-png" in err, err  # the PNG, as above
         _assert_rebuilt_exactly_once(db, server)
+
+
+def test_ctrl_c_stops_with_130_naming_the_resume_and_the_resume_finishes(sandbox_archive, target, tmp_path):  # noqa: F811
+    db = copy_archive(sandbox_archive, tmp_path)
+    command = [sys.executable, "-c", "from migrator.cli import run; run()", "import", str(db), "--to", "vector-stores",
+               "--target-base-url", target.base_url]  # fmt: skip
+    target.configure(latency_ms=30)
+    proc = subprocess.Popen(command, env={**os.environ, "PYTHONPATH": str(ROOT)}, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE)  # fmt: skip
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and sum(1 for r in _vector_map(db) if r["target_id"]) < 10:
+            time.sleep(0.01)
+        proc.send_signal(signal.SIGINT)
+        _, stderr = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130, stderr.decode()
+    assert "resume with: migrate import" in stderr.decode() and "Traceback" not in stderr.decode()
+    target.configure(latency_ms=0)
+    code, _, err = run_cli(*command[3:])
+    assert code == 0, err
+    _assert_rebuilt_exactly_once(db, target)

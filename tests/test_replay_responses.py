@@ -317,3 +317,37 @@ def test_agents_json_binds_file_search_and_the_agents_sdk_runs_it(sandbox_archiv
 
     assert asyncio.run(run())
     assert target.stats()["by_route"][RESPONSES] > before
+
+
+def test_responses_batch_results_dry_run_and_resume_behave_as_for_chat(
+    sandbox_archive, target, env, tmp_path
+):  # noqa: F811
+    db = copy_archive(sandbox_archive, tmp_path)
+    code, doc, err = _json("replay", str(db), "--api", "responses", "--model", "gpt-4.1", "--dry-run")
+    assert doc["requests"] > 0 and doc["to_send"] == doc["requests"]
+    unbound = [f for f in doc["findings"] if f["code"] == "file_search_unbound"]
+    assert unbound and all(f["severity"] == "warning" for f in unbound)
+
+    lines = _batch_bodies(db, tmp_path)
+    import httpx2 as http  # the HTTP library the openai SDK ships with
+
+    results = []
+    with http.Client(base_url=target.base_url, headers={"Authorization": "Bearer k"}) as client:
+        for number, line in enumerate(lines, 1):
+            answer = client.post("/responses", content=orjson.dumps(line["body"]))
+            assert answer.status_code == 200, answer.text
+            results.append(orjson.dumps({"id": f"batch_req_{number}", "custom_id": line["custom_id"], "error": None,
+                                         "response": {"status_code": 200, "request_id": f"r{number}", "body": answer.json()}}))  # fmt: skip
+    (tmp_path / "out.jsonl").write_bytes(b"\n".join(results) + b"\n")
+    # --batch-results takes the API from what --batch-out recorded: the same requests, the same ledger rows.
+    code, report, err = _json("replay", str(db), "--batch-results", str(tmp_path / "out.jsonl"))
+    assert code == 0, report["needs_attention"]
+    assert report["api"] == "responses" and report["acceptance"] == 1.0
+    assert report["requests"]["accepted"] == len(lines) and report["unmatched_results"] == 0
+    # A live run afterwards finds every answer in the ledger: nothing is sent again.
+    before = target.stats()["by_route"].get(RESPONSES, 0)
+    code, again, err = _json(
+        "replay", str(db), "--api", "responses", "--target-base-url", target.base_url, "--model", "gpt-4.1"
+    )
+    assert again["run"]["already_answered"] == len(lines) and again["run"]["sent"] == 0
+    assert target.stats()["by_route"].get(RESPONSES, 0) == before
