@@ -135,6 +135,9 @@ def _assert_rebuilt_exactly_once(db: Path, target: SandboxServer) -> dict[str, A
         if kind == "parsed_text":
             assert filename.endswith(".txt") and filename.startswith(safe_filename(name, fid)), filename
     assert creates(target) == {FILES: len(to_send), STORES: len(source["stores"]), ATTACH: pairs}
+    digests = sorted(hashlib.sha256(source["files"][fid][2]).hexdigest() for fid in to_send)
+    print(f"{len(to_send)} files byte for byte, sha256 of their sorted sha256s "
+          f"{hashlib.sha256(''.join(digests).encode()).hexdigest()}; creates {creates(target)}")  # fmt: skip
     return source
 
 
