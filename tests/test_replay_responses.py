@@ -120,6 +120,12 @@ def test_responses_replay_binds_file_search_to_the_rebuilt_stores(sandbox_archiv
     )
     assert doc["acceptance"] == 1.0 and doc["requests"]["rejected"] == 0, doc["rejections"]
     assert doc["api"] == "responses" and doc["warnings"] == []
+    # The chat report's figures, read off Responses bodies: function_call items are the tool calls, usage
+    # is input/output tokens.
+    assert doc["parity"]["equal"] == doc["parity"]["tool_call_turns"] > 0
+    assert doc["text"]["turns"] > 0 and doc["text"]["similarity_mean"] is not None
+    assert doc["usage"]["prompt_tokens"] > 0 and doc["usage"]["completion_tokens"] > 0
+    assert doc["latency_ms"]["count"] == doc["requests"]["accepted"]
     searching = {t for t, r in sessions.items() if _emulated(r, "file_search")}
     assert doc["file_search"] == {
         "bound_sessions": len(searching),
