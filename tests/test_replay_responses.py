@@ -325,9 +325,7 @@ def test_agents_json_binds_file_search_and_the_agents_sdk_runs_it(sandbox_archiv
     assert target.stats()["by_route"][RESPONSES] > before
 
 
-def test_responses_batch_results_dry_run_and_resume_behave_as_for_chat(
-    sandbox_archive, target, env, tmp_path
-):  # noqa: F811
+def test_responses_batch_results_dry_run_and_resume_like_chat(sandbox_archive, target, env, tmp_path):  # noqa: F811
     db = copy_archive(sandbox_archive, tmp_path)
     code, doc, err = _json("replay", str(db), "--api", "responses", "--model", "gpt-4.1", "--dry-run")
     assert doc["requests"] > 0 and doc["to_send"] == doc["requests"]
