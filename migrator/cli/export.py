@@ -43,12 +43,18 @@ MoreDumpPathsArg = Annotated[
     typer.Argument(hidden=True, help="Further --from-dump paths: --from-dump A B C reads all three."),
 ]
 ThreadsOpt = Annotated[
-    str | None, typer.Option(help="Thread ids: a file (txt, CSV or JSONL with thread_id) or - for stdin.")
+    str | None,
+    typer.Option(
+        metavar="FILE", help="Thread ids: a file (txt, CSV or JSONL with thread_id) or - for stdin."
+    ),
 ]
 FromDumpOpt = Annotated[
-    list[Path] | None, typer.Option(help="Saved API JSON (files or folders) instead of a live source.")
+    list[Path] | None,
+    typer.Option(metavar="PATH", help="Saved API JSON (files or folders) instead of a live source."),
 ]
-FilesDirOpt = Annotated[Path | None, typer.Option(help="With --from-dump: file bytes saved by id or name.")]
+FilesDirOpt = Annotated[
+    Path | None, typer.Option(metavar="DIR", help="With --from-dump: file bytes saved by id or name.")
+]
 ConcurrencyOpt = Annotated[int, typer.Option(min=1, max=512, help="Requests in flight.")]
 MaxRpsOpt = Annotated[
     float | None, typer.Option(min=0.01, help="Request-rate ceiling (default: learn it from the source).")
@@ -56,10 +62,12 @@ MaxRpsOpt = Annotated[
 RequestTimeoutOpt = Annotated[
     float, typer.Option(min=0.1, help="Seconds before one request counts as timed out (it is retried).")
 ]
-OnlyOpt = Annotated[str | None, typer.Option(help="Comma list of assistants,threads,vector-stores,files.")]
+OnlyOpt = Annotated[
+    str | None, typer.Option(metavar="PARTS", help="Comma list of assistants,threads,vector-stores,files.")
+]
 RefreshOpt = Annotated[bool, typer.Option(help="For done threads, fetch only what is newer (delta sync).")]
 ShardOpt = Annotated[
-    str | None, typer.Option(help="K/N: take the K-th of N deterministic slices of the ids.")
+    str | None, typer.Option(metavar="K/N", help="K/N: take the K-th of N deterministic slices of the ids.")
 ]
 FromRecordsOpt = Annotated[
     str | None,
@@ -204,7 +212,7 @@ def _live(
 def _finish(summary: ExportSummary, archive: Path, json_out: bool) -> None:
     if summary.interrupted:
         raise Interrupted(
-            "stopped cleanly; every finished thread is saved",
+            "interrupted cleanly; every finished thread is saved",
             hint=f"resume with: {resume_command(sys.argv[1:])}",
         )
     if json_out:
@@ -244,9 +252,10 @@ def export(
 ) -> None:
     """Export assistants, threads, messages, runs, steps, vector stores and files into ARCHIVE.
 
-    Resumable: run the same command again after a kill and it carries on where it stopped.
+    The source's key is OPENAI_API_KEY (AZURE_OPENAI_API_KEY with --azure-endpoint). Resumable: run
+    the same command again after a kill and it carries on where it stopped.
 
-    Example: migrate export support.db --threads thread_ids.txt --max-rps 16
+    Example: migrate export support.db --threads thread_ids.txt --base-url https://api.openai.com/v1 --max-rps 16
     """
     conversion = {"system_role": system_role, "hosted_tools": hosted_tools, "citations": citations}
     if from_records:  # exits: the log is the only source of the run

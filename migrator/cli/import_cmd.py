@@ -87,11 +87,13 @@ ToOpt = Annotated[
     Target, typer.Option("--to", help="Where the sessions (or, vector-stores, the knowledge base) go.")
 ]
 OutOpt = Annotated[
-    str | None, typer.Option(help="jsonl: the file (- for stdout); agents-sqlite: the database.")
+    str | None,
+    typer.Option(metavar="FILE", help="jsonl: the file (- for stdout); agents-sqlite: the database."),
 ]
 TargetUrlOpt = Annotated[
     str | None,
     typer.Option(
+        metavar="URL",
         envvar="TARGET_BASE_URL",
         help="conversations, vector-stores: the target API base URL (with /v1); agents-sqlite: whose "
         "rebuilt vector stores file_search binds (when several).",
@@ -99,9 +101,9 @@ TargetUrlOpt = Annotated[
 ]
 MappingOutOpt = Annotated[
     Path | None,
-    typer.Option(help="Write source id -> target id rows to this CSV FILE (mode 0600)."),
+    typer.Option(metavar="FILE", help="Write source id -> target id rows to this CSV FILE (mode 0600)."),
 ]
-ThreadOpt = Annotated[list[str] | None, typer.Option(help="Only this thread (repeatable).")]
+ThreadOpt = Annotated[list[str] | None, typer.Option(metavar="ID", help="Only this thread (repeatable).")]
 SampleOpt = Annotated[int | None, typer.Option(min=1, help="Only a deterministic sample of N sessions.")]
 ConcurrencyOpt = Annotated[
     int,
@@ -134,7 +136,8 @@ def import_(
     """Import ARCHIVE's sessions: --to jsonl | agents-sqlite (SQLiteSession DB + agents.json) | conversations;
     or --to vector-stores: its files uploaded and vector stores recreated on the target.
 
-    Conversations and vector-stores imports resume after a kill without creating anything twice.
+    Conversations and vector-stores imports take the target's key from TARGET_API_KEY and resume
+    after a kill without creating anything twice.
 
     Example: migrate import support.db --to agents-sqlite --out sessions.db --mapping-out map.csv
     """
@@ -157,7 +160,7 @@ def import_(
         conversations = ConversationsOptions(concurrency=concurrency, max_rps=max_rps)
         summary = _import(store, to, out, selection, mapping_out, progress, target_base_url, conversations)
     if summary.interrupted:
-        raise Interrupted("stopped cleanly; the map in the archive says how far each thread got",
+        raise Interrupted("interrupted cleanly; the map in the archive says how far each thread got",
                           hint=f"resume with: migrate {shlex.join(sys.argv[1:])}")  # fmt: skip
     if json_out:
         print_json(summary.as_dict())

@@ -15,7 +15,7 @@ from migrator.errors import UsageError
 from migrator.source import SourceSettings
 
 ArchiveArg = Annotated[
-    Path, typer.Argument(help="The archive file (SQLite), as written by `migrate export`.")
+    Path, typer.Argument(metavar="ARCHIVE", help="The archive file (SQLite), as written by `migrate export`.")
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print exactly one JSON document on stdout.")]
 
@@ -56,15 +56,20 @@ IncludeUnfinishedOpt = Annotated[
 BaseUrlOpt = Annotated[
     str | None,
     typer.Option(
-        "--base-url", help="Source API base URL, handed to the SDK unchanged (default OPENAI_BASE_URL)."
+        "--base-url",
+        metavar="URL",
+        help="Source API base URL, handed to the SDK unchanged (default OPENAI_BASE_URL).",
     ),
 ]
 AzureEndpointOpt = Annotated[
     str | None,
-    typer.Option("--azure-endpoint", envvar="AZURE_OPENAI_ENDPOINT", help="Azure OpenAI endpoint."),
+    typer.Option(
+        "--azure-endpoint", metavar="URL", envvar="AZURE_OPENAI_ENDPOINT", help="Azure OpenAI endpoint."
+    ),
 ]
 ApiVersionOpt = Annotated[
-    str | None, typer.Option("--api-version", envvar="OPENAI_API_VERSION", help="Azure API version.")
+    str | None,
+    typer.Option("--api-version", metavar="VERSION", envvar="OPENAI_API_VERSION", help="Azure API version."),
 ]
 
 

@@ -14,7 +14,9 @@ from migrator.threadlist import read_thread_list
 
 @app.command()
 def plan(
-    threads: Annotated[str, typer.Option(help="Thread ids: a file (txt, CSV or JSONL) or - for stdin.")],
+    threads: Annotated[
+        str, typer.Option(metavar="FILE", help="Thread ids: a file (txt, CSV or JSONL) or - for stdin.")
+    ],
     max_rps: Annotated[
         float | None, typer.Option(min=0.01, help="The rate you may use, in requests/s.")
     ] = None,

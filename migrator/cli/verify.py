@@ -27,17 +27,19 @@ ContextWindowOpt = Annotated[
     int | None, typer.Option("--context-window", help="Budget every session against N tokens.")
 ]
 ModelOpt = Annotated[
-    str | None, typer.Option("--model", help="Budget against this target model's context window.")
+    str | None,
+    typer.Option("--model", metavar="MODEL", help="Budget against this target model's context window."),
 ]
 JunitOpt = Annotated[
-    Path | None, typer.Option("--junit", help="Also write JUnit XML (one test case per check).")
+    Path | None,
+    typer.Option("--junit", metavar="FILE", help="Also write JUnit XML (one test case per check)."),
 ]
 StrictOpt = Annotated[bool, typer.Option("--strict", help="Warnings fail too (exit 1).")]
 AgainstSourceOpt = Annotated[
     bool, typer.Option("--against-source", help="Also re-fetch a sample of done threads and report drift.")
 ]
 SampleOpt = Annotated[
-    int | None, typer.Option("--sample", help="With --against-source: threads to re-fetch [20].")
+    int | None, typer.Option("--sample", min=1, help="With --against-source: threads to re-fetch [20].")
 ]
 
 
@@ -65,7 +67,10 @@ def verify(
     azure_endpoint: AzureEndpointOpt = None,
     api_version: ApiVersionOpt = None,
 ) -> None:
-    """Check ARCHIVE offline: integrity, completeness, references, sessions, budget. Exit 0 clean, 1 findings.
+    """Check ARCHIVE offline: integrity, completeness, references, sessions, budget.
+
+    Exit 0 clean, 1 findings (warnings too with --strict), 2 bad usage or not an archive,
+    3 the source refused or is unreachable (--against-source). It only reads ARCHIVE.
 
     Example: migrate verify support.db --model gpt-4.1 --junit verify.xml
     """
