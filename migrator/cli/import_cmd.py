@@ -30,6 +30,7 @@ from migrator.importers import (
     import_jsonl,
     import_vector_stores,
 )
+from migrator.outputs import check_output
 
 Target = Literal["jsonl", "agents-sqlite", "conversations", "vector-stores"]
 REMOTE = ("conversations", "vector-stores")
@@ -151,7 +152,7 @@ def import_(
         )
         _vector_stores(archive, _target_settings(to, target_base_url), options, mapping_out, json_out)
     selection = Selection(tuple(thread or ()), sample, include_unfinished)
-    _check_out(to, out, json_out)
+    _check_out(to, out, json_out, mapping_out)
     progress = _Progress(quiet=out == "-")
     # Conversations keeps its map in the archive: a writer. The files read sessions only: readers,
     # so they work while an export writes (a stale session is derived for the file, not stored).
@@ -169,11 +170,15 @@ def import_(
     raise typer.Exit(0 if summary.clean and not summary.unconfirmed else 1)
 
 
-def _check_out(to: Target, out: str | None, json_out: bool) -> None:
+def _check_out(to: Target, out: str | None, json_out: bool, mapping_out: Path | None) -> None:
     if to not in REMOTE and not out:
         raise UsageError(f"--to {to} needs --out {'FILE (- for stdout)' if to == 'jsonl' else 'DB'}")
     if out == "-" and (to != "jsonl" or json_out):
         raise UsageError("--out - (stdout) is only for --to jsonl without --json")
+    if out and out != "-":
+        check_output(Path(out), "--out")
+    if mapping_out is not None:
+        check_output(mapping_out, "--mapping-out")
 
 
 def _import(

@@ -21,6 +21,7 @@ from migrator.cli.options import (
     source_settings,
 )
 from migrator.errors import UsageError
+from migrator.outputs import check_output
 from migrator.verify import render_table, verify_archive, write_junit
 
 ContextWindowOpt = Annotated[
@@ -74,8 +75,8 @@ def verify(
 
     Example: migrate verify support.db --model gpt-4.1 --junit verify.xml
     """
-    if junit is not None and not junit.parent.is_dir():
-        raise UsageError(f"--junit {junit}: the folder {junit.parent} does not exist")
+    if junit is not None:
+        check_output(junit, "--junit")
     if not against_source and (sample is not None or base_url):
         raise UsageError("--sample and --base-url go with --against-source")
     source = source_settings(base_url, azure_endpoint, api_version) if against_source else None

@@ -6,7 +6,6 @@ import csv
 import os
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -14,6 +13,7 @@ from typing import IO, Any
 import orjson
 
 from migrator.archive import Archive
+from migrator.outputs import private_output
 from migrator.sessions import SessionChoice, choose_sessions
 
 __all__ = [
@@ -198,12 +198,12 @@ class MappingWriter:
     def __init__(self, path: Path | None) -> None:
         self.path = path
         self._file: IO[str] | None = None
-        self._tmp: Path | None = None
+        self._output: Any = None
 
     def __enter__(self) -> MappingWriter:
         if self.path is not None:
-            self._tmp = self.path.with_name(self.path.name + ".part")
-            self._file = private_file(self._tmp)
+            self._output = private_output(self.path, "w")
+            self._file = self._output.__enter__()
             self._csv = csv.writer(self._file)
             self._csv.writerow(MAPPING_COLUMNS)
         return self
@@ -227,26 +227,11 @@ class MappingWriter:
              record.get("assistant_id") or "", metadata, note]
         )  # fmt: skip
 
-    def __exit__(self, exc_type: object, *exc: object) -> None:
-        if self._file is None:
-            return
-        self._file.close()
-        assert self._tmp is not None and self.path is not None
-        if exc_type is None:
-            os.replace(self._tmp, self.path)
-        else:
-            self._tmp.unlink(missing_ok=True)
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
+        if self._file is not None:
+            self._output.__exit__(exc_type, exc, tb)
 
 
-@contextmanager
-def atomic_output(path: Path, mode: str = "wb") -> Iterator[IO[Any]]:
-    """Write to PATH.part and rename it over PATH only when everything was written, so an
-    interrupted import never leaves a file that looks complete."""
-    tmp = path.with_name(path.name + ".part")
-    try:
-        with open(tmp, mode) as handle:
-            yield handle
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    os.replace(tmp, path)
+# Write to PATH.part (0600) and rename it over PATH only when everything was written, so an
+# interrupted import never leaves a file that looks complete.
+atomic_output = private_output
