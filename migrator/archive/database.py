@@ -145,8 +145,17 @@ class Archive:
         second writer is refused before it creates, migrates or writes anything.
         """
         path = Path(path)
+        # Before the lock file is made beside it: a mistaken path leaves nothing behind.
+        if path.is_dir():
+            raise NotAnArchiveError(
+                f"{path}: is a folder; give the archive's file name (e.g. {path / 'support.db'})"
+            )
         if not path.exists() and path.parent and not path.parent.exists():
             raise NotAnArchiveError(f"{path}: the folder {path.parent} does not exist")
+        if writer and not os.access(path.parent, os.W_OK | os.X_OK):
+            raise NotAnArchiveError(
+                f"{path}: cannot write in the folder {path.parent} (permission denied; a writer keeps its lock file there)"
+            )
 
         def private() -> None:
             if not path.exists():
@@ -171,6 +180,11 @@ class Archive:
             )
         if path.is_dir():
             raise NotAnArchiveError(f"{path}: is a folder, not an archive file")
+        if writer and not os.access(path.parent, os.W_OK | os.X_OK):
+            raise NotAnArchiveError(
+                f"{path}: cannot write in the folder {path.parent} (permission denied); `migrate {writer}` "
+                "writes the archive and keeps its lock file beside it"
+            )
         if path.stat().st_size == 0:
             # SQLite would take an empty file for a new database; only export and merge create one.
             raise NotAnArchiveError(f"{path}: an empty file, not an archive")
