@@ -94,7 +94,7 @@ def test_library_api_without_the_cli(db: Path) -> None:
 def source_lost_the_image(db: Path) -> None:
     """The source had neither bytes nor text for the image; sessions were built knowing it."""
     sql(db, "update files set content = 'missing', blob_sha256 = null")
-    with Archive.open(db) as archive:
+    with Archive.open(db, writer="test") as archive:
         build_sessions(archive, recorded_options(archive), rebuild_all=True)
 
 

@@ -65,7 +65,7 @@ class ExportProgress:
         now = time.monotonic()
         if now - self._last_plain >= PLAIN_EVERY:
             self._last_plain = now
-            console_err.print(_line(s), markup=False, highlight=False)
+            console_err.print(_line(s), markup=False, highlight=False, soft_wrap=True)  # one line a tick
 
     def __exit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
