@@ -15,10 +15,23 @@ __all__ = ["ExportProgress"]
 PLAIN_EVERY = 10.0  # seconds between lines in a log file or CI
 
 
+def _counted(s: ExportSnapshot) -> tuple[str, int, int]:
+    """What the phase waits on: files in the files phase, sessions in the sessions phase, else threads."""
+    if s.phase == "sessions":
+        return "sessions", s.sessions_done, s.sessions_total
+    if s.phase == "files":
+        return "files", s.files_done, s.files_total
+    return "threads", s.threads_finished, s.threads_total
+
+
 def _line(s: ExportSnapshot) -> str:
-    eta = f", eta {s.eta_seconds / 60:.0f} min" if s.eta_seconds is not None else ""
+    what, done, total = _counted(s)
+    if s.phase == "sessions":
+        return f"sessions: built {done}/{total}"
+    eta = f", eta {s.eta_seconds / 60:.0f} min" if s.eta_seconds is not None and what == "threads" else ""
+    threads = f", threads {s.threads_finished}/{s.threads_total}" if what != "threads" else ""
     return (
-        f"{s.phase}: threads {s.threads_finished}/{s.threads_total}, messages {s.messages}, "
+        f"{s.phase}: {what} {done}/{total}{threads}, messages {s.messages}, "
         f"{s.rate:.1f} {s.unit}/s, 429s {s.throttled}, retries {s.retries}, failures {s.failures}{eta}"
     )
 
@@ -28,6 +41,7 @@ class ExportProgress:
         self.enabled = enabled
         self.live = enabled and console_err.is_terminal
         self._last_plain = 0.0
+        self._last_phase = ""
         self._progress: Progress | None = None
         self._task = None
 
@@ -54,16 +68,19 @@ class ExportProgress:
                 f"msgs {s.messages}  {s.rate:.1f} {s.unit}/s  429s {s.throttled}  retries {s.retries}  "
                 f"failures {s.failures}"
             )
+            what, done, total = _counted(s)
             self._progress.update(
                 self._task,
-                total=s.threads_total or None,
-                completed=s.threads_finished,
+                total=total or None,
+                completed=done,
                 phase=s.phase,
-                detail=detail,
+                detail="" if s.phase == "sessions" else detail,
             )
             return
         now = time.monotonic()
-        if now - self._last_plain >= PLAIN_EVERY:
+        # A new phase gets its line at once: "sessions: built 0/2000" says what the wait is now.
+        if now - self._last_plain >= PLAIN_EVERY or s.phase != self._last_phase:
+            self._last_phase = s.phase
             self._last_plain = now
             console_err.print(_line(s), markup=False, highlight=False, soft_wrap=True)  # one line a tick
 

@@ -78,6 +78,11 @@ class ExportSnapshot:
     elapsed: float
     # What `requests` counts, shown as "<unit>/s": `export --from-records` counts the rows it reads.
     unit: str = "req"
+    # The files phase counts files, the sessions phase sessions: what each is waiting on.
+    files_total: int = 0
+    files_done: int = 0
+    sessions_total: int = 0
+    sessions_done: int = 0
 
     @property
     def rate(self) -> float:

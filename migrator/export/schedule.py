@@ -24,7 +24,7 @@ from migrator.export.fetch import RECOVERABLE, CutOff, FileFetcher, ThreadFetche
 from migrator.export.options import ExportOptions, ExportSnapshot, ExportSummary, Report
 from migrator.export.storing import Storing
 from migrator.http import RateLimiter, Stop, stop_on_signals
-from migrator.sessions import build_sessions
+from migrator.sessions import BuildSummary, build_sessions
 from migrator.source import NotFound, PageAnomaly, SourceClient, SourceSettings
 from migrator.threadlist import ThreadEntry
 
@@ -73,6 +73,8 @@ class _Run:
                 retries=stats.retries,
                 failures=s.failures,
                 elapsed=now - self.started,
+                files_total=len(self.files_seen),
+                files_done=s.files,
             )
         )
 
@@ -337,6 +339,36 @@ def _stop_on_signal() -> Iterator[Callable[[], bool]]:
             signal.signal(sig, handler)
 
 
+def _session_progress(
+    archive: Archive, summary: ExportSummary, report: Report | None, started: float
+) -> Callable[[BuildSummary], None] | None:
+    """Session building after an export reports its own progress (minutes at 340,000 threads),
+    instead of leaving the last export figures standing still."""
+    if report is None:
+        return None
+    total = archive.work.stale_count()
+
+    def on_batch(built: BuildSummary) -> None:
+        report(
+            ExportSnapshot(
+                phase="sessions",
+                threads_total=summary.threads_total,
+                threads_finished=summary.threads_done + summary.threads_failed + summary.threads_missing,
+                messages=summary.messages,
+                requests=summary.requests,
+                throttled=summary.throttled,
+                retries=summary.retries,
+                failures=summary.failures,
+                elapsed=time.monotonic() - started,
+                sessions_total=total,
+                sessions_done=built.sessions,
+            )
+        )
+
+    on_batch(BuildSummary())
+    return on_batch
+
+
 def run_export(
     archive: Archive,
     entries: list[ThreadEntry] | None,
@@ -351,7 +383,8 @@ def run_export(
     if not summary.interrupted:
         # Building sessions takes minutes at 340,000 threads: a signal stops it between batches too.
         with _stop_on_signal() as stopped:
-            summary.sessions = build_sessions(archive, options.conversion, stop=stopped)
+            on_batch = _session_progress(archive, summary, report, started)
+            summary.sessions = build_sessions(archive, options.conversion, stop=stopped, on_batch=on_batch)
         summary.interrupted = summary.sessions.interrupted
     # The verdict is about the archive, not just this run: a thread missing since last night still counts.
     work = archive.work.counts()

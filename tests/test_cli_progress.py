@@ -1,0 +1,32 @@
+"""What the export's progress line says: each phase counts what it waits on, on one line."""
+
+from __future__ import annotations
+
+import re
+
+from migrator.cli import main
+from migrator.cli.progress import _line
+from migrator.export import ExportSnapshot
+
+BASE = dict(threads_total=2000, threads_finished=2000, messages=17274, requests=15000, throttled=0,
+            retries=0, failures=0, elapsed=40.0)  # fmt: skip
+
+
+def test_the_files_phase_counts_files_not_threads():
+    line = _line(ExportSnapshot(phase="files", files_total=995, files_done=741, **BASE))
+    assert line.startswith("files: files 741/995, threads 2000/2000, messages 17274"), line
+
+
+def test_the_threads_phase_counts_threads_with_an_eta():
+    line = _line(ExportSnapshot(phase="threads", **{**BASE, "threads_finished": 500}))
+    assert line.startswith("threads: threads 500/2000,") and line.endswith("eta 2 min"), line
+
+
+def test_session_building_after_an_export_shows_its_own_progress(sandbox, tmp_path, capsys):
+    ids = tmp_path / "ids.txt"
+    ids.write_text("\n".join(sandbox.thread_ids()) + "\n")
+    archive = tmp_path / "a.db"
+    assert main(["export", str(archive), "--threads", str(ids), "--base-url", sandbox.base_url]) == 0
+    err = capsys.readouterr().err
+    total = len(sandbox.thread_ids())
+    assert re.search(rf"^sessions: built 0/{total}$", err, re.M), err
