@@ -30,3 +30,23 @@ def test_session_building_after_an_export_shows_its_own_progress(sandbox, tmp_pa
     err = capsys.readouterr().err
     total = len(sandbox.thread_ids())
     assert re.search(rf"^sessions: built 0/{total}$", err, re.M), err
+
+
+def test_an_export_from_a_dump_shows_files_bytes_and_objects(tmp_path, capsys):
+    from test_verify_support import synthetic_archive
+
+    from migrator.archive import Archive
+    from migrator.dumps import IngestProgress, ingest_dump, write_dump
+
+    with Archive.open(synthetic_archive(tmp_path / "a.db", threads=5)) as store:
+        write_dump(store, tmp_path / "dump")
+    seen: list[IngestProgress] = []
+    with Archive.create(tmp_path / "lib.db") as store:
+        ingest_dump(store, [tmp_path / "dump"], progress=seen.append)
+    assert seen and seen[-1].files_read >= 5 and seen[-1].objects > 0
+    assert seen[-1].bytes_read == seen[-1].bytes_total > 0  # every byte on disk was read, and counted
+    assert [p.bytes_read for p in seen] == sorted(p.bytes_read for p in seen)
+    assert main(["export", str(tmp_path / "b.db"), "--from-dump", str(tmp_path / "dump")]) == 0
+    err = capsys.readouterr().err
+    assert re.search(r"^dump: files \d+, [\d.]+ MB/[\d.]+ MB read, objects stored \d+", err, re.M), err
+    assert "sessions: building 5" in err, err

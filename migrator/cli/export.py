@@ -23,7 +23,7 @@ from migrator.cli.options import (
     print_json,
     source_settings,
 )
-from migrator.cli.progress import ExportProgress
+from migrator.cli.progress import DumpProgress, ExportProgress
 from migrator.errors import Interrupted, UsageError
 from migrator.export import (
     DEFAULT_CONCURRENCY,
@@ -161,7 +161,9 @@ def _from_dump(
     check_dump_paths(paths, files_dir)  # before the archive exists: a typo must not leave an empty one
     new = not archive.exists()
     with open_writer(archive, "export", create=True) as store:
-        report = ingest_dump(store, paths, files_dir)
+        with DumpProgress() as progress:
+            report = ingest_dump(store, paths, files_dir, progress=progress)
+        console_err.print(f"sessions: building {store.work.stale_count()}", highlight=False)
         sessions = build_sessions(store, resolve_options(store, **flags))
     if new and report.empty:
         archive.unlink()  # a dump with nothing to keep leaves no archive behind

@@ -60,6 +60,7 @@ def _render(s: ImportSummary) -> None:
         f"{s.target}: {s.imported} sessions imported{where} ({s.items} items), {s.already} already there, "
         f"{len(s.failed)} failed, {len(s.not_found)} not in the archive, in {s.elapsed:.1f}s",
         highlight=False,
+        soft_wrap=True,
     )
     for thread_id, error in s.failed[:20]:
         console_err.print(f"  failed {thread_id}: {error}", markup=False, highlight=False)

@@ -8,9 +8,10 @@ from types import TracebackType
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from migrator.cli.app import console_err
+from migrator.dumps import IngestProgress
 from migrator.export import ExportSnapshot
 
-__all__ = ["ExportProgress"]
+__all__ = ["DumpProgress", "ExportProgress"]
 
 PLAIN_EVERY = 10.0  # seconds between lines in a log file or CI
 
@@ -87,5 +88,57 @@ class ExportProgress:
     def __exit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
+        if self._progress is not None:
+            self._progress.stop()
+
+
+def _mb(n: int) -> str:
+    return f"{n / 1_000_000:.1f} MB"
+
+
+def dump_line(p: IngestProgress) -> str:
+    eta = f", eta {p.eta_seconds / 60:.0f} min" if p.eta_seconds is not None else ""
+    rate = p.objects / p.elapsed if p.elapsed > 0 else 0.0
+    return (
+        f"dump: files {p.files_read}, {_mb(p.bytes_read)}/{_mb(p.bytes_total)} read, "
+        f"objects stored {p.objects}, {rate:.0f} objects/s{eta}"
+    )
+
+
+class DumpProgress:
+    """`export --from-dump`: the export's display for a dump (files and bytes read, objects, ETA)."""
+
+    def __init__(self) -> None:
+        self._last_plain = 0.0
+        self._progress: Progress | None = None
+        self._task = None
+
+    def __enter__(self) -> DumpProgress:
+        if console_err.is_terminal:
+            self._progress = Progress(
+                TextColumn("dump"),
+                BarColumn(),
+                TextColumn("{task.fields[detail]}"),
+                TimeRemainingColumn(),
+                console=console_err,
+                transient=False,
+            )
+            self._progress.start()
+            self._task = self._progress.add_task("dump", total=None, detail="")
+        return self
+
+    def __call__(self, p: IngestProgress) -> None:
+        if self._progress is not None and self._task is not None:
+            detail = f"files {p.files_read}  {_mb(p.bytes_read)}/{_mb(p.bytes_total)}  objects {p.objects}"
+            self._progress.update(
+                self._task, total=p.bytes_total or None, completed=p.bytes_read, detail=detail
+            )
+            return
+        now = time.monotonic()
+        if now - self._last_plain >= PLAIN_EVERY:
+            self._last_plain = now
+            console_err.print(dump_line(p), markup=False, highlight=False, soft_wrap=True)
+
+    def __exit__(self, *exc: object) -> None:
         if self._progress is not None:
             self._progress.stop()

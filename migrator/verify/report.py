@@ -167,24 +167,36 @@ def render_table(report: VerifyReport, console: Console, *, examples: int = 5) -
         console.print(
             f"[{colour}]{r.check.code}[/] ({r.check.severity.value}, {r.count:,}): {r.check.describe(r.count)}",
             highlight=False,
+            soft_wrap=True,
         )
         for finding in r.findings[:examples]:
-            console.print(f"  {finding.subject}: {finding.message}", markup=False, highlight=False)
+            console.print(
+                f"  {finding.subject}: {finding.message}", markup=False, highlight=False, soft_wrap=True
+            )
         if r.count > examples:
-            console.print(f"  … and {r.count - examples:,} more (--json lists them)", highlight=False)
+            console.print(
+                f"  … and {r.count - examples:,} more (--json lists them)", highlight=False, soft_wrap=True
+            )
     if report.warnings_summary:
         counts = ", ".join(f"{code} {n:,}" for code, n in report.warnings_summary.items())
-        console.print(f"conversion warnings (never fail): {counts}", highlight=False)
+        console.print(f"conversion warnings (never fail): {counts}", highlight=False, soft_wrap=True)
     unknown = report.checks.get("budget_unknown_model")
     if unknown and unknown.count:
         models = ", ".join(f.subject.removeprefix("model ") for f in unknown.findings)
-        console.print(f"budget not measured for model(s) {models}: pass --context-window N", highlight=False)
+        console.print(
+            f"budget not measured for model(s) {models}: pass --context-window N",
+            highlight=False,
+            soft_wrap=True,
+        )
     stats = ", ".join(f"{k} {v:,}" for k, v in report.stats.items())
-    console.print(f"checked {stats} in {report.elapsed:.1f}s; budget: {report.budget}", highlight=False)
+    console.print(
+        f"checked {stats} in {report.elapsed:.1f}s; budget: {report.budget}", highlight=False, soft_wrap=True
+    )
     totals = report.totals()
     verdict = "[green]clean[/]" if report.exit_code() == ExitCode.OK else "[red]needs attention[/]"
     console.print(
         f"{verdict}: {totals['error']:,} error(s), {totals['warning']:,} warning(s)"
         + (" (--strict: warnings fail)" if strict and totals["warning"] else ""),
         highlight=False,
+        soft_wrap=True,
     )
