@@ -185,6 +185,8 @@ def test_the_archive_a_writer_creates_and_the_files_a_reader_writes_are_private(
         ["verify", str(archive), "--junit", str(out / "verify.xml")],
     ):
         assert main(args) in (0, 1), capsys.readouterr().err
-    written = {p.name: stat.S_IMODE(p.stat().st_mode) for p in out.iterdir()}
+    assert main(["replay", str(archive), "--batch-out", str(out / "batch"), "--model", "gpt-4.1"]) in (0, 1)
+    written = {str(p.relative_to(out)): stat.S_IMODE(p.stat().st_mode) for p in out.rglob("*") if p.is_file()}
     assert {"s.jsonl", "m.csv", "s.db", "agents.json", "verify.xml"} <= set(written)
+    assert any(name.startswith("batch/replay-") for name in written), written
     assert all(mode == 0o600 for mode in written.values()), written

@@ -4,7 +4,10 @@ does not depend on the clock (progress lines, rates and durations) comes out as 
 
 from __future__ import annotations
 
+import contextlib
+import os
 import re
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -50,17 +53,21 @@ def test_the_readme_session_runs_as_written_in_a_fresh_shell(tmp_path):
         if command.endswith("&"):
             # A person reads "sandbox serving ..." before typing on; the script waits for the same.
             lines.append("for _ in $(seq 600); do [ -s ids.txt ] && break; sleep 0.1; done; sleep 0.5")
-    result = subprocess.run(
+    shell = subprocess.Popen(
         ["bash", "-c", "\n".join(lines)],
         cwd=tmp_path,
         env={"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": str(tmp_path), "LANG": "C.UTF-8"},
-        capture_output=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
         text=True,
-        timeout=1800,
-        check=False,
+        start_new_session=True,  # its own process group: a failed run leaves no sandbox on port 8765
     )
-    out = result.stdout + result.stderr
-    assert result.returncode == 0, out
+    try:
+        out, _ = shell.communicate(timeout=1700)
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(shell.pid, signal.SIGKILL)
+    assert shell.returncode == 0, out
     produced = {re.sub(r"\d+\.\d+", "N.N", line.rstrip()) for line in out.splitlines()}
     for command, shown in session():
         for line in shown:

@@ -110,6 +110,24 @@ def test_warnings_fail_only_with_strict(db: Path) -> None:
     assert "file_content_missing" in failing(doc)
 
 
+def test_a_finding_reads_as_what_was_found_not_as_the_check_passing(db: Path, tmp_path: Path) -> None:
+    source_lost_the_image(db)
+    sql(db, "update work set status = 'failed' where thread_id = 'thread_00002'")
+    code, out, _ = cli(str(db), "--junit", str(tmp_path / "j.xml"))
+    assert code == 1, out
+    assert "file_content_missing (warning, 1): 1 referenced file(s) have neither bytes nor parsed text" in out
+    assert "thread_failed (error, 1): 1 thread(s) failed to export" in out
+    assert "no thread failed to export" not in out and "every referenced file has bytes" not in out
+    # The conversion warnings only inform: their one check is not "0 passed, 0 failed".
+    warnings_row = next(line for line in out.splitlines() if line.startswith("│ warnings"))
+    assert [cell.strip() for cell in warnings_row.strip("│").split("│")][1:4] == ["1", "1", "0"], warnings_row
+    junit = (tmp_path / "j.xml").read_text()
+    assert 'message="1 thread(s) failed to export in thread_00002"' in junit, junit
+    code, doc = verify_json(db)
+    found = {c["code"]: c["found"] for c in doc["checks"]}
+    assert found["thread_failed"] == "1 thread(s) failed to export" and found["thread_pending"] is None
+
+
 def test_findings_are_capped_but_counted(db: Path) -> None:
     sql(db, "update work set status = 'pending'")
     with Archive.open(db) as archive:

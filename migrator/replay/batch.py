@@ -26,7 +26,7 @@ import orjson
 
 from migrator.archive import Archive, ReplayRow
 from migrator.errors import BadInputError, ExitCode, UsageError
-from migrator.outputs import open_private
+from migrator.outputs import open_private, write_private
 from migrator.replay.report import ReplayReport
 from migrator.replay.requests import URLS, ReplayRequest, iter_chunks
 from migrator.replay.run import FINAL, LOOKUP_CHUNK, ReplayOptions, iter_selection, replay_offline
@@ -194,7 +194,7 @@ def write_batches(archive: Archive, directory: Path, options: ReplayOptions) -> 
         "selection": {"model": options.model, "turns": options.turns, "sample": options.sample},
         "then": "migrate replay ARCHIVE --batch-results OUTPUT.jsonl [ERRORS.jsonl ...]",
     }
-    (directory / "manifest.json").write_bytes(orjson.dumps(manifest, option=orjson.OPT_INDENT_2))
+    write_private(directory / "manifest.json", orjson.dumps(manifest, option=orjson.OPT_INDENT_2))
     return summary
 
 
