@@ -50,3 +50,35 @@ def test_an_export_from_a_dump_shows_files_bytes_and_objects(tmp_path, capsys):
     err = capsys.readouterr().err
     assert re.search(r"^dump: files \d+, [\d.]+ MB/[\d.]+ MB read, objects stored \d+", err, re.M), err
     assert "sessions: building 5" in err, err
+
+
+def test_ctrl_c_during_an_export_from_a_dump_prints_the_resume_line_and_exits_130(tmp_path):
+    import signal
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    import orjson
+
+    # Long enough to be read for many seconds: a stop lands in the middle of it.
+    lines = (
+        orjson.dumps({"id": f"msg_{i:07d}", "object": "thread.message", "created_at": 1700000000 + i,
+                      "thread_id": f"thread_{i % 500:04d}", "role": "user", "run_id": None,
+                      "content": [{"type": "text", "text": {"value": "hello", "annotations": []}}]})
+        for i in range(100_000)
+    )  # fmt: skip
+    (tmp_path / "messages.jsonl").write_bytes(b"\n".join(lines) + b"\n")
+    archive = tmp_path / "a.db"
+    migrate = Path(sys.executable).parent / "migrate"
+    proc = subprocess.Popen(
+        [str(migrate), "export", str(archive), "--from-dump", str(tmp_path / "messages.jsonl")],
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    first = proc.stderr.readline()  # the first progress line: it is reading
+    assert first.startswith("dump: files"), first
+    proc.send_signal(signal.SIGINT)
+    err = proc.stderr.read()
+    assert proc.wait(timeout=120) == 130, err
+    assert f"resume with: migrate export {archive} --from-dump {tmp_path / 'messages.jsonl'}" in err, err
+    assert "Traceback" not in err and not (tmp_path / "a.db.lock").exists()

@@ -81,13 +81,10 @@ def _main(args: list[str], debug: bool) -> int:
         # soft_wrap: a resume command must stay one line a user can copy.
         say(f"{label}: {exc}")
         return int(exc.exit_code)
-    except KeyboardInterrupt:
-        say(f"stopped: interrupted; what was committed is kept (resume with: {resume_command(args)})")
-        return int(ExitCode.INTERRUPTED)
+    except (KeyboardInterrupt, typer.Abort):
+        return _interrupted(args)
     except typer.Exit as exc:
         return int(exc.exit_code or 0)
-    except typer.Abort:
-        return int(ExitCode.INTERRUPTED)
     except _CLICK_ERRORS as exc:  # usage errors arrive here with standalone_mode=False
         exc.show()  # click's own message: "Usage: ...", "Try 'migrate X -h' for help.", "Error: ..."
         return int(ExitCode.USAGE)
@@ -97,7 +94,16 @@ def _main(args: list[str], debug: bool) -> int:
         # Not the user's input (that is exit 2): a fault of ours or of the machine (a full disk...).
         say(f"error: unexpected {type(exc).__name__}: {exc} (run again with --debug for the traceback)")
         return int(ExitCode.ATTENTION)
+    if result == ExitCode.INTERRUPTED:
+        # typer turns a Ctrl-C (or SIGTERM) inside a command into a silent exit code 130; no command
+        # of ours returns 130 itself (an Interrupted error is reported above).
+        return _interrupted(args)
     return int(result) if isinstance(result, int) else 0
+
+
+def _interrupted(args: list[str]) -> int:
+    say(f"stopped: interrupted; what was committed is kept (resume with: {resume_command(args)})")
+    return int(ExitCode.INTERRUPTED)
 
 
 def run() -> None:
