@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import time
 from types import TracebackType
+from typing import TYPE_CHECKING
 
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from migrator.cli.app import console_err
-from migrator.dumps import IngestProgress
 from migrator.export import ExportSnapshot
+
+if TYPE_CHECKING:  # the dumps package loads only for --from-dump: every command starts faster
+    from migrator.dumps import IngestProgress
 
 __all__ = ["DumpProgress", "ExportProgress"]
 
