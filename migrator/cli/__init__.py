@@ -95,8 +95,8 @@ def _main(args: list[str], debug: bool) -> int:
         say(f"error: unexpected {type(exc).__name__}: {exc} (run again with --debug for the traceback)")
         return int(ExitCode.ATTENTION)
     if result == ExitCode.INTERRUPTED:
-        # typer turns a Ctrl-C (or SIGTERM) inside a command into a silent exit code 130; no command
-        # of ours returns 130 itself (an Interrupted error is reported above).
+        # typer turns a Ctrl-C it meets outside the group's invoke (see app.py) into a silent exit
+        # code 130; no command of ours returns 130 itself (an Interrupted error is reported above).
         return _interrupted(args)
     return int(result) if isinstance(result, int) else 0
 
