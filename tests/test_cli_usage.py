@@ -90,7 +90,7 @@ def _helps() -> list[tuple[str, list[str]]]:
 
 
 HELPS = _helps()
-PYTHON_TYPES = re.compile(r"<[a-z][^>]*>|\{[a-z_]+\}|list\[|\bPath\b|\b(TEXT|INTEGER|FLOAT|str|int|float)\b")
+PYTHON_TYPES = re.compile(r"<[a-z][^>]*>|\{[a-z_]+\}|list\[|\bPath\b|\b(INTEGER|FLOAT|str|int|float)\b")
 
 
 def help_of(args: list[str], capsys: pytest.CaptureFixture[str]) -> str:
