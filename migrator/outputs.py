@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import stat
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
@@ -33,6 +34,8 @@ PRIVATE = 0o600
 def check_output(path: Path, flag: str, *, what: str = "a file") -> None:
     """Refuse, before any work, a PATH the command could not write as `flag PATH`."""
     parent = path.parent
+    if _special(path):
+        return  # /dev/null, a FIFO, a terminal: written in place, so its folder need not be writable
     if path.is_dir():
         raise UsageError(f"{flag} {path}: is a folder; give {what} name (e.g. {path / 'out'})")
     if not parent.exists():
@@ -43,6 +46,15 @@ def check_output(path: Path, flag: str, *, what: str = "a file") -> None:
         raise UsageError(f"{flag} {path}: cannot write in the folder {parent} (permission denied)")
     if path.exists() and not os.access(path, os.W_OK):
         raise UsageError(f"{flag} {path}: exists and is not writable")
+
+
+def _special(path: Path) -> bool:
+    """An existing PATH that is not a regular file or a folder (/dev/null, a FIFO, /dev/stdout)."""
+    try:
+        mode = path.stat().st_mode
+    except OSError:
+        return False
+    return not (stat.S_ISREG(mode) or stat.S_ISDIR(mode))
 
 
 def part_path(path: Path) -> Path:
@@ -65,7 +77,12 @@ def open_private(path: Path, mode: str = "wb") -> IO[Any]:
 @contextlib.contextmanager
 def private_output(path: Path, mode: str = "wb") -> Iterator[IO[Any]]:
     """Write PATH.part (0600) and rename it over PATH only when everything was written, so an
-    interrupted command never leaves a file that looks complete, nor a part behind."""
+    interrupted command never leaves a file that looks complete, nor a part behind. A device or a
+    FIFO is written in place: renaming a part over /dev/null would replace the device itself."""
+    if _special(path):
+        with open(path, mode, **({} if "b" in mode else {"newline": "", "encoding": "utf-8"})) as handle:
+            yield handle
+        return
     tmp = part_path(path)
     try:
         with open_private(tmp, mode) as handle:

@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import os
 import shutil
+import stat
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -117,3 +119,30 @@ def test_an_unwritable_place_is_one_line_exit_2(clean, tmp_path):
         assert codes[str(i)] == "2", f"{name}: {err}"
         assert "cannot write in the folder" in err and len(err.strip().splitlines()) == 1, f"{name}: {err}"
     assert sorted(p.name for p in ro.iterdir()) == ["a.db"]
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["import", "A", "--to", "jsonl", "--out", "P"],
+        ["import", "A", "--to", "jsonl", "--out", "s.jsonl", "--mapping-out", "P"],
+        ["verify", "A", "--junit", "P"],
+    ],
+    ids=["--out", "--mapping-out", "--junit"],
+)
+def test_an_output_that_is_not_a_regular_file_is_written_in_place(clean, tmp_path, args):
+    """`--out /dev/null` once renamed its part file over the device and left /dev/null a regular
+    file for every other process. A FIFO stands in for the device: it must still be a FIFO after,
+    and what the command wrote must have come through it."""
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    received: list[bytes] = []
+    reader = threading.Thread(target=lambda: received.append(fifo.read_bytes()), daemon=True)
+    reader.start()
+    argv = [str(clean) if a == "A" else str(fifo) if a == "P" else a for a in args]
+    result = subprocess.run([str(MIGRATE), *argv], cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    reader.join(timeout=60)
+    assert result.returncode in (0, 1), result.stderr
+    assert stat.S_ISFIFO(fifo.lstat().st_mode), "the FIFO was replaced by a regular file"
+    assert received and received[0].strip(), "nothing came through the FIFO"
+    assert not list(tmp_path.glob("pipe.*")), "a part file was left behind"

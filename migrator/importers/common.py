@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import csv
-import os
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -24,7 +23,6 @@ __all__ = [
     "Selection",
     "atomic_output",
     "fit_metadata",
-    "private_file",
 ]
 
 MAX_PAIRS, MAX_KEY, MAX_VALUE = 16, 64, 512  # Metadata: 16 pairs, keys <= 64, values <= 512 characters
@@ -57,13 +55,6 @@ def fit_metadata(
         else:
             metadata[key] = text
     return metadata, dropped
-
-
-def private_file(path: Path) -> IO[str]:
-    """A text file for writing, created 0600: mapping files name users and the target's ids."""
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    os.chmod(path, 0o600)  # a file left from an earlier run keeps its mode through O_CREAT
-    return open(fd, "w", newline="", encoding="utf-8")
 
 
 @dataclass(frozen=True)
