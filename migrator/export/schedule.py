@@ -25,7 +25,7 @@ from migrator.export.options import ExportOptions, ExportSnapshot, ExportSummary
 from migrator.export.storing import Storing
 from migrator.http import RateLimiter, Stop, stop_on_signals
 from migrator.sessions import build_sessions
-from migrator.source import NotFound, PageAnomaly, SourceClient, SourceSettings
+from migrator.source import NotFound, PageAnomaly, RouteMissing, SourceClient, SourceSettings
 from migrator.threadlist import ThreadEntry
 
 __all__ = ["run_export"]
@@ -83,10 +83,14 @@ class _Run:
     ) -> tuple[list[dict[str, Any]], bool] | None:
         """(items, complete) of a global list, or None; a failure is recorded either way.
 
-        A page anomaly keeps what was listed, marked incomplete so the next run lists it again.
+        A page anomaly keeps what was listed, marked incomplete so the next run lists it again. A route
+        the source does not serve is an empty listing, recorded once.
         """
         try:
             return (await self.fetcher.listing(fetch)).items, True
+        except RouteMissing as exc:
+            self.storing.route_missing(exc)
+            return [], True
         except PageAnomaly as exc:
             self.storing.failed(entity, "list", exc)
             return exc.listing.items, False  # type: ignore[attr-defined]
@@ -197,6 +201,8 @@ class _Run:
         def stores() -> list[str]:
             return self.storing.stores_holding(file_id)
 
+        if "file" in self.fetcher.missing_routes:
+            return  # the source serves no file objects: recorded once, nothing to ask
         try:
             meta = self.storing.held_file(file_id)
             if meta is not None:
@@ -206,6 +212,9 @@ class _Run:
                 meta = await self.files.meta(file_id)
                 content = await self.files.content(file_id, stores)
             self.storing.file(meta, content)
+        except RouteMissing as exc:
+            self.fetcher.missing_routes.setdefault(exc.kind, exc)
+            return
         except (NotFound, *RECOVERABLE, CutOff) as exc:
             self.storing.failed("file", file_id, exc)  # not stored: a later run tries the file again
             return
@@ -317,6 +326,8 @@ async def _export(
         pass  # a request was stopped mid-way: what finished is kept, the rest is fetched next run
     finally:
         await client.close()
+        for missing in run.fetcher.missing_routes.values():
+            run.storing.route_missing(missing)
     summary = run.summary
     summary.interrupted = stop.is_set()
     summary.requests = client.stats.requests

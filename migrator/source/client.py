@@ -13,7 +13,7 @@ from typing import Any
 
 import openai
 
-from migrator.errors import SourceGoneError, SourceRefusedError
+from migrator.errors import NoAssistantsApiError, SourceRefusedError
 from migrator.http import (
     RETRYABLE_STATUS,
     RateLimiter,
@@ -24,6 +24,7 @@ from migrator.http import (
     error_message,
     json_object,
 )
+from migrator.source.sunset import no_assistants_api, route_missing
 
 __all__ = ["SourceClient", "SourceSettings", "RequestStats", "NotFound", "Rejected"]
 
@@ -54,13 +55,10 @@ class SourceSettings:
 
 
 def _gone(exc: openai.APIStatusError, base_url: str) -> SourceRefusedError | None:
-    """The source's own refusal: 410 Gone stops everything."""
-    if exc.status_code != 410:
-        return None
-    return SourceGoneError(
-        f"{base_url} answered 410 Gone: its Assistants API has been shut down (OpenAI's on 2026-08-26)",
-        hint="point --base-url at a compatible server, or build the archive from saved JSON with --from-dump DIR",
-    )
+    """The source's own refusal, whatever was asked: 410 Gone, or a 400 saying the API is deprecated."""
+    if exc.status_code in (400, 410):
+        return no_assistants_api(exc, "any", base_url)
+    return None
 
 
 REFUSALS = Refusals(
@@ -112,6 +110,14 @@ class SourceClient:
         try:
             return await self.path.send(call, kind=kind, read=read)
         except openai.APIStatusError as exc:
+            gone = no_assistants_api(exc, kind, self.base_url)
+            if gone is not None:
+                # Every request would hear the same: end them all now, before any thread is marked missing.
+                self.path.halt(lambda: NoAssistantsApiError(gone.message, hint=gone.hint))
+                raise gone from None
+            missing = route_missing(exc, kind, error_message(exc))
+            if missing is not None:
+                raise missing from None
             if exc.status_code == 404:
                 raise NotFound(error_message(exc)) from None
             if exc.status_code in RETRYABLE_STATUS:
