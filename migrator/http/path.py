@@ -49,6 +49,8 @@ __all__ = [
     "UNANSWERED_BACKOFF",
     "GarbledResponse",
     "HostHealth",
+    "Renew",
+    "Renewed",
     "RequestPath",
     "RequestStats",
     "Stop",
@@ -79,6 +81,13 @@ T = TypeVar("T")
 
 class GarbledResponse(Exception):
     """An answer whose body we cannot use (not JSON, not an object): retried like a dropped one."""
+
+
+class Renewed(Exception):
+    """A 401 for an expired token, after the client's credential handed out a fresh one: sent again."""
+
+
+Renew = Callable[[openai.APIStatusError], Awaitable[bool]]
 
 
 @dataclass
@@ -266,6 +275,9 @@ class RequestPath:
 
     `transient` replaces the default rule of what is worth repeating for one call (a request that must
     not be sent twice, say); it sees every failure, so it may count what it saw.
+
+    `renew` is a client's token refresh (bearer tokens expire mid-run): asked about every 401 before the
+    refusal rules, it returns True when the request should go again with the token it now hands out.
     """
 
     def __init__(
@@ -278,8 +290,10 @@ class RequestPath:
         stop: Stop | None = None,
         max_attempts: int = 6,
         max_backoff: float = 30.0,
+        renew: Renew | None = None,
     ) -> None:
         self.base_url = base_url.rstrip("/")
+        self.renew = renew
         self.host = host_of(self.base_url)
         self.flag = flag  # the option a user corrects when the host cannot be reached
         self.refusals = refusals
@@ -353,6 +367,8 @@ class RequestPath:
 
         def retry(exc: BaseException) -> bool:
             # A cancellation, a refusal or a halt is never repeated, whatever the client's rule says.
+            if isinstance(exc, Renewed):
+                return True
             return isinstance(exc, Exception) and not isinstance(exc, MigrateError) and transient(exc)
 
         retrying = AsyncRetrying(
@@ -396,6 +412,8 @@ class RequestPath:
                 self._inside[task] = False
         except openai.APIStatusError as exc:
             self.health.answer()
+            if exc.status_code == 401 and self.renew is not None and await self.renew(exc):
+                raise Renewed(kind) from exc
             refused = self.refusals.check(exc, self.base_url)
             if refused is not None:
                 # Every other request would hear the same: they end with it too (those on the wire
@@ -435,6 +453,8 @@ class RequestPath:
 
     def _wait(self, state: RetryCallState) -> float:
         exc = state.outcome.exception() if state.outcome else None
+        if isinstance(exc, Renewed):
+            return 0.0  # the fresh token is there already
         seconds = backoff_seconds(exc, state.attempt_number, self.max_backoff)
         if isinstance(exc, openai.APIConnectionError) and not self.health.answered_ever:
             seconds = min(seconds, UNANSWERED_BACKOFF)

@@ -45,8 +45,8 @@ def parse_duration(text: str | None) -> float | None:
 
 
 def retry_after_seconds(headers: Mapping[str, str]) -> float | None:
-    """`retry-after-ms` first (finer), then `retry-after` in seconds."""
-    for key, scale in (("retry-after-ms", 0.001), ("retry-after", 1.0)):
+    """`retry-after-ms` first (finer; Azure spells it `x-ms-retry-after-ms`), then `retry-after` in seconds."""
+    for key, scale in (("retry-after-ms", 0.001), ("x-ms-retry-after-ms", 0.001), ("retry-after", 1.0)):
         value = headers.get(key)
         if value:
             try:
