@@ -136,6 +136,31 @@ class _Run:
 
     # -- threads ---------------------------------------------------------------------------------
 
+    async def list_threads(self, archive: Archive) -> None:
+        """`--all-threads`: the source's thread list into the work list, committed page by page (a kill
+        mid-listing keeps what was listed). Known threads stay as they are, new ones become pending."""
+        self.phase = "thread list"
+        shard = self.options.shard
+
+        async def page(after: str | None) -> dict[str, Any]:
+            body = await self.client.list_threads(after)
+            data = body.get("data")
+            ids = (
+                [t["id"] for t in data if isinstance(t, dict) and isinstance(t.get("id"), str)]
+                if isinstance(data, list)
+                else []
+            )
+            archive.work.add((i, {}) for i in ids if shard is None or shard.owns(i))
+            return body
+
+        try:
+            await self.fetcher.listing(page)
+        except PageAnomaly as exc:
+            self.storing.failed("threads", "list", exc)  # what was listed is kept; the next run lists again
+        else:
+            self.storing.listed("threads")
+        self.tick(force=True)
+
     async def thread(
         self, thread_id: str, status: str, last_message: str | None, last_run: str | None
     ) -> ThreadResult:
@@ -272,6 +297,8 @@ async def _phases(
     first_shard = options.shard is None or options.shard.index == 1
     if entries:
         archive.work.add((e.thread_id, e.extra) for e in entries)
+    if options.all_threads and "threads" in parts:
+        await run.list_threads(archive)  # first: a source that cannot list threads says so before any work
     if (
         "assistants" in parts
         and first_shard

@@ -37,6 +37,11 @@ class Storing:
         with self.archive.atomic():
             self.archive.findings.add_anomalies([Anomaly("source", exc.kind, "route_missing", str(exc))])
 
+    def listed(self, entity: str) -> None:
+        """A listing read to its end: an earlier run's failure to list it is over."""
+        with self.archive.atomic():
+            self.archive.findings.clear_failure(entity, "list")
+
     # -- global listings ---------------------------------------------------------------------------
 
     def assistants(self, assistants: list[dict[str, Any]], *, complete: bool) -> None:

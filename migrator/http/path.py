@@ -95,6 +95,7 @@ class RequestStats:
     requests: int = 0  # HTTP attempts, retries included
     throttled: int = 0  # answered 429 (not an exhausted quota)
     retries: int = 0
+    renewed: int = 0  # 401s to an expired bearer token, sent again with a fresh one
     by_kind: dict[str, int] = field(default_factory=dict)
 
 
@@ -364,6 +365,7 @@ class RequestPath:
         task = asyncio.current_task()
         assert task is not None
         down_since: list[float] = []  # when this request's first failed connection attempt was sent
+        renewed: list[bool] = []  # a fresh token was fetched for this request (once: a second 401 stands)
 
         def retry(exc: BaseException) -> bool:
             # A cancellation, a refusal or a halt is never repeated, whatever the client's rule says.
@@ -382,7 +384,7 @@ class RequestPath:
         try:
             async for attempt in retrying:
                 with attempt:
-                    return read(await self._attempt(task, kind, call, down_since))
+                    return read(await self._attempt(task, kind, call, down_since, renewed))
         except asyncio.CancelledError:
             if task in self._cancelled:
                 on_wire = self._cancelled.pop(task)
@@ -394,7 +396,12 @@ class RequestPath:
         raise AssertionError("unreachable")  # pragma: no cover
 
     async def _attempt(
-        self, task: asyncio.Task[Any], kind: str, call: Callable[[], Awaitable[Any]], down_since: list[float]
+        self,
+        task: asyncio.Task[Any],
+        kind: str,
+        call: Callable[[], Awaitable[Any]],
+        down_since: list[float],
+        renewed: list[bool],
     ) -> Any:
         if self._halt is not None:
             raise self._halt_error(False)
@@ -412,7 +419,9 @@ class RequestPath:
                 self._inside[task] = False
         except openai.APIStatusError as exc:
             self.health.answer()
-            if exc.status_code == 401 and self.renew is not None and await self.renew(exc):
+            if exc.status_code == 401 and self.renew is not None and not renewed and await self.renew(exc):
+                renewed.append(True)
+                self.stats.renewed += 1
                 raise Renewed(kind) from exc
             refused = self.refusals.check(exc, self.base_url)
             if refused is not None:
@@ -449,6 +458,8 @@ class RequestPath:
             and self.health.down_since(down_since[0])
         ):
             return False  # the host's failure, not this request's: HostHealth decides when to give up
+        if isinstance(exc, Renewed):
+            return False  # at most once a request: sent again with the fresh token
         return state.attempt_number >= self.max_attempts
 
     def _wait(self, state: RetryCallState) -> float:

@@ -17,6 +17,7 @@ from migrator.errors import RefusedError
 from migrator.http.ratelimit import retry_after_seconds
 
 __all__ = [
+    "RESUME",
     "RETRYABLE_STATUS",
     "Refusals",
     "backoff_seconds",
