@@ -83,6 +83,9 @@ class GarbledResponse(Exception):
     """An answer whose body we cannot use (not JSON, not an object): retried like a dropped one."""
 
 
+MAX_RENEWALS = 8  # fresh tokens one request may try before their refusal stands
+
+
 class Renewed(Exception):
     """A 401 for an expired token, after the client's credential handed out a fresh one: sent again."""
 
@@ -365,7 +368,7 @@ class RequestPath:
         task = asyncio.current_task()
         assert task is not None
         down_since: list[float] = []  # when this request's first failed connection attempt was sent
-        renewed: list[bool] = []  # a fresh token was fetched for this request (once: a second 401 stands)
+        renewed: list[str] = []  # the bearer tokens this request heard 401 for: each is renewed once
 
         def retry(exc: BaseException) -> bool:
             # A cancellation, a refusal or a halt is never repeated, whatever the client's rule says.
@@ -385,6 +388,15 @@ class RequestPath:
             async for attempt in retrying:
                 with attempt:
                     return read(await self._attempt(task, kind, call, down_since, renewed))
+        except Renewed as exc:
+            # Fresh tokens kept being refused until the attempts ran out: the refusal stands.
+            cause = exc.__cause__
+            assert isinstance(cause, openai.APIStatusError)
+            refused = self.refusals.check(cause, self.base_url)
+            if refused is None:
+                raise cause from None
+            self.halt(lambda: type(refused)(refused.message, hint=refused.hint))
+            raise refused from None
         except asyncio.CancelledError:
             if task in self._cancelled:
                 on_wire = self._cancelled.pop(task)
@@ -401,7 +413,7 @@ class RequestPath:
         kind: str,
         call: Callable[[], Awaitable[Any]],
         down_since: list[float],
-        renewed: list[bool],
+        renewed: list[str],
     ) -> Any:
         if self._halt is not None:
             raise self._halt_error(False)
@@ -419,10 +431,13 @@ class RequestPath:
                 self._inside[task] = False
         except openai.APIStatusError as exc:
             self.health.answer()
-            if exc.status_code == 401 and self.renew is not None and not renewed and await self.renew(exc):
-                renewed.append(True)
-                self.stats.renewed += 1
-                raise Renewed(kind) from exc
+            if exc.status_code == 401 and self.renew is not None:
+                sent = exc.request.headers.get("authorization", "") if exc.request is not None else ""
+                # A token that already failed this request is not tried again: its 401 is a refusal.
+                if sent not in renewed and await self.renew(exc):
+                    renewed.append(sent)
+                    self.stats.renewed += 1
+                    raise Renewed(kind) from exc
             refused = self.refusals.check(exc, self.base_url)
             if refused is not None:
                 # Every other request would hear the same: they end with it too (those on the wire
@@ -459,7 +474,8 @@ class RequestPath:
         ):
             return False  # the host's failure, not this request's: HostHealth decides when to give up
         if isinstance(exc, Renewed):
-            return False  # at most once a request: sent again with the fresh token
+            # Not the request's failure either: its token expired. Bounded by the tokens it may try.
+            return state.attempt_number >= self.max_attempts + MAX_RENEWALS
         return state.attempt_number >= self.max_attempts
 
     def _wait(self, state: RetryCallState) -> float:
