@@ -27,7 +27,7 @@ from migrator.convert.content import ContentContext, convert_content, file_label
 from migrator.convert.interleave import order_thread, recovered_calls
 from migrator.convert.models import is_reasoning_model
 from migrator.convert.options import ConversionOptions
-from migrator.convert.raw import SYNTHESIZED, as_dict, as_list, as_str, dicts, oid
+from migrator.convert.raw import SYNTHESIZED, as_dict, as_list, as_str, dicts, epoch_seconds, oid
 from migrator.convert.tools import HOSTED_TYPES, OUTPUT_KEYS, ToolPlan, is_foreign, plan_tools, tool_payload
 from migrator.convert.v1 import v2_assistant, v2_message, v2_run, v2_step
 
@@ -48,9 +48,9 @@ _OVERRIDABLE = ("instructions", "model", "temperature", "top_p", "response_forma
 
 
 def _created(obj: Mapping[str, Any]) -> int:
-    """The sort key of every list here: sorted() is stable, so a tie keeps the source's list order."""
-    value = obj.get("created_at")
-    return value if isinstance(value, int) else 0
+    """The sort key of every list here: sorted() is stable, so a tie keeps the source's list order.
+    Seconds or milliseconds alike (a look-alike's), so objects of either order together."""
+    return epoch_seconds(obj.get("created_at")) or 0
 
 
 @dataclass
@@ -130,7 +130,7 @@ def convert_thread(bundle: ThreadBundle, options: ConversionOptions = Conversion
     record = {
         "format": FORMAT,
         "thread_id": oid(thread),
-        "created_at": created_at if isinstance(created_at, int) else None,
+        "created_at": epoch_seconds(created_at),
         "metadata": {**as_dict(thread.get("metadata")), **bundle.extra_metadata},
         "assistant_id": assistant_id,
         "model": model or None,

@@ -30,6 +30,12 @@ _CORE: tuple[Check, ...] = (
     Check("thread_missing", "completeness", E, "no requested thread was unknown to the source (404)"),
     Check("thread_not_stored", "completeness", E, "every done thread has its raw thread object"),
     Check("page_anomaly", "completeness", E, "no list ended abnormally (repeated cursor, empty page)"),
+    Check(
+        "source_route_missing",
+        "completeness",
+        W,
+        "the source served every optional route (vector stores, files, run steps); a look-alike may not",
+    ),
     Check("message_count_mismatch", "completeness", E, "stored messages per thread = what the source listed"),
     Check("run_count_mismatch", "completeness", E, "stored runs per thread = what the source listed"),
     Check("step_count_mismatch", "completeness", E, "stored run steps per thread = what the source listed"),
