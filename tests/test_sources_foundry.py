@@ -235,3 +235,21 @@ def test_without_azure_identity_the_message_says_how_to_install_it(srv, tmp_path
 def test_azure_spells_retry_after_ms_its_own_way():
     assert retry_after_seconds({"x-ms-retry-after-ms": "1500"}) == 1.5
     assert retry_after_seconds({"retry-after": "2", "x-ms-retry-after-ms": "250"}) == 0.25
+
+
+def test_plan_and_verify_against_the_source_read_foundry_too(srv, tmp_path, capsys, monkeypatch):
+    srv.configure(token=CANARY)
+    monkeypatch.setenv("FOUNDRY_TOKEN", CANARY)
+    ids = tmp_path / "ids.txt"
+    ids.write_text("\n".join(srv.thread_ids()) + "\n")
+    assert main(["plan", "--threads", str(ids), "--foundry-endpoint", srv.base_url, "--json"]) == 0
+    plan = json.loads(capsys.readouterr().out)
+    assert plan["sampled"] == THREADS and plan["missing_in_sample"] == 0, plan
+    archive = tmp_path / "f.db"
+    assert export(archive, srv) == 0
+    capsys.readouterr()
+    code = main(["verify", str(archive), "--against-source", "--foundry-endpoint", srv.base_url, "--json"])
+    out = capsys.readouterr()
+    checks = {c["code"]: c for c in json.loads(out.out)["checks"]}
+    assert checks["source_fetch_failed"]["status"] == "passed", checks["source_fetch_failed"]
+    assert code in (0, 1) and CANARY not in out.out + out.err
