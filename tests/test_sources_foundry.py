@@ -253,3 +253,12 @@ def test_plan_and_verify_against_the_source_read_foundry_too(srv, tmp_path, caps
     checks = {c["code"]: c for c in json.loads(out.out)["checks"]}
     assert checks["source_fetch_failed"]["status"] == "passed", checks["source_fetch_failed"]
     assert code in (0, 1) and CANARY not in out.out + out.err
+
+
+def test_a_wrong_project_name_says_check_the_foundry_endpoint(srv, tmp_path, capsys, monkeypatch):
+    srv.configure(token=CANARY)
+    monkeypatch.setenv("FOUNDRY_TOKEN", CANARY)
+    wrong = srv.base_url.replace("sandbox-project", "no-such-project")
+    code = main(["export", str(tmp_path / "f.db"), "--foundry-endpoint", wrong, "--all-threads"])
+    err = capsys.readouterr().err
+    assert code == 3 and "check --foundry-endpoint" in err and "2026-08-26" not in err, err

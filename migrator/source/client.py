@@ -160,7 +160,7 @@ class SourceClient:
         try:
             return await self.path.send(call, kind=kind, read=read)
         except openai.APIStatusError as exc:
-            gone = no_assistants_api(exc, kind, self.base_url)
+            gone = no_assistants_api(exc, kind, self.base_url, foundry=self.foundry)
             if gone is not None:
                 # Every request would hear the same: end them all now, before any thread is marked missing.
                 self.path.halt(lambda: NoAssistantsApiError(gone.message, hint=gone.hint))

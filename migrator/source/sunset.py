@@ -71,9 +71,15 @@ def _message(exc: openai.APIStatusError) -> str:
     return message if isinstance(message, str) else ""
 
 
-def sunset_error(base_url: str, answer: str) -> NoAssistantsApiError:
+def sunset_error(base_url: str, answer: str, *, foundry: bool = False) -> NoAssistantsApiError:
     """The one message for a source without an Assistants API: both likely causes, every way out."""
     base = base_url.rstrip("/")
+    if foundry:  # Foundry's agents are live until 2027-03-31: the endpoint itself is the likely mistake
+        return NoAssistantsApiError(
+            f"{base} serves no agents ({answer})",
+            hint="check --foundry-endpoint: the project endpoint, "
+            "https://RESOURCE.services.ai.azure.com/api/projects/PROJECT, without /v1",
+        )
     v1 = "" if base.endswith("/v1") else f" (try --base-url {base}/v1)"
     return NoAssistantsApiError(
         f"{base} has no Assistants API ({answer}). Either OpenAI removed it: the Assistants API was shut "
@@ -84,20 +90,20 @@ def sunset_error(base_url: str, answer: str) -> NoAssistantsApiError:
     )
 
 
-def no_assistants_api(exc: openai.APIStatusError, kind: str, base_url: str) -> NoAssistantsApiError | None:
+def no_assistants_api(
+    exc: openai.APIStatusError, kind: str, base_url: str, *, foundry: bool = False
+) -> NoAssistantsApiError | None:
     """The sunset (or a base URL without /v1) seen in one answer to a request of `kind`, or None.
     `kind` "any" is a request whose kind is not known (the request path's own refusal rule)."""
     status, message = exc.status_code, _message(exc)
     answer = f"it answered {status}{' Gone' if status == 410 else ''}: {message or exc.message}"[:300]
-    if status == 404 and message.startswith("Invalid URL") and kind != "threads":
-        return sunset_error(base_url, answer)
-    if status == 404 and kind == "assistants":
-        return sunset_error(base_url, answer)
-    if status == 400 and _DEPRECATED.search(message):
-        return sunset_error(base_url, answer)
-    if status == 410:
-        return sunset_error(base_url, answer)
-    return None
+    gone = (
+        (status == 404 and message.startswith("Invalid URL") and kind != "threads")
+        or (status == 404 and kind == "assistants")
+        or (status == 400 and bool(_DEPRECATED.search(message)))
+        or status == 410
+    )
+    return sunset_error(base_url, answer, foundry=foundry) if gone else None
 
 
 def route_missing(exc: openai.APIStatusError, kind: str, detail: str) -> RouteMissing | None:
