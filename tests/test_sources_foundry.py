@@ -262,3 +262,14 @@ def test_a_wrong_project_name_says_check_the_foundry_endpoint(srv, tmp_path, cap
     code = main(["export", str(tmp_path / "f.db"), "--foundry-endpoint", wrong, "--all-threads"])
     err = capsys.readouterr().err
     assert code == 3 and "check --foundry-endpoint" in err and "2026-08-26" not in err, err
+
+
+def test_foundry_429s_are_waited_out_through_x_ms_retry_after_ms(srv, tmp_path, capsys, monkeypatch):
+    srv.configure(token=CANARY, rps_limit=30)
+    monkeypatch.setenv("FOUNDRY_TOKEN", CANARY)
+    code = export(tmp_path / "f.db", srv, "--only", "threads", "--json")
+    out = capsys.readouterr()
+    assert code == 0, out.err
+    summary = json.loads(out.out)
+    assert summary["failures"] == 0 and summary["threads_done"] == THREADS, summary
+    assert srv.stats()["by_status"].get("429", 0) <= 0.1 * srv.stats()["total"], srv.stats()["by_status"]
