@@ -84,7 +84,7 @@ def sunset_error(base_url: str, answer: str, *, foundry: bool = False) -> NoAssi
     return NoAssistantsApiError(
         f"{base} has no Assistants API ({answer}). Either OpenAI removed it: the Assistants API was shut "
         "down on 2026-08-26, so build the archive from saved JSON (--from-dump DIR), from your own message "
-        "log (--from-records FILE) or from Azure AI Foundry (--foundry-endpoint URL); or the base URL lacks "
+        "log (--from-records FILE or a database URL) or from Azure AI Foundry (--foundry-endpoint URL); or the base URL lacks "
         f"/v1{v1}",
         hint="no thread was marked missing; run the command again with one of those",
     )
