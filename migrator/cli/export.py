@@ -16,6 +16,7 @@ from migrator.cli.options import (
     AzureEndpointOpt,
     BaseUrlOpt,
     CitationsOpt,
+    FoundryEndpointOpt,
     HostedToolsOpt,
     JsonOpt,
     SystemRoleOpt,
@@ -66,6 +67,14 @@ OnlyOpt = Annotated[
     str | None, typer.Option(metavar="PARTS", help="Comma list of assistants,threads,vector-stores,files.")
 ]
 RefreshOpt = Annotated[bool, typer.Option(help="For done threads, fetch only what is newer (delta sync).")]
+AllThreadsOpt = Annotated[
+    bool,
+    typer.Option(
+        "--all-threads",
+        help="List the threads at the source (Foundry, some look-alikes) instead of --threads; "
+        "a rerun lists again and adds new ones.",
+    ),
+]
 ShardOpt = Annotated[
     str | None, typer.Option(metavar="K/N", help="K/N: take the K-th of N deterministic slices of the ids.")
 ]
@@ -230,6 +239,7 @@ def export(
     archive: ArchiveArg,
     more_dump_paths: MoreDumpPathsArg = None,
     threads: ThreadsOpt = None,
+    all_threads: AllThreadsOpt = False,
     from_dump: FromDumpOpt = None,
     files_dir: FilesDirOpt = None,
     from_records: FromRecordsOpt = None,
@@ -240,6 +250,7 @@ def export(
     assistant_id: AssistantIdOpt = None,
     base_url: BaseUrlOpt = None,
     azure_endpoint: AzureEndpointOpt = None,
+    foundry_endpoint: FoundryEndpointOpt = None,
     api_version: ApiVersionOpt = None,
     concurrency: ConcurrencyOpt = DEFAULT_CONCURRENCY,
     max_rps: MaxRpsOpt = None,
@@ -257,7 +268,9 @@ def export(
     The source's key is OPENAI_API_KEY (AZURE_OPENAI_API_KEY with --azure-endpoint). Resumable: run
     the same command again after a kill and it carries on where it stopped.
 
-    Example: migrate export support.db --threads thread_ids.txt --base-url https://api.openai.com/v1 --max-rps 16
+    Example: migrate export support.db --threads thread_ids.txt --base-url http://assistants.internal:8080/v1 --max-rps 16
+
+    Example: migrate export support.db --foundry-endpoint URL --all-threads
     """
     conversion = {"system_role": system_role, "hosted_tools": hosted_tools, "citations": citations}
     if from_records:  # exits: the log is the only source of the run
@@ -268,7 +281,13 @@ def export(
     if from_dump or more_dump_paths:
         paths = _dump_paths(from_dump, more_dump_paths, threads)
         raise typer.Exit(_from_dump(archive, paths, files_dir, conversion, json_out))
-    options = ExportOptions(parse_parts(only), concurrency, max_rps, refresh, parse_shard(shard))
+    if threads and all_threads:
+        raise UsageError("give --threads FILE or --all-threads, not both")
+    options = ExportOptions(
+        parse_parts(only), concurrency, max_rps, refresh, parse_shard(shard), all_threads=all_threads
+    )
     entries = read_thread_list(threads, options.shard) if threads else None
-    settings = source_settings(base_url, azure_endpoint, api_version, timeout=request_timeout)
+    settings = source_settings(
+        base_url, azure_endpoint, api_version, timeout=request_timeout, foundry_endpoint=foundry_endpoint
+    )
     _live(archive, entries, settings, options, conversion, json_out)

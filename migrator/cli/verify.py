@@ -16,6 +16,7 @@ from migrator.cli.options import (
     ArchiveArg,
     AzureEndpointOpt,
     BaseUrlOpt,
+    FoundryEndpointOpt,
     JsonOpt,
     print_json,
     source_settings,
@@ -66,6 +67,7 @@ def verify(
     sample: SampleOpt = None,
     base_url: BaseUrlOpt = None,
     azure_endpoint: AzureEndpointOpt = None,
+    foundry_endpoint: FoundryEndpointOpt = None,
     api_version: ApiVersionOpt = None,
 ) -> None:
     """Check ARCHIVE offline: integrity, completeness, references, sessions, budget.
@@ -79,7 +81,11 @@ def verify(
         check_output(junit, "--junit")
     if not against_source and (sample is not None or base_url):
         raise UsageError("--sample and --base-url go with --against-source")
-    source = source_settings(base_url, azure_endpoint, api_version) if against_source else None
+    source = (
+        source_settings(base_url, azure_endpoint, api_version, foundry_endpoint=foundry_endpoint)
+        if against_source
+        else None
+    )
     with Archive.open(archive) as store, _phases() as on_phase:
         report = verify_archive(
             store,

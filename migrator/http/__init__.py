@@ -19,6 +19,8 @@ from migrator.http.path import (
     UNANSWERED_BACKOFF,
     GarbledResponse,
     HostHealth,
+    Renew,
+    Renewed,
     RequestPath,
     RequestStats,
     Stop,
@@ -30,6 +32,7 @@ from migrator.http.path import (
 )
 from migrator.http.ratelimit import RateLimiter, parse_duration, retry_after_seconds
 from migrator.http.retry import (
+    RESUME,
     RETRYABLE_STATUS,
     Refusals,
     error_body,
@@ -42,6 +45,7 @@ from migrator.http.retry import (
 __all__ = [
     "DEAD_AFTER_FAILURES",
     "DEAD_AFTER_SECONDS",
+    "RESUME",
     "RETRYABLE_STATUS",
     "STOP_GRACE_SECONDS",
     "UNANSWERED_BACKOFF",
@@ -49,6 +53,8 @@ __all__ = [
     "HostHealth",
     "RateLimiter",
     "Refusals",
+    "Renew",
+    "Renewed",
     "RequestPath",
     "RequestStats",
     "Stop",

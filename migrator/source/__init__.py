@@ -3,6 +3,7 @@
 from migrator.http import RateLimiter
 from migrator.source.client import NotFound, Rejected, RequestStats, SourceClient, SourceSettings
 from migrator.source.paging import Listing, PageAnomaly, collect
+from migrator.source.sunset import RouteMissing
 
 __all__ = [
     "Listing",
@@ -10,6 +11,7 @@ __all__ = [
     "PageAnomaly",
     "RateLimiter",
     "Rejected",
+    "RouteMissing",
     "RequestStats",
     "SourceClient",
     "SourceSettings",

@@ -86,6 +86,13 @@ _CORE: tuple[Check, ...] = (
         "{n} list(s) ended abnormally (repeated cursor, empty page)",
     ),
     Check(
+        "source_route_missing",
+        "completeness",
+        W,
+        "the source served every optional route (vector stores, files, run steps); a look-alike may not",
+        "{n} optional route(s) the source does not serve (vector stores, files, run steps)",
+    ),
+    Check(
         "message_count_mismatch",
         "completeness",
         E,
