@@ -171,7 +171,8 @@ def done_sessions(archive: Archive, batch: int = 200) -> Iterator[DoneSession]:
     sql = (
         "select w.thread_id, coalesce(w.session_stale, 0), s.record, s.hash, s.tokens from work w "
         "left join sessions s on s.thread_id = w.thread_id "
-        "where w.status = 'done' and w.thread_id > ? order by w.thread_id limit ?"
+        # `+`: along the primary key, not through the status index and a sort of every done thread a page.
+        "where +w.status = 'done' and w.thread_id > ? order by w.thread_id limit ?"
     )
     for rows in archive.keyset(sql, batch=batch):
         yield from (DoneSession(row[0], bool(row[1]), row[2], row[3], row[4]) for row in rows)
