@@ -26,6 +26,7 @@ from migrator.convert import (
     ThreadBundle,
     convert_thread,
     count_tokens,
+    load_encoding,
     session_tool_definitions,
 )
 
@@ -191,6 +192,7 @@ def build_sessions(
         archive.work.mark_all_stale()
     assistants = archive.raw.assistants()
     summary = BuildSummary()
+    load_encoding()
     for batch in archive.work.stale_batches():
         if stop():
             summary.interrupted = True

@@ -19,9 +19,9 @@ import orjson
 from migrator.archive import RAW_TABLES, Archive, canonical_json, digest, object_hash
 from migrator.archive.canonical import loads, sha256_hex
 from migrator.archive.schema import ORDER_NOTE, known_migration_names
-from migrator.convert import ConversionOptions, convert_thread, validate_session
+from migrator.convert import ConversionOptions, ThreadBundle, convert_thread, validate_session
 from migrator.errors import UsageError
-from migrator.sessions import load_bundle, recorded_options
+from migrator.sessions import load_bundle, load_bundles, recorded_options
 from migrator.source import SourceSettings
 from migrator.verify import queries
 from migrator.verify.budget import Budget
@@ -207,12 +207,33 @@ def _sessions(
         )
         options = None
     assistants = archive.raw.assistants()
-    for row in queries.done_sessions(archive):
-        stats["sessions"] += row.record is not None
-        yield from _session(archive, row, options, assistants, budget, unknown)
+    for rows in queries.done_session_batches(archive):
+        bundles = _bundles(archive, rows, options, assistants)
+        for row in rows:
+            stats["sessions"] += row.record is not None
+            yield from _session(archive, row, options, assistants, budget, unknown, bundles)
     for thread_id, status in archive.sessions.orphans():
         why = f"its thread is {status}" if status else "its thread was never requested"
         yield Finding("session_orphan", f"session {thread_id}", why, thread_id)
+
+
+def _bundles(
+    archive: Archive,
+    rows: list[queries.DoneSession],
+    options: ConversionOptions | None,
+    assistants: dict[str, dict[str, Any]],
+) -> dict[str, ThreadBundle] | None:
+    """The bundles of the batch's sessions that are re-derived, read together; None when one of them
+    cannot be read (each is then read alone, so the failure is that thread's finding)."""
+    if options is None:
+        return {}
+    wanted = [row.thread_id for row in rows if row.record is not None and not row.session_stale]
+    try:
+        return load_bundles(archive, wanted, assistants)
+    except sqlite3.DatabaseError:
+        raise
+    except Exception:
+        return None
 
 
 def _session(
@@ -222,6 +243,7 @@ def _session(
     assistants: dict[str, dict[str, Any]],
     budget: Budget,
     unknown: dict[str, int],
+    bundles: dict[str, ThreadBundle] | None = None,
 ) -> Iterator[Finding]:
     tid = row.thread_id
     subject = f"session {tid}"
@@ -243,7 +265,7 @@ def _session(
         yield Finding("session_tampered", subject, "record is not a JSON object", tid)
         return
     if options is not None and not row.session_stale:
-        yield from _rederive(archive, tid, options, assistants, text_hash, record)
+        yield from _rederive(archive, tid, options, assistants, text_hash, record, bundles)
     for f in validate_session(record):
         code = f"session_{f.code}"
         if code in CHECK_BY_CODE:
@@ -274,10 +296,11 @@ def _rederive(
     assistants: dict[str, dict[str, Any]],
     stored_hash: str,
     stored: dict[str, Any],
+    bundles: dict[str, ThreadBundle] | None = None,
 ) -> Iterator[Finding]:
     subject = f"session {tid}"
     try:
-        bundle = load_bundle(archive, tid, assistants)
+        bundle = bundles.get(tid) if bundles is not None else load_bundle(archive, tid, assistants)
         if bundle is None:
             return  # reported as thread_not_stored
         derived = convert_thread(bundle, options)
