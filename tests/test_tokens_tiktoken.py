@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 from test_import_support import run_cli
 
 from migrator.archive import Archive
-from migrator.convert import count_tokens, tokens
+from migrator.convert import count_tokens, encodings, tokens
 
 ENCODINGS = ("o200k_base", "cl100k_base")
 EDGE_CASES = [
@@ -108,8 +108,8 @@ def test_loading_an_encoding_reads_only_the_shipped_file_and_leaves_no_cache_cop
 
 
 def test_a_damaged_encoding_file_is_refused(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    digest, pattern, specials = tokens._ENCODINGS["cl100k_base"]
-    monkeypatch.setitem(tokens._ENCODINGS, "cl100k_base", ("0" * 64, pattern, specials))
+    digest, pattern, specials = encodings.ENCODINGS["cl100k_base"]
+    monkeypatch.setitem(encodings.ENCODINGS, "cl100k_base", ("0" * 64, pattern, specials))
     tokens._encoder.cache_clear()
     try:
         with pytest.raises(RuntimeError, match="not OpenAI's cl100k_base"):

@@ -74,7 +74,7 @@ class WorkList(Room):
             for tid, extra in self.db.execute(
                 f"select thread_id, extra from work where thread_id in ({marks(len(chunk))})", chunk
             ):
-                if extra:
+                if extra and extra != "{}":
                     out[tid] = orjson.loads(extra)
         return out
 

@@ -14,11 +14,12 @@ from migrator.cli.options import (
     HostedToolsOpt,
     JsonOpt,
     SystemRoleOpt,
+    WorkersOpt,
     open_writer,
     print_json,
 )
 from migrator.merge import check_sources, merge_archives
-from migrator.sessions import build_sessions, resolve_options
+from migrator.sessions import build_sessions, default_workers, resolve_options
 
 
 @app.command()
@@ -33,6 +34,7 @@ def rebuild(
             "--all", help="Rebuild every session, not only the stale ones (after a converter upgrade)."
         ),
     ] = False,
+    workers: WorkersOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
     """Rebuild the stale sessions of ARCHIVE from its raw objects, offline; every one with --all or
@@ -46,7 +48,9 @@ def rebuild(
         options = resolve_options(
             store, system_role=system_role, hosted_tools=hosted_tools, citations=citations
         )
-        summary = build_sessions(store, options, rebuild_all=rebuild_all)
+        summary = build_sessions(
+            store, options, rebuild_all=rebuild_all, workers=default_workers() if workers is None else workers
+        )
     if json_out:
         print_json({**summary.__dict__, "options": options.as_dict()})
     else:

@@ -17,11 +17,13 @@ from migrator.cli.options import (
     AzureEndpointOpt,
     BaseUrlOpt,
     JsonOpt,
+    WorkersOpt,
     print_json,
     source_settings,
 )
 from migrator.errors import UsageError
 from migrator.outputs import check_output
+from migrator.sessions import default_workers
 from migrator.verify import render_table, verify_archive, write_junit
 
 ContextWindowOpt = Annotated[
@@ -67,6 +69,7 @@ def verify(
     base_url: BaseUrlOpt = None,
     azure_endpoint: AzureEndpointOpt = None,
     api_version: ApiVersionOpt = None,
+    workers: WorkersOpt = None,
 ) -> None:
     """Check ARCHIVE offline: integrity, completeness, references, sessions, budget.
 
@@ -89,6 +92,7 @@ def verify(
             against_source=source,
             sample=20 if sample is None else sample,
             on_phase=on_phase,
+            workers=default_workers() if workers is None else workers,
         )
     if junit is not None:
         write_junit(report, junit)
