@@ -204,8 +204,6 @@ def build_sessions(
     if record_options(archive, options) or rebuild_all:
         archive.work.mark_all_stale()
     summary = BuildSummary()
-    if workers <= 0:
-        load_encoding()
     batches = derive_batches(
         archive, archive.work.stale_batches(), lambda batch: batch, options, rows=True, workers=workers
     )
@@ -346,6 +344,9 @@ def _derive(
     assistants: dict[str, Any],
     rows: bool,
 ) -> Derived:
+    if rows and thread_ids:
+        # Before the batch is read: building an encoding briefly takes twice the memory it keeps.
+        load_encoding()
     one: Callable[[str], ThreadBundle | None]
     try:
         one = load_bundles(archive, thread_ids, assistants).get
@@ -386,8 +387,6 @@ def _start_worker(path: str, options: dict[str, Any], rows: bool) -> None:
         assistants=archive.raw.assistants(),
         rows=rows,
     )
-    if rows:
-        load_encoding()
 
 
 def _work(thread_ids: list[str]) -> Derived:
