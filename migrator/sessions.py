@@ -197,6 +197,7 @@ def build_sessions(
     on_batch: Callable[[BuildSummary], None] | None = None,
     stop: Callable[[], bool] = lambda: False,
     workers: int = 0,
+    batch: int = 500,
 ) -> BuildSummary:
     """Build the sessions of every done thread marked stale; resumable, one transaction a batch.
     `workers` > 0 converts in that many processes (see derive.py); the sessions are the same."""
@@ -205,14 +206,14 @@ def build_sessions(
         archive.work.mark_all_stale()
     summary = BuildSummary()
     batches = derive_batches(
-        archive, archive.work.stale_batches(), lambda batch: batch, options, rows=True, workers=workers
+        archive, archive.work.stale_batches(batch), lambda ids: ids, options, rows=True, workers=workers
     )
     try:
-        for batch, derived in batches:
+        for ids, derived in batches:
             if stop():
                 summary.interrupted = True
                 break
-            rows = [derived[tid] for tid in batch if tid in derived]
+            rows = [derived[tid] for tid in ids if tid in derived]
             archive.sessions.store(rows)
             for row in rows:
                 summary.sessions += 1
