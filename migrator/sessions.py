@@ -13,24 +13,35 @@ from __future__ import annotations
 
 import hashlib
 import heapq
+import multiprocessing
+import os
+import sqlite3
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
 
-from migrator.archive import Archive, SessionRow
+from migrator.archive import Archive, SessionRow, canonical_json
 from migrator.convert import (
     ConversionOptions,
     FileInfo,
     ThreadBundle,
     convert_thread,
     count_tokens,
+    load_encoding,
     session_tool_definitions,
 )
+from migrator.errors import UsageError
 
 __all__ = [
     "BuildSummary",
+    "DeriveFailed",
+    "check_workers",
+    "default_workers",
+    "derive_batches",
     "SessionChoice",
     "choose_sessions",
     "rebuild_stale",
@@ -39,6 +50,8 @@ __all__ = [
     "build_sessions",
     "derive_session",
     "load_bundle",
+    "load_bundles",
+    "session_row",
     "recorded_options",
     "record_options",
 ]
@@ -105,6 +118,33 @@ def _file_infos(archive: Archive, file_ids: list[str]) -> dict[str, FileInfo]:
     return infos
 
 
+def load_bundles(
+    archive: Archive, thread_ids: list[str], assistants: dict[str, dict[str, Any]] | None = None
+) -> dict[str, ThreadBundle]:
+    """`load_bundle` of many threads, read with a few queries a table for the lot (those without a
+    raw thread are left out): per-thread queries were most of a verify or rebuild of 340,000 threads."""
+    assistants = assistants if assistants is not None else archive.raw.assistants()
+    objects = archive.raw.threads_objects(thread_ids)
+    held = sorted(objects)
+    refs = archive.files.refs_of_many(held)
+    files = _file_infos(archive, sorted({f for ids in refs.values() for f in ids}))
+    extras = archive.work.extras(held)
+    versions = archive.versions.of_parents("runs", held)
+    return {
+        tid: ThreadBundle(
+            thread=o["thread"],
+            messages=o["messages"],
+            runs=o["runs"],
+            steps=o["steps"],
+            assistants=assistants,
+            files={f: files[f] for f in refs.get(tid, ()) if f in files},
+            extra_metadata=extras.get(tid, {}),
+            run_versions=versions.get(tid, {}),
+        )
+        for tid, o in objects.items()
+    }
+
+
 def load_bundle(
     archive: Archive, thread_id: str, assistants: dict[str, dict[str, Any]] | None = None
 ) -> ThreadBundle | None:
@@ -131,8 +171,11 @@ def derive_session(
 ) -> SessionRow | None:
     """Convert one archived thread (None when the archive has no raw thread for it)."""
     bundle = load_bundle(archive, thread_id, assistants)
-    if bundle is None:
-        return None
+    return None if bundle is None else session_row(thread_id, bundle, options)
+
+
+def session_row(thread_id: str, bundle: ThreadBundle, options: ConversionOptions) -> SessionRow:
+    """The session of one loaded thread, with what is stored beside it."""
     record = convert_thread(bundle, options)
     warnings: dict[str, int] = {}
     for warning in record.get("warnings", ()):
@@ -153,24 +196,33 @@ def build_sessions(
     rebuild_all: bool = False,
     on_batch: Callable[[BuildSummary], None] | None = None,
     stop: Callable[[], bool] = lambda: False,
+    workers: int = 0,
+    batch: int = 500,
 ) -> BuildSummary:
-    """Build the sessions of every done thread marked stale; resumable, one transaction a batch."""
+    """Build the sessions of every done thread marked stale; resumable, one transaction a batch.
+    `workers` > 0 converts in that many processes (see derive.py); the sessions are the same."""
+    check_workers(workers)
     if record_options(archive, options) or rebuild_all:
         archive.work.mark_all_stale()
-    assistants = archive.raw.assistants()
     summary = BuildSummary()
-    for batch in archive.work.stale_batches():
-        if stop():
-            summary.interrupted = True
-            break
-        rows = [row for tid in batch if (row := derive_session(archive, tid, options, assistants))]
-        archive.sessions.store(rows)
-        for row in rows:
-            summary.sessions += 1
-            summary.messages += len(row.record.get("messages", ()))
-            summary.warnings += sum(row.warnings.values())
-        if on_batch:
-            on_batch(summary)
+    batches = derive_batches(
+        archive, archive.work.stale_batches(batch), lambda ids: ids, options, rows=True, workers=workers
+    )
+    try:
+        for ids, derived in batches:
+            if stop():
+                summary.interrupted = True
+                break
+            rows = [derived[tid] for tid in ids if tid in derived]
+            archive.sessions.store(rows)
+            for row in rows:
+                summary.sessions += 1
+                summary.messages += len(row.record.get("messages", ()))
+                summary.warnings += sum(row.warnings.values())
+            if on_batch:
+                on_batch(summary)
+    finally:
+        batches.close()  # the batches still in flight are dropped: they stay stale
     archive.sessions.drop_orphan_tools()
     return summary
 
@@ -246,3 +298,140 @@ def choose_sessions(
         )
         pool = deterministic_sample(ids, sample)
     return SessionChoice(pool, missing, unfinished, include_unfinished)
+
+
+# -- deriving in batches, in this process or in worker processes ---------------------------------
+#
+# `rebuild` (every session build) and `verify` convert every thread again: on hundreds of thousands
+# of threads that is most of their time, and it is pure (the converter does no I/O), so it spreads
+# over processes when the machine has cores to spare. Each worker opens the archive itself, to read
+# (SQLite readers never block the one writer, and see what it has committed), and converts whole
+# batches; the results come back in the order the batches went in, so what is stored or reported is
+# the same, byte for byte, whatever the number of workers. With `workers=0` the same code runs here.
+
+T = TypeVar("T")
+# Per thread: a SessionRow (rows=True), the derived record's canonical JSON (rows=False), or why the
+# converter failed on it (rows=False only; a build lets the exception through). A thread without a
+# raw thread object has no entry.
+Derived = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class DeriveFailed:
+    message: str  # "ExceptionType: message"
+
+
+def check_workers(workers: int) -> int:
+    if workers < 0:
+        raise UsageError(f"--workers must be 0 (this process) or more, not {workers}")
+    return workers
+
+
+def default_workers() -> int:
+    """Worker processes when none are asked for: one per core beyond the first two, at most four.
+    On two cores (or fewer) the work stays in this process: a worker would only take the core the
+    reads and writes of this process need, and add its own memory (its encodings, its caches)."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        cores = os.cpu_count() or 1
+    return max(0, min(cores - 2, 4))
+
+
+def _derive(
+    archive: Archive,
+    thread_ids: list[str],
+    options: ConversionOptions,
+    assistants: dict[str, Any],
+    rows: bool,
+) -> Derived:
+    if rows and thread_ids:
+        # Before the batch is read: building an encoding briefly takes twice the memory it keeps.
+        load_encoding()
+    one: Callable[[str], ThreadBundle | None]
+    try:
+        one = load_bundles(archive, thread_ids, assistants).get
+    except sqlite3.DatabaseError:
+        raise
+    except Exception:
+        # One unreadable row must not cost the whole batch: each thread is read alone, so only the
+        # one that fails is a failure.
+        def one(tid: str) -> ThreadBundle | None:
+            return load_bundle(archive, tid, assistants)
+
+    out: Derived = {}
+    for tid in thread_ids:
+        if rows:  # a build: a failure stops it, as it always has
+            if (bundle := one(tid)) is not None:
+                out[tid] = session_row(tid, bundle, options)
+            continue
+        try:
+            if (bundle := one(tid)) is not None:  # None: no raw thread (verify: thread_not_stored)
+                out[tid] = canonical_json(convert_thread(bundle, options))
+        except sqlite3.DatabaseError:
+            raise
+        except Exception as exc:  # a converter failure on one thread must not hide the others
+            out[tid] = DeriveFailed(f"{type(exc).__name__}: {exc}")
+    return out
+
+
+# -- the worker processes ----------------------------------------------------------------------
+
+_WORKER: dict[str, Any] = {}
+
+
+def _start_worker(path: str, options: dict[str, Any], rows: bool) -> None:
+    archive = Archive.open(path)  # to read: no lock, sees what the writer has committed
+    _WORKER.update(
+        archive=archive,
+        options=ConversionOptions.from_dict(options),
+        assistants=archive.raw.assistants(),
+        rows=rows,
+    )
+
+
+def _work(thread_ids: list[str]) -> Derived:
+    w = _WORKER
+    with w["archive"].snapshot():  # one committed state for the batch
+        return _derive(w["archive"], thread_ids, w["options"], w["assistants"], w["rows"])
+
+
+def derive_batches(
+    archive: Archive,
+    items: Iterable[T],
+    thread_ids: Callable[[T], list[str]],
+    options: ConversionOptions,
+    *,
+    rows: bool,
+    workers: int = 0,
+    assistants: dict[str, Any] | None = None,
+) -> Iterator[tuple[T, Derived]]:
+    """(item, what its threads derive to) for every item, in order. `thread_ids(item)` names the
+    threads of an item (a batch). With workers, a few batches are in flight at once (so memory stays
+    bounded); stopping the iteration drops them (a build stores nothing of them: they stay stale)."""
+    assistants = assistants if assistants is not None else archive.raw.assistants()
+    if workers <= 0:
+        for item in items:
+            yield item, _derive(archive, thread_ids(item), options, assistants, rows)
+        return
+    # spawn, not fork: a forked child would inherit this process's open SQLite connection and locks.
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(
+        workers,
+        mp_context=context,
+        initializer=_start_worker,
+        initargs=(str(archive.path), options.as_dict(), rows),
+    ) as pool:
+        pending: deque[tuple[T, Future[Derived]]] = deque()
+        try:
+            for item in items:
+                pending.append((item, pool.submit(_work, thread_ids(item))))
+                if len(pending) > workers:
+                    done, future = pending.popleft()
+                    yield done, future.result()
+            while pending:
+                done, future = pending.popleft()
+                yield done, future.result()
+        finally:
+            for _, future in pending:
+                future.cancel()

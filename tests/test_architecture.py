@@ -108,12 +108,17 @@ def test_the_archive_imports_nothing_of_the_project_but_the_errors():
     assert ROOMS["sandbox"][3] == "nothing" and ROOMS["convert"][3] == "nothing"
 
 
+# The converter's one read: the tokenizer's data files shipped in that folder (docs/architecture.md).
+_READS_ITS_OWN_DATA = {PACKAGE / "convert" / "encodings" / "__init__.py": {"os", "pathlib"}}
+
+
 def test_the_converter_does_no_io():
-    for path in (PACKAGE / "convert").glob("*.py"):
+    for path in (PACKAGE / "convert").rglob("*.py"):
+        allowed = _READS_ITS_OWN_DATA.get(path, set())
         tree = ast.parse(path.read_text())
         for name in _imports(path):
             top = name.split(".")[0]
-            assert top not in IO_MODULES or name.startswith("openai.types"), (path.name, name)
+            assert top not in IO_MODULES - allowed or name.startswith("openai.types"), (path.name, name)
         calls = [
             n.func.id for n in ast.walk(tree) if isinstance(n, ast.Call) and isinstance(n.func, ast.Name)
         ]

@@ -356,6 +356,6 @@ def test_building_sessions_stops_between_batches_when_asked(tmp_path):
         for i in range(250):
             archive.raw.store_thread(thread(f"thread_{i:03d}", n=1))
         calls = iter([False, True])
-        summary = build_sessions(archive, ConversionOptions(), stop=lambda: next(calls, True))
+        summary = build_sessions(archive, ConversionOptions(), stop=lambda: next(calls, True), batch=100)
         assert summary.interrupted and summary.sessions == 100  # one batch, then the stop
         assert build_sessions(archive, ConversionOptions()).sessions == 150  # the rest, on resume

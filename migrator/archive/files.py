@@ -13,7 +13,7 @@ from typing import Any
 
 from migrator.archive.canonical import dumps, loads, object_hash, sha256_hex
 from migrator.archive.mime import sniff_mime
-from migrator.archive.room import Room
+from migrator.archive.room import Room, chunks, marks
 from migrator.archive.types import FileContent, StoredFile
 
 __all__ = ["Files"]
@@ -106,6 +106,18 @@ class Files(Room):
                 "select distinct file_id from file_refs where owner_id = ? order by file_id", [owner_id]
             )
         ]
+
+    def refs_of_many(self, owner_ids: list[str]) -> dict[str, list[str]]:
+        """`refs_of` of many owners at once (owners that mention no file are left out)."""
+        out: dict[str, list[str]] = {}
+        for chunk in chunks(sorted(set(owner_ids)), 500):
+            for owner_id, file_id in self.db.execute(
+                f"select distinct owner_id, file_id from file_refs where owner_id in ({marks(len(chunk))}) "
+                "order by owner_id, file_id",
+                chunk,
+            ):
+                out.setdefault(owner_id, []).append(file_id)
+        return out
 
     def counts(self) -> dict[str, int]:
         def scalar(sql: str) -> int:

@@ -213,6 +213,24 @@ class RawObjects(Room):
             "steps": objects("run_steps"),
         }
 
+    def threads_objects(self, thread_ids: list[str]) -> dict[str, dict[str, Any]]:
+        """`thread_objects` of many threads at once (those without a raw thread are left out): one
+        query a table for each 500, not four a thread."""
+        out: dict[str, dict[str, Any]] = {}
+        for chunk in chunks(sorted(set(thread_ids)), 500):
+            m = marks(len(chunk))
+            for tid, raw in self.db.execute(f"select id, raw from threads where id in ({m})", chunk):
+                out[tid] = {"thread": loads(raw), "messages": [], "runs": [], "steps": []}
+            for table, key in (("messages", "messages"), ("runs", "runs"), ("run_steps", "steps")):
+                sql = (
+                    f"select thread_id, raw from {table} where thread_id in ({m}) "
+                    "order by thread_id, created_at, position"
+                )
+                for tid, raw in self.db.execute(sql, chunk):
+                    if (objects := out.get(tid)) is not None:
+                        objects[key].append(loads(raw))
+        return out
+
     def thread_raw(self, thread_id: str) -> ThreadRaw:
         """The raw text of a thread's rows, even when the thread object itself is not held."""
 

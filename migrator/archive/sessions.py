@@ -24,40 +24,50 @@ __all__ = ["Sessions"]
 class Sessions(Room):
     def store(self, rows: list[SessionRow]) -> None:
         """Replace these threads' sessions, their tool links and warning counts, in one transaction."""
-        work = self.archive.work
+        sessions: list[tuple[Any, ...]] = []
+        definitions: list[tuple[str, str, str]] = []
+        tools: list[tuple[str, str, str]] = []
+        warnings: list[tuple[str, str, int]] = []
+        for row in rows:
+            record_json = orjson.dumps(row.record, option=orjson.OPT_SORT_KEYS)
+            tid = row.thread_id
+            sessions.append(
+                (
+                    tid,
+                    record_json.decode(),
+                    "sha256:" + sha256_hex(record_json),
+                    len(row.record.get("messages", [])),
+                    row.tokens,
+                )
+            )
+            for tool in row.tools:
+                name = tool.get("function", {}).get("name") or tool.get("type", "?")
+                tool_hash = object_hash(tool)
+                definitions.append(
+                    (name, tool_hash, orjson.dumps(tool, option=orjson.OPT_SORT_KEYS).decode())
+                )
+                tools.append((tid, name, tool_hash))
+            warnings += [(tid, code, n) for code, n in sorted(row.warnings.items())]
+        ids = [(row.thread_id,) for row in rows]
+        # One statement a table for the whole batch (a batch is hundreds of threads), in one transaction.
         with self.archive.atomic():
-            for row in rows:
-                record_json = orjson.dumps(row.record, option=orjson.OPT_SORT_KEYS)
-                tid = row.thread_id
-                self.db.execute(
-                    "insert or replace into sessions(thread_id, record, hash, messages, tokens) "
-                    "values (?, ?, ?, ?, ?)",
-                    [
-                        tid,
-                        record_json.decode(),
-                        "sha256:" + sha256_hex(record_json),
-                        len(row.record.get("messages", [])),
-                        row.tokens,
-                    ],
-                )
-                self.db.execute("delete from session_tools where thread_id = ?", [tid])
-                self.db.execute("delete from session_warnings where thread_id = ?", [tid])
-                for tool in row.tools:
-                    name = tool.get("function", {}).get("name") or tool.get("type", "?")
-                    tool_hash = object_hash(tool)
-                    self.db.execute(
-                        "insert or ignore into tool_definitions(name, hash, definition) values (?, ?, ?)",
-                        [name, tool_hash, orjson.dumps(tool, option=orjson.OPT_SORT_KEYS).decode()],
-                    )
-                    self.db.execute(
-                        "insert or replace into session_tools(thread_id, name, hash) values (?, ?, ?)",
-                        [tid, name, tool_hash],
-                    )
-                self.db.conn.executemany(
-                    "insert into session_warnings(thread_id, code, count) values (?, ?, ?)",
-                    [(tid, code, n) for code, n in sorted(row.warnings.items())],
-                )
-                work.fresh(tid)
+            conn = self.db.conn
+            conn.executemany(
+                "insert or replace into sessions(thread_id, record, hash, messages, tokens) values (?, ?, ?, ?, ?)",
+                sessions,
+            )
+            conn.executemany("delete from session_tools where thread_id = ?", ids)
+            conn.executemany("delete from session_warnings where thread_id = ?", ids)
+            conn.executemany(
+                "insert or ignore into tool_definitions(name, hash, definition) values (?, ?, ?)", definitions
+            )
+            conn.executemany(
+                "insert or replace into session_tools(thread_id, name, hash) values (?, ?, ?)", tools
+            )
+            conn.executemany(
+                "insert into session_warnings(thread_id, code, count) values (?, ?, ?)", warnings
+            )
+            self.archive.work.fresh_many(ids)
 
     def drop_orphan_tools(self) -> None:
         """Tool definitions no session uses any more."""

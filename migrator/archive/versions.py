@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from migrator.archive.canonical import loads
-from migrator.archive.room import Room
+from migrator.archive.room import Room, chunks, marks
 
 __all__ = ["Preference", "LaterWins", "RawVersion", "RawVersions"]
 
@@ -80,6 +80,18 @@ class RawVersions(Room):
             [parent_id, raw_table],
         ):
             out.setdefault(object_id, []).append(loads(raw))
+        return out
+
+    def of_parents(self, raw_table: str, parent_ids: list[str]) -> dict[str, dict[str, list[dict[str, Any]]]]:
+        """`of_parent` of many parents at once (those without a version are left out)."""
+        out: dict[str, dict[str, list[dict[str, Any]]]] = {}
+        for chunk in chunks(sorted(set(parent_ids)), 500):
+            for parent_id, object_id, raw in self.db.execute(
+                f"select parent_id, id, raw from raw_versions where parent_id in ({marks(len(chunk))}) "
+                "and raw_table = ? order by rowid",
+                [*chunk, raw_table],
+            ):
+                out.setdefault(parent_id, {}).setdefault(object_id, []).append(loads(raw))
         return out
 
     def iter_all(self) -> Iterator[RawVersion]:

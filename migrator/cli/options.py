@@ -21,6 +21,15 @@ ArchiveArg = Annotated[
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print exactly one JSON document on stdout.")]
 
+WorkersOpt = Annotated[
+    int | None,
+    typer.Option(
+        "--workers",
+        metavar="N",
+        help="Processes that convert sessions (0: this one). [default: one per core beyond two, at most 4]",
+    ),
+]
+
 # Conversion flags default to None, "not given": the archive's recorded options then stay as they are.
 SystemRoleOpt = Annotated[
     Literal["system", "developer"] | None,

@@ -14,11 +14,12 @@ from migrator.cli.options import (
     HostedToolsOpt,
     JsonOpt,
     SystemRoleOpt,
+    WorkersOpt,
     open_writer,
     print_json,
 )
 from migrator.merge import check_sources, merge_archives
-from migrator.sessions import build_sessions, resolve_options
+from migrator.sessions import build_sessions, default_workers, resolve_options
 
 
 @app.command()
@@ -27,9 +28,17 @@ def rebuild(
     system_role: SystemRoleOpt = None,
     hosted_tools: HostedToolsOpt = None,
     citations: CitationsOpt = None,
+    rebuild_all: Annotated[
+        bool,
+        typer.Option(
+            "--all", help="Rebuild every session, not only the stale ones (after a converter upgrade)."
+        ),
+    ] = False,
+    workers: WorkersOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
-    """Rebuild every session of ARCHIVE from its raw objects, offline (new converter or new options).
+    """Rebuild the stale sessions of ARCHIVE from its raw objects, offline; every one with --all or
+    when a conversion option changes.
 
     A flag left out keeps the option the archive recorded; a flag given changes it.
 
@@ -39,7 +48,9 @@ def rebuild(
         options = resolve_options(
             store, system_role=system_role, hosted_tools=hosted_tools, citations=citations
         )
-        summary = build_sessions(store, options, rebuild_all=True)
+        summary = build_sessions(
+            store, options, rebuild_all=rebuild_all, workers=default_workers() if workers is None else workers
+        )
     if json_out:
         print_json({**summary.__dict__, "options": options.as_dict()})
     else:

@@ -18,11 +18,13 @@ from migrator.cli.options import (
     BaseUrlOpt,
     FoundryEndpointOpt,
     JsonOpt,
+    WorkersOpt,
     print_json,
     source_settings,
 )
 from migrator.errors import UsageError
 from migrator.outputs import check_output
+from migrator.sessions import default_workers
 from migrator.verify import render_table, verify_archive, write_junit
 
 ContextWindowOpt = Annotated[
@@ -69,6 +71,7 @@ def verify(
     azure_endpoint: AzureEndpointOpt = None,
     foundry_endpoint: FoundryEndpointOpt = None,
     api_version: ApiVersionOpt = None,
+    workers: WorkersOpt = None,
 ) -> None:
     """Check ARCHIVE offline: integrity, completeness, references, sessions, budget.
 
@@ -95,6 +98,7 @@ def verify(
             against_source=source,
             sample=20 if sample is None else sample,
             on_phase=on_phase,
+            workers=default_workers() if workers is None else workers,
         )
     if junit is not None:
         write_junit(report, junit)

@@ -12,7 +12,7 @@ from migrator.convert.bundle import FileInfo, ThreadBundle, bundle_from_json, bu
 from migrator.convert.codes import WARNING_CODES
 from migrator.convert.options import ConversionOptions
 from migrator.convert.session import FORMAT, convert_thread, session_tool_definitions
-from migrator.convert.tokens import count_tokens
+from migrator.convert.tokens import count_tokens, load_encoding
 from migrator.convert.tools import EMULATED_TOOLS
 from migrator.convert.validate import FINDING_CODES, Finding, validate_session
 
@@ -29,6 +29,7 @@ __all__ = [
     "bundle_to_json",
     "convert_thread",
     "count_tokens",
+    "load_encoding",
     "session_tool_definitions",
     "validate_session",
 ]

@@ -82,15 +82,20 @@ def convert_thread(bundle: ThreadBundle, options: ConversionOptions = Conversion
     messages = [v2_message(m, notes) for m in _objects("messages", bundle.messages, notes)]
     steps = [v2_step(st, notes) for st in _objects("steps", bundle.steps, notes)]
     runs = sorted((v2_run(r, notes) for r in _objects("runs", bundle.runs, notes)), key=_created)
+    assistant_ids = _assistant_ids(runs, messages)
+    # The bundle holds every assistant of the archive; only those this thread names are read (mapping
+    # all of them for each of 340,000 threads was most of a rebuild).
+    used = {*assistant_ids, *(as_str(run.get("assistant_id")) for run in runs)}
     assistants = {
-        aid: _v2_assistant(aid, a, notes) for aid, a in bundle.assistants.items() if isinstance(a, dict)
+        aid: _v2_assistant(aid, a, notes)
+        for aid in sorted(used)
+        if isinstance(a := bundle.assistants.get(aid), dict)
     }
     newest = runs[-1] if runs else None
     ctx = ContentContext(options=options, files=bundle.files, notes=notes)
     versions = _recoverable(runs, steps, bundle.run_versions, notes)
     call_names, hosted_called = _survey_calls(steps, runs, ctx, versions)
 
-    assistant_ids = _assistant_ids(runs, messages)
     assistant_id = assistant_ids[0] if assistant_ids else None
     assistant = assistants.get(assistant_id) if assistant_id else None
     declarations: list[tuple[str, Any]] = [(oid(run) or "?", run.get("tools")) for run in reversed(runs)]

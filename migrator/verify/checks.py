@@ -16,12 +16,12 @@ from typing import Any
 
 import orjson
 
-from migrator.archive import RAW_TABLES, Archive, canonical_json, digest, object_hash
+from migrator.archive import RAW_TABLES, Archive, digest, object_hash
 from migrator.archive.canonical import loads, sha256_hex
 from migrator.archive.schema import ORDER_NOTE, known_migration_names
-from migrator.convert import ConversionOptions, convert_thread, validate_session
+from migrator.convert import ConversionOptions, validate_session
 from migrator.errors import UsageError
-from migrator.sessions import load_bundle, recorded_options
+from migrator.sessions import DeriveFailed, check_workers, derive_batches, recorded_options
 from migrator.source import SourceSettings
 from migrator.verify import queries
 from migrator.verify.budget import Budget
@@ -200,7 +200,7 @@ def _orphans(archive: Archive) -> Iterator[Finding]:
 
 
 def _sessions(
-    archive: Archive, budget: Budget, stats: dict[str, int], unknown: dict[str, int]
+    archive: Archive, budget: Budget, stats: dict[str, int], unknown: dict[str, int], workers: int
 ) -> Iterator[Finding]:
     try:
         options = recorded_options(archive)
@@ -209,22 +209,38 @@ def _sessions(
             "check_aborted", "archive", f"recorded conversion options unusable ({exc}); not re-derived"
         )
         options = None
-    assistants = archive.raw.assistants()
-    for row in queries.done_sessions(archive):
-        stats["sessions"] += row.record is not None
-        yield from _session(archive, row, options, assistants, budget, unknown)
+
+    def rederived(rows: list[queries.DoneSession]) -> list[str]:
+        if options is None:
+            return []
+        return [row.thread_id for row in rows if row.record is not None and not row.session_stale]
+
+    batches = derive_batches(
+        archive,
+        queries.done_session_batches(archive),
+        rederived,
+        options or ConversionOptions(),
+        rows=False,
+        workers=workers,
+    )
+    try:
+        for rows, derived in batches:
+            for row in rows:
+                stats["sessions"] += row.record is not None
+                yield from _session(row, options, budget, unknown, derived)
+    finally:
+        batches.close()
     for thread_id, status in archive.sessions.orphans():
         why = f"its thread is {status}" if status else "its thread was never requested"
         yield Finding("session_orphan", f"session {thread_id}", why, thread_id)
 
 
 def _session(
-    archive: Archive,
     row: queries.DoneSession,
     options: ConversionOptions | None,
-    assistants: dict[str, dict[str, Any]],
     budget: Budget,
     unknown: dict[str, int],
+    derived: dict[str, Any],
 ) -> Iterator[Finding]:
     tid = row.thread_id
     subject = f"session {tid}"
@@ -246,7 +262,7 @@ def _session(
         yield Finding("session_tampered", subject, "record is not a JSON object", tid)
         return
     if options is not None and not row.session_stale:
-        yield from _rederive(archive, tid, options, assistants, text_hash, record)
+        yield from _rederive(tid, text_hash, record, derived.get(tid))
     for f in validate_session(record):
         code = f"session_{f.code}"
         if code in CHECK_BY_CODE:
@@ -271,29 +287,20 @@ def _session(
 
 
 def _rederive(
-    archive: Archive,
-    tid: str,
-    options: ConversionOptions,
-    assistants: dict[str, dict[str, Any]],
-    stored_hash: str,
-    stored: dict[str, Any],
+    tid: str, stored_hash: str, stored: dict[str, Any], derived: bytes | DeriveFailed | None
 ) -> Iterator[Finding]:
+    """`derived`: the re-derivation's canonical JSON (derive.py), why it failed, or None when the
+    thread has no raw thread object (reported as thread_not_stored)."""
     subject = f"session {tid}"
-    try:
-        bundle = load_bundle(archive, tid, assistants)
-        if bundle is None:
-            return  # reported as thread_not_stored
-        derived = convert_thread(bundle, options)
-    except sqlite3.DatabaseError:
-        raise
-    except Exception as exc:  # a converter failure on one thread must not hide the other findings
-        yield Finding("session_derive_failed", subject, f"{type(exc).__name__}: {exc}", tid)
+    if derived is None:
         return
-    if digest(canonical_json(derived)) == stored_hash:
+    if isinstance(derived, DeriveFailed):
+        yield Finding("session_derive_failed", subject, derived.message, tid)
         return
-    differs = sorted(k for k in set(derived) | set(stored) if derived.get(k) != stored.get(k)) or [
-        "key order"
-    ]
+    if digest(derived) == stored_hash:
+        return
+    again = orjson.loads(derived)
+    differs = sorted(k for k in set(again) | set(stored) if again.get(k) != stored.get(k)) or ["key order"]
     yield Finding(
         "session_mismatch",
         subject,
@@ -316,11 +323,14 @@ def verify_archive(
     seed: int | None = None,
     max_findings: int = MAX_FINDINGS,
     on_phase: Callable[[str], None] | None = None,
+    workers: int = 0,
 ) -> VerifyReport:
     """Run every check over an open archive; with `against_source`, also re-fetch `sample` random done
-    threads from that source and report drift. Raises UsageError for a bad budget or sample option,
+    threads from that source and report drift. `workers` > 0 re-derives the sessions in that many
+    processes (derive.py); the report is the same. Raises UsageError for a bad budget or sample option,
     SourceRefusedError when the source refuses."""
     budget = Budget.resolve(context_window, model)
+    check_workers(workers)
     if against_source is not None and sample < 1:
         raise UsageError(f"--sample must be at least 1, not {sample}")
     started = time.perf_counter()
@@ -342,7 +352,7 @@ def verify_archive(
         ("pages and failures", lambda: _pages_and_failures(archive)),
         ("files", lambda: _files(archive)),
         ("references", lambda: _orphans(archive)),
-        ("sessions", lambda: _sessions(archive, budget, stats, unknown_models)),
+        ("sessions", lambda: _sessions(archive, budget, stats, unknown_models, workers)),
     ]
     try:
         report.schema_version = archive.schema_version
