@@ -3,6 +3,7 @@ tiny look-alike server that serves whatever JSON a test gives it. All on 127.0.0
 
 from __future__ import annotations
 
+import http.client
 import os
 import socket
 import subprocess
@@ -154,3 +155,65 @@ def finish(proc: subprocess.Popen[bytes], timeout: float = 60.0) -> tuple[int, s
         _, err = proc.communicate()
         raise AssertionError(f"still running after {timeout} s: {err.decode()[-2000:]}") from None
     return proc.returncode, err.decode()
+
+
+Intercept = Callable[[str, str, dict[str, str]], tuple[int, str, bytes] | None]
+
+
+class Middlebox:
+    """A proxy in front of `upstream` (a base URL ending in /v1) that may answer a request itself:
+    `intercept(method, path, headers)` returns (status, content type, body) to answer, or None to
+    forward the request unchanged (a CDN's error page, a gateway that echoes what it was sent)."""
+
+    def __init__(self, upstream: str, intercept: Intercept) -> None:
+        parts = urlsplit(upstream)
+        self.upstream_host, self.upstream_port = parts.hostname or "127.0.0.1", parts.port or 80
+        self.intercepted: Counter[str] = Counter()
+        box = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+            def _answer(self) -> None:
+                length = int(self.headers.get("content-length") or 0)
+                body = self.rfile.read(length) if length else b""
+                headers = {k.lower(): v for k, v in self.headers.items()}
+                own = intercept(self.command, urlsplit(self.path).path, headers)
+                if own is not None:
+                    box.intercepted[urlsplit(self.path).path] += 1
+                    status, kind, data = own
+                else:
+                    conn = http.client.HTTPConnection(box.upstream_host, box.upstream_port, timeout=60)
+                    skip = {"host", "content-length", "connection", "accept-encoding"}
+                    conn.request(
+                        self.command,
+                        self.path,
+                        body=body,
+                        headers={k: v for k, v in headers.items() if k not in skip},
+                    )
+                    answer = conn.getresponse()
+                    status, kind, data = answer.status, answer.getheader("content-type") or "", answer.read()
+                    conn.close()
+                self.send_response(status)
+                self.send_header("content-type", kind)
+                self.send_header("content-length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            do_GET = do_POST = do_DELETE = _answer
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd.daemon_threads = True
+        self.base_url = f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
+        self._thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+
+    def __enter__(self) -> Middlebox:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()

@@ -38,6 +38,7 @@ from migrator.archive import (
     object_hash,
 )
 from migrator.archive.canonical import loads
+from migrator.archive.files import suspect_bytes
 from migrator.archive.versions import RawVersion
 from migrator.dumps import redwood
 from migrator.dumps.layout import DUMP_FORMAT, HINT_ITEM_OBJECT, MANIFEST, MANIFEST_OBJECT
@@ -442,6 +443,13 @@ class _Ingest:
         if match is not None and match.problem:
             self.report.skip(match.path or where.path, None, f"bytes not used for {file_id}: {match.problem}")
         held = self.archive.files.record(file_id)
+        if match is not None and match.data is not None and suspect_bytes(meta, match.data):
+            self.report.skip(
+                match.path or where.path,
+                None,
+                f"bytes not used for {file_id}: {len(match.data):,} bytes, its file object says {meta['bytes']:,}",
+            )
+            match = None
         if match is not None and match.data is not None:
             content = FileContent("downloaded", match.data)
         elif held is not None and held[1].kind != "missing":
@@ -504,8 +512,8 @@ class _Ingest:
             if held is None:
                 self.skip(spool.where, f"parsed text of {file_id}, but the dump holds no file object for it")
                 continue
-            if held[1].kind == "downloaded":
-                continue
+            if held[1].kind == "downloaded" and not suspect_bytes(held[0], held[1].data):
+                continue  # bytes beat a parsed text, unless they cannot be the file
             content = FileContent("parsed_text", spool.path.read_bytes(), store_id)
             self.put_file(held[0], content, held, PARSED_TEXT_PAGE)
 

@@ -19,7 +19,7 @@ from migrator.errors import MigrateError
 from migrator.export.options import DEFAULT_CONCURRENCY
 from migrator.http import GarbledResponse
 from migrator.refs import thread_file_refs
-from migrator.source import NotFound, PageAnomaly, Rejected, SourceClient, collect
+from migrator.source import NotFound, PageAnomaly, Rejected, SourceClient, TooLarge, collect
 
 __all__ = [
     "MAX_CONTENT_PAGES",
@@ -38,6 +38,7 @@ MAX_CONTENT_PAGES = 10_000
 # What costs one thread or one file (a failure row, retried next run), never the whole run.
 RECOVERABLE: tuple[type[BaseException], ...] = (
     Rejected,
+    TooLarge,
     GarbledResponse,
     openai.APIConnectionError,
     openai.APIStatusError,
@@ -172,18 +173,27 @@ class FileFetcher:
         return await self.call(lambda: self.client.retrieve_file(file_id))
 
     async def content(
-        self, file_id: str, stores: Callable[[], list[str]], known: dict[str, Any] | None = None
+        self,
+        file_id: str,
+        stores: Callable[[], list[str]],
+        meta: dict[str, Any] | None = None,
+        *,
+        held: bool = False,
     ) -> FileContent:
         """The bytes, else the parsed text from a vector store, else `missing` (asked again next run).
 
         `stores` gives the vector stores holding the file, asked only when the bytes are refused.
-        `known` is the file object stored earlier: a file of purpose `assistants` is not offered for
-        download again (the source refused it once), only its parsed text is looked for.
+        `meta` is the file object: the bytes are taken only when their length is its `bytes` (a
+        gateway's error page is retried, then a failure, never the file). With `held` it was stored
+        by an earlier run: a file of purpose `assistants` is not offered for download again (the
+        source refused it once), only its parsed text is looked for.
         """
-        if known is not None and known.get("purpose") == "assistants":
+        if held and meta is not None and meta.get("purpose") == "assistants":
             return await self.parsed_text(file_id, stores())
+        size = meta.get("bytes") if meta is not None else None
+        expected = size if isinstance(size, int) and not isinstance(size, bool) and size >= 0 else None
         try:
-            data = await self.call(lambda: self.client.download_file(file_id))
+            data = await self.call(lambda: self.client.download_file(file_id, expected))
             return FileContent("downloaded", data)
         except Rejected:
             # Purpose `assistants` files may not be downloaded; their parsed text is the fallback.

@@ -37,6 +37,9 @@ _CORE: tuple[Check, ...] = (
     Check("export_failure", "completeness", E, "no assistant, vector store or file listing failed"),
     Check("file_unfetched", "completeness", E, "every referenced file was fetched"),
     Check("file_blob_missing", "completeness", E, "every file recorded as obtained has its blob"),
+    Check(
+        "file_size_mismatch", "completeness", E, "every downloaded file is as long as its file object says"
+    ),
     Check("file_content_missing", "completeness", W, "every referenced file has bytes or parsed text"),
     # referential: nothing points at what is not there
     Check("orphan_message", "referential", E, "every message's thread (and run, if named) is stored"),
