@@ -68,6 +68,26 @@ class SilentHost:
             conn.close()
 
 
+class FullHost:
+    """Listens, but its accept queue is full and it never accepts: a new connection is never made
+    (the kernel drops its SYNs), as with an overloaded server or a firewall that drops packets."""
+
+    def __init__(self) -> None:
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(0)
+        self.port = self.sock.getsockname()[1]
+        self.base_url = f"http://127.0.0.1:{self.port}/v1"
+        self._filler = socket.create_connection(("127.0.0.1", self.port))  # the one queue slot
+
+    def __enter__(self) -> FullHost:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._filler.close()
+        self.sock.close()
+
+
 Answer = tuple[int, Any]
 Route = Answer | Callable[[dict[str, list[str]]], Answer]
 

@@ -6,10 +6,12 @@ import hashlib
 import json
 import re
 import sqlite3
+import time
 import urllib.request
+from collections import Counter
 from pathlib import Path
 
-from hosts import Middlebox
+from hosts import Middlebox, start
 
 from migrator.archive import Archive
 from migrator.cli import main
@@ -96,3 +98,74 @@ def test_verify_flags_a_blob_whose_size_is_not_its_file_objects(tmp_path, capsys
     # The session built from the good bytes no longer matches them either (its file's sha256).
     assert set(failed) == {"file_size_mismatch", "session_mismatch"}, failed
     assert file_id in json.dumps(failed["file_size_mismatch"]["findings"])
+
+
+SOURCE_CANARY = "canary-source-5d1f0e9a7c3b"
+TARGET_CANARY = "canary-target-8b2e4d6f1a09"
+
+
+def _echo(paths: re.Pattern[str], every: int):
+    """A server that answers every `every`-th matching request with an error quoting its headers."""
+    seen: Counter[str] = Counter()
+
+    def intercept(method: str, path: str, headers: dict[str, str]):
+        if not paths.match(path):
+            return None
+        seen[path] += 1
+        if (sum(seen.values()) - 1) % every:
+            return None
+        said = f"Authorization: {headers.get('authorization')}; api-key: {headers.get('api-key')}"
+        body = {"error": {"message": f"bad request, you sent {said}", "type": "invalid_request_error"}}
+        return 400, "application/json", json.dumps(body).encode()
+
+    return intercept
+
+
+def _leaks(tmp_path: Path, texts: list[str]) -> list[str]:
+    found = []
+    for path in sorted(p for p in tmp_path.rglob("*") if p.is_file()):
+        data = path.read_bytes()
+        found += [f"{path.name}: {c}" for c in (SOURCE_CANARY, TARGET_CANARY) if c.encode() in data]
+    found += [
+        f"output {i}: {c}" for i, t in enumerate(texts) for c in (SOURCE_CANARY, TARGET_CANARY) if c in t
+    ]
+    return found
+
+
+def test_a_key_a_server_echoes_reaches_no_file_and_no_output(tmp_path):
+    texts: list[str] = []
+    env = {"OPENAI_API_KEY": SOURCE_CANARY, "TARGET_API_KEY": TARGET_CANARY}
+
+    def run(*args: str) -> int:
+        proc = start(*args, env=env)
+        out, err = proc.communicate(timeout=300)
+        texts.extend([out.decode(), err.decode()])
+        return proc.returncode
+
+    source = re.compile(r"^/v1/(threads/[^/]+/messages|files/[^/]+/content)$")
+    target = re.compile(r"^/v1/(chat/completions|conversations)$")
+    with (
+        SandboxServer(SandboxConfig(threads=12, seed=3, api_key=SOURCE_CANARY)) as server,
+        Middlebox(server.base_url, _echo(source, 3)) as source_box,
+        SandboxServer(SandboxConfig(threads=2, seed=1)) as target_server,
+        Middlebox(target_server.base_url, _echo(target, 2)) as target_box,
+    ):
+        db = str(tmp_path / "a.db")
+        ids = str(_ids(tmp_path, server))
+        assert run("export", db, "--threads", ids, "--base-url", source_box.base_url, "--json") == 1
+        assert run("verify", db, "--json", "--junit", str(tmp_path / "junit.xml")) == 1
+        replay = ["replay", db, "--target-base-url", target_box.base_url, "--model", "gpt-4.1", "--json"]
+        assert run(*replay) == 1
+        mapping = str(tmp_path / "map.csv")
+        imp = ["import", db, "--to", "conversations", "--target-base-url", target_box.base_url]
+        assert run(*imp, "--mapping-out", mapping, "--json") == 1
+        # While an archive is open for writing its WAL holds what was just written: look at it too.
+        proc = start("export", db, "--threads", ids, "--base-url", source_box.base_url, "--refresh")
+        while not (tmp_path / "a.db-wal").exists() and proc.poll() is None:
+            time.sleep(0.01)
+        wal_leaks = _leaks(tmp_path, [])
+        out, err = proc.communicate(timeout=300)
+        texts.extend([out.decode(), err.decode()])
+        assert source_box.intercepted and target_box.intercepted
+    assert wal_leaks == [] and _leaks(tmp_path, texts) == []
+    assert "redacted" in "".join(texts)  # the servers did echo, and what they said was shown cleaned

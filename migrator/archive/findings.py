@@ -11,6 +11,7 @@ from collections.abc import Iterable, Iterator
 
 from migrator.archive.room import Room, marks
 from migrator.archive.types import Anomaly, Failure
+from migrator.redact import redact
 
 __all__ = ["Findings"]
 
@@ -53,7 +54,7 @@ class Findings(Room):
                 failure.entity,
                 failure.entity_id,
                 failure.error_class,
-                failure.message,
+                redact(failure.message),
                 failure.status_code,
                 failure.attempts,
             ],
@@ -67,7 +68,7 @@ class Findings(Room):
         """Inside the caller's transaction."""
         self.db.conn.executemany(
             "insert or replace into anomalies(entity, entity_id, kind, detail) values (?, ?, ?, ?)",
-            ((a.entity, a.entity_id, a.kind, a.detail) for a in anomalies),
+            ((a.entity, a.entity_id, a.kind, redact(a.detail)) for a in anomalies),
         )
 
     def clear_anomalies(self, thread_id: str, kinds: tuple[str, ...]) -> None:

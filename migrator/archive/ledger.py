@@ -13,6 +13,7 @@ from collections.abc import Iterable
 
 from migrator.archive.room import Room, chunks, marks
 from migrator.archive.types import ReplayRow
+from migrator.redact import redact
 
 __all__ = ["ReplayLedger"]
 
@@ -54,8 +55,8 @@ class ReplayLedger(Room):
                 [
                     row.state,
                     row.status_code,
-                    row.response,
-                    row.error,
+                    redact(row.response),
+                    redact(row.error),
                     row.latency_ms,
                     row.prompt_tokens,
                     row.completion_tokens,
@@ -93,8 +94,8 @@ class ReplayLedger(Room):
                         row.request_hash,
                         row.state,
                         row.status_code,
-                        row.response,
-                        row.error,
+                        redact(row.response),
+                        redact(row.error),
                         row.prompt_tokens,
                         row.completion_tokens,
                         time.time(),

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any
+import sys
+from typing import IO, Any
 
 import click
 import typer
@@ -10,6 +11,7 @@ from rich.console import Console
 from typer.core import TyperGroup
 
 from migrator.errors import Interrupted
+from migrator.redact import redact
 
 
 class _Commands(TyperGroup):
@@ -33,9 +35,29 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
+
+class _Redacted:
+    """The process's stdout or stderr (looked up at each write, as rich does), with every text passing
+    the one redaction step: whatever a command prints, a key a server echoed never reaches a terminal
+    or a CI log."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    @property
+    def stream(self) -> IO[str]:
+        return getattr(sys, self.name)
+
+    def write(self, text: str) -> int:
+        return self.stream.write(redact(text) or "")
+
+    def __getattr__(self, attr: str) -> Any:  # flush, isatty, fileno, encoding...
+        return getattr(self.stream, attr)
+
+
 # stdout carries results (and exactly one JSON document with --json); everything else goes to stderr.
-console = Console()
-console_err = Console(stderr=True)
+console = Console(file=_Redacted("stdout"))  # type: ignore[arg-type]
+console_err = Console(file=_Redacted("stderr"))  # type: ignore[arg-type]
 
 
 def say(text: str, out: Console = console_err) -> None:
