@@ -169,3 +169,30 @@ def test_a_key_a_server_echoes_reaches_no_file_and_no_output(tmp_path):
         assert source_box.intercepted and target_box.intercepted
     assert wal_leaks == [] and _leaks(tmp_path, texts) == []
     assert "redacted" in "".join(texts)  # the servers did echo, and what they said was shown cleaned
+
+
+def test_a_replay_against_another_target_is_another_replay(tmp_path, capsys, sandbox, monkeypatch):
+    monkeypatch.setenv("TARGET_API_KEY", "target-key")
+    db = str(tmp_path / "a.db")
+    assert (
+        main(["export", db, "--threads", str(_ids(tmp_path, sandbox)), "--base-url", sandbox.base_url]) == 0
+    )
+
+    def refuse(method: str, path: str, headers: dict[str, str]):
+        body = {"error": {"message": "this deployment accepts nothing", "type": "invalid_request_error"}}
+        return 400, "application/json", json.dumps(body).encode()
+
+    with (
+        SandboxServer(SandboxConfig(threads=2, seed=1)) as healthy,
+        Middlebox(healthy.base_url, refuse) as bad,
+    ):
+        replay = ["replay", db, "--model", "gpt-4.1", "--json", "--target-base-url"]
+        capsys.readouterr()
+        assert main([*replay, bad.base_url]) == 1
+        refused = json.loads(capsys.readouterr().out)
+        assert main([*replay, healthy.base_url]) == 0, capsys.readouterr().err
+        accepted = json.loads(capsys.readouterr().out)
+        sent = healthy.stats()["total"]
+    assert refused["acceptance"] == 0.0 and bad.intercepted
+    assert accepted["acceptance"] == 1.0 and sent > 0, accepted
+    assert accepted["requests"]["accepted"] == accepted["requests"]["selected"] > 0
