@@ -61,6 +61,13 @@ class BadInputError(MigrateError):
         self.problems = problems or []
 
 
+class IncompleteDumpError(MigrateError):
+    """A folder laid out like a `migrate dump` but without its manifest (written last): the dump
+    was cut short, so what it holds is not all there is."""
+
+    exit_code = ExitCode.ATTENTION
+
+
 class NotAnArchiveError(MigrateError):
     exit_code = ExitCode.USAGE
 

@@ -196,3 +196,31 @@ def test_a_replay_against_another_target_is_another_replay(tmp_path, capsys, san
     assert refused["acceptance"] == 0.0 and bad.intercepted
     assert accepted["acceptance"] == 1.0 and sent > 0, accepted
     assert accepted["requests"]["accepted"] == accepted["requests"]["selected"] > 0
+
+
+def test_a_dump_cut_short_never_reads_as_complete(tmp_path, capsys, sandbox, monkeypatch):
+    db = str(tmp_path / "a.db")
+    assert (
+        main(["export", db, "--threads", str(_ids(tmp_path, sandbox)), "--base-url", sandbox.base_url]) == 0
+    )
+
+    def interrupted(self) -> None:
+        raise KeyboardInterrupt  # Ctrl-C while the last files are written, before the manifest
+
+    with monkeypatch.context() as patch:
+        patch.setattr("migrator.dumps.writer._Writer.files", interrupted)
+        assert main(["dump", db, str(tmp_path / "cut")]) == 130
+    assert not (tmp_path / "cut" / "migrate-dump.json").exists()
+    capsys.readouterr()
+    code = main(["export", str(tmp_path / "b.db"), "--from-dump", str(tmp_path / "cut")])
+    err = capsys.readouterr().err
+    assert code == 1, err
+    assert f"error: {tmp_path / 'cut'}: incomplete: no manifest" in err and "Traceback" not in err
+    assert not (tmp_path / "b.db").exists()  # nothing was read, nothing created
+    # A dump cut short by an older migrate (no marker) is told by its pages alone.
+    (tmp_path / "cut" / ".migrate-dump.partial").unlink(missing_ok=True)
+    assert main(["export", str(tmp_path / "b.db"), "--from-dump", str(tmp_path / "cut")]) == 1
+    # A whole dump reads as ever, and leaves no marker or temporary file.
+    assert main(["dump", db, str(tmp_path / "whole")]) == 0
+    assert sorted(p.name for p in (tmp_path / "whole").iterdir() if p.name.startswith(".")) == []
+    assert main(["export", str(tmp_path / "c.db"), "--from-dump", str(tmp_path / "whole")]) == 0
