@@ -224,3 +224,27 @@ def test_a_dump_cut_short_never_reads_as_complete(tmp_path, capsys, sandbox, mon
     assert main(["dump", db, str(tmp_path / "whole")]) == 0
     assert sorted(p.name for p in (tmp_path / "whole").iterdir() if p.name.startswith(".")) == []
     assert main(["export", str(tmp_path / "c.db"), "--from-dump", str(tmp_path / "whole")]) == 0
+
+
+def test_an_answer_over_max_body_mb_is_a_failure_row_naming_its_object(tmp_path, capsys, sandbox):
+    victim = sandbox.thread_ids()[3]
+    huge = {"object": "list", "data": [{"id": "msg_x", "pad": "x" * 300_000}], "has_more": False}
+
+    def bloat(method: str, path: str, headers: dict[str, str]):
+        if path == f"/v1/threads/{victim}/messages":
+            return 200, "application/json", json.dumps(huge).encode()
+        return None
+
+    with Middlebox(sandbox.base_url, bloat) as box:
+        db = tmp_path / "a.db"
+        args = ["export", str(db), "--threads", str(_ids(tmp_path, sandbox)), "--base-url", box.base_url]
+        code = main([*args, "--max-body-mb", "0.25"])
+    err = capsys.readouterr().err
+    assert code == 1, err
+    assert "Traceback" not in err and "unexpected" not in err
+    with Archive.open(db) as archive:
+        failures = archive.findings.failures()
+        counts = archive.work.counts()
+    assert [(f.entity_id, f.error_class) for f in failures] == [(victim, "TooLarge")], failures
+    assert "--max-body-mb" in failures[0].message and "over the limit" in failures[0].message
+    assert counts["done"] == len(sandbox.thread_ids()) - 1

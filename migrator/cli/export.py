@@ -35,6 +35,7 @@ from migrator.export import (
 )
 from migrator.records import RecordsRequest, export_records
 from migrator.sessions import resolve_options
+from migrator.source import DEFAULT_MAX_BODY_MB
 from migrator.source.client import SourceSettings
 from migrator.threadlist import ThreadEntry, parse_shard, read_thread_list
 
@@ -55,6 +56,14 @@ MaxRpsOpt = Annotated[
 ]
 RequestTimeoutOpt = Annotated[
     float, typer.Option(min=0.1, help="Seconds before one request counts as timed out (it is retried).")
+]
+MaxBodyMbOpt = Annotated[
+    float,
+    typer.Option(
+        min=0.001,
+        metavar="MB",
+        help="Largest answer taken from the source; a bigger one is a failure row naming its object.",
+    ),
 ]
 OnlyOpt = Annotated[str | None, typer.Option(help="Comma list of assistants,threads,vector-stores,files.")]
 RefreshOpt = Annotated[bool, typer.Option(help="For done threads, fetch only what is newer (delta sync).")]
@@ -234,6 +243,7 @@ def export(
     concurrency: ConcurrencyOpt = DEFAULT_CONCURRENCY,
     max_rps: MaxRpsOpt = None,
     request_timeout: RequestTimeoutOpt = 60.0,
+    max_body_mb: MaxBodyMbOpt = DEFAULT_MAX_BODY_MB,
     only: OnlyOpt = None,
     refresh: RefreshOpt = False,
     shard: ShardOpt = None,
@@ -260,4 +270,5 @@ def export(
     options = ExportOptions(parse_parts(only), concurrency, max_rps, refresh, parse_shard(shard))
     entries = read_thread_list(threads, options.shard) if threads else None
     settings = source_settings(base_url, azure_endpoint, api_version, timeout=request_timeout)
+    settings.max_body_mb = max_body_mb
     _live(archive, entries, settings, options, conversion, json_out)
