@@ -248,3 +248,62 @@ def test_an_answer_over_max_body_mb_is_a_failure_row_naming_its_object(tmp_path,
     assert [(f.entity_id, f.error_class) for f in failures] == [(victim, "TooLarge")], failures
     assert "--max-body-mb" in failures[0].message and "over the limit" in failures[0].message
     assert counts["done"] == len(sandbox.thread_ids()) - 1
+
+
+COUNTS = (
+    "assistants",
+    "threads",
+    "messages",
+    "runs",
+    "run_steps",
+    "vector_stores",
+    "vector_store_files",
+    "files",
+)
+
+
+def test_reruns_converge_against_pages_that_never_end_and_verify_is_clean(tmp_path, capsys):
+    rude = SandboxConfig(
+        threads=40, seed=9, fault_rate=0.1, truncate_rate=0.1, empty_page_rate=0.2, repeat_cursor_rate=0.2
+    )
+    with SandboxServer(rude) as server:
+        db = tmp_path / "a.db"
+        args = ["export", str(db), "--threads", str(_ids(tmp_path, server)), "--base-url", server.base_url]
+        for _ in range(3):
+            main(args)
+        truth = {tid: len(server.truth(tid)["messages"]) for tid in server.thread_ids()}
+    capsys.readouterr()
+    with sqlite3.connect(db) as conn:
+        status = dict(conn.execute("select thread_id, status from work"))
+        stored = dict(conn.execute("select thread_id, count(*) from messages group by thread_id"))
+        anomalies = conn.execute("select entity_id, kind from anomalies").fetchall()
+    done = {tid for tid, st in status.items() if st == "done"}
+    # Every thread is read whole, from both ends when its pages will not end; only a list that
+    # repeats its first page for ever and holds more than the two ends' 100 + 100 cannot be, and
+    # it stays failed with nothing half stored.
+    unreadable = set(status) - done
+    assert all(truth[tid] > 200 for tid in unreadable) and len(done) >= 38, (status, truth)
+    assert all(stored.get(tid, 0) == truth[tid] for tid in done)
+    assert all(stored.get(tid, 0) == 0 for tid in unreadable)
+    assert sorted(anomalies) == sorted((tid, "repeated_cursor") for tid in unreadable)
+    code = main(["verify", str(db), "--json"])
+    report = json.loads(capsys.readouterr().out)
+    failed = {c["code"] for c in report["checks"] if c["status"] == "failed"}
+    assert code == (1 if unreadable else 0) and failed <= {"page_anomaly", "thread_failed"}, failed
+
+
+def test_a_thread_read_whole_again_forgets_the_anomalies_of_its_broken_pages(tmp_path, capsys, sandbox):
+    db = tmp_path / "a.db"
+    args = ["export", str(db), "--threads", str(_ids(tmp_path, sandbox)), "--base-url", sandbox.base_url]
+    assert main(args) == 0
+    victim = sandbox.thread_ids()[0]
+    with sqlite3.connect(db) as conn:  # what a run whose pages broke left: a failed thread and its anomaly
+        conn.execute("update work set status = 'failed' where thread_id = ?", [victim])
+        conn.execute(
+            "insert into anomalies(entity, entity_id, kind, detail) values ('thread', ?, 'repeated_cursor', 'x')",
+            [victim],
+        )
+    assert main(args) == 0, capsys.readouterr().err
+    with sqlite3.connect(db) as conn:
+        assert conn.execute("select count(*) from anomalies").fetchone()[0] == 0
+    assert main(["verify", str(db)]) == 0, capsys.readouterr().out

@@ -84,8 +84,16 @@ class ThreadFetcher:
         async with self.requests:
             return await fetch()
 
-    def listing(self, fetch: Callable[[str | None], Awaitable[dict[str, Any]]], after: str | None = None):
-        return collect(lambda cursor: self.call(lambda: fetch(cursor)), after)
+    def listing(
+        self,
+        fetch: Callable[[str | None], Awaitable[dict[str, Any]]],
+        after: str | None = None,
+        backward: Callable[[str | None], Awaitable[dict[str, Any]]] | None = None,
+    ):
+        """Every item of a list; with `backward` (newest first), pages that will not end are completed
+        from the other end, so a broken cursor costs a few requests, not the thread (for ever)."""
+        back = None if backward is None else (lambda cursor: self.call(lambda: backward(cursor)))
+        return collect(lambda cursor: self.call(lambda: fetch(cursor)), after, back)
 
     async def thread(self, thread_id: str, delta: Delta | None = None) -> ThreadResult:
         """The thread, its messages and runs, and the steps of every run that declared tools.
@@ -120,8 +128,16 @@ class ThreadFetcher:
         try:
             messages, runs = await all_settled(
                 [
-                    self.listing(lambda a: client.list_messages(thread_id, a), delta and delta.last_message),
-                    self.listing(lambda a: client.list_runs(thread_id, a), delta and delta.last_run),
+                    self.listing(
+                        lambda a: client.list_messages(thread_id, a),
+                        delta and delta.last_message,
+                        lambda a: client.list_messages(thread_id, a, "desc"),
+                    ),
+                    self.listing(
+                        lambda a: client.list_runs(thread_id, a),
+                        delta and delta.last_run,
+                        lambda a: client.list_runs(thread_id, a, "desc"),
+                    ),
                 ]
             )
             result.messages, result.runs = messages.items, runs.items

@@ -174,16 +174,18 @@ class SourceClient:
         call = self.client.beta.threads.runs.with_raw_response.retrieve
         return await self._json("run", lambda: _beta(call, run_id, thread_id=thread_id))
 
-    async def list_messages(self, thread_id: str, after: str | None) -> dict[str, Any]:
+    async def list_messages(self, thread_id: str, after: str | None, order: str = "asc") -> dict[str, Any]:
+        """A page of messages; `order="desc"` (newest first) lists from the other end when the
+        ascending pages will not end (see `paging.collect`)."""
         call = self.client.beta.threads.messages.with_raw_response.list
         return await self._json(
-            "messages", lambda: _beta(call, thread_id, limit=100, order="asc", **_after(after))
+            "messages", lambda: _beta(call, thread_id, limit=100, order=order, **_after(after))
         )
 
-    async def list_runs(self, thread_id: str, after: str | None) -> dict[str, Any]:
+    async def list_runs(self, thread_id: str, after: str | None, order: str = "asc") -> dict[str, Any]:
         call = self.client.beta.threads.runs.with_raw_response.list
         return await self._json(
-            "runs", lambda: _beta(call, thread_id, limit=100, order="asc", **_after(after))
+            "runs", lambda: _beta(call, thread_id, limit=100, order=order, **_after(after))
         )
 
     async def list_run_steps(
