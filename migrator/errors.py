@@ -16,6 +16,9 @@ __all__ = [
     "NotAnArchiveError",
     "NewerSchemaError",
     "ArchiveBusyError",
+    "ArchiveLockedError",
+    "IncompleteDumpError",
+    "WriteError",
     "RefusedError",
     "SourceRefusedError",
     "SourceGoneError",
@@ -76,6 +79,23 @@ class NewerSchemaError(MigrateError):
     exit_code = ExitCode.USAGE
 
 
+class ArchiveLockedError(MigrateError):
+    """Another process held a SQLite lock on the archive (a `sqlite3` shell in a transaction, a
+    backup tool) for longer than a write may wait. What was committed is kept; the CLI adds the
+    command to run again."""
+
+    exit_code = ExitCode.ATTENTION
+    resumable = True
+
+
+class WriteError(MigrateError):
+    """The disk refused a write (full, or gone read-only). The open transaction was rolled back;
+    the CLI adds the command to run again."""
+
+    exit_code = ExitCode.ATTENTION
+    resumable = True
+
+
 class ArchiveBusyError(MigrateError):
     """Another process is writing the archive (it holds the writer lock): one writer at a time."""
 
@@ -122,4 +142,5 @@ class Interrupted(MigrateError):
     when the library could not know it)."""
 
     exit_code = ExitCode.INTERRUPTED
+    resumable = True
     sent = False  # raised inside the request path: was the request on the wire (its outcome unknown)?

@@ -6,11 +6,13 @@ import hashlib
 import json
 import re
 import sqlite3
+import threading
 import time
 import urllib.request
 from collections import Counter
 from pathlib import Path
 
+import pytest
 from hosts import Middlebox, start
 
 from migrator.archive import Archive
@@ -307,3 +309,53 @@ def test_a_thread_read_whole_again_forgets_the_anomalies_of_its_broken_pages(tmp
     with sqlite3.connect(db) as conn:
         assert conn.execute("select count(*) from anomalies").fetchone()[0] == 0
     assert main(["verify", str(db)]) == 0, capsys.readouterr().out
+
+
+def _hold_lock_once_writing(db: Path, seconds: float) -> threading.Thread:
+    """Another process's tool (a sqlite3 shell in a transaction) holding the archive's write lock."""
+
+    def hold() -> None:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            try:
+                with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as conn:
+                    if conn.execute("select count(*) from work where status = 'done'").fetchone()[0] >= 3:
+                        break
+            except sqlite3.Error:
+                pass
+            time.sleep(0.02)
+        conn = sqlite3.connect(db, isolation_level=None, timeout=60)
+        conn.execute("BEGIN IMMEDIATE")
+        time.sleep(seconds)
+        conn.execute("ROLLBACK")
+        conn.close()
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    return holder
+
+
+@pytest.mark.parametrize("held, code", [(8.0, 0), (30.0, 1)])
+def test_a_lock_held_by_another_process_is_waited_for_with_progress_then_a_clean_stop(
+    tmp_path, capsys, monkeypatch, held, code
+):
+    monkeypatch.setattr("migrator.archive.database.LOCK_WAIT_SECONDS", 12.0, raising=False)
+    monkeypatch.setattr("migrator.archive.database.LOCK_POLL_SECONDS", 2.0, raising=False)
+    with SandboxServer(SandboxConfig(threads=40, seed=4, latency_ms=40)) as server:
+        db = tmp_path / "a.db"
+        args = ["export", str(db), "--threads", str(_ids(tmp_path, server)), "--base-url", server.base_url]
+        holder = _hold_lock_once_writing(db, held)
+        got = main(args)
+        holder.join()
+        err = capsys.readouterr().err
+        assert got == code, err
+        assert "waiting for the archive: locked by another process (2 s)" in err
+        assert "Traceback" not in err and "unexpected" not in err and "database is locked" not in err
+        if code:
+            assert (
+                f"error: {db}: locked by another process for 12 s; nothing was lost (resume with: migrate export"
+                in err
+            )
+            assert main(args) == 0, capsys.readouterr().err  # the same command resumes
+    with Archive.open(db) as archive:
+        assert archive.work.counts()["done"] == 40

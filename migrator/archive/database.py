@@ -45,11 +45,15 @@ from migrator.archive.sessions import Sessions
 from migrator.archive.vector_map import VectorStoreMap
 from migrator.archive.versions import RawVersions
 from migrator.archive.work import WorkList
-from migrator.errors import NewerSchemaError, NotAnArchiveError
+from migrator.errors import ArchiveLockedError, NewerSchemaError, NotAnArchiveError
 
 __all__ = ["Archive", "applied_names"]
 
 SQLITE_MAGIC = b"SQLite format 3\x00"
+# A write waits this long for a lock another process holds on the archive (saying so every
+# LOCK_POLL_SECONDS through `Archive.on_lock_wait`), then stops with ArchiveLockedError.
+LOCK_WAIT_SECONDS = 600.0
+LOCK_POLL_SECONDS = 5.0
 
 
 def applied_names(conn: sqlite3.Connection) -> set[str]:
@@ -81,6 +85,8 @@ class Archive:
         self.db = db
         # Held by a writer (`open(..., writer=...)`) from before the first write until close().
         self.lock = lock
+        # Told how long a write has waited for another process's lock (the CLI prints it).
+        self.on_lock_wait: Callable[[float], None] | None = None
         MIGRATIONS.apply(db)
         self.work = WorkList(self)
         self.raw = RawObjects(self)
@@ -220,7 +226,7 @@ class Archive:
             with self.db.atomic():
                 yield
             return
-        conn.execute("BEGIN IMMEDIATE")
+        self._begin_immediate(conn)
         try:
             yield
         except BaseException:
@@ -233,6 +239,30 @@ class Archive:
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
             raise
+
+    def _begin_immediate(self, conn: sqlite3.Connection) -> None:
+        """BEGIN IMMEDIATE, waiting for another process's lock in short slices so the wait is shown,
+        then ArchiveLockedError (never a bare "database is locked")."""
+        waited = 0.0
+        conn.execute(f"PRAGMA busy_timeout = {int(LOCK_POLL_SECONDS * 1000)}")
+        try:
+            while True:
+                try:
+                    conn.execute("BEGIN IMMEDIATE")
+                    return
+                except sqlite3.OperationalError as exc:
+                    if "locked" not in str(exc) and "busy" not in str(exc):
+                        raise
+                waited += LOCK_POLL_SECONDS
+                if waited >= LOCK_WAIT_SECONDS:
+                    raise ArchiveLockedError(
+                        f"{self.path}: locked by another process for {waited:.0f} s; nothing was lost",
+                        hint=None,
+                    ) from None
+                if self.on_lock_wait is not None:
+                    self.on_lock_wait(waited)
+        finally:
+            conn.execute("PRAGMA busy_timeout = 30000")
 
     @contextmanager
     def snapshot(self) -> Iterator[None]:
