@@ -359,3 +359,51 @@ def test_a_lock_held_by_another_process_is_waited_for_with_progress_then_a_clean
             assert main(args) == 0, capsys.readouterr().err  # the same command resumes
     with Archive.open(db) as archive:
         assert archive.work.counts()["done"] == 40
+
+
+def test_a_full_disk_stops_cleanly_in_one_line_and_the_moved_pair_resumes(tmp_path, capsys, monkeypatch):
+    # SQLite's own "database or disk is full" (SQLITE_FULL), as on a full filesystem: the archive
+    # may not grow past a few hundred pages. (A 3 MB tmpfs gives the same; see the report.)
+    from migrator.archive import database
+
+    opened = database.Archive._connect.__func__
+
+    def small_disk(cls, path, lock):
+        archive = opened(cls, path, lock)
+        archive.db.execute("PRAGMA max_page_count = 300")
+        return archive
+
+    with SandboxServer(SandboxConfig(threads=60, seed=6)) as server:
+        db = tmp_path / "full" / "support.db"
+        db.parent.mkdir()
+        ids = str(_ids(tmp_path, server))
+        with monkeypatch.context() as patch:
+            patch.setattr(database.Archive, "_connect", classmethod(small_disk))
+            code = main(["export", str(db), "--threads", ids, "--base-url", server.base_url])
+        err = capsys.readouterr().err
+        assert code == 1, err
+        lines = [line for line in err.splitlines() if line.startswith("error")]
+        assert lines == [
+            "error: disk full writing support.db: free space, or move support.db and support.db-wal together, "
+            f"then run the same command (resume with: migrate export {db} --threads {ids} --base-url {server.base_url})"
+        ], err
+        assert "Traceback" not in err and "Task exception" not in err and "unexpected" not in err
+        assert sorted(p.name for p in db.parent.iterdir()) <= [
+            "support.db",
+            "support.db-shm",
+            "support.db-wal",
+        ]
+        # Moved, both together, to a disk with room: the same command carries on to the whole corpus.
+        room = tmp_path / "room"
+        room.mkdir()
+        for name in ("support.db", "support.db-wal"):
+            if (db.parent / name).exists():
+                (db.parent / name).rename(room / name)
+        assert (
+            main(["export", str(room / "support.db"), "--threads", ids, "--base-url", server.base_url]) == 0
+        )
+        corpus = server.corpus_summary()["counts"]
+    with Archive.open(room / "support.db") as archive:
+        counts = archive.counts()
+        assert archive.db.execute("pragma integrity_check").fetchone()[0] == "ok"
+    assert {k: counts[k] for k in COUNTS} == {k: corpus[k] for k in COUNTS}
