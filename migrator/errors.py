@@ -22,6 +22,8 @@ __all__ = [
     "RefusedError",
     "SourceRefusedError",
     "SourceGoneError",
+    "NoAssistantsApiError",
+    "CannotListThreadsError",
     "TargetRefusedError",
     "UnreachableError",
     "Interrupted",
@@ -119,6 +121,16 @@ class TargetRefusedError(RefusedError):
 
 class SourceGoneError(SourceRefusedError):
     """410 Gone: the Assistants API of this source has been shut down."""
+
+
+class NoAssistantsApiError(SourceGoneError):
+    """The source has no Assistants API at that URL: OpenAI's 404 "Invalid URL" since 2026-08-26, a 404 on
+    the assistants collection, a 400 saying the API is deprecated, or 410 Gone. No thread is marked
+    missing for it: the run stops at once."""
+
+
+class CannotListThreadsError(UsageError):
+    """`--all-threads` on a source that serves no thread list (OpenAI never did): give the ids instead."""
 
 
 class UnreachableError(MigrateError):

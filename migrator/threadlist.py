@@ -58,6 +58,8 @@ def _read_text(source: str | Path) -> tuple[str, str]:
         name = "<stdin>"
     else:
         path = Path(source)
+        if path.is_dir():
+            raise BadInputError(f"--threads {source}: is a folder, not a file of thread ids")
         if not path.is_file():
             raise BadInputError(f"--threads {source}: no such file")
         data = path.read_bytes()

@@ -16,7 +16,7 @@ os.environ.setdefault("NO_COLOR", "1")
 def _isolated_env(monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:
     """No test sees the developer's real credentials, base URLs or home folder."""
     for name in list(os.environ):
-        if name.startswith(("OPENAI_", "AZURE_OPENAI", "TARGET_")):
+        if name.startswith(("OPENAI_", "AZURE_", "TARGET_", "FOUNDRY_", "IDENTITY_", "MSI_")):
             monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("OPENAI_API_KEY", "sandbox-key")  # the sandbox accepts any bearer key
     monkeypatch.setenv("HOME", str(tmp_path / "home"))

@@ -197,7 +197,7 @@ def test_the_oldest_schema_upgrades_on_open_and_keeps_its_rows(tmp_path):
     assert [m.name for m in MIGRATIONS.applied(oldest)] == ["m001_create_archive"]
     conn.execute("insert into work(thread_id) values ('thread_old')")
     conn.close()
-    with Archive.open(path) as archive:
+    with Archive.open(path, writer="test") as archive:
         assert schema_of(archive.db.conn) == (FINAL_SCHEMA, FINAL_INDEXES)
         assert archive.work.counts()["pending"] == 1
 

@@ -143,6 +143,8 @@ def test_sigint_stops_cleanly_and_prints_the_resume_command(tmp_path):
         assert proc.returncode == 130, text
         assert f"resume with: migrate export {archive} --threads {ids}" in text
         assert "Traceback" not in text
+        stops = [line for line in text.splitlines() if line.startswith("stopped:")]
+        assert len(stops) == 1 and stops[0].count("stopped") == 1, stops  # said once, not "stopped: stopped"
         assert_consistent(archive)
         with Archive.open(archive) as store:
             assert store.work.counts()["pending"] > 0  # it really stopped mid-way

@@ -219,7 +219,7 @@ def test_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert "is not empty" in capsys.readouterr().err
     assert main(["dump", str(tmp_path / "none.db"), str(tmp_path / "d2")]) == 2
     assert not (tmp_path / "none.db").exists() and not (tmp_path / "d2").exists()
-    with Archive.open(tmp_path / "a.db") as damaged:
+    with Archive.open(tmp_path / "a.db", writer="test") as damaged:
         damaged.db.execute("delete from blobs where mime = 'image/png'")  # bytes lost after the export
     assert main(["dump", str(tmp_path / "a.db"), str(tmp_path / "d3")]) == 1
     assert "file-img: content downloaded recorded, but its blob is gone" in capsys.readouterr().err

@@ -59,7 +59,7 @@ def long_thread(path: Path) -> str:
 def make_stale(path: Path, thread_id: str) -> dict[str, Any]:
     """The session stored for the thread is out of date (its newest turn came after the build, which
     never ran), and the thread is marked stale, as `store_thread` leaves it. Returns the fresh one."""
-    with Archive.open(path) as store:
+    with Archive.open(path, writer="test") as store:
         fresh = orjson.loads(dict(store.sessions.records([thread_id]))[thread_id])
         old = {**fresh, "messages": fresh["messages"][:-2], "sources": fresh["sources"][:-2]}
         store.sessions.store([SessionRow(thread_id, old, 0, old["tools"], {})])
@@ -69,7 +69,7 @@ def make_stale(path: Path, thread_id: str) -> dict[str, Any]:
 
 def make_unfinished(path: Path, thread_id: str) -> None:
     """A later fetch of the thread failed (a --refresh that hit a 500): it is no longer done."""
-    with Archive.open(path) as store:
+    with Archive.open(path, writer="test") as store:
         store.raw.store_thread(
             ThreadResult(
                 thread_id, "failed", failure=Failure("thread", thread_id, "InternalServerError", "500")

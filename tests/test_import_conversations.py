@@ -205,7 +205,7 @@ def _safe_map(db) -> list[dict]:
 def test_a_create_whose_answer_never_came_is_retried_once_and_reported(target, tmp_path):
     records = [long_record("thread_window", 3)]
     db = build_archive(tmp_path / "a.db", records)
-    with Archive.open(db) as archive:  # what a kill between intent and answer leaves behind
+    with Archive.open(db, writer="test") as archive:  # what a kill between intent and answer leaves behind
         archive.links.intent(
             target.base_url,
             "thread_window",
@@ -227,7 +227,7 @@ def test_faults_and_429s_never_duplicate_an_item(target, tmp_path):
     records = [long_record(f"thread_f{i}", 9) for i in range(4)] + golden_records()[:6]
     db = build_archive(tmp_path / "a.db", records)
     target.configure(fault_rate=0.1, drop_rate=0.1, rps_limit=60)
-    with Archive.open(db) as archive:
+    with Archive.open(db, writer="test") as archive:
         summary = import_conversations(
             archive,
             TargetSettings(target.base_url, "k", max_attempts=10, max_backoff=0.2),
@@ -247,13 +247,13 @@ def test_faults_and_429s_never_duplicate_an_item(target, tmp_path):
 def test_a_grown_session_is_continued_and_a_changed_one_is_left_alone(target, tmp_path):
     db = build_archive(tmp_path / "a.db", [long_record("thread_grow", 3), long_record("thread_edit", 3)])
     settings = TargetSettings(target.base_url, "k")
-    with Archive.open(db) as archive:
+    with Archive.open(db, writer="test") as archive:
         assert import_conversations(archive, settings).imported == 2
     grown = long_record("thread_grow", 9)  # an export --refresh brought newer messages
     edited = long_record("thread_edit", 9)
     edited["messages"][1]["content"] = "an earlier message, changed"
     build_archive(db, [grown, edited])
-    with Archive.open(db) as archive:
+    with Archive.open(db, writer="test") as archive:
         summary = import_conversations(archive, settings, Selection())
     assert [t for t, _ in summary.failed] == ["thread_edit"] and summary.imported == 1
     rows = {row["thread_id"]: row for row in read_map(db)}

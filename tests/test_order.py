@@ -190,7 +190,7 @@ def test_an_old_archive_gets_positions_from_its_stored_order_and_a_note(tmp_path
         "update work set messages_seen = (select count(*) from messages m where m.thread_id = work.thread_id)"
     )
     conn.close()
-    with Archive.open(path) as archive:
+    with Archive.open(path, writer="test") as archive:
         assert message_ids(archive, "thread_tied") == ["msg_a", "msg_b"]  # the old order, (created_at, id)
         positions = archive.db.execute("select id, position from messages order by id").fetchall()
         assert positions == [("msg_a", 0), ("msg_b", 1), ("msg_c", 0)]

@@ -108,7 +108,7 @@ def test_drifted_answers_lower_parity_and_the_threshold_fails(db: Path) -> None:
 
 
 def test_rejections_carry_the_providers_error_and_are_not_sent_again(sandbox: Any, db: Path) -> None:
-    with Archive.open(db) as archive:
+    with Archive.open(db, writer="test") as archive:
         tid, raw = next(archive.sessions.records())
         broken = orjson.loads(raw)
         broken["params"] = {"top_p": 7}  # the endpoint refuses it
@@ -277,7 +277,7 @@ def test_batch_files_split_at_the_line_limit(
 
 
 def test_dry_run_names_a_broken_session_exits_1_and_sends_nothing(sandbox: Any, db: Path) -> None:
-    with Archive.open(db) as archive:
+    with Archive.open(db, writer="test") as archive:
         records = [orjson.loads(raw) for _, raw in archive.sessions.records()]
         victim = next(r for r in records if any(m.get("tool_calls") for m in r["messages"]))
         victim["messages"] = [m for m in victim["messages"] if m["role"] != "tool"]  # calls left unanswered
@@ -295,7 +295,7 @@ def test_dry_run_names_a_broken_session_exits_1_and_sends_nothing(sandbox: Any, 
 
 
 def test_the_entry_point_returns_the_verdict(db: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    with Archive.open(db) as archive:
+    with Archive.open(db, writer="test") as archive:
         tid, raw = next(archive.sessions.records())
         broken = orjson.loads(raw)
         broken["tools"] = [{"type": "function", "function": {"name": "bad name!"}}]

@@ -254,7 +254,7 @@ def test_an_archive_from_before_the_ledger_gains_it_on_open(tmp_path: Path) -> N
 
     MIGRATIONS.apply(Database(conn), stop_before="m003_create_replay_ledger")
     conn.close()
-    with Archive.open(path) as archive:
+    with Archive.open(path, writer="test") as archive:
         assert "replay_ledger" in archive.db.table_names()
         assert "m003_create_replay_ledger" in archive.applied_migrations()
 
@@ -262,7 +262,7 @@ def test_an_archive_from_before_the_ledger_gains_it_on_open(tmp_path: Path) -> N
 def test_ledger_states_never_downgrade_a_finished_request(tmp_path: Path) -> None:
     path = session_archive(tmp_path / "a.db", [tool_turn_record("thread_a")])
     target = "http://127.0.0.1:9/v1"
-    with Archive.open(path) as archive:
+    with Archive.open(path, writer="test") as archive:
         archive.ledger.begin("h1", "thread_a", 4, "m", target)
         archive.ledger.begin("h1", "thread_a", 4, "m", target)  # resumed while in flight
         assert archive.ledger.rows(["h1"], target)["h1"].attempts == 2
@@ -279,7 +279,7 @@ def test_ledger_states_never_downgrade_a_finished_request(tmp_path: Path) -> Non
 
 def test_offline_report_reads_only_the_ledger(tmp_path: Path) -> None:
     path = session_archive(tmp_path / "a.db", [tool_turn_record("thread_a"), tool_turn_record("thread_b")])
-    with Archive.open(path) as archive:
+    with Archive.open(path, writer="test") as archive:
         report = replay_offline(archive, ReplayOptions(model="gpt-4.1"))
         assert (report.sessions, report.requests, report.pending) == (2, 2, 2)
         assert report.exit_code() == ExitCode.ATTENTION

@@ -109,7 +109,7 @@ def test_export_against_a_host_that_never_answers_ends_by_itself(ids, tmp_path):
 
 def test_replay_and_import_against_a_host_that_never_answers_end_by_themselves(sessions):
     # Their CLI has no timeout option (120 s and 60 s); the same path with a short one.
-    with SilentHost() as host, Archive.open(sessions) as archive:
+    with SilentHost() as host, Archive.open(sessions, writer="test") as archive:
         target = ReplayTarget(base_url=host.base_url, api_key="k", timeout=0.5)
         with pytest.raises(UnreachableError, match="no answer within 0.5 s"):
             replay_live(archive, target, ReplayOptions(model="gpt-4.1"))

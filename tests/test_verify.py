@@ -94,7 +94,7 @@ def test_library_api_without_the_cli(db: Path) -> None:
 def source_lost_the_image(db: Path) -> None:
     """The source had neither bytes nor text for the image; sessions were built knowing it."""
     sql(db, "update files set content = 'missing', blob_sha256 = null")
-    with Archive.open(db) as archive:
+    with Archive.open(db, writer="test") as archive:
         build_sessions(archive, recorded_options(archive), rebuild_all=True)
 
 
@@ -108,6 +108,24 @@ def test_warnings_fail_only_with_strict(db: Path) -> None:
     code, doc = verify_json(db, "--strict")
     assert code == 1, doc
     assert "file_content_missing" in failing(doc)
+
+
+def test_a_finding_reads_as_what_was_found_not_as_the_check_passing(db: Path, tmp_path: Path) -> None:
+    source_lost_the_image(db)
+    sql(db, "update work set status = 'failed' where thread_id = 'thread_00002'")
+    code, out, _ = cli(str(db), "--junit", str(tmp_path / "j.xml"))
+    assert code == 1, out
+    assert "file_content_missing (warning, 1): 1 referenced file(s) have neither bytes nor parsed text" in out
+    assert "thread_failed (error, 1): 1 thread(s) failed to export" in out
+    assert "no thread failed to export" not in out and "every referenced file has bytes" not in out
+    # The conversion warnings only inform: their one check is not "0 passed, 0 failed".
+    warnings_row = next(line for line in out.splitlines() if line.startswith("│ warnings"))
+    assert [cell.strip() for cell in warnings_row.strip("│").split("│")][1:4] == ["1", "1", "0"], warnings_row
+    junit = (tmp_path / "j.xml").read_text()
+    assert 'message="1 thread(s) failed to export in thread_00002"' in junit, junit
+    code, doc = verify_json(db)
+    found = {c["code"]: c["found"] for c in doc["checks"]}
+    assert found["thread_failed"] == "1 thread(s) failed to export" and found["thread_pending"] is None
 
 
 def test_findings_are_capped_but_counted(db: Path) -> None:

@@ -347,7 +347,7 @@ def test_read_then_write_transactions_wait_for_another_writer_instead_of_failing
     first write with "database is locked", whatever the timeout."""
     path = tmp_path / "a.db"
     Archive.create(path).close()
-    store = Archive.open(path)
+    store = Archive.open(path, writer="test")  # a reader's connection could not write at all
     holding, done = threading.Event(), threading.Event()
 
     def other_writer() -> None:

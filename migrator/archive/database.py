@@ -63,10 +63,20 @@ def applied_names(conn: sqlite3.Connection) -> set[str]:
     return {row[0] for row in conn.execute(sql, [MIGRATION_SET])}
 
 
-def _refuse_unless_ours(path: Path, conn: sqlite3.Connection) -> None:
-    """An empty file is a new archive; anything else must carry our migrations, none unknown."""
+# The writing command that upgrades an archive offline, named when a reader finds one to upgrade.
+UPGRADE_COMMAND = "migrate rebuild"
+
+
+def _refuse_unless_ours(path: Path, conn: sqlite3.Connection, *, read_only: bool = False) -> None:
+    """An empty file is a new archive (to a writer); anything else must carry our migrations, none
+    unknown. A reader never writes, so it refuses what would need the schema written or upgraded."""
     tables = {row[0] for row in conn.execute("select name from sqlite_master where type = 'table'")}
     if not tables:
+        if read_only:
+            raise NotAnArchiveError(
+                f"{path}: a SQLite file without tables, not an archive (only `migrate export` and "
+                "`migrate merge` create one)"
+            )
         return
     applied = applied_names(conn) if "_sqlite_migrations" in tables else set()
     if not applied:
@@ -76,12 +86,40 @@ def _refuse_unless_ours(path: Path, conn: sqlite3.Connection) -> None:
         raise NewerSchemaError(
             f"{path}: written by a newer migrate (schema steps {', '.join(sorted(unknown))}); upgrade migrate to read it"
         )
+    pending = known_migration_names() - applied
+    if read_only and pending:
+        raise NotAnArchiveError(
+            f"{path}: written by an older migrate and not upgraded yet (schema steps "
+            f"{', '.join(sorted(pending))} missing); this command only reads it",
+            hint=f"`{UPGRADE_COMMAND} {path}` upgrades it offline, as does any command that writes it",
+        )
+
+
+def _read_only_connection(path: Path) -> sqlite3.Connection:
+    """SQLite's read-only mode (`mode=ro`): nothing can be written through it, whatever a command
+    does. Where SQLite cannot even keep its shared-memory index beside the file (a WAL archive in
+    a folder we may not write: a read-only mount, a CI artifact), nobody can be writing it either,
+    so it is read as immutable."""
+    uri = path.resolve().as_uri()
+    conn = sqlite3.connect(f"{uri}?mode=ro", uri=True, check_same_thread=False, isolation_level=None)
+    try:
+        conn.execute("select count(*) from sqlite_master").fetchone()
+        return conn
+    except sqlite3.OperationalError:
+        conn.close()
+        if os.access(path.parent, os.W_OK):
+            raise
+    return sqlite3.connect(
+        f"{uri}?mode=ro&immutable=1", uri=True, check_same_thread=False, isolation_level=None
+    )
 
 
 class Archive:
     """An open archive. Use `Archive.create()` (export, merge) or `Archive.open()` (everything else)."""
 
-    def __init__(self, path: Path, db: Database, lock: ArchiveLock | None = None) -> None:
+    def __init__(
+        self, path: Path, db: Database, lock: ArchiveLock | None = None, *, read_only: bool = False
+    ) -> None:
         self.path = path
         self.db = db
         # Held by a writer (`open(..., writer=...)`) from before the first write until close().
@@ -90,7 +128,10 @@ class Archive:
         self.on_lock_wait: Callable[[float], None] | None = None
         # A write the disk refused: from then on nothing more is written, not even at close.
         self.write_failed = False
-        MIGRATIONS.apply(db)
+        # A reader's connection is SQLite's read-only one: it cannot migrate, switch to WAL or write.
+        self.read_only = read_only
+        if not read_only:
+            MIGRATIONS.apply(db)
         self.work = WorkList(self)
         self.raw = RawObjects(self)
         self.versions = RawVersions(self)
@@ -113,8 +154,17 @@ class Archive:
         second writer is refused before it creates, migrates or writes anything.
         """
         path = Path(path)
+        # Before the lock file is made beside it: a mistaken path leaves nothing behind.
+        if path.is_dir():
+            raise NotAnArchiveError(
+                f"{path}: is a folder; give the archive's file name (e.g. {path / 'support.db'})"
+            )
         if not path.exists() and path.parent and not path.parent.exists():
             raise NotAnArchiveError(f"{path}: the folder {path.parent} does not exist")
+        if writer and not os.access(path.parent, os.W_OK | os.X_OK):
+            raise NotAnArchiveError(
+                f"{path}: cannot write in the folder {path.parent} (permission denied; a writer keeps its lock file there)"
+            )
 
         def private() -> None:
             if not path.exists():
@@ -127,8 +177,10 @@ class Archive:
     def open(cls, path: str | Path, *, writer: str | None = None) -> Archive:
         """Open an existing archive; never creates one. `writer`: as for `create`.
 
-        Without `writer` the archive is opened to read: no lock, no WAL switch, no fold at close,
-        so it works while a writer holds the archive and sees what that writer has committed.
+        Without `writer` the archive is opened to read, through SQLite's read-only mode: no lock,
+        no migrations, no WAL switch, no fold at close, so it works while a writer holds the archive
+        (and sees what that writer has committed), on a `chmod 444` file and on a read-only mount.
+        An archive that needs a schema upgrade is refused, naming the command that upgrades it.
         """
         path = Path(path)
         if not path.exists():
@@ -137,18 +189,30 @@ class Archive:
             )
         if path.is_dir():
             raise NotAnArchiveError(f"{path}: is a folder, not an archive file")
+        if writer and not os.access(path.parent, os.W_OK | os.X_OK):
+            raise NotAnArchiveError(
+                f"{path}: cannot write in the folder {path.parent} (permission denied); `migrate {writer}` "
+                "writes the archive and keeps its lock file beside it"
+            )
         if path.stat().st_size == 0:
             # SQLite would take an empty file for a new database; only export and merge create one.
             raise NotAnArchiveError(f"{path}: an empty file, not an archive")
-        return cls._locked(path, writer)
+        return cls._locked(path, writer, read_only=writer is None)
 
     @classmethod
-    def _locked(cls, path: Path, writer: str | None, first: Callable[[], None] = lambda: None) -> Archive:
+    def _locked(
+        cls,
+        path: Path,
+        writer: str | None,
+        first: Callable[[], None] = lambda: None,
+        *,
+        read_only: bool = False,
+    ) -> Archive:
         """Connect holding the writer lock when `writer` names one; a refusal drops the lock again."""
         lock = ArchiveLock(path, writer).acquire() if writer else None
         try:
             first()
-            return cls._connect(path, lock)
+            return cls._connect(path, lock, read_only=read_only)
         except BaseException:
             if lock is not None:
                 lock.release()
@@ -172,16 +236,24 @@ class Archive:
             conn.close()
 
     @classmethod
-    def _connect(cls, path: Path, lock: ArchiveLock | None) -> Archive:
+    def _connect(cls, path: Path, lock: ArchiveLock | None, *, read_only: bool = False) -> Archive:
         with open(path, "rb") as fh:
             head = fh.read(len(SQLITE_MAGIC))
         if head and head != SQLITE_MAGIC:
             raise NotAnArchiveError(f"{path}: not an archive (not a SQLite file)")
-        conn = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
+        if read_only:
+            try:
+                conn = _read_only_connection(path)
+            except sqlite3.DatabaseError as exc:
+                raise NotAnArchiveError(f"{path}: cannot be read ({exc})") from None
+        else:
+            conn = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
         try:
             conn.execute("PRAGMA busy_timeout = 30000")
             # Checked before anything is written: a foreign database is refused untouched.
-            _refuse_unless_ours(path, conn)
+            _refuse_unless_ours(path, conn, read_only=read_only)
+            if read_only:
+                return cls(path, Database(conn), read_only=True)
             if lock is not None:
                 mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
                 if mode.lower() != "wal":

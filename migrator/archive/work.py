@@ -73,6 +73,11 @@ class WorkList(Room):
         for rows in self.archive.keyset(sql, [status], batch=batch):
             yield from (thread_id for (thread_id,) in rows)
 
+    def stale_count(self) -> int:
+        """How many sessions a build has to make (its progress total)."""
+        sql = "select count(*) from work where session_stale = 1 and status = 'done'"
+        return int(self.archive.db.execute(sql).fetchone()[0])
+
     def stale_batches(self, batch: int = 100) -> Iterator[list[str]]:
         """Done threads whose session must be (re)built, in batches, resumable by design."""
         sql = (

@@ -32,6 +32,11 @@ from migrator.cli import replay as _replay  # noqa: E402,F401  isort: skip
 
 __all__ = ["app", "main"]
 
+# The click that typer raises from: typer >= 0.2x ships its own copy (`typer._click`), older ones use
+# click itself. Taken from typer's own exception so `except` matches whichever it is; catching the
+# `click` package instead never matched, and every usage error read "unexpected" with exit 1.
+_CLICK_ERRORS = tuple(c for c in typer.BadParameter.__mro__ if c.__name__ == "ClickException")
+
 
 def _sigterm_as_interrupt(_signum: int, _frame: object) -> None:
     raise KeyboardInterrupt  # SIGTERM stops a command the way Ctrl-C does (exit 130, resume line)
@@ -76,25 +81,29 @@ def _main(args: list[str], debug: bool) -> int:
         # soft_wrap: a resume command must stay one line a user can copy.
         say(f"{label}: {exc}")
         return int(exc.exit_code)
-    except KeyboardInterrupt:
-        say(f"stopped: interrupted; what was committed is kept (resume with: {resume_command(args)})")
-        return int(ExitCode.INTERRUPTED)
+    except (KeyboardInterrupt, typer.Abort):
+        return _interrupted(args)
     except typer.Exit as exc:
         return int(exc.exit_code or 0)
-    except typer.Abort:
-        return int(ExitCode.INTERRUPTED)
-    except Exception as exc:  # click's usage errors arrive here with standalone_mode=False
-        import click
-
-        if isinstance(exc, click.exceptions.ClickException):
-            exc.show()
-            return int(ExitCode.USAGE)
+    except _CLICK_ERRORS as exc:  # usage errors arrive here with standalone_mode=False
+        exc.show()  # click's own message: "Usage: ...", "Try 'migrate X -h' for help.", "Error: ..."
+        return int(ExitCode.USAGE)
+    except Exception as exc:
         if debug:
             raise
         # Not the user's input (that is exit 2): a fault of ours or of the machine (a full disk...).
         say(f"error: unexpected {type(exc).__name__}: {exc} (run again with --debug for the traceback)")
         return int(ExitCode.ATTENTION)
+    if result == ExitCode.INTERRUPTED:
+        # typer turns a Ctrl-C it meets outside the group's invoke (see app.py) into a silent exit
+        # code 130; no command of ours returns 130 itself (an Interrupted error is reported above).
+        return _interrupted(args)
     return int(result) if isinstance(result, int) else 0
+
+
+def _interrupted(args: list[str]) -> int:
+    say(f"stopped: interrupted; what was committed is kept (resume with: {resume_command(args)})")
+    return int(ExitCode.INTERRUPTED)
 
 
 def run() -> None:

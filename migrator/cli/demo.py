@@ -24,7 +24,7 @@ from migrator.verify import VerifyReport, render_table, verify_archive
 SHOWN = ("assistants", "threads_done", "messages", "runs", "run_steps", "vector_stores", "files", "sessions")
 
 
-def _show(store: Archive, server: SandboxServer, path: Path) -> VerifyReport:
+def _show(store: Archive, server: SandboxServer, path: Path | None) -> VerifyReport:
     """The archive beside the corpus it came from, the verify verdict, and one migrated thread."""
     corpus = server.corpus_summary()
     counts = store.counts()
@@ -38,7 +38,9 @@ def _show(store: Archive, server: SandboxServer, path: Path) -> VerifyReport:
     showcase = store.sessions.showcase("dangling_tool_call_closed", 6, 14)
     if showcase:
         record = dict(store.sessions.records([showcase]))[showcase]
-        console.print(f"\none migrated thread (`migrate inspect {path} {showcase}`):", highlight=False)
+        console.print(
+            f"\none migrated thread (`migrate inspect {path or 'ARCHIVE'} {showcase}`):", highlight=False
+        )
         for line in conversation_lines(orjson.loads(record), None):
             say("  " + line, console)
     return report
@@ -74,10 +76,14 @@ def demo(
                     progress,
                 )
             render_summary(summary, path)
-            report = _show(store, server, path)
+            report = _show(store, server, archive)  # a temporary archive is not named: it goes
+    # A temporary archive is gone by now: the hint names only what still exists.
+    kept = f"the archive stays in {archive}: `migrate stats {archive}`; " if archive else ""
     console.print(
-        "\nnext: `migrate sandbox serve --ids-out ids.txt` and "
-        "`migrate export my.db --threads ids.txt --base-url http://127.0.0.1:8765/v1` to try it by hand",
+        f"\nnext: {kept}`migrate sandbox serve --ids-out ids.txt` and "
+        "`migrate export my.db --threads ids.txt --base-url http://127.0.0.1:8765/v1` to try it by hand"
+        + ("" if archive else " (`migrate demo --archive demo.db` keeps the archive)"),
         highlight=False,
+        soft_wrap=True,
     )
     raise typer.Exit(int(report.exit_code()))

@@ -16,6 +16,7 @@ from migrator.cli.options import (
     AzureEndpointOpt,
     BaseUrlOpt,
     CitationsOpt,
+    FoundryEndpointOpt,
     HostedToolsOpt,
     JsonOpt,
     SystemRoleOpt,
@@ -23,7 +24,7 @@ from migrator.cli.options import (
     print_json,
     source_settings,
 )
-from migrator.cli.progress import ExportProgress
+from migrator.cli.progress import DumpProgress, ExportProgress
 from migrator.errors import Interrupted, UsageError
 from migrator.export import (
     DEFAULT_CONCURRENCY,
@@ -44,12 +45,18 @@ MoreDumpPathsArg = Annotated[
     typer.Argument(hidden=True, help="Further --from-dump paths: --from-dump A B C reads all three."),
 ]
 ThreadsOpt = Annotated[
-    str | None, typer.Option(help="Thread ids: a file (txt, CSV or JSONL with thread_id) or - for stdin.")
+    str | None,
+    typer.Option(
+        metavar="FILE", help="Thread ids: a file (txt, CSV or JSONL with thread_id) or - for stdin."
+    ),
 ]
 FromDumpOpt = Annotated[
-    list[Path] | None, typer.Option(help="Saved API JSON (files or folders) instead of a live source.")
+    list[Path] | None,
+    typer.Option(metavar="PATH", help="Saved API JSON (files or folders) instead of a live source."),
 ]
-FilesDirOpt = Annotated[Path | None, typer.Option(help="With --from-dump: file bytes saved by id or name.")]
+FilesDirOpt = Annotated[
+    Path | None, typer.Option(metavar="DIR", help="With --from-dump: file bytes saved by id or name.")
+]
 ConcurrencyOpt = Annotated[int, typer.Option(min=1, max=512, help="Requests in flight.")]
 MaxRpsOpt = Annotated[
     float | None, typer.Option(min=0.01, help="Request-rate ceiling (default: learn it from the source).")
@@ -65,10 +72,20 @@ MaxBodyMbOpt = Annotated[
         help="Largest answer taken from the source; a bigger one is a failure row naming its object.",
     ),
 ]
-OnlyOpt = Annotated[str | None, typer.Option(help="Comma list of assistants,threads,vector-stores,files.")]
+OnlyOpt = Annotated[
+    str | None, typer.Option(metavar="PARTS", help="Comma list of assistants,threads,vector-stores,files.")
+]
 RefreshOpt = Annotated[bool, typer.Option(help="For done threads, fetch only what is newer (delta sync).")]
+AllThreadsOpt = Annotated[
+    bool,
+    typer.Option(
+        "--all-threads",
+        help="List the threads at the source (Foundry, some look-alikes) instead of --threads; "
+        "a rerun lists again and adds new ones.",
+    ),
+]
 ShardOpt = Annotated[
-    str | None, typer.Option(help="K/N: take the K-th of N deterministic slices of the ids.")
+    str | None, typer.Option(metavar="K/N", help="K/N: take the K-th of N deterministic slices of the ids.")
 ]
 FromRecordsOpt = Annotated[
     str | None,
@@ -162,7 +179,9 @@ def _from_dump(
     check_dump_paths(paths, files_dir)  # before the archive exists: a typo must not leave an empty one
     new = not archive.exists()
     with open_writer(archive, "export", create=True) as store:
-        report = ingest_dump(store, paths, files_dir)
+        with DumpProgress() as progress:
+            report = ingest_dump(store, paths, files_dir, progress=progress)
+        console_err.print(f"sessions: building {store.work.stale_count()}", highlight=False)
         sessions = build_sessions(store, resolve_options(store, **flags))
     if new and report.empty:
         archive.unlink()  # a dump with nothing to keep leaves no archive behind
@@ -213,7 +232,7 @@ def _live(
 def _finish(summary: ExportSummary, archive: Path, json_out: bool) -> None:
     if summary.interrupted:
         raise Interrupted(
-            "stopped cleanly; every finished thread is saved",
+            "interrupted cleanly; every finished thread is saved",
             hint=f"resume with: {resume_command(sys.argv[1:])}",
         )
     if json_out:
@@ -229,6 +248,7 @@ def export(
     archive: ArchiveArg,
     more_dump_paths: MoreDumpPathsArg = None,
     threads: ThreadsOpt = None,
+    all_threads: AllThreadsOpt = False,
     from_dump: FromDumpOpt = None,
     files_dir: FilesDirOpt = None,
     from_records: FromRecordsOpt = None,
@@ -239,6 +259,7 @@ def export(
     assistant_id: AssistantIdOpt = None,
     base_url: BaseUrlOpt = None,
     azure_endpoint: AzureEndpointOpt = None,
+    foundry_endpoint: FoundryEndpointOpt = None,
     api_version: ApiVersionOpt = None,
     concurrency: ConcurrencyOpt = DEFAULT_CONCURRENCY,
     max_rps: MaxRpsOpt = None,
@@ -254,9 +275,12 @@ def export(
 ) -> None:
     """Export assistants, threads, messages, runs, steps, vector stores and files into ARCHIVE.
 
-    Resumable: run the same command again after a kill and it carries on where it stopped.
+    The source's key is OPENAI_API_KEY (AZURE_OPENAI_API_KEY with --azure-endpoint). Resumable: run
+    the same command again after a kill and it carries on where it stopped.
 
-    Example: migrate export support.db --threads thread_ids.txt --max-rps 16
+    Example: migrate export support.db --threads thread_ids.txt --base-url http://assistants.internal:8080/v1 --max-rps 16
+
+    Example: migrate export support.db --foundry-endpoint URL --all-threads
     """
     conversion = {"system_role": system_role, "hosted_tools": hosted_tools, "citations": citations}
     if from_records:  # exits: the log is the only source of the run
@@ -267,8 +291,14 @@ def export(
     if from_dump or more_dump_paths:
         paths = _dump_paths(from_dump, more_dump_paths, threads)
         raise typer.Exit(_from_dump(archive, paths, files_dir, conversion, json_out))
-    options = ExportOptions(parse_parts(only), concurrency, max_rps, refresh, parse_shard(shard))
+    if threads and all_threads:
+        raise UsageError("give --threads FILE or --all-threads, not both")
+    options = ExportOptions(
+        parse_parts(only), concurrency, max_rps, refresh, parse_shard(shard), all_threads=all_threads
+    )
     entries = read_thread_list(threads, options.shard) if threads else None
-    settings = source_settings(base_url, azure_endpoint, api_version, timeout=request_timeout)
+    settings = source_settings(
+        base_url, azure_endpoint, api_version, timeout=request_timeout, foundry_endpoint=foundry_endpoint
+    )
     settings.max_body_mb = max_body_mb
     _live(archive, entries, settings, options, conversion, json_out)

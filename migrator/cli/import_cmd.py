@@ -30,6 +30,7 @@ from migrator.importers import (
     import_jsonl,
     import_vector_stores,
 )
+from migrator.outputs import check_output
 
 Target = Literal["jsonl", "agents-sqlite", "conversations", "vector-stores"]
 REMOTE = ("conversations", "vector-stores")
@@ -59,6 +60,7 @@ def _render(s: ImportSummary) -> None:
         f"{s.target}: {s.imported} sessions imported{where} ({s.items} items), {s.already} already there, "
         f"{len(s.failed)} failed, {len(s.not_found)} not in the archive, in {s.elapsed:.1f}s",
         highlight=False,
+        soft_wrap=True,
     )
     for thread_id, error in s.failed[:20]:
         console_err.print(f"  failed {thread_id}: {error}", markup=False, highlight=False)
@@ -87,11 +89,13 @@ ToOpt = Annotated[
     Target, typer.Option("--to", help="Where the sessions (or, vector-stores, the knowledge base) go.")
 ]
 OutOpt = Annotated[
-    str | None, typer.Option(help="jsonl: the file (- for stdout); agents-sqlite: the database.")
+    str | None,
+    typer.Option(metavar="FILE", help="jsonl: the file (- for stdout); agents-sqlite: the database."),
 ]
 TargetUrlOpt = Annotated[
     str | None,
     typer.Option(
+        metavar="URL",
         envvar="TARGET_BASE_URL",
         help="conversations, vector-stores: the target API base URL (with /v1); agents-sqlite: whose "
         "rebuilt vector stores file_search binds (when several).",
@@ -99,9 +103,9 @@ TargetUrlOpt = Annotated[
 ]
 MappingOutOpt = Annotated[
     Path | None,
-    typer.Option(help="Write source id -> target id rows to this CSV FILE (mode 0600)."),
+    typer.Option(metavar="FILE", help="Write source id -> target id rows to this CSV FILE (mode 0600)."),
 ]
-ThreadOpt = Annotated[list[str] | None, typer.Option(help="Only this thread (repeatable).")]
+ThreadOpt = Annotated[list[str] | None, typer.Option(metavar="ID", help="Only this thread (repeatable).")]
 SampleOpt = Annotated[int | None, typer.Option(min=1, help="Only a deterministic sample of N sessions.")]
 ConcurrencyOpt = Annotated[
     int,
@@ -134,7 +138,8 @@ def import_(
     """Import ARCHIVE's sessions: --to jsonl | agents-sqlite (SQLiteSession DB + agents.json) | conversations;
     or --to vector-stores: its files uploaded and vector stores recreated on the target.
 
-    Conversations and vector-stores imports resume after a kill without creating anything twice.
+    Conversations and vector-stores imports take the target's key from TARGET_API_KEY and resume
+    after a kill without creating anything twice.
 
     Example: migrate import support.db --to agents-sqlite --out sessions.db --mapping-out map.csv
     """
@@ -148,7 +153,7 @@ def import_(
         )
         _vector_stores(archive, _target_settings(to, target_base_url), options, mapping_out, json_out)
     selection = Selection(tuple(thread or ()), sample, include_unfinished)
-    _check_out(to, out, json_out)
+    _check_out(to, out, json_out, mapping_out)
     progress = _Progress(quiet=out == "-")
     # Conversations keeps its map in the archive: a writer. The files read sessions only: readers,
     # so they work while an export writes (a stale session is derived for the file, not stored).
@@ -157,7 +162,7 @@ def import_(
         conversations = ConversationsOptions(concurrency=concurrency, max_rps=max_rps)
         summary = _import(store, to, out, selection, mapping_out, progress, target_base_url, conversations)
     if summary.interrupted:
-        raise Interrupted("stopped cleanly; the map in the archive says how far each thread got",
+        raise Interrupted("interrupted cleanly; the map in the archive says how far each thread got",
                           hint=f"resume with: migrate {shlex.join(sys.argv[1:])}")  # fmt: skip
     if json_out:
         print_json(summary.as_dict())
@@ -166,11 +171,15 @@ def import_(
     raise typer.Exit(0 if summary.clean and not summary.unconfirmed else 1)
 
 
-def _check_out(to: Target, out: str | None, json_out: bool) -> None:
+def _check_out(to: Target, out: str | None, json_out: bool, mapping_out: Path | None) -> None:
     if to not in REMOTE and not out:
         raise UsageError(f"--to {to} needs --out {'FILE (- for stdout)' if to == 'jsonl' else 'DB'}")
     if out == "-" and (to != "jsonl" or json_out):
         raise UsageError("--out - (stdout) is only for --to jsonl without --json")
+    if out and out != "-":
+        check_output(Path(out), "--out")
+    if mapping_out is not None:
+        check_output(mapping_out, "--mapping-out")
 
 
 def _import(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -13,9 +14,10 @@ from migrator.archive import Archive
 from migrator.cli.app import console, say
 from migrator.errors import UsageError
 from migrator.source import SourceSettings
+from migrator.source.entra import foundry_tokens
 
 ArchiveArg = Annotated[
-    Path, typer.Argument(help="The archive file (SQLite), as written by `migrate export`.")
+    Path, typer.Argument(metavar="ARCHIVE", help="The archive file (SQLite), as written by `migrate export`.")
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print exactly one JSON document on stdout.")]
 
@@ -56,15 +58,35 @@ IncludeUnfinishedOpt = Annotated[
 BaseUrlOpt = Annotated[
     str | None,
     typer.Option(
-        "--base-url", help="Source API base URL, handed to the SDK unchanged (default OPENAI_BASE_URL)."
+        "--base-url",
+        metavar="URL",
+        help="Source API base URL, handed to the SDK unchanged (default OPENAI_BASE_URL).",
     ),
 ]
 AzureEndpointOpt = Annotated[
     str | None,
-    typer.Option("--azure-endpoint", envvar="AZURE_OPENAI_ENDPOINT", help="Azure OpenAI endpoint."),
+    typer.Option(
+        "--azure-endpoint", metavar="URL", envvar="AZURE_OPENAI_ENDPOINT", help="Azure OpenAI endpoint."
+    ),
 ]
 ApiVersionOpt = Annotated[
-    str | None, typer.Option("--api-version", envvar="OPENAI_API_VERSION", help="Azure API version.")
+    str | None,
+    typer.Option(
+        "--api-version",
+        metavar="VERSION",
+        envvar="OPENAI_API_VERSION",
+        help="Azure OpenAI or Foundry API version, sent on every request (Foundry default: 2025-05-01).",
+    ),
+]
+FoundryEndpointOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--foundry-endpoint",
+        envvar="FOUNDRY_PROJECT_ENDPOINT",
+        metavar="URL",
+        help="Azure AI Foundry project endpoint (https://RESOURCE.services.ai.azure.com/api/projects/PROJECT, "
+        "no /v1); Entra ID token from FOUNDRY_TOKEN, else azure-identity (az login).",
+    ),
 ]
 
 
@@ -90,8 +112,15 @@ def print_json(document: object) -> None:
 
 
 def source_settings(
-    base_url: str | None, azure_endpoint: str | None, api_version: str | None, *, timeout: float | None = None
+    base_url: str | None,
+    azure_endpoint: str | None,
+    api_version: str | None,
+    *,
+    timeout: float | None = None,
+    foundry_endpoint: str | None = None,
 ) -> SourceSettings:
+    if foundry_endpoint:
+        return _foundry_settings(foundry_endpoint, base_url, azure_endpoint, api_version, timeout)
     settings = SourceSettings(base_url=base_url, azure_endpoint=azure_endpoint, api_version=api_version)
     if timeout is not None:
         settings.timeout = timeout
@@ -101,4 +130,30 @@ def source_settings(
         )
     except openai.OpenAIError as exc:
         raise UsageError(f"no API key for the source ({exc})", hint="set OPENAI_API_KEY") from None
+    return settings
+
+
+def _foundry_settings(
+    endpoint: str,
+    base_url: str | None,
+    azure_endpoint: str | None,
+    api_version: str | None,
+    timeout: float | None,
+) -> SourceSettings:
+    if base_url or azure_endpoint:
+        raise UsageError(
+            "--foundry-endpoint is the whole source: leave out --base-url and --azure-endpoint "
+            "(and unset AZURE_OPENAI_ENDPOINT)"
+        )
+    url = endpoint.strip().rstrip("/")
+    if not url.startswith(("https://", "http://")):
+        raise UsageError(
+            f"--foundry-endpoint {endpoint!r} is not a URL",
+            hint="give the project endpoint, https://RESOURCE.services.ai.azure.com/api/projects/PROJECT",
+        )
+    # FOUNDRY_TOKEN is read here and handed to the SDK per request; it is never stored or printed.
+    tokens = foundry_tokens(os.environ.get("FOUNDRY_TOKEN") or None)
+    settings = SourceSettings(foundry_endpoint=url, api_version=api_version, tokens=tokens)
+    if timeout is not None:
+        settings.timeout = timeout
     return settings

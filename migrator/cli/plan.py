@@ -7,20 +7,31 @@ from typing import Annotated
 import typer
 
 from migrator.cli.app import app, console
-from migrator.cli.options import BaseUrlOpt, JsonOpt, print_json, source_settings
+from migrator.cli.options import (
+    ApiVersionOpt,
+    BaseUrlOpt,
+    FoundryEndpointOpt,
+    JsonOpt,
+    print_json,
+    source_settings,
+)
 from migrator.plan import plan_export
 from migrator.threadlist import read_thread_list
 
 
 @app.command()
 def plan(
-    threads: Annotated[str, typer.Option(help="Thread ids: a file (txt, CSV or JSONL) or - for stdin.")],
+    threads: Annotated[
+        str, typer.Option(metavar="FILE", help="Thread ids: a file (txt, CSV or JSONL) or - for stdin.")
+    ],
     max_rps: Annotated[
         float | None, typer.Option(min=0.01, help="The rate you may use, in requests/s.")
     ] = None,
     sample: Annotated[int, typer.Option(min=1, max=1000, help="Threads to fetch (nothing is stored).")] = 20,
     night_hours: Annotated[float, typer.Option(min=0.5, help="Hours the export may run each night.")] = 8.0,
     base_url: BaseUrlOpt = None,
+    foundry_endpoint: FoundryEndpointOpt = None,
+    api_version: ApiVersionOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
     """Estimate the requests an export needs and the nights it takes at --max-rps, from a small sample.
@@ -30,7 +41,7 @@ def plan(
     entries = read_thread_list(threads)
     result = plan_export(
         entries,
-        source_settings(base_url, None, None),
+        source_settings(base_url, None, api_version, foundry_endpoint=foundry_endpoint),
         max_rps=max_rps,
         sample=sample,
         night_hours=night_hours,

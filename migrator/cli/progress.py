@@ -4,21 +4,38 @@ from __future__ import annotations
 
 import time
 from types import TracebackType
+from typing import TYPE_CHECKING
 
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from migrator.cli.app import console_err
 from migrator.export import ExportSnapshot
 
-__all__ = ["ExportProgress"]
+if TYPE_CHECKING:  # the dumps package loads only for --from-dump: every command starts faster
+    from migrator.dumps import IngestProgress
+
+__all__ = ["DumpProgress", "ExportProgress"]
 
 PLAIN_EVERY = 10.0  # seconds between lines in a log file or CI
 
 
+def _counted(s: ExportSnapshot) -> tuple[str, int, int]:
+    """What the phase waits on: files in the files phase, sessions in the sessions phase, else threads."""
+    if s.phase == "sessions":
+        return "sessions", s.sessions_done, s.sessions_total
+    if s.phase == "files":
+        return "files", s.files_done, s.files_total
+    return "threads", s.threads_finished, s.threads_total
+
+
 def _line(s: ExportSnapshot) -> str:
-    eta = f", eta {s.eta_seconds / 60:.0f} min" if s.eta_seconds is not None else ""
+    what, done, total = _counted(s)
+    if s.phase == "sessions":
+        return f"sessions: built {done}/{total}"
+    eta = f", eta {s.eta_seconds / 60:.0f} min" if s.eta_seconds is not None and what == "threads" else ""
+    threads = f", threads {s.threads_finished}/{s.threads_total}" if what != "threads" else ""
     return (
-        f"{s.phase}: threads {s.threads_finished}/{s.threads_total}, messages {s.messages}, "
+        f"{s.phase}: {what} {done}/{total}{threads}, messages {s.messages}, "
         f"{s.rate:.1f} {s.unit}/s, 429s {s.throttled}, retries {s.retries}, failures {s.failures}{eta}"
     )
 
@@ -28,6 +45,7 @@ class ExportProgress:
         self.enabled = enabled
         self.live = enabled and console_err.is_terminal
         self._last_plain = 0.0
+        self._last_phase = ""
         self._progress: Progress | None = None
         self._task = None
 
@@ -54,21 +72,76 @@ class ExportProgress:
                 f"msgs {s.messages}  {s.rate:.1f} {s.unit}/s  429s {s.throttled}  retries {s.retries}  "
                 f"failures {s.failures}"
             )
+            what, done, total = _counted(s)
             self._progress.update(
                 self._task,
-                total=s.threads_total or None,
-                completed=s.threads_finished,
+                total=total or None,
+                completed=done,
                 phase=s.phase,
-                detail=detail,
+                detail="" if s.phase == "sessions" else detail,
+            )
+            return
+        now = time.monotonic()
+        # A new phase gets its line at once: "sessions: built 0/2000" says what the wait is now.
+        if now - self._last_plain >= PLAIN_EVERY or s.phase != self._last_phase:
+            self._last_phase = s.phase
+            self._last_plain = now
+            console_err.print(_line(s), markup=False, highlight=False, soft_wrap=True)  # one line a tick
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        if self._progress is not None:
+            self._progress.stop()
+
+
+def _mb(n: int) -> str:
+    return f"{n / 1_000_000:.1f} MB"
+
+
+def dump_line(p: IngestProgress) -> str:
+    eta = f", eta {p.eta_seconds / 60:.0f} min" if p.eta_seconds is not None else ""
+    rate = p.objects / p.elapsed if p.elapsed > 0 else 0.0
+    return (
+        f"dump: files {p.files_read}, {_mb(p.bytes_read)}/{_mb(p.bytes_total)} read, "
+        f"objects stored {p.objects}, {rate:.0f} objects/s{eta}"
+    )
+
+
+class DumpProgress:
+    """`export --from-dump`: the export's display for a dump (files and bytes read, objects, ETA)."""
+
+    def __init__(self) -> None:
+        self._last_plain = 0.0
+        self._progress: Progress | None = None
+        self._task = None
+
+    def __enter__(self) -> DumpProgress:
+        if console_err.is_terminal:
+            self._progress = Progress(
+                TextColumn("dump"),
+                BarColumn(),
+                TextColumn("{task.fields[detail]}"),
+                TimeRemainingColumn(),
+                console=console_err,
+                transient=False,
+            )
+            self._progress.start()
+            self._task = self._progress.add_task("dump", total=None, detail="")
+        return self
+
+    def __call__(self, p: IngestProgress) -> None:
+        if self._progress is not None and self._task is not None:
+            detail = f"files {p.files_read}  {_mb(p.bytes_read)}/{_mb(p.bytes_total)}  objects {p.objects}"
+            self._progress.update(
+                self._task, total=p.bytes_total or None, completed=p.bytes_read, detail=detail
             )
             return
         now = time.monotonic()
         if now - self._last_plain >= PLAIN_EVERY:
             self._last_plain = now
-            console_err.print(_line(s), markup=False, highlight=False)
+            console_err.print(dump_line(p), markup=False, highlight=False, soft_wrap=True)
 
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
+    def __exit__(self, *exc: object) -> None:
         if self._progress is not None:
             self._progress.stop()

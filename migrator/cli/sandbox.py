@@ -7,11 +7,11 @@ from typing import Annotated
 
 import typer
 
-from migrator.cli.app import app, console, console_err, say
+from migrator.cli.app import MigrateTyper, app, console, console_err, say
 from migrator.errors import UsageError
 from migrator.sandbox import SandboxConfig, SandboxServer, thread_ids
 
-sandbox_app = typer.Typer(help="The embedded Assistants v2 sandbox server.", no_args_is_help=True)
+sandbox_app = MigrateTyper(help="The embedded Assistants v2 sandbox server.", no_args_is_help=True)
 app.add_typer(sandbox_app, name="sandbox")
 
 ThreadsOpt = Annotated[int, typer.Option(help="Threads in the synthetic corpus.")]
@@ -22,8 +22,8 @@ def _rate(what: str) -> object:
     return typer.Option(help=f"Fraction 0..1 of {what}.")
 
 
-PortOpt = Annotated[int, typer.Option(help="Port on 127.0.0.1; 0 picks a free one.")]
-ApiKeyOpt = Annotated[str | None, typer.Option(help="Answer 401 to any other bearer key.")]
+PortOpt = Annotated[int, typer.Option(min=0, max=65535, help="Port on 127.0.0.1; 0 picks a free one.")]
+ApiKeyOpt = Annotated[str | None, typer.Option(metavar="KEY", help="Answer 401 to any other bearer key.")]
 IdsOutOpt = Annotated[Path | None, typer.Option(help="Write the corpus's thread ids here, one a line.")]
 LatencyOpt = Annotated[float, typer.Option(help="Delay added to every /v1 answer, in ms.")]
 RpsLimitOpt = Annotated[float | None, typer.Option(help="Requests a second before honest 429s.")]

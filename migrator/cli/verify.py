@@ -16,28 +16,32 @@ from migrator.cli.options import (
     ArchiveArg,
     AzureEndpointOpt,
     BaseUrlOpt,
+    FoundryEndpointOpt,
     JsonOpt,
     print_json,
     source_settings,
 )
 from migrator.errors import UsageError
+from migrator.outputs import check_output
 from migrator.verify import render_table, verify_archive, write_junit
 
 ContextWindowOpt = Annotated[
     int | None, typer.Option("--context-window", help="Budget every session against N tokens.")
 ]
 ModelOpt = Annotated[
-    str | None, typer.Option("--model", help="Budget against this target model's context window.")
+    str | None,
+    typer.Option("--model", metavar="MODEL", help="Budget against this target model's context window."),
 ]
 JunitOpt = Annotated[
-    Path | None, typer.Option("--junit", help="Also write JUnit XML (one test case per check).")
+    Path | None,
+    typer.Option("--junit", metavar="FILE", help="Also write JUnit XML (one test case per check)."),
 ]
 StrictOpt = Annotated[bool, typer.Option("--strict", help="Warnings fail too (exit 1).")]
 AgainstSourceOpt = Annotated[
     bool, typer.Option("--against-source", help="Also re-fetch a sample of done threads and report drift.")
 ]
 SampleOpt = Annotated[
-    int | None, typer.Option("--sample", help="With --against-source: threads to re-fetch [20].")
+    int | None, typer.Option("--sample", min=1, help="With --against-source: threads to re-fetch [20].")
 ]
 
 
@@ -63,17 +67,25 @@ def verify(
     sample: SampleOpt = None,
     base_url: BaseUrlOpt = None,
     azure_endpoint: AzureEndpointOpt = None,
+    foundry_endpoint: FoundryEndpointOpt = None,
     api_version: ApiVersionOpt = None,
 ) -> None:
-    """Check ARCHIVE offline: integrity, completeness, references, sessions, budget. Exit 0 clean, 1 findings.
+    """Check ARCHIVE offline: integrity, completeness, references, sessions, budget.
+
+    Exit 0 clean, 1 findings (warnings too with --strict), 2 bad usage or not an archive,
+    3 the source refused or is unreachable (--against-source). It only reads ARCHIVE.
 
     Example: migrate verify support.db --model gpt-4.1 --junit verify.xml
     """
-    if junit is not None and not junit.parent.is_dir():
-        raise UsageError(f"--junit {junit}: the folder {junit.parent} does not exist")
+    if junit is not None:
+        check_output(junit, "--junit")
     if not against_source and (sample is not None or base_url):
         raise UsageError("--sample and --base-url go with --against-source")
-    source = source_settings(base_url, azure_endpoint, api_version) if against_source else None
+    source = (
+        source_settings(base_url, azure_endpoint, api_version, foundry_endpoint=foundry_endpoint)
+        if against_source
+        else None
+    )
     with Archive.open(archive) as store, _phases() as on_phase:
         report = verify_archive(
             store,

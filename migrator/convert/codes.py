@@ -20,7 +20,9 @@ WARNING_CODES: dict[str, str] = {
     "hosted_tool_dropped": "A hosted tool (file_search, code_interpreter) was removed with its past calls "
     "(--hosted-tools drop).",
     "hosted_tool_emulated": "A hosted tool (file_search, code_interpreter) became a documented function; its "
-    "past calls and outputs are function calls and tool messages (--hosted-tools emulate).",
+    "past calls and outputs are function calls and tool messages (--hosted-tools emulate). A tool of the "
+    "source's own (Azure AI Foundry's bing_grounding, openapi, mcp..., or any other type) is emulated the "
+    "same way, its call's request as arguments and its output as the tool message, unless --hosted-tools text.",
     "hosted_tool_inlined": "A hosted tool was removed and its past calls and outputs became assistant text "
     "(--hosted-tools text).",
     "image_not_inlined": "An image file's bytes are not in the archive (or are not an image); a text "
@@ -52,11 +54,15 @@ WARNING_CODES: dict[str, str] = {
     "made from them (no metadata, created when its oldest message was).",
     "tool_output_not_recorded": "A function call was recovered from a saved requires_action version of a run "
     "without steps; its output was never saved, and a tool message says so.",
+    "step_activities": "A run step of type activities (Foundry's mcp_list_tools and the like) is kept in the "
+    "archive; chat completions has nothing to carry it.",
     "token_limits": "A run set max_prompt_tokens or max_completion_tokens; run-wide budgets have no "
     "chat-completions equivalent and are not carried.",
     "tool_call_undeclared": "A past call names a function that no run or assistant declared.",
     "tool_name_invalid": "A function name broke ^[a-zA-Z0-9_-]{1,64}$; it is renamed in the definition and "
     "in every call.",
+    "tool_approval_required": "A run stopped for a tool approval (Foundry's submit_tool_approval); the calls "
+    "awaiting approval are kept in the archive, never run.",
     "tool_schema_conflict": "Two sources declared different definitions for one function name; the newest "
     "is kept, both are named.",
     "tool_schema_invalid": "A function's parameters are not a valid JSON Schema object; a target will likely "

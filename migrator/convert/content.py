@@ -60,7 +60,7 @@ def convert_content(message: dict[str, Any], role: str, ctx: ContentContext) -> 
     for part in as_list(message.get("content")):
         kind = part.get("type") if isinstance(part, dict) else f"non-object {type(part).__name__}"
         if kind == "text":
-            parts.append({"type": "text", "text": _render_text(as_dict(part.get("text")), ctx)})
+            parts.append({"type": "text", "text": _render_text(_text_object(part.get("text")), ctx)})
         elif kind == "image_file":
             image = as_dict(part.get("image_file"))
             converted = _image_file(msg_id, as_str(image.get("file_id")), image.get("detail"), role, ctx)
@@ -146,6 +146,18 @@ def _sniff(data: bytes) -> str | None:
     if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
         return "image/webp"
     return None
+
+
+def _text_object(text: Any) -> Mapping[str, Any]:
+    """A text part's `text` read liberally: OpenAI's `{value, annotations}`, or a look-alike's bare
+    string or list of `{value}` pieces (joined in order, their annotations kept)."""
+    if isinstance(text, str):
+        return {"value": text}
+    if isinstance(text, list):
+        pieces = [p if isinstance(p, dict) else {"value": p} for p in text]
+        value = "".join(v if isinstance(v := p.get("value"), str) else "" for p in pieces)
+        return {"value": value, "annotations": [a for p in pieces for a in as_list(p.get("annotations"))]}
+    return as_dict(text)
 
 
 def _render_text(text: Mapping[str, Any], ctx: ContentContext) -> str:

@@ -23,7 +23,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from migrator.convert.raw import as_dict, as_str, dicts, oid
+from migrator.convert.raw import as_dict, as_str, dicts, epoch_seconds, oid
 
 __all__ = ["Entry", "order_thread", "recovered_calls"]
 
@@ -42,8 +42,7 @@ class Entry:
 
 
 def _ts(obj: dict[str, Any]) -> int:
-    value = obj.get("created_at")
-    return value if isinstance(value, int) else 0
+    return epoch_seconds(obj.get("created_at")) or 0
 
 
 def order_thread(

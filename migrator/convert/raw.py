@@ -7,7 +7,18 @@ from collections.abc import Iterator, Mapping
 from types import MappingProxyType
 from typing import Any
 
-__all__ = ["SYNTHESIZED", "as_dict", "as_list", "as_str", "dicts", "oid"]
+__all__ = ["SYNTHESIZED", "as_dict", "as_list", "as_str", "dicts", "epoch_seconds", "oid"]
+
+# Past this, a timestamp is in milliseconds (a look-alike's): 10**11 seconds is the year 5138.
+_MILLIS_FROM = 10**11
+
+
+def epoch_seconds(value: Any) -> int | None:
+    """A `created_at` in seconds, whether the source wrote seconds or milliseconds; None if not an int."""
+    if not isinstance(value, int) or isinstance(value, bool):
+        return None
+    return value // 1000 if value >= _MILLIS_FROM else value
+
 
 _EMPTY: Mapping[str, Any] = MappingProxyType({})
 

@@ -27,8 +27,8 @@ from migrator.convert.content import ContentContext, convert_content, file_label
 from migrator.convert.interleave import order_thread, recovered_calls
 from migrator.convert.models import is_reasoning_model
 from migrator.convert.options import ConversionOptions
-from migrator.convert.raw import SYNTHESIZED, as_dict, as_list, as_str, dicts, oid
-from migrator.convert.tools import HOSTED_TYPES, ToolPlan, plan_tools
+from migrator.convert.raw import SYNTHESIZED, as_dict, as_list, as_str, dicts, epoch_seconds, oid
+from migrator.convert.tools import HOSTED_TYPES, OUTPUT_KEYS, ToolPlan, is_foreign, plan_tools, tool_payload
 from migrator.convert.v1 import v2_assistant, v2_message, v2_run, v2_step
 
 __all__ = ["FORMAT", "convert_thread", "session_tool_definitions"]
@@ -48,9 +48,9 @@ _OVERRIDABLE = ("instructions", "model", "temperature", "top_p", "response_forma
 
 
 def _created(obj: Mapping[str, Any]) -> int:
-    """The sort key of every list here: sorted() is stable, so a tie keeps the source's list order."""
-    value = obj.get("created_at")
-    return value if isinstance(value, int) else 0
+    """The sort key of every list here: sorted() is stable, so a tie keeps the source's list order.
+    Seconds or milliseconds alike (a look-alike's), so objects of either order together."""
+    return epoch_seconds(obj.get("created_at")) or 0
 
 
 @dataclass
@@ -96,7 +96,8 @@ def convert_thread(bundle: ThreadBundle, options: ConversionOptions = Conversion
     declarations: list[tuple[str, Any]] = [(oid(run) or "?", run.get("tools")) for run in reversed(runs)]
     declarations += [(aid, assistants[aid].get("tools")) for aid in assistant_ids if aid in assistants]
     emulate = options.hosted_tools == "emulate"
-    plan = plan_tools(declarations, call_names, hosted_called if emulate else (), emulate, notes)
+    foreign = options.hosted_tools != "text"  # a source's own tools are never dropped
+    plan = plan_tools(declarations, call_names, hosted_called, emulate, notes, emulate_foreign=foreign)
 
     out = _Out(ctx=ctx, plan=plan)
     _system_message(runs, assistant_id, assistant, options, out, notes)
@@ -129,7 +130,7 @@ def convert_thread(bundle: ThreadBundle, options: ConversionOptions = Conversion
     record = {
         "format": FORMAT,
         "thread_id": oid(thread),
-        "created_at": created_at if isinstance(created_at, int) else None,
+        "created_at": epoch_seconds(created_at),
         "metadata": {**as_dict(thread.get("metadata")), **bundle.extra_metadata},
         "assistant_id": assistant_id,
         "model": model or None,
@@ -250,10 +251,16 @@ def _survey_calls(
     names: set[str] = set()
     hosted: set[str] = set()
     for step in sorted(steps, key=_created):
-        for call in dicts(as_dict(step.get("step_details")).get("tool_calls")):
+        details = as_dict(step.get("step_details"))
+        if details.get("type") == "activities":
+            kinds = sorted({_str(a.get("type")) for a in dicts(details.get("activities"))})
+            ctx.notes.add("step_activities", f"{oid(step) or '?'}: {', '.join(kinds) or 'no activities'}")
+        for call in dicts(details.get("tool_calls")):
             kind = call.get("type")
             if kind == "function":
                 names.add(_str(as_dict(call.get("function")).get("name")))
+            elif is_foreign(kind):
+                hosted.add(kind)
             elif kind in HOSTED_TYPES:
                 hosted.add(kind)
                 for result in dicts(as_dict(call.get("file_search")).get("results")):
@@ -261,6 +268,12 @@ def _survey_calls(
                     if file_id and file_name:
                         ctx.result_names.setdefault(file_id, file_name)
     for run in runs:
+        action = as_dict(run.get("required_action"))
+        if action.get("type") == "submit_tool_approval":
+            pending = dicts(as_dict(action.get("submit_tool_approval")).get("tool_calls"))
+            ctx.notes.add(
+                "tool_approval_required", f"{oid(run) or '?'}: {len(list(pending))} call(s) awaiting approval"
+            )
         for call in (*_required_calls(run), *recovered_calls(run, versions.get(oid(run), ()))):
             names.add(_str(as_dict(call.get("function")).get("name")))
     return names, hosted
@@ -352,6 +365,14 @@ def _emit_step(step: dict[str, Any], run: dict[str, Any] | None, out: _Out) -> N
                 answers.append((call_id, result))
             else:
                 inlined.append((call_id, _hosted_text(call, kind, result)))
+        elif is_foreign(kind):
+            out.hosted_calls[kind] = out.hosted_calls.get(kind, 0) + 1
+            request, result = _foreign_call(call)
+            if mode == "text":
+                inlined.append((call_id, f"[{kind} called]\n{request}\nOutput:\n{result}"))
+            else:
+                calls.append(_tool_call(call_id, kind, request))
+                answers.append((call_id, result))
         else:
             notes.add("tool_unsupported", f"{step_id}: call {call_id} of type {_str(kind)!r}")
     for call_id, text in inlined:
@@ -489,10 +510,36 @@ def _hosted_text(call: dict[str, Any], kind: str, result: str) -> str:
     return f"[file_search results]\n{result}"
 
 
+def _foreign_call(call: dict[str, Any]) -> tuple[str, str]:
+    """(arguments, output) of a foreign tool call: its whole payload but the result keys, as JSON (so
+    nothing of the request is lost), and its output, else the result keys, else a line saying none."""
+    payload = tool_payload(call)
+    request = {k: v for k, v in payload.items() if k not in OUTPUT_KEYS}
+    results = {k: payload[k] for k in OUTPUT_KEYS if k in payload}
+    if set(results) == {"output"}:
+        output = _str(results["output"])
+    elif results:
+        output = _str(results)
+    else:
+        output = f"No output was recorded for this {_str(call.get('type'))} call."
+    return _str(request), output
+
+
 def _hosted_notes(plan: ToolPlan, counts: dict[str, int], options: ConversionOptions, notes: Notes) -> None:
     for kind in sorted(plan.hosted.keys() | counts.keys()):
         declared = ", ".join(plan.hosted.get(kind, ())) or "no run or assistant"
         n = counts.get(kind, 0)
+        if kind not in HOSTED_TYPES:
+            if options.hosted_tools == "text":
+                notes.add(
+                    "hosted_tool_inlined", f"{kind}: declared by {declared}; {n} past call(s) inlined as text"
+                )
+            else:
+                detail = (
+                    f"{kind}: function {kind}(the call's request), declared by {declared}; {n} past call(s)"
+                )
+                notes.add("hosted_tool_emulated", detail)
+            continue
         if options.hosted_tools == "emulate":
             argument = "code" if kind == "code_interpreter" else "query"
             detail = f"{kind}: function {kind}({argument}), declared by {declared}; {n} past call(s)"

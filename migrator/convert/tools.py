@@ -15,9 +15,20 @@ from migrator.convert.codes import Notes
 from migrator.convert.raw import as_list
 from migrator.convert.schemas import NAME_RE, canonical, schema_problems, strict_problems
 
-__all__ = ["EMULATED_TOOLS", "HOSTED_TYPES", "ToolPlan", "plan_tools"]
+__all__ = [
+    "EMULATED_TOOLS",
+    "HOSTED_TYPES",
+    "OUTPUT_KEYS",
+    "ToolPlan",
+    "emulated_tool",
+    "is_foreign",
+    "plan_tools",
+    "tool_payload",
+]
 
 HOSTED_TYPES = ("code_interpreter", "file_search")
+# Keys of a foreign tool call's payload that are its result, not its request (Foundry's tools name them so).
+OUTPUT_KEYS = ("output", "outputs", "response_metadata")
 _FUNCTION_KEYS = ("name", "description", "parameters", "strict")
 _BAD_NAME_CHARS = re.compile(r"[^a-zA-Z0-9_-]")
 
@@ -54,6 +65,35 @@ EMULATED_TOOLS: dict[str, dict[str, Any]] = {
 }
 
 
+def is_foreign(kind: Any) -> bool:
+    """A tool type of another service (Azure AI Foundry's bing_grounding, openapi, mcp..., or one not yet
+    known): emulated like the hosted tools, never dropped."""
+    return isinstance(kind, str) and bool(kind) and kind != "function" and kind not in HOSTED_TYPES
+
+
+def tool_payload(call: dict[str, Any]) -> dict[str, Any]:
+    """What a foreign call carries: its same-named object, else the fields on the call itself (mcp)."""
+    inner = call.get(call.get("type"))  # type: ignore[arg-type]
+    if isinstance(inner, dict):
+        return inner
+    return {k: v for k, v in call.items() if k not in ("id", "type")}
+
+
+def emulated_tool(kind: str) -> dict[str, Any]:
+    """The stand-in function for a hosted tool, or for a foreign one: it takes the call's request."""
+    if kind in EMULATED_TOOLS:
+        return EMULATED_TOOLS[kind]
+    return {
+        "name": kind,
+        "description": (
+            f"Stands in for the {kind} tool of the source (Azure AI Foundry or another Assistants-shaped "
+            "service), which chat completions cannot run. Past calls carry the original request as "
+            "arguments; implement it on the target to keep the ability."
+        ),
+        "parameters": {"type": "object", "properties": {}, "additionalProperties": True},
+    }
+
+
 @dataclass(frozen=True)
 class ToolPlan:
     tools: list[dict[str, Any]]  # chat-completions tools, sorted by name
@@ -74,8 +114,12 @@ def plan_tools(
     hosted_called: Iterable[str],
     emulate_hosted: bool,
     notes: Notes,
+    emulate_foreign: bool = True,
 ) -> ToolPlan:
-    """Tools from `declarations` ((source id, tools) pairs, newest first) and the names calls used."""
+    """Tools from `declarations` ((source id, tools) pairs, newest first) and the names calls used.
+
+    Hosted tools (`HOSTED_TYPES`) and foreign ones are listed in `hosted`; the hosted ones become
+    functions with `emulate_hosted`, the foreign ones with `emulate_foreign` (every mode but text)."""
     chosen: dict[str, _Chosen] = {}
     reported: set[tuple[str, bytes]] = set()
     hosted: dict[str, list[str]] = {}
@@ -84,23 +128,24 @@ def plan_tools(
             kind = tool.get("type") if isinstance(tool, dict) else None
             if kind == "function":
                 _declare(source, tool.get("function"), chosen, reported, notes)
-            elif kind in HOSTED_TYPES:
+            elif kind in HOSTED_TYPES or is_foreign(kind):
                 sources = hosted.setdefault(kind, [])
                 if source not in sources:
                     sources.append(source)
             else:
                 notes.add("tool_unsupported", f"{source}: tool type {kind!r}")
 
-    if emulate_hosted:
-        for kind in sorted(set(hosted) | set(hosted_called)):
-            if kind in chosen:
-                notes.add(
-                    "tool_schema_conflict",
-                    f"{kind}: the emulated hosted tool clashes with the function declared by "
-                    f"{chosen[kind].source}; kept the function",
-                )
-            else:
-                chosen[kind] = _Chosen("emulated", EMULATED_TOOLS[kind], b"")
+    for kind in sorted(set(hosted) | set(hosted_called)):
+        if not (emulate_hosted if kind in HOSTED_TYPES else emulate_foreign):
+            continue
+        if kind in chosen:
+            notes.add(
+                "tool_schema_conflict",
+                f"{kind}: the emulated hosted tool clashes with the function declared by "
+                f"{chosen[kind].source}; kept the function",
+            )
+        else:
+            chosen[kind] = _Chosen("emulated", emulated_tool(kind), b"")
 
     calls = set(call_names)
     for name in sorted(calls - chosen.keys()):

@@ -5,10 +5,11 @@ an archive written out and read back gives the same raw objects, hashes and sess
 """
 
 from migrator.dumps.ingest import check_dump_paths, ingest_dump
-from migrator.dumps.report import FINDING_CODES, Finding, IngestReport, Problem
+from migrator.dumps.report import FINDING_CODES, Finding, IngestProgress, IngestReport, Problem
 from migrator.dumps.writer import DumpSummary, write_dump
 
 __all__ = [
+    "IngestProgress",
     "DumpSummary",
     "FINDING_CODES",
     "Finding",

@@ -18,10 +18,12 @@ polling loop's run snapshots (every version kept, the newest current), recorded 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import tempfile
+import time
 from collections import Counter, defaultdict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -60,7 +62,7 @@ from migrator.dumps.reader import (
     read_documents,
     read_lines,
 )
-from migrator.dumps.report import RECOGNISED, IngestReport
+from migrator.dumps.report import RECOGNISED, IngestProgress, IngestReport
 from migrator.dumps.sse import DELTA_KINDS, Assembler
 from migrator.dumps.zipped import zip_dumps
 from migrator.errors import BadInputError, IncompleteDumpError
@@ -182,15 +184,47 @@ def _our_page(path: Path) -> bool:
     return f'"{HINT_ITEM_OBJECT}":"assistant"'.encode() in tail
 
 
+def _bytes_under(paths: list[Path]) -> int:
+    """The size of every file under the paths: the total a progress display counts read bytes against."""
+    total = 0
+    for root in paths:
+        if root.is_file():
+            total += root.stat().st_size
+            continue
+        for dirpath, _dirs, names in os.walk(root):
+            for name in names:
+                with contextlib.suppress(OSError):
+                    total += (Path(dirpath) / name).stat().st_size
+    return total
+
+
 def ingest_dump(
-    archive: Archive, paths: list[Path], files_dir: Path | None = None, *, zip_limits: ZipLimits = ZipLimits()
+    archive: Archive,
+    paths: list[Path],
+    files_dir: Path | None = None,
+    *,
+    zip_limits: ZipLimits = ZipLimits(),
+    progress: Callable[[IngestProgress], None] | None = None,
 ) -> IngestReport:
-    """Read saved API JSON into the archive; the caller builds sessions afterwards."""
+    """Read saved API JSON into the archive; the caller builds sessions afterwards.
+
+    `progress` is called after each file and each batch of stored objects (a 200 MB file is read
+    for tens of seconds: the count of objects shows it moving)."""
     paths = check_dump_paths(paths, files_dir)
     report = IngestReport()
     manifests = list(_manifests(paths, report, zip_limits))
     loose_dirs = ([Path(files_dir)] if files_dir else []) + [d for m in manifests if (d := m.files_dir)]
     run = _Ingest(archive, report, LooseFiles(loose_dirs))
+    started, total, read = time.monotonic(), _bytes_under(paths) if progress else 0, 0
+
+    def tick() -> None:
+        if progress is not None:
+            handled = (
+                sum(report.stored.values()) + sum(report.duplicates.values()) + sum(report.replaced.values())
+            )
+            progress(IngestProgress(report.files_read, read, total, handled, time.monotonic() - started))
+
+    run.on_flush = tick
     for manifest in manifests:
         run.thread_list(manifest)
 
@@ -214,10 +248,16 @@ def ingest_dump(
             for doc in read_documents(source, report.skip, not_data):
                 run.document(doc)
             run.end_of_file(source)
+            if source.path is not None:
+                with contextlib.suppress(OSError):
+                    read += source.path.stat().st_size
+            tick()
         run.flush()
         for manifest in manifests:
             run.versions_file(manifest)
         run.settle_texts()
+        read = total  # the manifests, thread lists and file bytes, read through the manifests: all of it
+        tick()
     run.settle_threads()
     run.check_leftovers()
     report.loose_files_matched = len(run.loose.matched)
@@ -320,6 +360,7 @@ class _Ingest:
         # (kind, parent) of a listing -> whether its pages were seen newest first.
         self.listing_order: dict[tuple[str | None, str | None], bool] = {}
         self.preference = NewestWins()
+        self.on_flush: Callable[[], None] = lambda: None  # the caller's progress, after each batch
         # Threads an export said are gone (the assistants-api-export layout's errors): `missing`.
         self.missing: dict[str, str] = {}
         # List order: objects are numbered as they are read, in file and line (and item) order; a
@@ -464,6 +505,7 @@ class _Ingest:
         for (_, kind), outcome in zip(self.batch, outcomes, strict=True):
             self.count(kind, outcome)
         self.batch = []
+        self.on_flush()
 
     def count(self, kind: str, outcome: str) -> None:
         if outcome == "same":

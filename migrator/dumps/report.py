@@ -81,6 +81,23 @@ class _Printer(Protocol):
     def print(self, *objects: Any, **kwargs: Any) -> None: ...
 
 
+@dataclass(frozen=True)
+class IngestProgress:
+    """What a progress display shows while a dump is read: files and bytes read, objects stored."""
+
+    files_read: int
+    bytes_read: int  # of the files read to their end (a zip member counts as its zip's share: 0)
+    bytes_total: int  # of every file on disk under the given paths
+    objects: int  # stored, duplicate or replaced: every object handled so far
+    elapsed: float
+
+    @property
+    def eta_seconds(self) -> float | None:
+        if not self.bytes_read or self.bytes_read >= self.bytes_total:
+            return None
+        return self.elapsed / self.bytes_read * (self.bytes_total - self.bytes_read)
+
+
 @dataclass
 class IngestReport:
     """Counts are per `object` type (`thread.message`, `file`, …)."""

@@ -19,7 +19,16 @@ from migrator.errors import MigrateError
 from migrator.export.options import DEFAULT_CONCURRENCY
 from migrator.http import GarbledResponse
 from migrator.refs import thread_file_refs
-from migrator.source import NotFound, PageAnomaly, Rejected, SourceClient, TooLarge, collect
+from migrator.source import (
+    Listing,
+    NotFound,
+    PageAnomaly,
+    Rejected,
+    RouteMissing,
+    SourceClient,
+    TooLarge,
+    collect,
+)
 
 __all__ = [
     "MAX_CONTENT_PAGES",
@@ -79,6 +88,8 @@ class ThreadFetcher:
     def __init__(self, client: SourceClient, concurrency: int = DEFAULT_CONCURRENCY) -> None:
         self.client = client
         self.requests = asyncio.Semaphore(concurrency)
+        # Optional routes the source turned out not to serve (a look-alike's): asked once, never again.
+        self.missing_routes: dict[str, RouteMissing] = {}
 
     async def call(self, fetch: Callable[[], Awaitable[Any]]) -> Any:
         async with self.requests:
@@ -157,13 +168,7 @@ class ThreadFetcher:
             # Steps only for runs that declared tools: the only step of a tool-less run is its
             # message_creation, which message.run_id already records.
             listings = await all_settled(
-                self.listing(
-                    lambda a, run=run: client.list_run_steps(
-                        thread_id, run["id"], a, file_search=_uses_file_search(run)
-                    )
-                )
-                for run in result.runs
-                if run.get("tools")
+                self._steps(thread_id, run) for run in result.runs if run.get("tools")
             )
             result.steps = [step for listing in listings for step in listing.items]
             result.steps_seen = sum(listing.served for listing in listings)
@@ -177,6 +182,20 @@ class ThreadFetcher:
             result.failure = failure_of("thread", thread_id, exc)
         return result
 
+    async def _steps(self, thread_id: str, run: dict[str, Any]) -> Listing:
+        """The run's steps; none when the source serves no step lists (recorded once, not a failure)."""
+        if "run_steps" in self.missing_routes:
+            return Listing()
+        try:
+            return await self.listing(
+                lambda a: self.client.list_run_steps(
+                    thread_id, run["id"], a, file_search=_uses_file_search(run)
+                )
+            )
+        except RouteMissing as exc:
+            self.missing_routes.setdefault(exc.kind, exc)
+            return Listing()
+
 
 class FileFetcher:
     """A file's object and what can be had of its bytes, through the thread fetcher's semaphore."""
@@ -184,6 +203,7 @@ class FileFetcher:
     def __init__(self, fetcher: ThreadFetcher) -> None:
         self.client = fetcher.client
         self.call = fetcher.call
+        self.missing_routes = fetcher.missing_routes
 
     async def meta(self, file_id: str) -> dict[str, Any]:
         return await self.call(lambda: self.client.retrieve_file(file_id))
@@ -204,13 +224,18 @@ class FileFetcher:
         by an earlier run: a file of purpose `assistants` is not offered for download again (the
         source refused it once), only its parsed text is looked for.
         """
-        if held and meta is not None and meta.get("purpose") == "assistants":
+        if (
+            held and meta is not None and meta.get("purpose") == "assistants"
+        ) or "file_content" in self.missing_routes:
             return await self.parsed_text(file_id, stores())
         size = meta.get("bytes") if meta is not None else None
         expected = size if isinstance(size, int) and not isinstance(size, bool) and size >= 0 else None
         try:
             data = await self.call(lambda: self.client.download_file(file_id, expected))
             return FileContent("downloaded", data)
+        except RouteMissing as exc:
+            self.missing_routes.setdefault(exc.kind, exc)
+            return await self.parsed_text(file_id, stores())
         except Rejected:
             # Purpose `assistants` files may not be downloaded; their parsed text is the fallback.
             return await self.parsed_text(file_id, stores())

@@ -42,13 +42,16 @@ def parse_parts(text: str | None) -> frozenset[str]:
 def require_thread_ids(path: Path, entries: list[ThreadEntry] | None, options: ExportOptions) -> None:
     """Refuse a threads export with no ids given and none in the archive (a rerun may leave them out:
     the archive keeps the list), before anything is created."""
-    if entries is not None or "threads" not in options.parts:
+    if entries is not None or options.all_threads or "threads" not in options.parts:
         return
     if path.exists():
         with Archive.open(path) as store:
             if sum(store.work.counts().values()) > 0:
                 return
-    raise UsageError("no thread ids to export", hint="pass --threads FILE (the API cannot list threads)")
+    raise UsageError(
+        "no thread ids to export",
+        hint="pass --threads FILE, or --all-threads on a source that lists threads (Foundry does)",
+    )
 
 
 @dataclass
@@ -58,6 +61,8 @@ class ExportOptions:
     max_rps: float | None = None
     refresh: bool = False
     shard: Shard | None = None
+    # List the threads at the source (GET /threads) into the work list, every run: new ones are added.
+    all_threads: bool = False
     conversion: ConversionOptions = field(default_factory=ConversionOptions)
     # How often the caller's report callback may be called at most, in seconds.
     report_every: float = 0.2
@@ -78,6 +83,11 @@ class ExportSnapshot:
     elapsed: float
     # What `requests` counts, shown as "<unit>/s": `export --from-records` counts the rows it reads.
     unit: str = "req"
+    # The files phase counts files, the sessions phase sessions: what each is waiting on.
+    files_total: int = 0
+    files_done: int = 0
+    sessions_total: int = 0
+    sessions_done: int = 0
 
     @property
     def rate(self) -> float:

@@ -24,8 +24,8 @@ from migrator.export.fetch import RECOVERABLE, CutOff, FileFetcher, ThreadFetche
 from migrator.export.options import ExportOptions, ExportSnapshot, ExportSummary, Report
 from migrator.export.storing import Storing
 from migrator.http import RateLimiter, Stop, stop_on_signals
-from migrator.sessions import build_sessions
-from migrator.source import NotFound, PageAnomaly, SourceClient, SourceSettings
+from migrator.sessions import BuildSummary, build_sessions
+from migrator.source import NotFound, PageAnomaly, RouteMissing, SourceClient, SourceSettings
 from migrator.threadlist import ThreadEntry
 
 __all__ = ["run_export"]
@@ -73,6 +73,8 @@ class _Run:
                 retries=stats.retries,
                 failures=s.failures,
                 elapsed=now - self.started,
+                files_total=len(self.files_seen),
+                files_done=s.files,
             )
         )
 
@@ -83,10 +85,14 @@ class _Run:
     ) -> tuple[list[dict[str, Any]], bool] | None:
         """(items, complete) of a global list, or None; a failure is recorded either way.
 
-        A page anomaly keeps what was listed, marked incomplete so the next run lists it again.
+        A page anomaly keeps what was listed, marked incomplete so the next run lists it again. A route
+        the source does not serve is an empty listing, recorded once.
         """
         try:
             return (await self.fetcher.listing(fetch)).items, True
+        except RouteMissing as exc:
+            self.storing.route_missing(exc)
+            return [], True
         except PageAnomaly as exc:
             self.storing.failed(entity, "list", exc)
             return exc.listing.items, False  # type: ignore[attr-defined]
@@ -131,6 +137,31 @@ class _Run:
         self.tick(force=True)
 
     # -- threads ---------------------------------------------------------------------------------
+
+    async def list_threads(self, archive: Archive) -> None:
+        """`--all-threads`: the source's thread list into the work list, committed page by page (a kill
+        mid-listing keeps what was listed). Known threads stay as they are, new ones become pending."""
+        self.phase = "thread list"
+        shard = self.options.shard
+
+        async def page(after: str | None) -> dict[str, Any]:
+            body = await self.client.list_threads(after)
+            data = body.get("data")
+            ids = (
+                [t["id"] for t in data if isinstance(t, dict) and isinstance(t.get("id"), str)]
+                if isinstance(data, list)
+                else []
+            )
+            archive.work.add((i, {}) for i in ids if shard is None or shard.owns(i))
+            return body
+
+        try:
+            await self.fetcher.listing(page)
+        except PageAnomaly as exc:
+            self.storing.failed("threads", "list", exc)  # what was listed is kept; the next run lists again
+        else:
+            self.storing.listed("threads")
+        self.tick(force=True)
 
     async def thread(
         self, thread_id: str, status: str, last_message: str | None, last_run: str | None
@@ -197,6 +228,8 @@ class _Run:
         def stores() -> list[str]:
             return self.storing.stores_holding(file_id)
 
+        if "file" in self.fetcher.missing_routes:
+            return  # the source serves no file objects: recorded once, nothing to ask
         try:
             meta = self.storing.held_file(file_id)
             if meta is not None:
@@ -206,6 +239,9 @@ class _Run:
                 meta = await self.files.meta(file_id)
                 content = await self.files.content(file_id, stores, meta)
             self.storing.file(meta, content)
+        except RouteMissing as exc:
+            self.fetcher.missing_routes.setdefault(exc.kind, exc)
+            return
         except (NotFound, *RECOVERABLE, CutOff) as exc:
             self.storing.failed("file", file_id, exc)  # not stored: a later run tries the file again
             return
@@ -263,6 +299,8 @@ async def _phases(
     first_shard = options.shard is None or options.shard.index == 1
     if entries:
         archive.work.add((e.thread_id, e.extra) for e in entries)
+    if options.all_threads and "threads" in parts:
+        await run.list_threads(archive)  # first: a source that cannot list threads says so before any work
     if (
         "assistants" in parts
         and first_shard
@@ -317,6 +355,8 @@ async def _export(
         pass  # a request was stopped mid-way: what finished is kept, the rest is fetched next run
     finally:
         await client.close()
+        for missing in run.fetcher.missing_routes.values():
+            run.storing.route_missing(missing)
     summary = run.summary
     summary.interrupted = stop.is_set()
     summary.requests = client.stats.requests
@@ -337,6 +377,36 @@ def _stop_on_signal() -> Iterator[Callable[[], bool]]:
             signal.signal(sig, handler)
 
 
+def _session_progress(
+    archive: Archive, summary: ExportSummary, report: Report | None, started: float
+) -> Callable[[BuildSummary], None] | None:
+    """Session building after an export reports its own progress (minutes at 340,000 threads),
+    instead of leaving the last export figures standing still."""
+    if report is None:
+        return None
+    total = archive.work.stale_count()
+
+    def on_batch(built: BuildSummary) -> None:
+        report(
+            ExportSnapshot(
+                phase="sessions",
+                threads_total=summary.threads_total,
+                threads_finished=summary.threads_done + summary.threads_failed + summary.threads_missing,
+                messages=summary.messages,
+                requests=summary.requests,
+                throttled=summary.throttled,
+                retries=summary.retries,
+                failures=summary.failures,
+                elapsed=time.monotonic() - started,
+                sessions_total=total,
+                sessions_done=built.sessions,
+            )
+        )
+
+    on_batch(BuildSummary())
+    return on_batch
+
+
 def run_export(
     archive: Archive,
     entries: list[ThreadEntry] | None,
@@ -351,7 +421,8 @@ def run_export(
     if not summary.interrupted:
         # Building sessions takes minutes at 340,000 threads: a signal stops it between batches too.
         with _stop_on_signal() as stopped:
-            summary.sessions = build_sessions(archive, options.conversion, stop=stopped)
+            on_batch = _session_progress(archive, summary, report, started)
+            summary.sessions = build_sessions(archive, options.conversion, stop=stopped, on_batch=on_batch)
         summary.interrupted = summary.sessions.interrupted
     # The verdict is about the archive, not just this run: a thread missing since last night still counts.
     work = archive.work.counts()

@@ -16,6 +16,7 @@ from migrator.errors import MigrateError
 from migrator.export.fetch import Delta, failure_of
 from migrator.export.options import ExportSummary
 from migrator.refs import files_in_assistant
+from migrator.source import RouteMissing
 
 __all__ = ["Storing"]
 
@@ -29,6 +30,17 @@ class Storing:
         """A listing, a vector store or a file that could not be read: a failure row, counted."""
         self.summary.failures += 1
         self.archive.findings.record_failure(failure_of(entity, entity_id, exc))
+
+    def route_missing(self, exc: RouteMissing) -> None:
+        """A route the source does not serve: one anomaly row whatever the number of times it was met
+        (not a failure: there is nothing to retry)."""
+        with self.archive.atomic():
+            self.archive.findings.add_anomalies([Anomaly("source", exc.kind, "route_missing", str(exc))])
+
+    def listed(self, entity: str) -> None:
+        """A listing read to its end: an earlier run's failure to list it is over."""
+        with self.archive.atomic():
+            self.archive.findings.clear_failure(entity, "list")
 
     # -- global listings ---------------------------------------------------------------------------
 

@@ -21,6 +21,8 @@ from migrator.http.path import (
     UNANSWERED_BACKOFF,
     GarbledResponse,
     HostHealth,
+    Renew,
+    Renewed,
     RequestPath,
     RequestStats,
     Stop,
@@ -32,6 +34,7 @@ from migrator.http.path import (
 )
 from migrator.http.ratelimit import RateLimiter, parse_duration, retry_after_seconds
 from migrator.http.retry import (
+    RESUME,
     RETRYABLE_STATUS,
     Refusals,
     error_body,
@@ -49,6 +52,7 @@ __all__ = [
     "wire_client",
     "DEAD_AFTER_FAILURES",
     "DEAD_AFTER_SECONDS",
+    "RESUME",
     "RETRYABLE_STATUS",
     "STOP_GRACE_SECONDS",
     "UNANSWERED_BACKOFF",
@@ -56,6 +60,8 @@ __all__ = [
     "HostHealth",
     "RateLimiter",
     "Refusals",
+    "Renew",
+    "Renewed",
     "RequestPath",
     "RequestStats",
     "Stop",

@@ -51,6 +51,8 @@ __all__ = [
     "UNANSWERED_BACKOFF",
     "GarbledResponse",
     "HostHealth",
+    "Renew",
+    "Renewed",
     "RequestPath",
     "RequestStats",
     "Stop",
@@ -83,11 +85,22 @@ class GarbledResponse(Exception):
     """An answer whose body we cannot use (not JSON, not an object): retried like a dropped one."""
 
 
+MAX_RENEWALS = 8  # fresh tokens one request may try before their refusal stands
+
+
+class Renewed(Exception):
+    """A 401 for an expired token, after the client's credential handed out a fresh one: sent again."""
+
+
+Renew = Callable[[openai.APIStatusError], Awaitable[bool]]
+
+
 @dataclass
 class RequestStats:
     requests: int = 0  # HTTP attempts, retries included
     throttled: int = 0  # answered 429 (not an exhausted quota)
     retries: int = 0
+    renewed: int = 0  # 401s to an expired bearer token, sent again with a fresh one
     by_kind: dict[str, int] = field(default_factory=dict)
 
 
@@ -271,6 +284,9 @@ class RequestPath:
 
     `transient` replaces the default rule of what is worth repeating for one call (a request that must
     not be sent twice, say); it sees every failure, so it may count what it saw.
+
+    `renew` is a client's token refresh (bearer tokens expire mid-run): asked about every 401 before the
+    refusal rules, it returns True when the request should go again with the token it now hands out.
     """
 
     def __init__(
@@ -283,8 +299,10 @@ class RequestPath:
         stop: Stop | None = None,
         max_attempts: int = 6,
         max_backoff: float = 30.0,
+        renew: Renew | None = None,
     ) -> None:
         self.base_url = base_url.rstrip("/")
+        self.renew = renew
         self.host = host_of(self.base_url)
         self.flag = flag  # the option a user corrects when the host cannot be reached
         self.refusals = refusals
@@ -368,9 +386,12 @@ class RequestPath:
         task = asyncio.current_task()
         assert task is not None
         down_since: list[float] = []  # when this request's first failed connection attempt was sent
+        renewed: list[str] = []  # the bearer tokens this request heard 401 for: each is renewed once
 
         def retry(exc: BaseException) -> bool:
             # A cancellation, a refusal or a halt is never repeated, whatever the client's rule says.
+            if isinstance(exc, Renewed):
+                return True
             return isinstance(exc, Exception) and not isinstance(exc, MigrateError) and transient(exc)
 
         retrying = AsyncRetrying(
@@ -384,7 +405,16 @@ class RequestPath:
         try:
             async for attempt in retrying:
                 with attempt:
-                    return read(await self._attempt(task, kind, call, down_since))
+                    return read(await self._attempt(task, kind, call, down_since, renewed))
+        except Renewed as exc:
+            # Fresh tokens kept being refused until the attempts ran out: the refusal stands.
+            cause = exc.__cause__
+            assert isinstance(cause, openai.APIStatusError)
+            refused = self.refusals.check(cause, self.base_url)
+            if refused is None:
+                raise cause from None
+            self.halt(lambda: type(refused)(refused.message, hint=refused.hint))
+            raise refused from None
         except asyncio.CancelledError:
             if task in self._cancelled:
                 on_wire = self._cancelled.pop(task)
@@ -396,7 +426,12 @@ class RequestPath:
         raise AssertionError("unreachable")  # pragma: no cover
 
     async def _attempt(
-        self, task: asyncio.Task[Any], kind: str, call: Callable[[], Awaitable[Any]], down_since: list[float]
+        self,
+        task: asyncio.Task[Any],
+        kind: str,
+        call: Callable[[], Awaitable[Any]],
+        down_since: list[float],
+        renewed: list[str],
     ) -> Any:
         if self._halt is not None:
             raise self._halt_error(False)
@@ -420,6 +455,13 @@ class RequestPath:
             raise
         except openai.APIStatusError as exc:
             self.health.answer()
+            if exc.status_code == 401 and self.renew is not None:
+                sent = exc.request.headers.get("authorization", "") if exc.request is not None else ""
+                # A token that already failed this request is not tried again: its 401 is a refusal.
+                if sent not in renewed and await self.renew(exc):
+                    renewed.append(sent)
+                    self.stats.renewed += 1
+                    raise Renewed(kind) from exc
             refused = self.refusals.check(exc, self.base_url)
             if refused is not None:
                 # Every other request would hear the same: they end with it too (those on the wire
@@ -455,10 +497,15 @@ class RequestPath:
             and self.health.down_since(down_since[0])
         ):
             return False  # the host's failure, not this request's: HostHealth decides when to give up
+        if isinstance(exc, Renewed):
+            # Not the request's failure either: its token expired. Bounded by the tokens it may try.
+            return state.attempt_number >= self.max_attempts + MAX_RENEWALS
         return state.attempt_number >= self.max_attempts
 
     def _wait(self, state: RetryCallState) -> float:
         exc = state.outcome.exception() if state.outcome else None
+        if isinstance(exc, Renewed):
+            return 0.0  # the fresh token is there already
         seconds = backoff_seconds(exc, state.attempt_number, self.max_backoff)
         if isinstance(exc, openai.APIConnectionError) and not self.health.answered_ever:
             seconds = min(seconds, UNANSWERED_BACKOFF)

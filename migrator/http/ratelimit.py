@@ -26,6 +26,9 @@ THROTTLE_SHARE = 0.01
 # The others wait this long at most for the probe's answer: a host that accepted the connection and
 # never answers must not hold every request for a whole timeout.
 PROBE_PATIENCE = 5.0
+# A source that sends no x-ratelimit-* headers (Azure AI Foundry): its limit is taken to be the rate of
+# answers over this many seconds before its first 429, and then tuned down by persistent 429s as usual.
+ANSWER_WINDOW_S = 2.0
 
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h)")
 _UNIT = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
@@ -45,8 +48,8 @@ def parse_duration(text: str | None) -> float | None:
 
 
 def retry_after_seconds(headers: Mapping[str, str]) -> float | None:
-    """`retry-after-ms` first (finer), then `retry-after` in seconds."""
-    for key, scale in (("retry-after-ms", 0.001), ("retry-after", 1.0)):
+    """`retry-after-ms` first (finer; Azure spells it `x-ms-retry-after-ms`), then `retry-after` in seconds."""
+    for key, scale in (("retry-after-ms", 0.001), ("x-ms-retry-after-ms", 0.001), ("retry-after", 1.0)):
         value = headers.get(key)
         if value:
             try:
@@ -66,6 +69,9 @@ class RateLimiter:
         self._successes = 0
         self._last_slowdown = 0.0
         self._recent: deque[bool] = deque(maxlen=THROTTLE_WINDOW)  # True for a 429
+        self._answers: deque[float] = deque(maxlen=1000)  # when recent answers came (no 429s among them)
+        self._guessed = False  # `learned` is an estimate from answers, not a header: it may grow again
+        self._since_429 = 0
         # The first request goes alone: its answer's headers tell the limit before anyone bursts.
         self._probed = asyncio.Event()
         self._probe_taken = False
@@ -126,15 +132,29 @@ class RateLimiter:
                 # The source's bucket is empty right now: hold the next slot for one refill.
                 self._paused_until = max(self._paused_until, time.monotonic() + 1.0 / self.learned)
         self._successes += 1
+        self._answers.append(time.monotonic())
+        self._since_429 += 1
+        if self._guessed and self.learned and self._since_429 % 50 == 0:
+            self.learned *= 1.1  # an estimate, probed upwards while nothing is refused
         if self._successes % 100 == 0 and self.factor < HEADROOM:
             self.factor = min(HEADROOM, self.factor + 0.01)
 
     def throttled(self, headers: Mapping[str, str]) -> float:
         """A 429: pause everyone until retry-after, slow down a little; returns the pause in seconds."""
         knew_limit = self.learned is not None
-        self.observe(headers)
-        self._recent[-1] = True
         now = time.monotonic()
+        if not knew_limit and headers.get("x-ratelimit-limit-requests") is None:
+            # No header will ever say the limit: what the source answered just before refusing is it.
+            since = now - ANSWER_WINDOW_S
+            recent = [t for t in self._answers if t >= since]
+            if recent:
+                # Over the span they came in (a burst lasts less than the window), a quarter second at least.
+                self.learned = len(recent) / max(now - recent[0], 0.25)
+                self._guessed = knew_limit = True
+        self.observe(headers)
+        self._answers.pop()  # observe counted the 429 as an answer
+        self._since_429 = 0
+        self._recent[-1] = True
         # An odd 429 is jitter on the way to the server, and the 429s of requests already in flight
         # arrive in a cluster: slow down only when they persist, and once a second at most.
         persistent = sum(self._recent) > THROTTLE_SHARE * THROTTLE_WINDOW

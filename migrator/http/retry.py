@@ -17,6 +17,7 @@ from migrator.errors import RefusedError
 from migrator.http.ratelimit import retry_after_seconds
 
 __all__ = [
+    "RESUME",
     "RETRYABLE_STATUS",
     "Refusals",
     "backoff_seconds",
@@ -48,7 +49,10 @@ def error_code(exc: openai.APIStatusError) -> str | None:
 
 
 def error_message(exc: openai.APIStatusError) -> str:
-    return f"{exc.status_code}: {error_body(exc).get('message') or exc.message}"
+    """`STATUS: message`, from OpenAI's and Foundry's `{"error": {message}}` or FastAPI's `{"detail"}`."""
+    body = exc.body if isinstance(exc.body, dict) else {}
+    detail = body.get("detail") if isinstance(body.get("detail"), str) else None
+    return f"{exc.status_code}: {error_body(exc).get('message') or detail or exc.message}"
 
 
 def refusal(

@@ -18,7 +18,6 @@ reported. Sessions are committed in batches, so a killed import leaves each sess
 from __future__ import annotations
 
 import json
-import os
 import sqlite3
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -39,6 +38,7 @@ from migrator.importers.items import (
     session_instructions,
     session_items,
 )
+from migrator.outputs import check_output, create_private, write_private
 
 __all__ = ["AGENTS_FORMAT", "SESSIONS_TABLE", "MESSAGES_TABLE", "import_agents_sqlite", "sidecar_path"]
 
@@ -125,11 +125,9 @@ def import_agents_sqlite(
 
 
 def _open(out: Path) -> sqlite3.Connection:
-    if out.is_dir():
-        raise UsageError(f"--out {out}: is a folder; give the session database file")
-    if not out.parent.exists():
-        raise UsageError(f"--out {out}: the folder {out.parent} does not exist")
+    check_output(out, "--out", what="the session database's")
     try:
+        create_private(out)  # before SQLite creates it with the umask's mode: it holds the conversations
         conn = sqlite3.connect(str(out), isolation_level="DEFERRED")
         conn.execute("PRAGMA journal_mode=WAL")  # what the SDK sets on every connection it opens
         for statement in _SCHEMA:
@@ -290,9 +288,7 @@ class _AgentBook:
                 document["thread_instructions"].pop(thread_id, None)
             else:
                 document["thread_instructions"][thread_id] = instructions
-        tmp = path.with_name(path.name + ".part")
-        tmp.write_bytes(orjson.dumps(document, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS) + b"\n")
-        os.replace(tmp, path)
+        write_private(path, orjson.dumps(document, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS) + b"\n")
         if self.conflicts:
             summary.note("agent_tool_conflict", self.conflicts)
         if self.without_assistant:

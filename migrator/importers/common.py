@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import csv
-import os
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -14,6 +12,7 @@ from typing import IO, Any
 import orjson
 
 from migrator.archive import Archive
+from migrator.outputs import private_output
 from migrator.redact import redact
 from migrator.sessions import SessionChoice, choose_sessions
 
@@ -25,7 +24,6 @@ __all__ = [
     "Selection",
     "atomic_output",
     "fit_metadata",
-    "private_file",
 ]
 
 MAX_PAIRS, MAX_KEY, MAX_VALUE = 16, 64, 512  # Metadata: 16 pairs, keys <= 64, values <= 512 characters
@@ -58,13 +56,6 @@ def fit_metadata(
         else:
             metadata[key] = text
     return metadata, dropped
-
-
-def private_file(path: Path) -> IO[str]:
-    """A text file for writing, created 0600: mapping files name users and the target's ids."""
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    os.chmod(path, 0o600)  # a file left from an earlier run keeps its mode through O_CREAT
-    return open(fd, "w", newline="", encoding="utf-8")
 
 
 @dataclass(frozen=True)
@@ -199,12 +190,12 @@ class MappingWriter:
     def __init__(self, path: Path | None) -> None:
         self.path = path
         self._file: IO[str] | None = None
-        self._tmp: Path | None = None
+        self._output: Any = None
 
     def __enter__(self) -> MappingWriter:
         if self.path is not None:
-            self._tmp = self.path.with_name(self.path.name + ".part")
-            self._file = private_file(self._tmp)
+            self._output = private_output(self.path, "w")
+            self._file = self._output.__enter__()
             self._csv = csv.writer(self._file)
             self._csv.writerow(MAPPING_COLUMNS)
         return self
@@ -228,26 +219,11 @@ class MappingWriter:
         # A note is the target's own words (an error it answered): it may echo the key.
         self._csv.writerow([redact(c) if isinstance(c, str) else c for c in cells])
 
-    def __exit__(self, exc_type: object, *exc: object) -> None:
-        if self._file is None:
-            return
-        self._file.close()
-        assert self._tmp is not None and self.path is not None
-        if exc_type is None:
-            os.replace(self._tmp, self.path)
-        else:
-            self._tmp.unlink(missing_ok=True)
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
+        if self._file is not None:
+            self._output.__exit__(exc_type, exc, tb)
 
 
-@contextmanager
-def atomic_output(path: Path, mode: str = "wb") -> Iterator[IO[Any]]:
-    """Write to PATH.part and rename it over PATH only when everything was written, so an
-    interrupted import never leaves a file that looks complete."""
-    tmp = path.with_name(path.name + ".part")
-    try:
-        with open(tmp, mode) as handle:
-            yield handle
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    os.replace(tmp, path)
+# Write to PATH.part (0600) and rename it over PATH only when everything was written, so an
+# interrupted import never leaves a file that looks complete.
+atomic_output = private_output

@@ -24,7 +24,6 @@ from __future__ import annotations
 import asyncio
 import csv
 import hashlib
-import os
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -37,10 +36,10 @@ from migrator.archive import Archive
 from migrator.archive.vector_map import IN_FLIGHT, target_key
 from migrator.errors import Interrupted, TargetRefusedError, UnreachableError
 from migrator.http import RateLimiter, Stop, stop_on_signals
-from migrator.importers.common import private_file
 from migrator.importers.conversations import TargetSettings
 from migrator.importers.vector_plan import SOURCE_KEY, attach_body, store_body, upload_for
 from migrator.importers.vector_target import Failed, Unknown, VectorTarget
+from migrator.outputs import private_output
 
 __all__ = [
     "MAPPING_COLUMNS",
@@ -585,23 +584,15 @@ def _nothing_to_send(held: bool, kind: str | None) -> str:
 
 def write_mapping(archive: Archive, target: str, path: Path) -> None:
     """`--mapping-out CSV`: every row of the map for this target (earlier runs included), 0600."""
-    tmp = path.with_name(path.name + ".part")
-    try:
-        with private_file(tmp) as handle:
-            writer = csv.writer(handle)
-            writer.writerow(MAPPING_COLUMNS)
-            for link in archive.vector_map.rows(target):
-                notes = [link.error or ""]
-                if link.unconfirmed_creates:
-                    notes.append(
-                        f"{link.unconfirmed_creates} unconfirmed create(s), looked up before resending"
-                    )
-                writer.writerow(
-                    [link.kind, link.source_store_id, link.source_file_id, link.target_id or "", link.status,
-                     link.upload_name or "", link.content or "", "" if link.bytes is None else link.bytes,
-                     link.sha256 or "", "; ".join(n for n in notes if n)]
-                )  # fmt: skip
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    os.replace(tmp, path)
+    with private_output(path, "w") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(MAPPING_COLUMNS)
+        for link in archive.vector_map.rows(target):
+            notes = [link.error or ""]
+            if link.unconfirmed_creates:
+                notes.append(f"{link.unconfirmed_creates} unconfirmed create(s), looked up before resending")
+            writer.writerow(
+                [link.kind, link.source_store_id, link.source_file_id, link.target_id or "", link.status,
+                 link.upload_name or "", link.content or "", "" if link.bytes is None else link.bytes,
+                 link.sha256 or "", "; ".join(n for n in notes if n)]
+            )  # fmt: skip

@@ -26,6 +26,7 @@ import orjson
 
 from migrator.archive import BATCH_TARGET, Archive, ReplayRow
 from migrator.errors import BadInputError, ExitCode, UsageError
+from migrator.outputs import open_private, write_private
 from migrator.replay.report import ReplayReport
 from migrator.replay.requests import URLS, ReplayRequest, iter_chunks
 from migrator.replay.run import FINAL, LOOKUP_CHUNK, ReplayOptions, iter_selection, replay_offline
@@ -110,7 +111,7 @@ class _Writer:
             self.close()
             self.index += 1
             c = self.current = BatchFile(f"replay-{self.slug}-{self.index:04d}.jsonl", self.model)
-            self.fh = open(self.directory / (c.name + ".part"), "wb")  # noqa: SIM115  closed in close()
+            self.fh = open_private(self.directory / (c.name + ".part"))  # closed in close()
         assert self.fh is not None
         self.fh.write(line)
         c.lines += 1
@@ -193,7 +194,7 @@ def write_batches(archive: Archive, directory: Path, options: ReplayOptions) -> 
         "selection": {"model": options.model, "turns": options.turns, "sample": options.sample},
         "then": "migrate replay ARCHIVE --batch-results OUTPUT.jsonl [ERRORS.jsonl ...]",
     }
-    (directory / "manifest.json").write_bytes(orjson.dumps(manifest, option=orjson.OPT_INDENT_2))
+    write_private(directory / "manifest.json", orjson.dumps(manifest, option=orjson.OPT_INDENT_2))
     return summary
 
 

@@ -104,7 +104,9 @@ class App:
             return 200, self.stats.snapshot()
         if route == ("GET", "/_sandbox/corpus"):
             return 200, self.catalog()
-        if route == ("POST", "/_sandbox/token"):
+        if route in (("POST", "/_sandbox/token"), ("GET", "/_sandbox/token")):
+            # GET too: the shape of an App Service managed-identity endpoint (IDENTITY_ENDPOINT), so
+            # azure-identity's own DefaultAzureCredential can fetch sandbox tokens unmodified.
             return 200, self.tokens.mint(self.cfg.token_ttl_requests)
         if method == "GET" and path.startswith("/_sandbox/truth/"):
             truth = self.truth(path.removeprefix("/_sandbox/truth/"))

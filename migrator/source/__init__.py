@@ -12,6 +12,7 @@ from migrator.source.client import (
     TooLarge,
 )
 from migrator.source.paging import Listing, PageAnomaly, collect
+from migrator.source.sunset import RouteMissing
 
 __all__ = [
     "DEFAULT_MAX_BODY_MB",
@@ -22,6 +23,7 @@ __all__ = [
     "PageAnomaly",
     "RateLimiter",
     "Rejected",
+    "RouteMissing",
     "RequestStats",
     "SourceClient",
     "SourceSettings",

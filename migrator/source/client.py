@@ -11,10 +11,12 @@ from collections.abc import Awaitable, Callable, Coroutine, Generator
 from dataclasses import dataclass
 from typing import Any
 
+import httpx2
 import openai
 
-from migrator.errors import SourceGoneError, SourceRefusedError
+from migrator.errors import CannotListThreadsError, NoAssistantsApiError, SourceRefusedError
 from migrator.http import (
+    RESUME,
     RETRYABLE_STATUS,
     BodyTooLarge,
     GarbledResponse,
@@ -23,11 +25,14 @@ from migrator.http import (
     RequestPath,
     RequestStats,
     Stop,
+    error_code,
     error_message,
     json_object,
     sdk_options,
 )
 from migrator.redact import register_secret
+from migrator.source.entra import SCOPE, EntraTokens
+from migrator.source.sunset import RouteMissing, no_assistants_api, route_missing
 
 __all__ = [
     "DEFAULT_MAX_BODY_MB",
@@ -45,6 +50,7 @@ __all__ = [
 DEFAULT_MAX_BODY_MB = 256
 
 FILE_SEARCH_CONTENT = "step_details.tool_calls[*].file_search.results[*].content"
+FOUNDRY_API_VERSION = "2025-05-01"  # azure-ai-agents.2025-05-01.json, the GA version
 
 
 class NotFound(Exception):
@@ -74,6 +80,9 @@ class SourceSettings:
     api_key: str | None = None
     azure_endpoint: str | None = None
     api_version: str | None = None
+    # An Azure AI Foundry project endpoint (no /v1) and the Entra ID tokens it takes instead of a key.
+    foundry_endpoint: str | None = None
+    tokens: EntraTokens | None = None
     timeout: float = 60.0
     max_attempts: int = 6
     max_backoff: float = 30.0
@@ -85,13 +94,10 @@ class SourceSettings:
 
 
 def _gone(exc: openai.APIStatusError, base_url: str) -> SourceRefusedError | None:
-    """The source's own refusal: 410 Gone stops everything."""
-    if exc.status_code != 410:
-        return None
-    return SourceGoneError(
-        f"{base_url} answered 410 Gone: its Assistants API has been shut down (OpenAI's on 2026-08-26)",
-        hint="point --base-url at a compatible server, or build the archive from saved JSON with --from-dump DIR",
-    )
+    """The source's own refusal, whatever was asked: 410 Gone, or a 400 saying the API is deprecated."""
+    if exc.status_code in (400, 410):
+        return no_assistants_api(exc, "any", base_url)
+    return None
 
 
 REFUSALS = Refusals(
@@ -102,13 +108,50 @@ REFUSALS = Refusals(
 )
 
 
+def _foundry_refusal(exc: openai.APIStatusError, base_url: str) -> SourceRefusedError | None:
+    """Foundry takes Entra ID tokens, never keys: a 401 or 403 names the scope and the role."""
+    reason = error_message(exc)[:300]
+    if exc.status_code == 400 and error_code(exc) in ("UnsupportedApiVersion", "MissingApiVersionParameter"):
+        return SourceRefusedError(
+            f"{base_url} refused the api-version ({reason})",
+            hint=f"give --api-version {FOUNDRY_API_VERSION} (the default) or a version it names",
+        )
+    if exc.status_code == 401:
+        return SourceRefusedError(
+            f"{base_url} refused the Entra ID token ({reason})",
+            hint=f"run az login or set FOUNDRY_TOKEN to a token for scope {SCOPE}, {RESUME}",
+        )
+    if exc.status_code == 403:
+        return SourceRefusedError(
+            f"{base_url} denied access ({reason})",
+            hint=f"give the signed-in identity the Azure AI User role on the project (scope {SCOPE}), {RESUME}",
+        )
+    return _gone(exc, base_url)
+
+
+FOUNDRY_REFUSALS = Refusals(
+    SourceRefusedError, key_env="FOUNDRY_TOKEN", forbidden_hint="", extra=_foundry_refusal
+)
+
+
 class SourceClient:
     """Async access to an Assistants v2 source; one instance per export run."""
 
     def __init__(self, settings: SourceSettings, limiter: RateLimiter, stop: Stop | None = None) -> None:
         self.settings = settings
         common: dict[str, Any] = sdk_options(settings.timeout, settings.max_body_bytes)
-        if settings.azure_endpoint:
+        self.foundry = settings.foundry_endpoint is not None
+        if settings.foundry_endpoint is not None:
+            if settings.tokens is None:
+                raise ValueError("a Foundry source needs its EntraTokens")
+            # The SDK asks `tokens` for the bearer before every request, so a refreshed one is used at once.
+            self.client = openai.AsyncOpenAI(
+                base_url=settings.foundry_endpoint.rstrip("/"),
+                api_key=settings.tokens,
+                default_query={"api-version": settings.api_version or FOUNDRY_API_VERSION},
+                **common,
+            )
+        elif settings.azure_endpoint:
             self.client: openai.AsyncOpenAI = openai.AsyncAzureOpenAI(
                 azure_endpoint=settings.azure_endpoint,
                 api_version=settings.api_version,
@@ -122,8 +165,13 @@ class SourceClient:
         register_secret(self.client.api_key)
         self.path = RequestPath(
             str(self.client.base_url),
-            flag="--azure-endpoint" if settings.azure_endpoint else "--base-url",
-            refusals=REFUSALS,
+            flag="--foundry-endpoint"
+            if self.foundry
+            else "--azure-endpoint"
+            if settings.azure_endpoint
+            else "--base-url",
+            refusals=FOUNDRY_REFUSALS if self.foundry else REFUSALS,
+            renew=settings.tokens.renew if self.foundry and settings.tokens is not None else None,
             limiter=limiter,
             stop=stop,
             max_attempts=settings.max_attempts,
@@ -147,6 +195,14 @@ class SourceClient:
         except BodyTooLarge as exc:
             raise TooLarge(f"{kind}: {exc} (--max-body-mb {self.settings.max_body_mb:g})") from None
         except openai.APIStatusError as exc:
+            gone = no_assistants_api(exc, kind, self.base_url, foundry=self.foundry)
+            if gone is not None:
+                # Every request would hear the same: end them all now, before any thread is marked missing.
+                self.path.halt(lambda: NoAssistantsApiError(gone.message, hint=gone.hint))
+                raise gone from None
+            missing = route_missing(exc, kind, error_message(exc))
+            if missing is not None:
+                raise missing from None
             if exc.status_code == 404:
                 raise NotFound(error_message(exc)) from None
             if exc.status_code in RETRYABLE_STATUS:
@@ -157,6 +213,25 @@ class SourceClient:
         return await self._send(kind, call, lambda raw: json_object(raw.content, f"{kind}: the source"))
 
     # -- endpoints ---------------------------------------------------------------------------------
+
+    async def list_threads(self, after: str | None) -> dict[str, Any]:
+        """A page of `GET /threads` (Foundry and some look-alikes; OpenAI never served it).
+
+        The SDK has no method for it, so the client's own GET is used, still through the request path.
+        A 404, 405 or 501 means no thread list here, unless the assistants collection is gone too: then
+        the whole Assistants API is (the sunset's one message, not "cannot list threads").
+        """
+        query = {"limit": 100, "order": "asc", **_after(after)}
+        try:
+            return await self._json(
+                "threads",
+                lambda: self.client.get("/threads", cast_to=httpx2.Response, options={"params": query}),
+            )
+        except RouteMissing as missing:
+            await self.list_assistants(None)  # raises the sunset error when the API is gone
+            raise CannotListThreadsError(
+                f"this source cannot list threads ({missing.detail}): give --threads FILE"
+            ) from None
 
     async def list_assistants(self, after: str | None) -> dict[str, Any]:
         call = self.client.beta.assistants.with_raw_response.list
@@ -192,6 +267,7 @@ class SourceClient:
         self, thread_id: str, run_id: str, after: str | None, *, file_search: bool
     ) -> dict[str, Any]:
         call = self.client.beta.threads.runs.steps.with_raw_response.list
+        # One value: the same on the wire as Foundry's comma-joined `include[]` and OpenAI's repeated one.
         extra: dict[str, Any] = {"include": [FILE_SEARCH_CONTENT]} if file_search else {}
         return await self._json(
             "run_steps",

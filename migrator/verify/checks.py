@@ -134,6 +134,9 @@ def _threads(archive: Archive, stats: dict[str, int]) -> Iterator[Finding]:
 
 def _pages_and_failures(archive: Archive) -> Iterator[Finding]:
     for a in archive.findings.iter_anomalies():
+        if a.kind == "route_missing":  # the source's shape, not a list that ended badly
+            yield Finding("source_route_missing", f"{a.entity} {a.entity_id}", a.detail)
+            continue
         yield Finding(
             "page_anomaly",
             f"{a.entity} {a.entity_id}",

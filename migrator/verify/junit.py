@@ -7,12 +7,12 @@ fails carries a `<failure>` naming the threads and listing its findings; warning
 
 from __future__ import annotations
 
-import os
 import re
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
 from migrator.errors import UsageError
+from migrator.outputs import write_private
 from migrator.redact import redact_bytes
 from migrator.verify.report import CheckResult, VerifyReport
 
@@ -38,7 +38,7 @@ def _lines(result: CheckResult) -> str:
 def _summary(result: CheckResult) -> str:
     threads = result.threads()
     named = ", ".join(threads[:10]) + (" ..." if len(threads) > 10 else "")
-    return _clean(f"{result.count} finding(s)" + (f" in {named}" if threads else ""))
+    return _clean(result.check.describe(result.count) + (f" in {named}" if threads else ""))
 
 
 def junit_xml(report: VerifyReport, strict: bool | None = None) -> bytes:
@@ -73,7 +73,7 @@ def junit_xml(report: VerifyReport, strict: bool | None = None) -> bytes:
                 case,
                 "failure",
                 {
-                    "message": f"{check.title}: {_summary(result)}",
+                    "message": _summary(result),
                     "type": f"{check.severity.value}:{check.code}",
                 },
             )
@@ -89,9 +89,7 @@ def junit_xml(report: VerifyReport, strict: bool | None = None) -> bytes:
 def write_junit(report: VerifyReport, path: str | Path, strict: bool | None = None) -> None:
     """Write atomically, so a CI step never publishes half a file."""
     path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp")
     try:
-        tmp.write_bytes(redact_bytes(junit_xml(report, strict)))  # a CI check is published
-        os.replace(tmp, path)
+        write_private(path, redact_bytes(junit_xml(report, strict)))  # a CI check is published
     except OSError as exc:
         raise UsageError(f"cannot write the JUnit file {path}: {exc.strerror or exc}") from None

@@ -33,7 +33,13 @@ class Check:
     code: str  # stable identifier, documented in docs/verify.md
     category: str  # integrity | completeness | referential | sessions | budget | warnings
     severity: Severity
-    title: str  # what the check makes sure of
+    title: str  # what the check makes sure of (a passed check reads as this)
+    # What a finding means, `{n}` its count: "{n} referenced file(s) have neither bytes nor parsed
+    # text". A check that found something reads as this, never as its title (which says the opposite).
+    found: str = "{n} finding(s) against: {title}"
+
+    def describe(self, count: int) -> str:
+        return self.found.format(n=f"{count:,}", title=self.title)
 
 
 @dataclass(frozen=True)
@@ -118,6 +124,8 @@ class VerifyReport:
                     "title": r.check.title,
                     "status": "failed" if r.failed(strict) else "passed",
                     "count": r.count,
+                    # What the findings mean, in words ("105 referenced file(s) have neither bytes ...").
+                    "found": r.check.describe(r.count) if r.count else None,
                     "truncated": r.truncated,
                     "findings": [
                         {"subject": f.subject, "thread_id": f.thread_id, "message": f.message}
@@ -146,7 +154,8 @@ def render_table(report: VerifyReport, console: Console, *, examples: int = 5) -
         summary.add_row(
             category,
             str(len(results)),
-            str(sum(not r.count for r in results)),
+            # A check that only informs (conversion warnings) has nothing to pass or fail: it counts as passed.
+            str(sum(not r.count or r.check.severity is Severity.INFO for r in results)),
             f"[red]{failed}[/]" if failed else "0",
             f"{sum(r.count for r in results):,}",
         )
@@ -156,26 +165,38 @@ def render_table(report: VerifyReport, console: Console, *, examples: int = 5) -
             continue
         colour = "red" if r.failed(strict) else _STYLE[r.check.severity]
         console.print(
-            f"[{colour}]{r.check.code}[/] ({r.check.severity.value}, {r.count:,}): {r.check.title}",
+            f"[{colour}]{r.check.code}[/] ({r.check.severity.value}, {r.count:,}): {r.check.describe(r.count)}",
             highlight=False,
+            soft_wrap=True,
         )
         for finding in r.findings[:examples]:
-            console.print(f"  {finding.subject}: {finding.message}", markup=False, highlight=False)
+            console.print(
+                f"  {finding.subject}: {finding.message}", markup=False, highlight=False, soft_wrap=True
+            )
         if r.count > examples:
-            console.print(f"  … and {r.count - examples:,} more (--json lists them)", highlight=False)
+            console.print(
+                f"  … and {r.count - examples:,} more (--json lists them)", highlight=False, soft_wrap=True
+            )
     if report.warnings_summary:
         counts = ", ".join(f"{code} {n:,}" for code, n in report.warnings_summary.items())
-        console.print(f"conversion warnings (never fail): {counts}", highlight=False)
+        console.print(f"conversion warnings (never fail): {counts}", highlight=False, soft_wrap=True)
     unknown = report.checks.get("budget_unknown_model")
     if unknown and unknown.count:
         models = ", ".join(f.subject.removeprefix("model ") for f in unknown.findings)
-        console.print(f"budget not measured for model(s) {models}: pass --context-window N", highlight=False)
+        console.print(
+            f"budget not measured for model(s) {models}: pass --context-window N",
+            highlight=False,
+            soft_wrap=True,
+        )
     stats = ", ".join(f"{k} {v:,}" for k, v in report.stats.items())
-    console.print(f"checked {stats} in {report.elapsed:.1f}s; budget: {report.budget}", highlight=False)
+    console.print(
+        f"checked {stats} in {report.elapsed:.1f}s; budget: {report.budget}", highlight=False, soft_wrap=True
+    )
     totals = report.totals()
     verdict = "[green]clean[/]" if report.exit_code() == ExitCode.OK else "[red]needs attention[/]"
     console.print(
         f"{verdict}: {totals['error']:,} error(s), {totals['warning']:,} warning(s)"
         + (" (--strict: warnings fail)" if strict and totals["warning"] else ""),
         highlight=False,
+        soft_wrap=True,
     )
