@@ -368,8 +368,8 @@ def test_a_full_disk_stops_cleanly_in_one_line_and_the_moved_pair_resumes(tmp_pa
 
     opened = database.Archive._connect.__func__
 
-    def small_disk(cls, path, lock):
-        archive = opened(cls, path, lock)
+    def small_disk(cls, path, lock, **kwargs):
+        archive = opened(cls, path, lock, **kwargs)
         archive.db.execute("PRAGMA max_page_count = 300")
         return archive
 
