@@ -16,6 +16,9 @@ __all__ = [
     "NotAnArchiveError",
     "NewerSchemaError",
     "ArchiveBusyError",
+    "ArchiveLockedError",
+    "IncompleteDumpError",
+    "WriteError",
     "RefusedError",
     "SourceRefusedError",
     "SourceGoneError",
@@ -63,12 +66,36 @@ class BadInputError(MigrateError):
         self.problems = problems or []
 
 
+class IncompleteDumpError(MigrateError):
+    """A folder laid out like a `migrate dump` but without its manifest (written last): the dump
+    was cut short, so what it holds is not all there is."""
+
+    exit_code = ExitCode.ATTENTION
+
+
 class NotAnArchiveError(MigrateError):
     exit_code = ExitCode.USAGE
 
 
 class NewerSchemaError(MigrateError):
     exit_code = ExitCode.USAGE
+
+
+class ArchiveLockedError(MigrateError):
+    """Another process held a SQLite lock on the archive (a `sqlite3` shell in a transaction, a
+    backup tool) for longer than a write may wait. What was committed is kept; the CLI adds the
+    command to run again."""
+
+    exit_code = ExitCode.ATTENTION
+    resumable = True
+
+
+class WriteError(MigrateError):
+    """The disk refused a write (full, or gone read-only). The open transaction was rolled back;
+    the CLI adds the command to run again."""
+
+    exit_code = ExitCode.ATTENTION
+    resumable = True
 
 
 class ArchiveBusyError(MigrateError):
@@ -127,4 +154,5 @@ class Interrupted(MigrateError):
     when the library could not know it)."""
 
     exit_code = ExitCode.INTERRUPTED
+    resumable = True
     sent = False  # raised inside the request path: was the request on the wire (its outcome unknown)?

@@ -1,7 +1,7 @@
 """`migrate merge`: fold shard archives (from `export --shard K/N`) into one; idempotent.
 
 Raw objects are upserted; for a thread the better status wins (done > failed > missing > pending);
-for a file the better content wins (downloaded > parsed_text > missing). Reads the source through
+for a file the better content wins (downloaded > parsed_text > suspect bytes > missing). Reads the source through
 SQL on the target's connection (`attach`), one transaction a source.
 """
 
@@ -14,6 +14,7 @@ from typing import Any
 
 from migrator.archive import RAW_TABLES, Archive
 from migrator.archive.database import applied_names
+from migrator.archive.files import download_suspect_sql
 from migrator.errors import UsageError
 from migrator.sessions import build_sessions, recorded_options
 
@@ -51,6 +52,13 @@ def merge_archives(archive: Archive, sources: list[Path]) -> MergeSummary:
     return summary
 
 
+def _file_rank(row: str) -> str:
+    """A file row's rank; downloaded bytes not as long as the file object says rank below a parsed
+    text (a gateway's error page stored as the file must not win over the real text)."""
+    suspect = download_suspect_sql(f"{row}.content", f"{row}.blob_sha256", f"{row}.raw")
+    return f"(case when {suspect} then 0.5 else {_rank(f'{row}.content', _CONTENT_RANK)} end)"
+
+
 def _rank(column: str, ranks: dict[str, int]) -> str:
     """A SQL expression ranking a status column (the names are ours, not user input)."""
     return "(case " + " ".join(f"when {column} = '{k}' then {v}" for k, v in ranks.items()) + " else -1 end)"
@@ -86,7 +94,7 @@ def merge_from(archive: Archive, other: Path) -> dict[str, int]:
                 "insert into files select * from src.files where true on conflict(id) do update set "
                 "raw = excluded.raw, hash = excluded.hash, content = excluded.content, "
                 "blob_sha256 = excluded.blob_sha256, text_from_vector_store = excluded.text_from_vector_store "
-                f"where {_rank('excluded.content', _CONTENT_RANK)} > {_rank('files.content', _CONTENT_RANK)}"
+                f"where {_file_rank('excluded')} > {_file_rank('files')}"
             )
             for table in ("file_refs", "anomalies"):
                 db.execute(f"insert or ignore into {table} select * from src.{table}")

@@ -3,6 +3,7 @@ tiny look-alike server that serves whatever JSON a test gives it. All on 127.0.0
 
 from __future__ import annotations
 
+import http.client
 import os
 import socket
 import subprocess
@@ -65,6 +66,26 @@ class SilentHost:
         self.sock.close()
         for conn in self._held:
             conn.close()
+
+
+class FullHost:
+    """Listens, but its accept queue is full and it never accepts: a new connection is never made
+    (the kernel drops its SYNs), as with an overloaded server or a firewall that drops packets."""
+
+    def __init__(self) -> None:
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(0)
+        self.port = self.sock.getsockname()[1]
+        self.base_url = f"http://127.0.0.1:{self.port}/v1"
+        self._filler = socket.create_connection(("127.0.0.1", self.port))  # the one queue slot
+
+    def __enter__(self) -> FullHost:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._filler.close()
+        self.sock.close()
 
 
 Answer = tuple[int, Any]
@@ -154,3 +175,74 @@ def finish(proc: subprocess.Popen[bytes], timeout: float = 60.0) -> tuple[int, s
         _, err = proc.communicate()
         raise AssertionError(f"still running after {timeout} s: {err.decode()[-2000:]}") from None
     return proc.returncode, err.decode()
+
+
+class _QuietServer(ThreadingHTTPServer):
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        if not isinstance(sys.exc_info()[1], ConnectionError):  # a client that hung up is no error
+            super().handle_error(request, client_address)
+
+
+Intercept = Callable[[str, str, dict[str, str]], tuple[int, str, bytes] | None]
+
+
+class Middlebox:
+    """A proxy in front of `upstream` (a base URL ending in /v1) that may answer a request itself:
+    `intercept(method, path, headers)` returns (status, content type, body) to answer, or None to
+    forward the request unchanged (a CDN's error page, a gateway that echoes what it was sent)."""
+
+    def __init__(self, upstream: str, intercept: Intercept) -> None:
+        parts = urlsplit(upstream)
+        self.upstream_host, self.upstream_port = parts.hostname or "127.0.0.1", parts.port or 80
+        self.intercepted: Counter[str] = Counter()
+        box = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+            def _answer(self) -> None:
+                length = int(self.headers.get("content-length") or 0)
+                body = self.rfile.read(length) if length else b""
+                headers = {k.lower(): v for k, v in self.headers.items()}
+                own = intercept(self.command, urlsplit(self.path).path, headers)
+                if own is not None:
+                    box.intercepted[urlsplit(self.path).path] += 1
+                    status, kind, data = own
+                else:
+                    conn = http.client.HTTPConnection(box.upstream_host, box.upstream_port, timeout=60)
+                    skip = {"host", "content-length", "connection", "accept-encoding"}
+                    conn.request(
+                        self.command,
+                        self.path,
+                        body=body,
+                        headers={k: v for k, v in headers.items() if k not in skip},
+                    )
+                    answer = conn.getresponse()
+                    status, kind, data = answer.status, answer.getheader("content-type") or "", answer.read()
+                    conn.close()
+                try:
+                    self.send_response(status)
+                    self.send_header("content-type", kind)
+                    self.send_header("content-length", str(len(data)))
+                    self.end_headers()
+                    self.wfile.write(data)
+                except (BrokenPipeError, ConnectionResetError):
+                    pass  # the client hung up (it refused a body over its limit): so be it
+
+            do_GET = do_POST = do_DELETE = _answer
+
+        self.httpd = _QuietServer(("127.0.0.1", 0), Handler)
+        self.httpd.daemon_threads = True
+        self.base_url = f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
+        self._thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+
+    def __enter__(self) -> Middlebox:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()

@@ -65,7 +65,7 @@ FINAL_SCHEMA = {
         "turn INTEGER",
         "model TEXT",
         "state TEXT not null",
-        "attempts INTEGER not null default 0",
+        "attempts INTEGER not null default '0'",
         "status_code INTEGER",
         "response TEXT",
         "error TEXT",
@@ -74,6 +74,7 @@ FINAL_SCHEMA = {
         "completion_tokens INTEGER",
         "via TEXT",
         "updated_at REAL",
+        "target TEXT pk2 not null default ''",
     ],
     "raw_versions": [
         "raw_table TEXT pk1",

@@ -11,7 +11,7 @@ import pytest
 import spec
 from test_replay_support import record, session_archive, tool_turn_record
 
-from migrator.archive import Archive, ReplayRow
+from migrator.archive import BATCH_TARGET, Archive, ReplayRow
 from migrator.archive.schema import MIGRATIONS
 from migrator.errors import BadInputError, ExitCode
 from migrator.replay import PriceTable, ReplayOptions, compare, load_prices, replay_offline, text_similarity
@@ -236,13 +236,15 @@ def test_ledger_schema_is_the_documented_one(tmp_path: Path) -> None:
     with Archive.create(tmp_path / "a.db") as archive:
         columns = {c.name: c.type for c in archive.db["replay_ledger"].columns}
         indexes = {tuple(i.columns) for i in archive.db["replay_ledger"].indexes}
+        pks = archive.db["replay_ledger"].pks
     assert columns == {
         "request_hash": "TEXT", "thread_id": "TEXT", "turn": "INTEGER", "model": "TEXT", "state": "TEXT",
         "attempts": "INTEGER", "status_code": "INTEGER", "response": "TEXT", "error": "TEXT",
         "latency_ms": "REAL", "prompt_tokens": "INTEGER", "completion_tokens": "INTEGER", "via": "TEXT",
-        "updated_at": "REAL",
+        "updated_at": "REAL", "target": "TEXT",
     }  # fmt: skip
     assert indexes >= {("thread_id", "turn"), ("state",)}
+    assert pks == ["request_hash", "target"]  # another target is another replay
 
 
 def test_an_archive_from_before_the_ledger_gains_it_on_open(tmp_path: Path) -> None:
@@ -259,18 +261,19 @@ def test_an_archive_from_before_the_ledger_gains_it_on_open(tmp_path: Path) -> N
 
 def test_ledger_states_never_downgrade_a_finished_request(tmp_path: Path) -> None:
     path = session_archive(tmp_path / "a.db", [tool_turn_record("thread_a")])
+    target = "http://127.0.0.1:9/v1"
     with Archive.open(path, writer="test") as archive:
-        archive.ledger.begin("h1", "thread_a", 4, "m")
-        archive.ledger.begin("h1", "thread_a", 4, "m")  # resumed while in flight
-        assert archive.ledger.rows(["h1"])["h1"].attempts == 2
-        archive.ledger.finish(ReplayRow("h1", "done", response="{}", status_code=200))
+        archive.ledger.begin("h1", "thread_a", 4, "m", target)
+        archive.ledger.begin("h1", "thread_a", 4, "m", target)  # resumed while in flight
+        assert archive.ledger.rows(["h1"], target)["h1"].attempts == 2
+        archive.ledger.finish(ReplayRow("h1", "done", response="{}", status_code=200, target=target))
         archive.ledger.mark_batched([("h1", "thread_a", 4, "m"), ("h2", "thread_a", 2, "m")])
-        assert archive.ledger.ingest([ReplayRow("h1", "rejected", error="x"), ReplayRow("h9", "done")]) == (
-            1,
-            1,
-        )
-        rows = archive.ledger.rows(["h1", "h2", "h9", "nope"])
+        assert archive.ledger.ingest([ReplayRow("h1", "done"), ReplayRow("h9", "done")]) == (2, 0)
+        archive.ledger.mark_batched([("h1", "thread_a", 4, "m")])  # answered: stays done
+        assert archive.ledger.ingest([ReplayRow("h1", "rejected", error="x")]) == (0, 1)
+        rows = archive.ledger.rows(["h1", "h2", "h9", "nope"], BATCH_TARGET)
         assert {h: r.state for h, r in rows.items()} == {"h1": "done", "h2": "batched", "h9": "done"}
+        assert archive.ledger.rows(["h1", "h2"], target).keys() == {"h1"}  # each target its own replay
         assert archive.ledger.unlinked() == 1  # h9 answers no request this archive built
 
 

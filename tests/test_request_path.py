@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 import pytest
-from hosts import SilentHost, closed_port, finish, start
+from hosts import FullHost, SilentHost, closed_port, finish, start
 from test_import_support import build_archive, golden_records
 from test_replay_support import export_archive
 
@@ -67,6 +67,27 @@ def test_a_refused_port_stops_the_run_with_exit_3_and_one_line_naming_the_host(n
         with Archive.open(sessions) as archive:
             links = list(archive.links.of_target(f"http://127.0.0.1:{port}/v1", None))
         assert all(link.unconfirmed_creates == 0 for link in links)
+
+
+def test_a_create_stopped_while_its_connection_is_still_being_made_is_not_unconfirmed(sessions):
+    # Nothing can have reached a host the connection never got to: counting such a create as one
+    # whose outcome is unknown (an unmapped twin may exist) is a false alarm. A refused port under
+    # load ends other creates this way, mid-connect.
+    with FullHost() as host:
+        proc = start("import", str(sessions), "--to", "conversations", "--target-base-url", host.base_url)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:  # until its creates are under way, waiting for a connection
+            with sqlite3.connect(sessions) as conn:
+                if conn.execute("select count(*) from conversation_map").fetchone()[0]:
+                    break
+            time.sleep(0.05)
+        time.sleep(0.5)
+        proc.send_signal(signal.SIGTERM)
+        code, err = finish(proc, timeout=30)
+    assert code == 130, err
+    with Archive.open(sessions) as archive:
+        links = list(archive.links.of_target(host.base_url, None))
+    assert links and all(link.unconfirmed_creates == 0 for link in links), links
 
 
 def test_plan_against_a_refused_port_exits_3(ids):

@@ -21,6 +21,7 @@ Owns the tables `meta` and `_sqlite_migrations`.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
 import sqlite3
@@ -45,11 +46,15 @@ from migrator.archive.sessions import Sessions
 from migrator.archive.vector_map import VectorStoreMap
 from migrator.archive.versions import RawVersions
 from migrator.archive.work import WorkList
-from migrator.errors import NewerSchemaError, NotAnArchiveError
+from migrator.errors import ArchiveLockedError, NewerSchemaError, NotAnArchiveError, WriteError
 
 __all__ = ["Archive", "applied_names"]
 
 SQLITE_MAGIC = b"SQLite format 3\x00"
+# A write waits this long for a lock another process holds on the archive (saying so every
+# LOCK_POLL_SECONDS through `Archive.on_lock_wait`), then stops with ArchiveLockedError.
+LOCK_WAIT_SECONDS = 600.0
+LOCK_POLL_SECONDS = 5.0
 
 
 def applied_names(conn: sqlite3.Connection) -> set[str]:
@@ -119,6 +124,10 @@ class Archive:
         self.db = db
         # Held by a writer (`open(..., writer=...)`) from before the first write until close().
         self.lock = lock
+        # Told how long a write has waited for another process's lock (the CLI prints it).
+        self.on_lock_wait: Callable[[float], None] | None = None
+        # A write the disk refused: from then on nothing more is written, not even at close.
+        self.write_failed = False
         # A reader's connection is SQLite's read-only one: it cannot migrate, switch to WAL or write.
         self.read_only = read_only
         if not read_only:
@@ -262,7 +271,10 @@ class Archive:
     def close(self) -> None:
         """A writer folds the WAL back so the archive is one file again, then drops its lock."""
         try:
-            if self.lock is not None:
+            # After a refused write the WAL holds committed pages the main file does not: folding it
+            # into a full disk could leave neither whole, so the pair stays as it is (moved together,
+            # it resumes).
+            if self.lock is not None and not self.write_failed:
                 try:
                     self.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
                     self.db.execute("PRAGMA journal_mode = DELETE")
@@ -292,19 +304,50 @@ class Archive:
             with self.db.atomic():
                 yield
             return
-        conn.execute("BEGIN IMMEDIATE")
+        if self.write_failed:
+            raise self._write_error()
+        self._begin_immediate(conn)
         try:
             yield
-        except BaseException:
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
-            raise
-        try:
             conn.execute("COMMIT")
-        except BaseException:
+        except BaseException as exc:
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
+            if _disk_refused(exc):
+                self.write_failed = True
+                raise self._write_error() from None
             raise
+
+    def _write_error(self) -> WriteError:
+        name = self.path.name
+        return WriteError(
+            f"disk full writing {name}: free space, or move {name} and {name}-wal together, "
+            "then run the same command"
+        )
+
+    def _begin_immediate(self, conn: sqlite3.Connection) -> None:
+        """BEGIN IMMEDIATE, waiting for another process's lock in short slices so the wait is shown,
+        then ArchiveLockedError (never a bare "database is locked")."""
+        waited = 0.0
+        conn.execute(f"PRAGMA busy_timeout = {int(LOCK_POLL_SECONDS * 1000)}")
+        try:
+            while True:
+                try:
+                    conn.execute("BEGIN IMMEDIATE")
+                    return
+                except sqlite3.OperationalError as exc:
+                    if "locked" not in str(exc) and "busy" not in str(exc):
+                        raise
+                waited += LOCK_POLL_SECONDS
+                if waited >= LOCK_WAIT_SECONDS:
+                    raise ArchiveLockedError(
+                        f"{self.path}: locked by another process for {waited:.0f} s; nothing was lost",
+                        hint=None,
+                    ) from None
+                if self.on_lock_wait is not None:
+                    self.on_lock_wait(waited)
+        finally:
+            conn.execute("PRAGMA busy_timeout = 30000")
 
     @contextmanager
     def snapshot(self) -> Iterator[None]:
@@ -390,3 +433,10 @@ class Archive:
             h.update(orjson.dumps(["version", *row]))
             h.update(b"\n")
         return "sha256:" + h.hexdigest()
+
+
+def _disk_refused(exc: BaseException) -> bool:
+    """SQLite's "database or disk is full" (SQLITE_FULL), or the OS saying no space is left."""
+    if isinstance(exc, sqlite3.OperationalError):
+        return "disk is full" in str(exc) or getattr(exc, "sqlite_errorcode", None) == 13
+    return isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT)

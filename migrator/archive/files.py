@@ -16,7 +16,29 @@ from migrator.archive.mime import sniff_mime
 from migrator.archive.room import Room, chunks, marks
 from migrator.archive.types import FileContent, StoredFile
 
-__all__ = ["Files"]
+__all__ = ["Files", "download_suspect_sql", "suspect_bytes"]
+
+
+def suspect_bytes(meta: dict[str, Any], data: bytes | None) -> bool:
+    """Bytes that cannot be the file: not as long as its object's `bytes` says (a gateway's error
+    page stored as the file, a body cut short). They never rank above a parsed text."""
+    size = meta.get("bytes")
+    if not isinstance(size, int) or isinstance(size, bool):
+        return False
+    return data is None or len(data) != size
+
+
+def download_suspect_sql(content: str, blob: str, raw: str) -> str:
+    """The SQL twin of `suspect_bytes` for a `files` row (its content, blob_sha256 and raw columns)."""
+    size = f"json_extract({raw}, '$.bytes')"
+    return (
+        f"({content} = 'downloaded' and json_type({raw}, '$.bytes') = 'integer' and "
+        f"coalesce((select b.bytes from blobs b where b.sha256 = {blob}), -1) != {size})"
+    )
+
+
+# A file row whose content is held and can be trusted (not `missing`, not suspect bytes).
+_HELD = f"f.content != 'missing' and not {download_suspect_sql('f.content', 'f.blob_sha256', 'f.raw')}"
 
 
 class Files(Room):
@@ -43,8 +65,9 @@ class Files(Room):
 
     def unfetched_ids(self, *, include_missing: bool = False) -> Iterator[str]:
         """Referenced files we hold no metadata for yet; with `include_missing`, also those whose
-        content is recorded `missing` (the export asks for them again on every run)."""
-        missing = " or f.content = 'missing'" if include_missing else ""
+        content is recorded `missing` or whose bytes are suspect (the export asks for them again on
+        every run)."""
+        missing = f" or not ({_HELD})" if include_missing else ""
         sql = (
             "select distinct r.file_id from file_refs r left join files f on f.id = r.file_id "
             f"where (f.id is null{missing}) and r.file_id > ? order by r.file_id limit ?"
@@ -53,9 +76,10 @@ class Files(Room):
             yield from (file_id for (file_id,) in rows)
 
     def has(self, file_id: str, *, with_content: bool = False) -> bool:
-        """A file row exists; with `with_content`, one holding its bytes or parsed text."""
-        content = " and content != 'missing'" if with_content else ""
-        return self.db.execute(f"select 1 from files where id = ?{content}", [file_id]).fetchone() is not None
+        """A file row exists; with `with_content`, one holding its bytes (not suspect ones) or parsed text."""
+        content = f" and {_HELD}" if with_content else ""
+        sql = f"select 1 from files f where f.id = ?{content}"
+        return self.db.execute(sql, [file_id]).fetchone() is not None
 
     def record(self, file_id: str) -> tuple[dict[str, Any], FileContent] | None:
         """A stored file's metadata and content (bytes included), as `store` was given them."""

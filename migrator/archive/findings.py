@@ -11,8 +11,12 @@ from collections.abc import Iterable, Iterator
 
 from migrator.archive.room import Room, marks
 from migrator.archive.types import Anomaly, Failure
+from migrator.redact import redact
 
-__all__ = ["Findings"]
+__all__ = ["PAGE_ANOMALIES", "Findings"]
+
+# What `source.paging` records of a list whose pages would not end: stale once the list is read whole.
+PAGE_ANOMALIES = ("repeated_cursor", "empty_page_has_more", "malformed_page")
 
 _FAILURE_COLUMNS = "entity, entity_id, error_class, message, status_code, attempts"
 
@@ -53,7 +57,7 @@ class Findings(Room):
                 failure.entity,
                 failure.entity_id,
                 failure.error_class,
-                failure.message,
+                redact(failure.message),
                 failure.status_code,
                 failure.attempts,
             ],
@@ -67,14 +71,14 @@ class Findings(Room):
         """Inside the caller's transaction."""
         self.db.conn.executemany(
             "insert or replace into anomalies(entity, entity_id, kind, detail) values (?, ?, ?, ?)",
-            ((a.entity, a.entity_id, a.kind, a.detail) for a in anomalies),
+            ((a.entity, a.entity_id, a.kind, redact(a.detail)) for a in anomalies),
         )
 
-    def clear_anomalies(self, thread_id: str, kinds: tuple[str, ...]) -> None:
-        """Forget these kinds of the thread's anomalies (inside the caller's transaction)."""
+    def clear_anomalies(self, entity_id: str, kinds: tuple[str, ...], *, entity: str = "thread") -> None:
+        """Forget these kinds of a thread's (or other entity's) anomalies (inside the caller's transaction)."""
         self.db.execute(
-            f"delete from anomalies where entity = 'thread' and entity_id = ? and kind in ({marks(len(kinds))})",
-            [thread_id, *kinds],
+            f"delete from anomalies where entity = ? and entity_id = ? and kind in ({marks(len(kinds))})",
+            [entity, entity_id, *kinds],
         )
 
     def drop_anomalies(self, entity: str, kind: str, id_prefix: str) -> None:

@@ -12,36 +12,43 @@ import time
 from collections.abc import Iterable
 
 from migrator.archive.room import Room, chunks, marks
-from migrator.archive.types import ReplayRow
+from migrator.archive.types import BATCH_TARGET, ReplayRow
+from migrator.redact import redact
 
 __all__ = ["ReplayLedger"]
 
 _COLUMNS = (
     "request_hash, state, thread_id, turn, model, attempts, status_code, response, error, "
-    "latency_ms, prompt_tokens, completion_tokens, via"
+    "latency_ms, prompt_tokens, completion_tokens, via, target"
 )
 
 
 class ReplayLedger(Room):
-    def rows(self, hashes: Iterable[str]) -> dict[str, ReplayRow]:
-        """The ledger rows of these request hashes (hashes with no row are left out)."""
+    def rows(self, hashes: Iterable[str], target: str | None = None) -> dict[str, ReplayRow]:
+        """The ledger rows of these request hashes (hashes with no row are left out): those of
+        `target` (a base URL, or `batch`); with None, each hash's latest row of any target."""
         out: dict[str, ReplayRow] = {}
+        which = "" if target is None else " and target = ?"
         for chunk in chunks(list(hashes), 500):
-            sql = f"select {_COLUMNS} from replay_ledger where request_hash in ({marks(len(chunk))})"
-            for row in self.db.execute(sql, chunk):
-                out[row[0]] = ReplayRow(*row)
+            sql = (
+                f"select {_COLUMNS} from replay_ledger where request_hash in ({marks(len(chunk))}){which} "
+                "order by coalesce(updated_at, 0), target"
+            )
+            for row in self.db.execute(sql, [*chunk, *([] if target is None else [target])]):
+                out[row[0]] = ReplayRow(*row)  # the latest wins
         return out
 
-    def begin(self, request_hash: str, thread_id: str, turn: int, model: str) -> None:
+    def begin(self, request_hash: str, thread_id: str, turn: int, model: str, target: str) -> None:
         """Commit `sent` for one request before it goes out (a resumed in-flight one counts twice)."""
         with self.archive.atomic():
             self.db.execute(
                 "insert into replay_ledger(request_hash, thread_id, turn, model, state, attempts, via, "
-                "updated_at) values (?, ?, ?, ?, 'sent', 1, 'live', ?) on conflict(request_hash) do update "
+                "updated_at, target) values (?, ?, ?, ?, 'sent', 1, 'live', ?, ?) "
+                "on conflict(request_hash, target) do update "
                 "set state = 'sent', attempts = replay_ledger.attempts + 1, via = 'live', "
                 "thread_id = excluded.thread_id, turn = excluded.turn, model = excluded.model, "
                 "updated_at = excluded.updated_at",
-                [request_hash, thread_id, turn, model, time.time()],
+                [request_hash, thread_id, turn, model, time.time(), target],
             )
 
     def finish(self, row: ReplayRow) -> None:
@@ -50,17 +57,18 @@ class ReplayLedger(Room):
             self.db.execute(
                 "update replay_ledger set state = ?, status_code = ?, response = ?, error = ?, "
                 "latency_ms = ?, prompt_tokens = ?, completion_tokens = ?, updated_at = ? "
-                "where request_hash = ?",
+                "where request_hash = ? and target = ?",
                 [
                     row.state,
                     row.status_code,
-                    row.response,
-                    row.error,
+                    redact(row.response),
+                    redact(row.error),
                     row.latency_ms,
                     row.prompt_tokens,
                     row.completion_tokens,
                     time.time(),
                     row.request_hash,
+                    row.target,
                 ],
             )
 
@@ -68,11 +76,11 @@ class ReplayLedger(Room):
         """(hash, thread_id, turn, model) written to batch files; a finished row keeps its result."""
         with self.archive.atomic():
             self.db.conn.executemany(
-                "insert into replay_ledger(request_hash, thread_id, turn, model, state, via, updated_at) "
-                "values (?, ?, ?, ?, 'batched', 'batch', ?) on conflict(request_hash) do update "
+                "insert into replay_ledger(request_hash, thread_id, turn, model, state, via, updated_at, target) "
+                "values (?, ?, ?, ?, 'batched', 'batch', ?, ?) on conflict(request_hash, target) do update "
                 "set state = 'batched', via = 'batch', updated_at = excluded.updated_at "
                 "where replay_ledger.state not in ('done', 'rejected')",
-                ((h, tid, turn, model, time.time()) for h, tid, turn, model in items),
+                ((h, tid, turn, model, time.time(), BATCH_TARGET) for h, tid, turn, model in items),
             )
 
     def ingest(self, rows: Iterable[ReplayRow]) -> tuple[int, int]:
@@ -83,8 +91,9 @@ class ReplayLedger(Room):
                 before = self.db.conn.total_changes
                 self.db.execute(
                     "insert into replay_ledger(request_hash, state, status_code, response, error, "
-                    "prompt_tokens, completion_tokens, via, updated_at) values (?, ?, ?, ?, ?, ?, ?, 'batch', ?) "
-                    "on conflict(request_hash) do update set state = excluded.state, "
+                    "prompt_tokens, completion_tokens, via, updated_at, target) "
+                    "values (?, ?, ?, ?, ?, ?, ?, 'batch', ?, ?) "
+                    "on conflict(request_hash, target) do update set state = excluded.state, "
                     "status_code = excluded.status_code, response = excluded.response, error = excluded.error, "
                     "latency_ms = null, prompt_tokens = excluded.prompt_tokens, "
                     "completion_tokens = excluded.completion_tokens, via = 'batch', "
@@ -93,11 +102,12 @@ class ReplayLedger(Room):
                         row.request_hash,
                         row.state,
                         row.status_code,
-                        row.response,
-                        row.error,
+                        redact(row.response),
+                        redact(row.error),
                         row.prompt_tokens,
                         row.completion_tokens,
                         time.time(),
+                        BATCH_TARGET,
                     ],
                 )
                 if self.db.conn.total_changes > before:

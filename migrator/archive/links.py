@@ -12,6 +12,7 @@ from collections.abc import Iterable, Iterator
 
 from migrator.archive.room import Room
 from migrator.archive.types import ConversationLink
+from migrator.redact import redact
 
 __all__ = ["ConversationLinks"]
 
@@ -97,5 +98,5 @@ class ConversationLinks(Room):
         with self.archive.atomic():
             self.db.execute(
                 "update conversation_map set error = ?, status = ? where target = ? and thread_id = ?",
-                [error, status, target, thread_id],
+                [redact(error), status, target, thread_id],
             )

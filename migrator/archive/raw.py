@@ -17,6 +17,7 @@ from typing import Any
 import orjson
 
 from migrator.archive.canonical import dumps, loads, object_hash
+from migrator.archive.findings import PAGE_ANOMALIES
 from migrator.archive.room import Room, chunks, marks
 from migrator.archive.schema import PARENT_COLUMN, RAW_TABLES
 from migrator.archive.types import Anomaly, ThreadRaw, ThreadResult
@@ -107,6 +108,9 @@ class RawObjects(Room):
             )
             self._upsert("run_steps", _CHILD_COLUMNS, _child_rows(tid, result.steps, base[2]), keep=keep)
             archive.files.add_refs(((file_id, tid) for file_id in result.file_refs), "thread")
+            if result.failure is None:
+                # Read whole this time: what an earlier run's broken pages left behind is stale.
+                archive.findings.clear_anomalies(tid, PAGE_ANOMALIES)
             archive.findings.add_anomalies(result.anomalies)
             archive.work.finish(tid, result.status, seen, delta=result.delta)
             if result.failure is not None:
@@ -164,6 +168,8 @@ class RawObjects(Room):
                 ),
             )
             archive.files.add_refs({(f["id"], store["id"]) for f in files}, "vector_store")
+            if not anomalies:
+                archive.findings.clear_anomalies(store["id"], PAGE_ANOMALIES, entity="vector_store")
             archive.findings.add_anomalies(anomalies)
             archive.findings.clear_failure("vector_store", store["id"])
 

@@ -363,3 +363,15 @@ def m008_create_vector_map(db: Database) -> None:
         defaults={"unconfirmed_creates": 0},
         not_null={"kind", "status", "unconfirmed_creates"},
     )
+
+
+@MIGRATIONS()
+def m009_add_replay_target(db: Database) -> None:
+    # Which target answered: another target (base URL) is another replay, so the ledger is keyed by
+    # (request, target). The request hash already covers the model (it is in the body). Batch rows
+    # have the target `batch`; rows of archives replayed before this migration did not record theirs,
+    # so they get the target '' and are replayed again against any named target rather than reporting
+    # some earlier target's answers as this one's.
+    db["replay_ledger"].add_column("target", str, not_null_default="")
+    db["replay_ledger"].transform(pk=("request_hash", "target"))
+    db.execute("update replay_ledger set target = 'batch' where via = 'batch'")

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 __all__ = [
+    "BATCH_TARGET",
     "Anomaly",
     "ConversationLink",
     "Failure",
@@ -147,6 +148,10 @@ class SessionState:
         return self.status is not None and self.status != "done"
 
 
+# The ledger target of rows carried by the Batch API (whichever endpoint the files were uploaded to).
+BATCH_TARGET = "batch"
+
+
 @dataclass(frozen=True)
 class ReplayRow:
     """One row of the replay ledger: a request (by hash) and what became of it."""
@@ -164,6 +169,7 @@ class ReplayRow:
     prompt_tokens: int | None = None
     completion_tokens: int | None = None
     via: str | None = None
+    target: str = BATCH_TARGET  # the base URL that answered (live), or `batch`
 
 
 @dataclass(frozen=True)

@@ -72,7 +72,7 @@ def _main(args: list[str], debug: bool) -> int:
     except MigrateError as exc:
         if debug:
             raise
-        if isinstance(exc, Interrupted) and exc.hint is None:
+        if getattr(exc, "resumable", False) and exc.hint is None:
             exc.hint = f"resume with: {resume_command(args)}"
         if isinstance(exc, BadInputError):
             for problem in exc.problems:

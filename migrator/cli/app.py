@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
-from typing import Annotated, Any
+from typing import IO, Annotated, Any
 
 import typer
 import typer.core
@@ -11,6 +12,7 @@ from rich.console import Console
 from typer.core import TyperGroup
 
 from migrator.errors import Interrupted
+from migrator.redact import redact
 
 
 class _Commands(TyperGroup):
@@ -100,6 +102,25 @@ app = MigrateTyper(
 )
 
 
+class _Redacted:
+    """The process's stdout or stderr (looked up at each write, as rich does), with every text passing
+    the one redaction step: whatever a command prints, a key a server echoed never reaches a terminal
+    or a CI log."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    @property
+    def stream(self) -> IO[str]:
+        return getattr(sys, self.name)
+
+    def write(self, text: str) -> int:
+        return self.stream.write(redact(text) or "")
+
+    def __getattr__(self, attr: str) -> Any:  # flush, isatty, fileno, encoding...
+        return getattr(self.stream, attr)
+
+
 def _print_version(value: bool) -> None:
     if value:
         from migrator import __version__
@@ -130,8 +151,8 @@ def _root(
 
 
 # stdout carries results (and exactly one JSON document with --json); everything else goes to stderr.
-console = Console()
-console_err = Console(stderr=True)
+console = Console(file=_Redacted("stdout"))  # type: ignore[arg-type]
+console_err = Console(file=_Redacted("stderr"))  # type: ignore[arg-type]
 
 
 def say(text: str, out: Console = console_err) -> None:

@@ -36,6 +36,7 @@ from migrator.export import (
 )
 from migrator.records import RecordsRequest, export_records
 from migrator.sessions import resolve_options
+from migrator.source import DEFAULT_MAX_BODY_MB
 from migrator.source.client import SourceSettings
 from migrator.threadlist import ThreadEntry, parse_shard, read_thread_list
 
@@ -62,6 +63,14 @@ MaxRpsOpt = Annotated[
 ]
 RequestTimeoutOpt = Annotated[
     float, typer.Option(min=0.1, help="Seconds before one request counts as timed out (it is retried).")
+]
+MaxBodyMbOpt = Annotated[
+    float,
+    typer.Option(
+        min=0.001,
+        metavar="MB",
+        help="Largest answer taken from the source; a bigger one is a failure row naming its object.",
+    ),
 ]
 OnlyOpt = Annotated[
     str | None, typer.Option(metavar="PARTS", help="Comma list of assistants,threads,vector-stores,files.")
@@ -255,6 +264,7 @@ def export(
     concurrency: ConcurrencyOpt = DEFAULT_CONCURRENCY,
     max_rps: MaxRpsOpt = None,
     request_timeout: RequestTimeoutOpt = 60.0,
+    max_body_mb: MaxBodyMbOpt = DEFAULT_MAX_BODY_MB,
     only: OnlyOpt = None,
     refresh: RefreshOpt = False,
     shard: ShardOpt = None,
@@ -290,4 +300,5 @@ def export(
     settings = source_settings(
         base_url, azure_endpoint, api_version, timeout=request_timeout, foundry_endpoint=foundry_endpoint
     )
+    settings.max_body_mb = max_body_mb
     _live(archive, entries, settings, options, conversion, json_out)

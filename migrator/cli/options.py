@@ -103,6 +103,9 @@ def open_writer(path: Path, command: str, *, create: bool = False) -> Archive:
     """Open ARCHIVE holding its writer lock (a second writer exits 2 naming this one); say so when
     the lock of a process that is gone was taken over."""
     store = (Archive.create if create else Archive.open)(path, writer=command)
+    store.on_lock_wait = lambda waited: say(
+        f"waiting for the archive: locked by another process ({waited:.0f} s)"
+    )
     if store.lock is not None and (store.lock.took_over is not None or store.lock.stray):
         who = store.lock.took_over.describe() if store.lock.took_over else "an unreadable lock file"
         say(f"{path}: took over the writer lock left by {who}, which is no longer running")

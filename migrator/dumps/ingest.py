@@ -40,9 +40,17 @@ from migrator.archive import (
     object_hash,
 )
 from migrator.archive.canonical import loads
+from migrator.archive.files import suspect_bytes
 from migrator.archive.versions import RawVersion
 from migrator.dumps import redwood
-from migrator.dumps.layout import DUMP_FORMAT, HINT_ITEM_OBJECT, MANIFEST, MANIFEST_OBJECT
+from migrator.dumps.layout import (
+    DUMP_FORMAT,
+    HINT_ITEM_OBJECT,
+    MANIFEST,
+    MANIFEST_OBJECT,
+    PARTIAL,
+    THREAD_LIST,
+)
 from migrator.dumps.loose import LooseFiles
 from migrator.dumps.newest import NewestWins, synthesized_thread
 from migrator.dumps.reader import (
@@ -57,7 +65,7 @@ from migrator.dumps.reader import (
 from migrator.dumps.report import RECOGNISED, IngestProgress, IngestReport
 from migrator.dumps.sse import DELTA_KINDS, Assembler
 from migrator.dumps.zipped import zip_dumps
-from migrator.errors import BadInputError
+from migrator.errors import BadInputError, IncompleteDumpError
 from migrator.refs import files_in_assistant, thread_file_refs
 
 __all__ = ["check_dump_paths", "ingest_dump", "TABLE_OF", "PARSED_TEXT_PAGE"]
@@ -138,7 +146,42 @@ def check_dump_paths(paths: Iterable[Path], files_dir: Path | None = None) -> li
         )
     if files_dir is not None and not Path(files_dir).is_dir():
         raise BadInputError(f"{files_dir}: --files-dir must be an existing folder")
+    for path in paths:
+        if path.is_dir() and (cut := _cut_short_dump(path)) is not None:
+            raise IncompleteDumpError(
+                f"{cut}: incomplete: no manifest ({MANIFEST}); this `migrate dump` was cut short",
+                hint="run `migrate dump` again into an empty folder, then read that one",
+            )
     return paths
+
+
+def _cut_short_dump(root: Path) -> Path | None:
+    """The first folder under `root` laid out like a `migrate dump` but without its manifest."""
+    for dirpath, dirnames, filenames in os.walk(root):
+        names = set(filenames)
+        if MANIFEST in names:
+            dirnames[:] = []  # a dump's own folders hold no other dump
+            continue
+        ours = (
+            PARTIAL in names
+            or (THREAD_LIST in names and "threads" in dirnames)
+            or _our_page(Path(dirpath) / "assistants.json")
+        )
+        if ours:
+            return Path(dirpath)
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+    return None
+
+
+def _our_page(path: Path) -> bool:
+    """A list page `migrate dump` wrote: it ends with our `item_object` hint."""
+    try:
+        with open(path, "rb") as fh:
+            fh.seek(max(0, path.stat().st_size - 256))
+            tail = fh.read()
+    except OSError:
+        return False
+    return f'"{HINT_ITEM_OBJECT}":"assistant"'.encode() in tail
 
 
 def _bytes_under(paths: list[Path]) -> int:
@@ -484,6 +527,13 @@ class _Ingest:
         if match is not None and match.problem:
             self.report.skip(match.path or where.path, None, f"bytes not used for {file_id}: {match.problem}")
         held = self.archive.files.record(file_id)
+        if match is not None and match.data is not None and suspect_bytes(meta, match.data):
+            self.report.skip(
+                match.path or where.path,
+                None,
+                f"bytes not used for {file_id}: {len(match.data):,} bytes, its file object says {meta['bytes']:,}",
+            )
+            match = None
         if match is not None and match.data is not None:
             content = FileContent("downloaded", match.data)
         elif held is not None and held[1].kind != "missing":
@@ -546,8 +596,8 @@ class _Ingest:
             if held is None:
                 self.skip(spool.where, f"parsed text of {file_id}, but the dump holds no file object for it")
                 continue
-            if held[1].kind == "downloaded":
-                continue
+            if held[1].kind == "downloaded" and not suspect_bytes(held[0], held[1].data):
+                continue  # bytes beat a parsed text, unless they cannot be the file
             content = FileContent("parsed_text", spool.path.read_bytes(), store_id)
             self.put_file(held[0], content, held, PARSED_TEXT_PAGE)
 

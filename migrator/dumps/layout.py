@@ -1,7 +1,8 @@
 """The dump layout `migrate dump` writes and `--from-dump` reads back, and its naming rules.
 
 ```
-DIR/migrate-dump.json                 manifest (written last: a dump without it was cut short)
+DIR/migrate-dump.json                 manifest (written last, atomically: a dump without it was cut short)
+DIR/.migrate-dump.partial             present only while the dump is being written
 DIR/threads.jsonl                     {"thread_id": ..., **extra} per dumped thread (a --threads file)
 DIR/assistants.json                   list page of every assistant
 DIR/threads/<thread_id>/thread.json   the thread object
@@ -28,6 +29,7 @@ __all__ = [
     "DUMP_FORMAT",
     "FILES_DIR",
     "MANIFEST",
+    "PARTIAL",
     "MANIFEST_OBJECT",
     "THREAD_LIST",
     "VERSIONS",
@@ -38,6 +40,7 @@ __all__ = [
 ]
 
 MANIFEST = "migrate-dump.json"
+PARTIAL = ".migrate-dump.partial"
 MANIFEST_OBJECT = "migrator.dump"
 DUMP_FORMAT = "migrator.dump/v1"
 THREAD_LIST = "threads.jsonl"

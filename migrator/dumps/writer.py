@@ -8,6 +8,7 @@ written last, so a dump cut short has none (and its bytes are not picked up by a
 from __future__ import annotations
 
 import json
+import os
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -24,6 +25,7 @@ from migrator.dumps.layout import (
     HINT_ITEM_OBJECT,
     MANIFEST,
     MANIFEST_OBJECT,
+    PARTIAL,
     THREAD_LIST,
     VERSIONS,
     names_for_id,
@@ -60,6 +62,9 @@ def write_dump(archive: Archive, directory: Path) -> DumpSummary:
     """Write the dump into `directory`, which must not exist yet or be empty."""
     directory = Path(directory)
     _prepare(directory)
+    # Until the manifest is in place the folder says it is a dump being written, even to a reader
+    # that does not look at its pages: a killed `migrate dump` never looks complete.
+    (directory / PARTIAL).write_bytes(b"")
     writer = _Writer(archive, directory)
     writer.assistants()
     writer.vector_stores()
@@ -67,6 +72,7 @@ def write_dump(archive: Archive, directory: Path) -> DumpSummary:
     writer.files()
     writer.versions()
     writer.manifest()
+    (directory / PARTIAL).unlink()
     return writer.summary
 
 
@@ -239,4 +245,7 @@ class _Writer:
             "versions": VERSIONS,
             "written": dict(sorted(self.summary.written.items())),
         }
-        (self.root / MANIFEST).write_bytes(orjson.dumps(document, option=orjson.OPT_INDENT_2) + b"\n")
+        tmp = self.root / f".{MANIFEST}.tmp"  # whole or absent: never a manifest cut in half
+        with open(tmp, "xb") as fh:
+            fh.write(orjson.dumps(document, option=orjson.OPT_INDENT_2) + b"\n")
+        os.replace(tmp, self.root / MANIFEST)

@@ -19,7 +19,16 @@ from migrator.errors import MigrateError
 from migrator.export.options import DEFAULT_CONCURRENCY
 from migrator.http import GarbledResponse
 from migrator.refs import thread_file_refs
-from migrator.source import Listing, NotFound, PageAnomaly, Rejected, RouteMissing, SourceClient, collect
+from migrator.source import (
+    Listing,
+    NotFound,
+    PageAnomaly,
+    Rejected,
+    RouteMissing,
+    SourceClient,
+    TooLarge,
+    collect,
+)
 
 __all__ = [
     "MAX_CONTENT_PAGES",
@@ -38,6 +47,7 @@ MAX_CONTENT_PAGES = 10_000
 # What costs one thread or one file (a failure row, retried next run), never the whole run.
 RECOVERABLE: tuple[type[BaseException], ...] = (
     Rejected,
+    TooLarge,
     GarbledResponse,
     openai.APIConnectionError,
     openai.APIStatusError,
@@ -85,8 +95,16 @@ class ThreadFetcher:
         async with self.requests:
             return await fetch()
 
-    def listing(self, fetch: Callable[[str | None], Awaitable[dict[str, Any]]], after: str | None = None):
-        return collect(lambda cursor: self.call(lambda: fetch(cursor)), after)
+    def listing(
+        self,
+        fetch: Callable[[str | None], Awaitable[dict[str, Any]]],
+        after: str | None = None,
+        backward: Callable[[str | None], Awaitable[dict[str, Any]]] | None = None,
+    ):
+        """Every item of a list; with `backward` (newest first), pages that will not end are completed
+        from the other end, so a broken cursor costs a few requests, not the thread (for ever)."""
+        back = None if backward is None else (lambda cursor: self.call(lambda: backward(cursor)))
+        return collect(lambda cursor: self.call(lambda: fetch(cursor)), after, back)
 
     async def thread(self, thread_id: str, delta: Delta | None = None) -> ThreadResult:
         """The thread, its messages and runs, and the steps of every run that declared tools.
@@ -121,8 +139,16 @@ class ThreadFetcher:
         try:
             messages, runs = await all_settled(
                 [
-                    self.listing(lambda a: client.list_messages(thread_id, a), delta and delta.last_message),
-                    self.listing(lambda a: client.list_runs(thread_id, a), delta and delta.last_run),
+                    self.listing(
+                        lambda a: client.list_messages(thread_id, a),
+                        delta and delta.last_message,
+                        lambda a: client.list_messages(thread_id, a, "desc"),
+                    ),
+                    self.listing(
+                        lambda a: client.list_runs(thread_id, a),
+                        delta and delta.last_run,
+                        lambda a: client.list_runs(thread_id, a, "desc"),
+                    ),
                 ]
             )
             result.messages, result.runs = messages.items, runs.items
@@ -183,20 +209,29 @@ class FileFetcher:
         return await self.call(lambda: self.client.retrieve_file(file_id))
 
     async def content(
-        self, file_id: str, stores: Callable[[], list[str]], known: dict[str, Any] | None = None
+        self,
+        file_id: str,
+        stores: Callable[[], list[str]],
+        meta: dict[str, Any] | None = None,
+        *,
+        held: bool = False,
     ) -> FileContent:
         """The bytes, else the parsed text from a vector store, else `missing` (asked again next run).
 
         `stores` gives the vector stores holding the file, asked only when the bytes are refused.
-        `known` is the file object stored earlier: a file of purpose `assistants` is not offered for
-        download again (the source refused it once), only its parsed text is looked for.
+        `meta` is the file object: the bytes are taken only when their length is its `bytes` (a
+        gateway's error page is retried, then a failure, never the file). With `held` it was stored
+        by an earlier run: a file of purpose `assistants` is not offered for download again (the
+        source refused it once), only its parsed text is looked for.
         """
         if (
-            known is not None and known.get("purpose") == "assistants"
+            held and meta is not None and meta.get("purpose") == "assistants"
         ) or "file_content" in self.missing_routes:
             return await self.parsed_text(file_id, stores())
+        size = meta.get("bytes") if meta is not None else None
+        expected = size if isinstance(size, int) and not isinstance(size, bool) and size >= 0 else None
         try:
-            data = await self.call(lambda: self.client.download_file(file_id))
+            data = await self.call(lambda: self.client.download_file(file_id, expected))
             return FileContent("downloaded", data)
         except RouteMissing as exc:
             self.missing_routes.setdefault(exc.kind, exc)

@@ -233,11 +233,11 @@ class _Run:
         try:
             meta = self.storing.held_file(file_id)
             if meta is not None:
-                # Recorded `missing` by an earlier run: ask only what may have changed since.
-                content = await self.files.content(file_id, stores, meta)
+                # Recorded `missing` (or suspect bytes) by an earlier run: ask only what may have changed.
+                content = await self.files.content(file_id, stores, meta, held=True)
             else:
                 meta = await self.files.meta(file_id)
-                content = await self.files.content(file_id, stores)
+                content = await self.files.content(file_id, stores, meta)
             self.storing.file(meta, content)
         except RouteMissing as exc:
             self.fetcher.missing_routes.setdefault(exc.kind, exc)

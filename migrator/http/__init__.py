@@ -1,8 +1,10 @@
 """The one request path of every HTTP client: pacing, retries, refusals, connection accounting, stops.
 
-A new client (a target, say) needs four lines::
+A new client (a target, say) needs these lines::
 
     stop = Stop()                       # or the command's, from `stop_on_signals()`
+    sdk = openai.AsyncOpenAI(base_url=base_url, api_key=key, **sdk_options(timeout))
+    register_secret(key)                # migrator.redact: never stored, never printed
     path = RequestPath(base_url, flag="--target-base-url", stop=stop, limiter=RateLimiter(max_rps),
                        refusals=Refusals(TargetRefusedError, key_env="TARGET_API_KEY",
                                          forbidden_hint="use a key allowed to ...", extra=its_own_rule))
@@ -41,8 +43,13 @@ from migrator.http.retry import (
     refusal,
     status_of,
 )
+from migrator.http.wire import BodyTooLarge, WireState, sdk_options, wire_client
 
 __all__ = [
+    "BodyTooLarge",
+    "WireState",
+    "sdk_options",
+    "wire_client",
     "DEAD_AFTER_FAILURES",
     "DEAD_AFTER_SECONDS",
     "RESUME",

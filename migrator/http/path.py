@@ -41,8 +41,10 @@ from migrator.archive.canonical import loads
 from migrator.errors import Interrupted, MigrateError, UnreachableError
 from migrator.http.ratelimit import RateLimiter
 from migrator.http.retry import RETRYABLE_STATUS, Refusals, backoff_seconds, status_of
+from migrator.http.wire import BodyTooLarge, WireState, wire_state
 
 __all__ = [
+    "BodyTooLarge",
     "DEAD_AFTER_FAILURES",
     "DEAD_AFTER_SECONDS",
     "STOP_GRACE_SECONDS",
@@ -261,7 +263,10 @@ def json_object(content: bytes, what: str = "the host") -> dict[str, Any]:
 
 
 def default_transient(exc: BaseException) -> bool:
-    """Worth another attempt: no answer (timeouts, drops), an unreadable one, or 408/409/429/5xx."""
+    """Worth another attempt: no answer (timeouts, drops), an unreadable one, or 408/409/429/5xx.
+    A body over the size limit is not: it would come back as large."""
+    if any(isinstance(link, BodyTooLarge) for link in _causes(exc)):
+        return False
     if isinstance(exc, openai.APIConnectionError | GarbledResponse):
         return True
     return status_of(exc) in RETRYABLE_STATUS
@@ -306,7 +311,11 @@ class RequestPath:
         self.max_backoff = max_backoff
         self.stats = RequestStats()
         self.health = HostHealth()
-        self._inside: dict[asyncio.Task[Any], bool] = {}  # tasks inside send -> request on the wire
+        # Tasks inside send -> the attempt they are making (None: waiting for a slot or a retry).
+        self._inside: dict[asyncio.Task[Any], WireState | None] = {}
+        # Does the SDK client report when a request reaches the wire (`wire.wire_client`)? Until one of
+        # its attempts shows it, a request being made counts as on the wire: its outcome is unknown.
+        self.traced = False
         self._cancelled: dict[asyncio.Task[Any], bool] = {}  # tasks we cancelled -> was it on the wire
         self._halt: Callable[[], MigrateError] | None = None
         self._finish_begun = False  # after a halt, may a request that got its slot still be sent?
@@ -334,17 +343,26 @@ class RequestPath:
         self._finish_begun = waiting_too
         loop = asyncio.get_running_loop()
         current = asyncio.current_task()
-        for task, on_wire in list(self._inside.items()):
+        for task in list(self._inside):
             if task is current:
                 continue
-            if grace > 0 and (on_wire or waiting_too):
+            if grace > 0 and (self._on_wire(task) or waiting_too):
                 loop.call_later(grace, self._cancel, task)
             else:
                 self._cancel(task)
 
+    def _on_wire(self, task: asyncio.Task[Any]) -> bool:
+        """May this task's request have reached the host? Not while it waits for a slot, nor while
+        its connection is still being made: only once its headers started going out."""
+        state = self._inside.get(task)
+        if state is None:
+            return False
+        self.traced = self.traced or state.traced
+        return state.sent or not self.traced
+
     def _cancel(self, task: asyncio.Task[Any]) -> None:
         if task in self._inside and not task.done():
-            self._cancelled[task] = self._inside[task]
+            self._cancelled[task] = self._on_wire(task)
             task.cancel()
 
     def _halt_error(self, sent: bool) -> MigrateError:
@@ -383,7 +401,7 @@ class RequestPath:
             before_sleep=self._count_retry,
             reraise=True,
         )
-        self._inside[task] = False
+        self._inside[task] = None
         try:
             async for attempt in retrying:
                 with attempt:
@@ -423,12 +441,18 @@ class RequestPath:
                 raise self._halt_error(False)
             self.stats.requests += 1
             self.stats.by_kind[kind] = self.stats.by_kind.get(kind, 0) + 1
-            self._inside[task] = True
+            state = self._inside[task] = WireState()
+            token = wire_state.set(state)
             sent_at = self.health.clock()
             try:
                 answer = await call()
             finally:
-                self._inside[task] = False
+                wire_state.reset(token)
+                self.traced = self.traced or state.traced
+                self._inside[task] = None
+        except BodyTooLarge:
+            self.health.answer()  # the host answered; the answer is too big to take
+            raise
         except openai.APIStatusError as exc:
             self.health.answer()
             if exc.status_code == 401 and self.renew is not None:

@@ -13,6 +13,7 @@ import orjson
 
 from migrator.archive import Archive
 from migrator.outputs import private_output
+from migrator.redact import redact
 from migrator.sessions import SessionChoice, choose_sessions
 
 __all__ = [
@@ -213,10 +214,10 @@ class MappingWriter:
             return
         record = record or {}
         metadata = orjson.dumps(record.get("metadata") or {}, option=orjson.OPT_SORT_KEYS).decode()
-        self._csv.writerow(
-            [thread_id, target, target_id or "", status, "" if items is None else items,
-             record.get("assistant_id") or "", metadata, note]
-        )  # fmt: skip
+        cells = [thread_id, target, target_id or "", status, "" if items is None else items,
+                 record.get("assistant_id") or "", metadata, note]  # fmt: skip
+        # A note is the target's own words (an error it answered): it may echo the key.
+        self._csv.writerow([redact(c) if isinstance(c, str) else c for c in cells])
 
     def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
         if self._file is not None:

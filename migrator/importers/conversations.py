@@ -39,6 +39,7 @@ from migrator.http import (
     connect_failed,
     error_message,
     json_object,
+    sdk_options,
     status_of,
     stop_on_signals,
 )
@@ -51,6 +52,7 @@ from migrator.importers.common import (
     fit_metadata,
 )
 from migrator.importers.items import session_items
+from migrator.redact import register_secret
 from migrator.sessions import rebuild_stale
 from migrator.source import PageAnomaly, collect
 
@@ -156,8 +158,10 @@ class _Target:
     def __init__(self, settings: TargetSettings, limiter: RateLimiter, stop: Stop) -> None:
         self.settings = settings
         self.client = openai.AsyncOpenAI(
-            base_url=settings.base_url, api_key=settings.api_key, max_retries=0, timeout=settings.timeout
+            base_url=settings.base_url, api_key=settings.api_key, **sdk_options(settings.timeout)
         )
+        # The key the SDK settled on (given, or TARGET_API_KEY): removed from every text a server sends.
+        register_secret(self.client.api_key)
         self.path = RequestPath(
             str(self.client.base_url),
             flag="--target-base-url",

@@ -25,9 +25,11 @@ from migrator.http import (
     connect_failed,
     error_message,
     json_object,
+    sdk_options,
     status_of,
 )
 from migrator.importers.conversations import TargetSettings
+from migrator.redact import register_secret
 from migrator.source import PageAnomaly, collect
 
 __all__ = ["REFUSALS", "Failed", "TargetSettings", "Unknown", "VectorTarget"]
@@ -66,9 +68,11 @@ def _ambiguous(exc: BaseException) -> bool:
 class VectorTarget:
     def __init__(self, settings: TargetSettings, limiter: RateLimiter, stop: Stop) -> None:
         self.settings = settings
+        # The same wire as every other client (sent-or-not accounting, the body limit).
         self.client = openai.AsyncOpenAI(
-            base_url=settings.base_url, api_key=settings.api_key, max_retries=0, timeout=settings.timeout
+            base_url=settings.base_url, api_key=settings.api_key, **sdk_options(settings.timeout)
         )
+        register_secret(self.client.api_key)  # a target that echoes the key never gets it into the map
         self.path = RequestPath(
             str(self.client.base_url),
             flag="--target-base-url",

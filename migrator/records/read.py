@@ -23,6 +23,7 @@ import orjson
 from migrator.archive.canonical import loads
 from migrator.errors import BadInputError, UnreachableError, UsageError
 from migrator.records.values import raw_row
+from migrator.redact import register_secret
 
 __all__ = ["Source", "RowError", "open_source", "mask_url", "YIELD_PER"]
 
@@ -187,6 +188,7 @@ def _database(spec: str, query: str | None, table: str | None) -> Iterator[Sourc
             f"{label}: not a database URL", hint="SQLAlchemy's form, e.g. postgresql://user@host/db"
         ) from None
     secret = url.password if isinstance(url.password, str) and url.password else None
+    register_secret(secret)  # the one redaction step removes it from anything a driver echoes
     backend = url.get_backend_name()
     if backend == "postgres":  # Heroku's spelling, which SQLAlchemy refuses
         backend = "postgresql"

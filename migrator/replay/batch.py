@@ -24,7 +24,7 @@ from typing import IO, Any
 
 import orjson
 
-from migrator.archive import Archive, ReplayRow
+from migrator.archive import BATCH_TARGET, Archive, ReplayRow
 from migrator.errors import BadInputError, ExitCode, UsageError
 from migrator.outputs import open_private, write_private
 from migrator.replay.report import ReplayReport
@@ -152,7 +152,7 @@ def write_batches(archive: Archive, directory: Path, options: ReplayOptions) -> 
     listed: set[str] = set()
     try:
         for chunk in iter_chunks(iter_selection(archive, options, report), LOOKUP_CHUNK):
-            rows = archive.ledger.rows(r.request_hash for r in chunk)
+            rows = archive.ledger.rows((r.request_hash for r in chunk), BATCH_TARGET)
             marked = []
             for request in chunk:
                 h = request.request_hash

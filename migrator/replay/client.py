@@ -26,7 +26,9 @@ from migrator.http import (
     Stop,
     error_message,
     json_object,
+    sdk_options,
 )
+from migrator.redact import register_secret
 
 __all__ = ["Outcome", "TargetClient", "TargetRefusedError", "TargetSettings", "TokenPacer"]
 
@@ -125,8 +127,10 @@ class TargetClient:
         self.settings = settings
         self.tokens = tokens
         self.client = openai.AsyncOpenAI(
-            base_url=settings.base_url, api_key=settings.api_key, max_retries=0, timeout=settings.timeout
+            base_url=settings.base_url, api_key=settings.api_key, **sdk_options(settings.timeout)
         )
+        # The key the SDK settled on (given, or TARGET_API_KEY): removed from every text a server sends.
+        register_secret(self.client.api_key)
         self.path = RequestPath(
             str(self.client.base_url),
             flag="--target-base-url",

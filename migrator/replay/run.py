@@ -252,7 +252,7 @@ class _Live:
         for chunk in iter_chunks(iter_selection(self.archive, self.options, self.report), LOOKUP_CHUNK):
             if self.stop.is_set():
                 break
-            rows = self.archive.ledger.rows(r.request_hash for r in chunk)
+            rows = self.archive.ledger.rows((r.request_hash for r in chunk), self.client.base_url)
             for request in chunk:
                 self.seen += 1
                 row = rows.get(request.request_hash)
@@ -286,7 +286,7 @@ class _Live:
                 raise
             return
         # Looked up again: an identical request may have finished since the producer's look-up.
-        row = self.archive.ledger.rows([h]).get(h)
+        row = self.archive.ledger.rows([h], self.client.base_url).get(h)
         if row is not None and row.state in FINAL:
             self._finish(request, row)
             return
@@ -295,9 +295,9 @@ class _Live:
         try:
             if row is not None and row.state == "sent":
                 self.stats["resent_in_flight"] += 1
-            self.archive.ledger.begin(h, request.thread_id, request.turn, request.model)
+            self.archive.ledger.begin(h, request.thread_id, request.turn, request.model, self.client.base_url)
             outcome = await self.client.complete(request.body, request.url)
-            row = _row(request, outcome)
+            row = _row(request, outcome, self.client.base_url)
             self.archive.ledger.finish(row)
             self.stats["sent"] += 1
             future.set_result(row)
@@ -314,7 +314,7 @@ class _Live:
         self.on_progress(self.finished, self.seen)
 
 
-def _row(request: ReplayRequest, outcome: Outcome) -> ReplayRow:
+def _row(request: ReplayRequest, outcome: Outcome, target: str) -> ReplayRow:
     return ReplayRow(
         request_hash=request.request_hash,
         state=outcome.state,
@@ -328,4 +328,5 @@ def _row(request: ReplayRequest, outcome: Outcome) -> ReplayRow:
         prompt_tokens=outcome.prompt_tokens,
         completion_tokens=outcome.completion_tokens,
         via="live",
+        target=target,
     )

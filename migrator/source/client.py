@@ -18,6 +18,8 @@ from migrator.errors import CannotListThreadsError, NoAssistantsApiError, Source
 from migrator.http import (
     RESUME,
     RETRYABLE_STATUS,
+    BodyTooLarge,
+    GarbledResponse,
     RateLimiter,
     Refusals,
     RequestPath,
@@ -26,11 +28,26 @@ from migrator.http import (
     error_code,
     error_message,
     json_object,
+    sdk_options,
 )
+from migrator.redact import register_secret
 from migrator.source.entra import SCOPE, EntraTokens
 from migrator.source.sunset import RouteMissing, no_assistants_api, route_missing
 
-__all__ = ["SourceClient", "SourceSettings", "RequestStats", "NotFound", "Rejected"]
+__all__ = [
+    "DEFAULT_MAX_BODY_MB",
+    "NotFound",
+    "Rejected",
+    "RequestStats",
+    "SizeMismatch",
+    "SourceClient",
+    "SourceSettings",
+    "TooLarge",
+]
+
+# The largest answer the source client takes (--max-body-mb): large enough for any real object, finite
+# so that one runaway body costs its object (a failure row), never the machine's memory.
+DEFAULT_MAX_BODY_MB = 256
 
 FILE_SEARCH_CONTENT = "step_details.tool_calls[*].file_search.results[*].content"
 FOUNDRY_API_VERSION = "2025-05-01"  # azure-ai-agents.2025-05-01.json, the GA version
@@ -38,6 +55,15 @@ FOUNDRY_API_VERSION = "2025-05-01"  # azure-ai-agents.2025-05-01.json, the GA ve
 
 class NotFound(Exception):
     """404: the object does not exist at the source (a thread becomes `missing`)."""
+
+
+class TooLarge(Exception):
+    """An answer over --max-body-mb: its object fails (a failure row naming it); the run goes on."""
+
+
+class SizeMismatch(GarbledResponse):
+    """Downloaded bytes whose length is not the file object's `bytes` (or the Content-Length): a
+    gateway's error page, a cut body. Retried like a garbled answer; never stored as the file."""
 
 
 class Rejected(Exception):
@@ -60,6 +86,11 @@ class SourceSettings:
     timeout: float = 60.0
     max_attempts: int = 6
     max_backoff: float = 30.0
+    max_body_mb: float = DEFAULT_MAX_BODY_MB
+
+    @property
+    def max_body_bytes(self) -> int:
+        return int(self.max_body_mb * 1024 * 1024)
 
 
 def _gone(exc: openai.APIStatusError, base_url: str) -> SourceRefusedError | None:
@@ -108,7 +139,7 @@ class SourceClient:
 
     def __init__(self, settings: SourceSettings, limiter: RateLimiter, stop: Stop | None = None) -> None:
         self.settings = settings
-        common: dict[str, Any] = {"max_retries": 0, "timeout": settings.timeout}
+        common: dict[str, Any] = sdk_options(settings.timeout, settings.max_body_bytes)
         self.foundry = settings.foundry_endpoint is not None
         if settings.foundry_endpoint is not None:
             if settings.tokens is None:
@@ -130,6 +161,8 @@ class SourceClient:
         else:
             # base_url None lets the SDK read OPENAI_BASE_URL itself; it is handed over unchanged.
             self.client = openai.AsyncOpenAI(base_url=settings.base_url, api_key=settings.api_key, **common)
+        # The key the SDK settled on (given, or OPENAI_API_KEY): removed from every text a server sends.
+        register_secret(self.client.api_key)
         self.path = RequestPath(
             str(self.client.base_url),
             flag="--foundry-endpoint"
@@ -159,6 +192,8 @@ class SourceClient:
         """One request through the request path; the source's meaning of what is left after it."""
         try:
             return await self.path.send(call, kind=kind, read=read)
+        except BodyTooLarge as exc:
+            raise TooLarge(f"{kind}: {exc} (--max-body-mb {self.settings.max_body_mb:g})") from None
         except openai.APIStatusError as exc:
             gone = no_assistants_api(exc, kind, self.base_url, foundry=self.foundry)
             if gone is not None:
@@ -214,16 +249,18 @@ class SourceClient:
         call = self.client.beta.threads.runs.with_raw_response.retrieve
         return await self._json("run", lambda: _beta(call, run_id, thread_id=thread_id))
 
-    async def list_messages(self, thread_id: str, after: str | None) -> dict[str, Any]:
+    async def list_messages(self, thread_id: str, after: str | None, order: str = "asc") -> dict[str, Any]:
+        """A page of messages; `order="desc"` (newest first) lists from the other end when the
+        ascending pages will not end (see `paging.collect`)."""
         call = self.client.beta.threads.messages.with_raw_response.list
         return await self._json(
-            "messages", lambda: _beta(call, thread_id, limit=100, order="asc", **_after(after))
+            "messages", lambda: _beta(call, thread_id, limit=100, order=order, **_after(after))
         )
 
-    async def list_runs(self, thread_id: str, after: str | None) -> dict[str, Any]:
+    async def list_runs(self, thread_id: str, after: str | None, order: str = "asc") -> dict[str, Any]:
         call = self.client.beta.threads.runs.with_raw_response.list
         return await self._json(
-            "runs", lambda: _beta(call, thread_id, limit=100, order="asc", **_after(after))
+            "runs", lambda: _beta(call, thread_id, limit=100, order=order, **_after(after))
         )
 
     async def list_run_steps(
@@ -262,9 +299,30 @@ class SourceClient:
         call = self.client.files.with_raw_response.retrieve
         return await self._json("file", lambda: call(file_id))
 
-    async def download_file(self, file_id: str) -> bytes:
+    async def download_file(self, file_id: str, expected_bytes: int | None = None) -> bytes:
+        """The file's bytes, accepted only when their length is the file object's `bytes` (when
+        known) and the answer's Content-Length (when sent): anything else is retried, then raised."""
         call = self.client.files.with_raw_response.content
-        return await self._send("file_content", lambda: call(file_id), lambda raw: raw.content)
+
+        def read(raw: Any) -> bytes:
+            data = raw.content
+            _check_length(file_id, data, raw.headers, expected_bytes)
+            return data
+
+        return await self._send("file_content", lambda: call(file_id), read)
+
+
+def _check_length(file_id: str, data: bytes, headers: Any, expected: int | None) -> None:
+    kind = headers.get("content-type") or "no content type"
+    length = headers.get("content-length")
+    # Content-Length counts what was sent: compare it only when the body was not compressed.
+    declared = int(length) if length is not None and length.isdigit() else None
+    if declared is not None and not headers.get("content-encoding") and declared != len(data):
+        raise SizeMismatch(f"{file_id}: {len(data):,} bytes read, the answer declared {int(length):,}")
+    if expected is not None and len(data) != expected:
+        raise SizeMismatch(
+            f"{file_id}: the download is {len(data):,} bytes ({kind}), the file object says {expected:,}"
+        )
 
 
 def _after(after: str | None) -> dict[str, str]:

@@ -18,6 +18,7 @@ from typing import Any, Protocol
 import openai
 
 from migrator.errors import SourceRefusedError, UsageError
+from migrator.redact import register_secret
 
 __all__ = [
     "SCOPE",
@@ -75,6 +76,7 @@ class EntraTokens:
         self._make = credential
         self._credential: Credential | None = None
         self._token: str | None = static
+        register_secret(static)  # a server that echoes the bearer never gets it into a log
         self._expires_on = float("inf") if static else 0.0
         self._lock = asyncio.Lock()
         self.refreshes = 0  # tokens asked of the credential, for the run's record (never the tokens)
@@ -115,6 +117,7 @@ class EntraTokens:
             ) from None
         self.refreshes += 1
         self._token = access.token
+        register_secret(access.token)
         self._expires_on = float(access.expires_on)
 
 

@@ -142,6 +142,13 @@ _CORE: tuple[Check, ...] = (
         "{n} file(s) recorded as obtained have no blob",
     ),
     Check(
+        "file_size_mismatch",
+        "completeness",
+        E,
+        "every downloaded file is as long as its file object says",
+        "{n} downloaded file(s) are not as long as their file object says",
+    ),
+    Check(
         "file_content_missing",
         "completeness",
         W,

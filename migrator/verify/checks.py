@@ -162,6 +162,11 @@ _FILE_GAPS = {
     "unfetched": ("file_unfetched", "referenced but never fetched; run `migrate export` again"),
     "missing": ("file_content_missing", "the source gave neither its bytes nor a parsed text"),
     "no_blob": ("file_blob_missing", "recorded as obtained but its blob is not in the archive"),
+    "size": (
+        "file_size_mismatch",
+        "its stored bytes are not as long as its file object says (an error page or a cut body, "
+        "not the file); run `migrate export` again to download it",
+    ),
 }
 
 

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from migrator.errors import UsageError
 from migrator.outputs import write_private
+from migrator.redact import redact_bytes
 from migrator.verify.report import CheckResult, VerifyReport
 
 __all__ = ["junit_xml", "write_junit"]
@@ -89,6 +90,6 @@ def write_junit(report: VerifyReport, path: str | Path, strict: bool | None = No
     """Write atomically, so a CI step never publishes half a file."""
     path = Path(path)
     try:
-        write_private(path, junit_xml(report, strict))
+        write_private(path, redact_bytes(junit_xml(report, strict)))  # a CI check is published
     except OSError as exc:
         raise UsageError(f"cannot write the JUnit file {path}: {exc.strerror or exc}") from None

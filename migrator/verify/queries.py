@@ -147,7 +147,8 @@ def file_gaps(archive: Archive) -> Iterator[tuple[str, str, str]]:
     """(file_id, problem, first owner) for referenced files we could not (fully) obtain.
 
     problem: `unfetched` (no metadata), `missing` (the source gave neither bytes nor parsed
-    text), `no_blob` (content recorded as obtained but its blob row is gone).
+    text), `no_blob` (content recorded as obtained but its blob row is gone), `size` (downloaded bytes
+    whose length is not the file object's `bytes`: an error page stored as the file, a cut body).
     """
     db = archive.db
     yield from db.execute(
@@ -163,6 +164,12 @@ def file_gaps(archive: Archive) -> Iterator[tuple[str, str, str]]:
         "where r.file_id = f.id) from files f where f.content in ('downloaded', 'parsed_text') "
         "and (f.blob_sha256 is null or not exists (select 1 from blobs b where b.sha256 = f.blob_sha256)) "
         "order by f.id"
+    )
+    yield from db.execute(
+        "select f.id, 'size', (select min(r.owner_kind || ' ' || r.owner_id) from file_refs r "
+        "where r.file_id = f.id) from files f join blobs b on b.sha256 = f.blob_sha256 "
+        "where f.content = 'downloaded' and json_type(f.raw, '$.bytes') = 'integer' "
+        "and b.bytes != json_extract(f.raw, '$.bytes') order by f.id"
     )
 
 
