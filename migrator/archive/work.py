@@ -150,19 +150,21 @@ class WorkList(Room):
         transaction; a known one is left as it is."""
         self.db.execute("insert or ignore into work(thread_id) values (?)", [thread_id])
 
-    def settle(self, thread_id: str, status: str, unkept: tuple[int, int, int]) -> None:
-        """A dumped thread's status; its seen counts are the rows now held plus those that could not
-        be kept (inside the caller's transaction)."""
-        m, r, st = unkept
-        self.db.execute("insert or ignore into work(thread_id) values (?)", [thread_id])
-        self.db.execute(
+    def settle(self, verdicts: Iterable[tuple[str, str, tuple[int, int, int]]]) -> None:
+        """Dumped threads' statuses, (thread_id, status, unkept); their seen counts are the rows now
+        held plus those that could not be kept (inside the caller's transaction)."""
+        params = [
+            {"status": status, "tid": tid, "m": m, "r": r, "s": st} for tid, status, (m, r, st) in verdicts
+        ]
+        self.db.conn.executemany("insert or ignore into work(thread_id) values (:tid)", params)
+        self.db.conn.executemany(
             "update work set status = :status, attempts = attempts + 1, session_stale = 1, "
             "messages_seen = (select count(*) from messages where thread_id = :tid) + :m, "
             "runs_seen = (select count(*) from runs where thread_id = :tid) + :r, "
             "steps_seen = (select count(*) from run_steps where thread_id = :tid) + :s, "
             f"last_message_id = coalesce(({_LAST.format('messages')}), last_message_id), "
             f"last_run_id = coalesce(({_LAST.format('runs')}), last_run_id) where thread_id = :tid",
-            {"status": status, "tid": thread_id, "m": m, "r": r, "s": st},
+            params,
         )
 
     def touched(self, thread_ids: Iterable[str]) -> None:

@@ -36,6 +36,7 @@ from migrator.archive import (
     Failure,
     FileContent,
     LooseObject,
+    ThreadRaw,
     ThreadSettlement,
     object_hash,
 )
@@ -78,7 +79,8 @@ _TABLE_KIND = {table: kind for kind, table in TABLE_OF.items()}
 PARSED_TEXT_PAGE = "vector_store.file_content.page"
 # Anomaly kinds a thread's verdict owns (cleared and re-derived on every ingest that touches it).
 _OWNED_KINDS = ("dump_messages_missing", "dump_page_has_more")
-_BATCH = 500
+_BATCH = 5000  # objects a transaction while reading
+_SETTLE_BATCH = 500  # threads a transaction while settling
 _MAX_DEPTH = 4  # arrays of list pages of objects are fine; deeper nesting is not an API shape
 
 
@@ -592,17 +594,23 @@ class _Ingest:
             self.report.versions_read += self.archive.versions.add(kept)
 
     def settle_threads(self) -> None:
-        for thread_id in sorted(self.threads | self.missing.keys()):
-            status = self.settle_thread(thread_id)
-            if status == "done":
-                self.report.threads_done += 1
-            elif status == "missing":
-                self.report.threads_missing += 1
-            else:
-                self.report.threads_pending += 1
+        """Rule on every thread the dump named, a batch of them a transaction (their reads included)."""
+        ids = sorted(self.threads | self.missing.keys())
+        for start in range(0, len(ids), _SETTLE_BATCH):
+            batch = ids[start : start + _SETTLE_BATCH]
+            with self.archive.atomic():
+                settlements = [self.settle_thread(raw) for raw in self.archive.raw.threads_raw(batch)]
+                self.archive.loose.settle(settlements)
+            for settlement in settlements:
+                if settlement.status == "done":
+                    self.report.threads_done += 1
+                elif settlement.status == "missing":
+                    self.report.threads_missing += 1
+                else:
+                    self.report.threads_pending += 1
 
-    def settle_thread(self, thread_id: str) -> str:
-        raw = self.archive.raw.thread_raw(thread_id)
+    def settle_thread(self, raw: ThreadRaw) -> ThreadSettlement:
+        thread_id = raw.thread_id
         thread = loads(raw.thread) if raw.thread else None
         messages = [loads(r) for r in raw.messages]
         runs = [loads(r) for r in raw.runs]
@@ -617,8 +625,7 @@ class _Ingest:
         status = "done"
         if thread is None and thread_id in self.missing and not (messages or runs or steps):
             finding("thread_missing", self.missing[thread_id])
-            self.archive.loose.settle(ThreadSettlement(thread_id, "missing", owned_kinds=_OWNED_KINDS))
-            return "missing"
+            return ThreadSettlement(thread_id, "missing", owned_kinds=_OWNED_KINDS)
         if thread is None and messages:
             # Many apps kept only messages.list pages: the thread is what its messages say it is.
             thread = synthesized_thread(thread_id, messages, runs)
@@ -653,19 +660,16 @@ class _Ingest:
                     anomaly=True,
                 )
         self.completeness(finding, messages, runs, steps)
-        self.archive.loose.settle(
-            ThreadSettlement(
-                thread_id,
-                status,
-                frozenset(thread_file_refs(thread, messages, steps)),
-                tuple(anomalies),
-                _OWNED_KINDS,
-                unkept=tuple(self.unkept[thread_id][k] for k in _THREAD_CHILDREN)
-                if thread_id in self.unkept
-                else (0, 0, 0),
-            )
+        return ThreadSettlement(
+            thread_id,
+            status,
+            frozenset(thread_file_refs(thread, messages, steps)),
+            tuple(anomalies),
+            _OWNED_KINDS,
+            unkept=tuple(self.unkept[thread_id][k] for k in _THREAD_CHILDREN)
+            if thread_id in self.unkept
+            else (0, 0, 0),
         )
-        return status
 
     @staticmethod
     def completeness(finding: Any, messages: list[dict], runs: list[dict], steps: list[dict]) -> None:
