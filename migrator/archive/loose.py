@@ -1,14 +1,17 @@
 """`archive.loose`: raw objects that arrive one by one (a saved dump), not grouped under their thread.
 
-Owns no table of its own: each object lands in exactly the row of `archive.raw`'s tables the export
+Owns no table of the file: each object lands in exactly the row of `archive.raw`'s tables the export
 would write for it, and its thread is settled (status, refs, findings) once every row a dump holds for
-it is in. Until then a thread that gained or changed a row is stale and not `done`, so a kill in the
+it is in. What one ingest learns on the way (which threads the dump names, which listings it holds to
+their end, in which order their pages run) lives in temporary tables of the connection
+(`temp.ingest_threads`, `temp.ingest_last_pages`, `temp.ingest_orders`), never in the file: held in
+Python, the ids of 340,000 threads were most of an ingest's memory. Until then a thread that gained or changed a row is stale and not `done`, so a kill in the
 middle of an ingest never leaves a done thread holding only part of its rows.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 from migrator.archive.canonical import dumps, loads, object_hash
@@ -173,3 +176,62 @@ class LooseObjects(Room):
             self.db.execute(f"select coalesce(max(position), -1) + 1 from {table}").fetchone()[0]
             for table in POSITIONED
         )
+
+    # -- what one ingest learns on the way (temporary tables of this connection) -------------------
+
+    def begin_notes(self) -> None:
+        """Empty temporary tables for this ingest's notes (the temp schema dies with the connection)."""
+        for sql in (
+            "drop table if exists temp.ingest_threads",
+            "drop table if exists temp.ingest_last_pages",
+            "drop table if exists temp.ingest_orders",
+            # flags: see ingest.py (named, a messages page held).
+            "create temp table ingest_threads (thread_id text primary key, flags int not null) without rowid",
+            "create temp table ingest_last_pages (kind text, parent text, run text, "
+            "primary key (kind, parent, run)) without rowid",
+            "create temp table ingest_orders (kind text, parent text, descending int not null, "
+            "primary key (kind, parent)) without rowid",
+        ):
+            self.db.conn.execute(sql)
+
+    def note(
+        self,
+        threads: dict[str, int],
+        last_pages: Iterable[tuple[str, str, str]],
+        orders: dict[tuple[str, str], bool],
+    ) -> None:
+        """Add a batch of notes: flags of threads (or-ed in), listings held to their end, and the
+        order of listings (the first page that told wins)."""
+        conn = self.db.conn
+        conn.executemany(
+            "insert into temp.ingest_threads (thread_id, flags) values (?, ?) "
+            "on conflict (thread_id) do update set flags = flags | excluded.flags",
+            threads.items(),
+        )
+        conn.executemany("insert or ignore into temp.ingest_last_pages values (?, ?, ?)", last_pages)
+        conn.executemany(
+            "insert or ignore into temp.ingest_orders values (?, ?, ?)",
+            ((kind, parent, int(d)) for (kind, parent), d in orders.items()),
+        )
+
+    def noted_order(self, kind: str, parent: str) -> bool | None:
+        row = self.db.conn.execute(
+            "select descending from temp.ingest_orders where kind = ? and parent = ?", [kind, parent]
+        ).fetchone()
+        return None if row is None else bool(row[0])
+
+    def noted_last_page(self, kind: str, parent: str, run: str) -> bool:
+        return (
+            self.db.conn.execute(
+                "select 1 from temp.ingest_last_pages where kind = ? and parent = ? and run = ?",
+                [kind, parent, run],
+            ).fetchone()
+            is not None
+        )
+
+    def noted_threads(self, batch: int = 500) -> Iterator[list[tuple[str, int]]]:
+        """(thread_id, flags) of every noted thread, in id order, a batch at a time."""
+        sql = (
+            "select thread_id, flags from temp.ingest_threads where thread_id > ? order by thread_id limit ?"
+        )
+        yield from self.archive.keyset(sql, batch=batch)
