@@ -34,7 +34,9 @@ class WorkList(Room):
                 return self.db.conn.total_changes - before
 
         for thread_id, extra in items:
-            chunk.append((thread_id, orjson.dumps(extra, option=orjson.OPT_SORT_KEYS).decode()))
+            chunk.append(
+                (thread_id, orjson.dumps(extra, option=orjson.OPT_SORT_KEYS).decode() if extra else "{}")
+            )
             if len(chunk) >= batch:
                 added += flush()
                 chunk = []

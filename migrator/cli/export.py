@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import shlex
 import sys
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Annotated
 
@@ -36,7 +38,7 @@ from migrator.export import (
 from migrator.records import RecordsRequest, export_records
 from migrator.sessions import resolve_options
 from migrator.source.client import SourceSettings
-from migrator.threadlist import ThreadEntry, parse_shard, read_thread_list
+from migrator.threadlist import ThreadEntry, ThreadList, parse_shard
 
 MoreDumpPathsArg = Annotated[
     list[Path] | None,
@@ -198,7 +200,7 @@ def _from_records(
 
 def _live(
     archive: Path,
-    entries: list[ThreadEntry] | None,
+    entries: Iterable[ThreadEntry] | None,
     settings: SourceSettings,
     options: ExportOptions,
     conversion: dict[str, str | None],
@@ -269,6 +271,7 @@ def export(
         paths = _dump_paths(from_dump, more_dump_paths, threads)
         raise typer.Exit(_from_dump(archive, paths, files_dir, conversion, json_out))
     options = ExportOptions(parse_parts(only), concurrency, max_rps, refresh, parse_shard(shard))
-    entries = read_thread_list(threads, options.shard) if threads else None
-    settings = source_settings(base_url, azure_endpoint, api_version, timeout=request_timeout)
-    _live(archive, entries, settings, options, conversion, json_out)
+    entries = ThreadList(threads, options.shard) if threads else None  # checked whole, then streamed
+    with contextlib.closing(entries) if entries is not None else contextlib.nullcontext():
+        settings = source_settings(base_url, azure_endpoint, api_version, timeout=request_timeout)
+        _live(archive, entries, settings, options, conversion, json_out)
