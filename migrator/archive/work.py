@@ -83,7 +83,9 @@ class WorkList(Room):
     def stale_batches(self, batch: int = 100) -> Iterator[list[str]]:
         """Done threads whose session must be (re)built, in batches, resumable by design."""
         sql = (
-            "select thread_id from work where session_stale = 1 and status = 'done' and thread_id > ? "
+            # The index of exactly these rows (m009): each batch is a seek, never a sort of every done thread.
+            "select thread_id from work indexed by idx_work_stale_done "
+            "where session_stale = 1 and status = 'done' and thread_id > ? "
             "order by thread_id limit ?"
         )
         for rows in self.archive.keyset(sql, batch=batch):
