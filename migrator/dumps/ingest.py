@@ -79,7 +79,7 @@ _TABLE_KIND = {table: kind for kind, table in TABLE_OF.items()}
 PARSED_TEXT_PAGE = "vector_store.file_content.page"
 # Anomaly kinds a thread's verdict owns (cleared and re-derived on every ingest that touches it).
 _OWNED_KINDS = ("dump_messages_missing", "dump_page_has_more")
-_BATCH = 5000  # objects a transaction while reading
+_BATCH = 2000  # objects a transaction while reading (parsed objects are held until it commits)
 _SETTLE_BATCH = 500  # threads a transaction while settling
 _MAX_DEPTH = 4  # arrays of list pages of objects are fine; deeper nesting is not an API shape
 
