@@ -209,7 +209,7 @@ def ingest_dump(
             run.end_of_file(source)
             if source.path is not None:
                 with contextlib.suppress(OSError):
-                    read += source.path.stat().st_size
+                    read += os.stat(source.path).st_size
             tick()
         run.flush()
         for manifest in manifests:
