@@ -8,27 +8,29 @@ unusable line is reported with its line number, all of them at once, before any 
 from __future__ import annotations
 
 import csv
-import io
 import re
+import shutil
 import sys
+import tempfile
 import zlib
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import IO, Any, NamedTuple
 
 import orjson
 
 from migrator.errors import BadInputError
 
-__all__ = ["ThreadEntry", "read_thread_list", "Shard", "parse_shard"]
+__all__ = ["ThreadEntry", "ThreadList", "read_thread_list", "Shard", "parse_shard"]
 
 # Real ids are `thread_` + base62; compatible servers use other suffixes, so only the shape is checked.
 THREAD_ID = re.compile(r"^thread_[A-Za-z0-9_-]{1,128}$")
 
 
-@dataclass(frozen=True)
-class ThreadEntry:
+class ThreadEntry(NamedTuple):
+    """One line of the list. A tuple: a list of 340,000 is read twice, and a dataclass costs more."""
+
     thread_id: str
     extra: dict[str, Any]
 
@@ -52,24 +54,59 @@ def parse_shard(text: str | None) -> Shard | None:
     return Shard(int(match[1]), int(match[2]))
 
 
-def _read_text(source: str | Path) -> tuple[str, str]:
-    if str(source) == "-":
-        data = sys.stdin.buffer.read()
-        name = "<stdin>"
-    else:
-        path = Path(source)
-        if path.is_dir():
-            raise BadInputError(f"--threads {source}: is a folder, not a file of thread ids")
-        if not path.is_file():
-            raise BadInputError(f"--threads {source}: no such file")
-        data = path.read_bytes()
-        name = str(path)
-    if b"\x00" in data:
-        raise BadInputError(f"{name}: binary data, not a list of thread ids (one id a line, CSV or JSONL)")
-    try:
-        return name, data.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise BadInputError(f"{name}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+class _Source:
+    """The bytes of a --threads file, readable more than once: a path is opened again, stdin is spooled
+    to an unnamed temporary file (gone when closed, never left behind)."""
+
+    def __init__(self, source: str | Path) -> None:
+        self.spool: IO[bytes] | None = None
+        if str(source) == "-":
+            self.name = "<stdin>"
+            self.spool = tempfile.TemporaryFile()  # noqa: SIM115  (closed by close())
+            shutil.copyfileobj(sys.stdin.buffer, self.spool)
+            self.path = None
+        else:
+            self.path = Path(source)
+            if self.path.is_dir():
+                raise BadInputError(f"--threads {source}: is a folder, not a file of thread ids")
+            if not self.path.is_file():
+                raise BadInputError(f"--threads {source}: no such file")
+            self.name = str(self.path)
+
+    def lines(self) -> Iterator[bytes]:
+        """The raw lines (each with its newline), streamed."""
+        if self.spool is not None:
+            self.spool.seek(0)
+            yield from iter(self.spool.readline, b"")
+            return
+        with open(self.path, "rb") as fh:  # type: ignore[arg-type]
+            yield from fh
+
+    def text_lines(self) -> Iterator[str]:
+        """Decoded lines with their line ends; a leading BOM dropped; binary or non-UTF-8 refused."""
+        offset = 0
+        for number, raw in enumerate(self.lines()):
+            if b"\x00" in raw:
+                raise BadInputError(
+                    f"{self.name}: binary data, not a list of thread ids (one id a line, CSV or JSONL)"
+                )
+            try:
+                yield raw.decode("utf-8-sig" if number == 0 else "utf-8")
+            except UnicodeDecodeError as exc:
+                raise BadInputError(
+                    f"{self.name}: not UTF-8 text ({exc.reason} at byte {offset + exc.start})"
+                ) from None
+            offset += len(raw)
+
+    def close(self) -> None:
+        if self.spool is not None:
+            self.spool.close()
+
+
+def _split(lines: Iterable[str]) -> Iterator[str]:
+    """`str.splitlines()` of the whole text, line by line."""
+    for line in lines:
+        yield from line.splitlines() or [""]
 
 
 def _check(thread_id: Any, where: str, problems: list[str]) -> str | None:
@@ -79,11 +116,11 @@ def _check(thread_id: Any, where: str, problems: list[str]) -> str | None:
     return thread_id.strip()
 
 
-def _entries(name: str, text: str, problems: list[str]) -> Iterator[ThreadEntry]:
-    lines = text.splitlines()
-    first = next((line.strip() for line in lines if line.strip()), "")
+def _entries(source: _Source, problems: list[str]) -> Iterator[ThreadEntry]:
+    name = source.name
+    first = next((line.strip() for line in _split(source.text_lines()) if line.strip()), "")
     if first.startswith("{"):
-        for number, line in enumerate(lines, 1):
+        for number, line in enumerate(_split(source.text_lines()), 1):
             if not line.strip():
                 continue
             try:
@@ -98,7 +135,7 @@ def _entries(name: str, text: str, problems: list[str]) -> Iterator[ThreadEntry]
             if thread_id:
                 yield ThreadEntry(thread_id, obj)
     elif "," in first or first.lower() == "thread_id":
-        reader = csv.DictReader(io.StringIO(text))
+        reader = csv.DictReader(source.text_lines())
         fields = [f.strip() for f in reader.fieldnames or []]
         if "thread_id" not in fields:
             problems.append(f"{name}:1: CSV without a thread_id column (columns: {', '.join(fields)})")
@@ -113,32 +150,63 @@ def _entries(name: str, text: str, problems: list[str]) -> Iterator[ThreadEntry]
                 extra = {k: v for k, v in row.items() if k and v not in (None, "")}
                 yield ThreadEntry(thread_id, extra)
     else:
-        for number, line in enumerate(lines, 1):
+        for number, line in enumerate(_split(source.text_lines()), 1):
             if line.strip():
                 thread_id = _check(line, f"{name}:{number}", problems)
                 if thread_id:
                     yield ThreadEntry(thread_id, {})
 
 
+class ThreadList:
+    """The usable entries of a --threads file, read twice instead of held: the whole file is checked
+    when this is made (every unusable line reported before any request), then each iteration
+    streams the entries again. A list of 340,000 ids is never in memory at once.
+
+    Iterating yields duplicates as they stand; whoever stores them keeps the first (the work list's
+    `insert or ignore`). `read_thread_list` gives the de-duplicated list instead.
+    """
+
+    def __init__(self, source: str | Path, shard: Shard | None = None) -> None:
+        self.source = _Source(source)
+        self.shard = shard
+        try:
+            problems: list[str] = []
+            usable = sum(1 for _ in _entries(self.source, problems))
+        except BaseException:
+            self.source.close()
+            raise
+        name = self.source.name
+        if problems:
+            self.source.close()
+            shown = problems[:50] + ([f"... and {len(problems) - 50} more"] if len(problems) > 50 else [])
+            raise BadInputError(
+                f"{name}: {len(problems)} unusable line(s); nothing was requested",
+                problems=shown,
+                hint="fix or remove those lines, then run the same command again",
+            )
+        if not usable:
+            self.source.close()
+            raise BadInputError(f"{name}: no thread ids in it")
+
+    def __iter__(self) -> Iterator[ThreadEntry]:
+        for entry in _entries(self.source, []):
+            if self.shard is None or self.shard.owns(entry.thread_id):
+                yield entry
+
+    def close(self) -> None:
+        self.source.close()
+
+
 def read_thread_list(source: str | Path, shard: Shard | None = None) -> list[ThreadEntry]:
     """All usable entries, de-duplicated (first wins), or BadInputError naming every bad line."""
-    name, text = _read_text(source)
-    problems: list[str] = []
-    seen: set[str] = set()
-    entries: list[ThreadEntry] = []
-    for entry in _entries(name, text, problems):
-        if entry.thread_id in seen:
-            continue
-        seen.add(entry.thread_id)
-        if shard is None or shard.owns(entry.thread_id):
-            entries.append(entry)
-    if problems:
-        shown = problems[:50] + ([f"... and {len(problems) - 50} more"] if len(problems) > 50 else [])
-        raise BadInputError(
-            f"{name}: {len(problems)} unusable line(s); nothing was requested",
-            problems=shown,
-            hint="fix or remove those lines, then run the same command again",
-        )
-    if not entries and not seen:
-        raise BadInputError(f"{name}: no thread ids in it")
-    return entries
+    entries = ThreadList(source, shard)
+    try:
+        seen: set[str] = set()
+        out: list[ThreadEntry] = []
+        for entry in entries:
+            if entry.thread_id not in seen:
+                seen.add(entry.thread_id)
+                out.append(entry)
+        return out
+    finally:
+        entries.close()

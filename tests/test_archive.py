@@ -105,7 +105,13 @@ FINAL_SCHEMA = {
         "position INTEGER",
     ],
     "session_tools": ["thread_id TEXT pk1", "name TEXT pk2", "hash TEXT"],
-    "session_warnings": ["thread_id TEXT pk1", "code TEXT pk2", "count INTEGER"],
+    # Keyed by itself (m010): stored once, not as a table and the index of its key.
+    "session_warnings": [
+        "thread_id TEXT pk1 not null",
+        "code TEXT pk2 not null",
+        "count INTEGER",
+        "WITHOUT ROWID",
+    ],
     "sessions": ["thread_id TEXT pk1", "record TEXT", "hash TEXT", "messages INTEGER", "tokens INTEGER"],
     "threads": ["id TEXT pk1", "created_at INTEGER", "raw TEXT", "hash TEXT"],
     "tool_definitions": ["name TEXT pk1", "hash TEXT pk2", "definition TEXT"],
@@ -157,7 +163,7 @@ FINAL_INDEXES = [
     "idx_runs_thread_id_created_at_position",
     "idx_session_tools_name_hash",
     "idx_vector_store_files_id",
-    "idx_work_session_stale",
+    "idx_work_stale_done where session_stale = 1 and status = 'done'",
     "idx_work_status",
 ]
 
@@ -179,11 +185,12 @@ def schema_of(db) -> tuple[dict[str, list[str]], list[str]]:
                 + (" not null" if notnull else "")
                 + (f" default {default}" if default is not None else "")
             )
-        schema[table] = cols
+        sql = db.execute("select sql from sqlite_master where name = ?", [table]).fetchone()[0]
+        schema[table] = cols + (["WITHOUT ROWID"] if sql.lower().rstrip().endswith("without rowid") else [])
     indexes = [
-        r[0]
-        for r in db.execute(
-            "select name from sqlite_master where type = 'index' and sql is not null order by name"
+        name + (" where " + sql.split(" where ", 1)[1] if " where " in sql else "")
+        for name, sql in db.execute(
+            "select name, sql from sqlite_master where type = 'index' and sql is not null order by name"
         )
     ]
     return schema, indexes

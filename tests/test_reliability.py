@@ -363,14 +363,15 @@ def test_a_lock_held_by_another_process_is_waited_for_with_progress_then_a_clean
 
 def test_a_full_disk_stops_cleanly_in_one_line_and_the_moved_pair_resumes(tmp_path, capsys, monkeypatch):
     # SQLite's own "database or disk is full" (SQLITE_FULL), as on a full filesystem: the archive
-    # may not grow past a few hundred pages. (A 3 MB tmpfs gives the same; see the report.)
+    # may not grow past 1.2 MB. (A 3 MB tmpfs gives the same; see the report.)
     from migrator.archive import database
 
     opened = database.Archive._connect.__func__
 
     def small_disk(cls, path, lock, **kwargs):
         archive = opened(cls, path, lock, **kwargs)
-        archive.db.execute("PRAGMA max_page_count = 300")
+        page_size = archive.db.execute("PRAGMA page_size").fetchone()[0]
+        archive.db.execute(f"PRAGMA max_page_count = {1_228_800 // page_size}")  # 1.2 MB at any page size
         return archive
 
     with SandboxServer(SandboxConfig(threads=60, seed=6)) as server:

@@ -66,3 +66,20 @@ def test_shards_split_ids_deterministically_and_completely(tmp_path):
 def test_bad_shard_specs_are_refused(text):
     with pytest.raises(BadInputError):
         parse_shard(text)
+
+
+def test_a_thread_list_is_checked_whole_then_streamed_and_the_work_list_keeps_the_first_duplicate(tmp_path):
+    from migrator.archive import Archive
+    from migrator.threadlist import ThreadList
+
+    path = write(
+        tmp_path, "ids.jsonl", '{"thread_id": "thread_a", "u": 1}\n{"thread_id": "thread_a", "u": 2}\n'
+    )
+    entries = ThreadList(path)
+    assert list(entries) == list(entries) == [("thread_a", {"u": 1}), ("thread_a", {"u": 2})]
+    with Archive.create(tmp_path / "a.db") as archive:
+        assert archive.work.add((e.thread_id, e.extra) for e in entries) == 1
+        assert archive.work.extra("thread_a") == {"u": 1}  # first wins, as read_thread_list says
+    entries.close()
+    with pytest.raises(BadInputError, match="1 unusable"):
+        ThreadList(write(tmp_path, "bad.txt", "thread_ok\n" * 3 + "nope\n"))

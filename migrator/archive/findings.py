@@ -88,3 +88,16 @@ class Findings(Room):
             "delete from anomalies where entity = ? and kind = ? and substr(entity_id, 1, ?) = ?",
             [entity, kind, len(id_prefix), id_prefix],
         )
+
+    def clear_failures(self, entity: str, entity_ids: Iterable[str]) -> None:
+        """`clear_failure` for many (inside the caller's transaction)."""
+        self.db.conn.executemany(
+            "delete from failures where entity = ? and entity_id = ?", ((entity, i) for i in entity_ids)
+        )
+
+    def clear_anomalies_of(self, owned: Iterable[tuple[str, tuple[str, ...]]]) -> None:
+        """`clear_anomalies` for many (thread_id, kinds) pairs (inside the caller's transaction)."""
+        self.db.conn.executemany(
+            "delete from anomalies where entity = 'thread' and entity_id = ? and kind = ?",
+            ((tid, kind) for tid, kinds in owned for kind in kinds),
+        )

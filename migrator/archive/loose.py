@@ -1,19 +1,22 @@
 """`archive.loose`: raw objects that arrive one by one (a saved dump), not grouped under their thread.
 
-Owns no table of its own: each object lands in exactly the row of `archive.raw`'s tables the export
+Owns no table of the file: each object lands in exactly the row of `archive.raw`'s tables the export
 would write for it, and its thread is settled (status, refs, findings) once every row a dump holds for
-it is in. Until then a thread that gained or changed a row is stale and not `done`, so a kill in the
+it is in. What one ingest learns on the way (which threads the dump names, which listings it holds to
+their end, in which order their pages run) lives in temporary tables of the connection
+(`temp.ingest_threads`, `temp.ingest_last_pages`, `temp.ingest_orders`), never in the file: held in
+Python, the ids of 340,000 threads were most of an ingest's memory. Until then a thread that gained or changed a row is stale and not `done`, so a kill in the
 middle of an ingest never leaves a done thread holding only part of its rows.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 from migrator.archive.canonical import dumps, loads, object_hash
 from migrator.archive.raw import created
-from migrator.archive.room import Room
+from migrator.archive.room import Room, chunks, marks
 from migrator.archive.schema import PARENT_COLUMN, POSITIONED, RAW_TABLES
 from migrator.archive.types import LooseObject, ThreadSettlement
 from migrator.archive.versions import LaterWins, Preference, RawVersion
@@ -59,22 +62,25 @@ class LooseObjects(Room):
         "changed" (the new one replaced the row) or "older" (the held one stays; the new one is only a
         version). A thread that gains or changes a row or a version becomes stale and stops being
         `done` until `settle` rules on it.
+
+        A batch costs one lookup a table for what is held and one write a table for what changed: a
+        dump of 340,000 threads is millions of objects, and a round trip each is most of the time.
+        Items are ruled on in order against what the batch itself wrote before them, so an id twice
+        in one batch reads exactly as in two.
         """
+        items = list(items)
+        rows = [_row(item) for item in items]
         outcomes: list[str] = []
         touched: set[str] = set()
         conn = self.db.conn
         files = self.archive.files
         versions = self.archive.versions
         with self.archive.atomic():
-            for item in items:
-                row = _row(item)
-                keys = RAW_TABLES[item.table]
-                where = " and ".join(f"{k} = ?" for k in keys)
-                key = [row[k] for k in keys]
-                position = "position" if item.table != "threads" else "null"
-                held = conn.execute(
-                    f"select hash, {position}, raw from {item.table} where {where}", key
-                ).fetchone()
+            held_of = self._held(items, rows)
+            writes: dict[tuple[str, tuple[Any, ...]], dict[str, Any]] = {}
+            for item, row in zip(items, rows, strict=True):
+                key = (item.table, tuple(row[k] for k in RAW_TABLES[item.table]))
+                held = held_of.get(key)
                 parent = row.get(PARENT_COLUMN.get(item.table, ""), None)
                 if item.table == "assistants":
                     files.add_refs(((file_id, row["id"]) for file_id in item.file_refs), "assistant")
@@ -103,28 +109,66 @@ class LooseObjects(Room):
                 outcomes.append("new" if held is None else "changed")
                 if held is not None and held[1] is not None:
                     row["position"] = held[1]  # a newer copy of an object keeps its place in the list
-                values = ", ".join("?" * len(row))
-                columns = ", ".join(row)
-                conn.execute(
-                    f"insert or replace into {item.table} ({columns}) values ({values})", list(row.values())
-                )
+                held_of[key] = (row["hash"], row.get("position"), row["raw"])
+                writes[key] = row
                 if item.table in _THREAD_TABLES:
                     touched.add(parent)
+            by_table: dict[str, list[dict[str, Any]]] = {}
+            for (table, _), row in writes.items():
+                by_table.setdefault(table, []).append(row)
+            for table, table_rows in by_table.items():
+                columns = list(table_rows[0])
+                conn.executemany(
+                    f"insert or replace into {table} ({', '.join(columns)}) values ({', '.join('?' * len(columns))})",
+                    [[r[c] for c in columns] for r in table_rows],
+                )
             self.archive.work.touched(touched)
         return outcomes
 
-    def settle(self, settlement: ThreadSettlement) -> None:
-        """Record a dumped thread's status, refs and findings; seen counts are the rows now held."""
-        tid = settlement.thread_id
+    def _held(
+        self, items: list[LooseObject], rows: list[dict[str, Any]]
+    ) -> dict[tuple[str, tuple[Any, ...]], tuple[str, int | None, str]]:
+        """(hash, position, raw) of the rows already held under the keys of these items."""
+        wanted: dict[str, set[tuple[Any, ...]]] = {}
+        for item, row in zip(items, rows, strict=True):
+            wanted.setdefault(item.table, set()).add(tuple(row[k] for k in RAW_TABLES[item.table]))
+        held: dict[tuple[str, tuple[Any, ...]], tuple[str, int | None, str]] = {}
+        for table, keys in wanted.items():
+            key_columns = RAW_TABLES[table]
+            position = "position" if table != "threads" else "null"
+            if len(key_columns) == 1:
+                for chunk in chunks(sorted(k[0] for k in keys), 500):
+                    sql = f"select id, hash, {position}, raw from {table} where id in ({marks(len(chunk))})"
+                    for object_id, *found in self.db.conn.execute(sql, chunk):
+                        held[(table, (object_id,))] = tuple(found)  # type: ignore[assignment]
+            else:  # (vector_store_id, id): few rows, one lookup each
+                where = " and ".join(f"{k} = ?" for k in key_columns)
+                for key in keys:
+                    found = self.db.conn.execute(
+                        f"select hash, {position}, raw from {table} where {where}", list(key)
+                    ).fetchone()
+                    if found is not None:
+                        held[(table, key)] = tuple(found)  # type: ignore[assignment]
+        return held
+
+    def settle(self, settlements: Iterable[ThreadSettlement]) -> None:
+        """Record dumped threads' statuses, refs and findings, in one transaction; seen counts are
+        the rows now held. Each thread's verdict commits with the others of the batch, never apart
+        from its own rows' state (the rows were committed before, with the thread not `done`)."""
+        settlements = list(settlements)
         archive = self.archive
         with archive.atomic():
-            archive.files.add_refs(((file_id, tid) for file_id in settlement.file_refs), "thread")
-            if settlement.owned_kinds:
-                archive.findings.clear_anomalies(tid, settlement.owned_kinds)
-            archive.findings.add_anomalies(settlement.anomalies)
-            archive.work.settle(tid, settlement.status, settlement.unkept)
-            if settlement.status == "done":
-                archive.findings.clear_failure("thread", tid)
+            archive.files.add_refs(
+                ((file_id, s.thread_id) for s in settlements for file_id in sorted(s.file_refs)), "thread"
+            )
+            archive.findings.clear_anomalies_of(
+                [(s.thread_id, s.owned_kinds) for s in settlements if s.owned_kinds]
+            )
+            archive.findings.add_anomalies(a for s in settlements for a in s.anomalies)
+            archive.work.settle([(s.thread_id, s.status, s.unkept) for s in settlements])
+            archive.findings.clear_failures(
+                "thread", [s.thread_id for s in settlements if s.status == "done"]
+            )
 
     def next_position(self) -> int:
         """One past the highest list position any raw row holds: objects read now go after them."""
@@ -132,3 +176,62 @@ class LooseObjects(Room):
             self.db.execute(f"select coalesce(max(position), -1) + 1 from {table}").fetchone()[0]
             for table in POSITIONED
         )
+
+    # -- what one ingest learns on the way (temporary tables of this connection) -------------------
+
+    def begin_notes(self) -> None:
+        """Empty temporary tables for this ingest's notes (the temp schema dies with the connection)."""
+        for sql in (
+            "drop table if exists temp.ingest_threads",
+            "drop table if exists temp.ingest_last_pages",
+            "drop table if exists temp.ingest_orders",
+            # flags: see ingest.py (named, a messages page held).
+            "create temp table ingest_threads (thread_id text primary key, flags int not null) without rowid",
+            "create temp table ingest_last_pages (kind text, parent text, run text, "
+            "primary key (kind, parent, run)) without rowid",
+            "create temp table ingest_orders (kind text, parent text, descending int not null, "
+            "primary key (kind, parent)) without rowid",
+        ):
+            self.db.conn.execute(sql)
+
+    def note(
+        self,
+        threads: dict[str, int],
+        last_pages: Iterable[tuple[str, str, str]],
+        orders: dict[tuple[str, str], bool],
+    ) -> None:
+        """Add a batch of notes: flags of threads (or-ed in), listings held to their end, and the
+        order of listings (the first page that told wins)."""
+        conn = self.db.conn
+        conn.executemany(
+            "insert into temp.ingest_threads (thread_id, flags) values (?, ?) "
+            "on conflict (thread_id) do update set flags = flags | excluded.flags",
+            threads.items(),
+        )
+        conn.executemany("insert or ignore into temp.ingest_last_pages values (?, ?, ?)", last_pages)
+        conn.executemany(
+            "insert or ignore into temp.ingest_orders values (?, ?, ?)",
+            ((kind, parent, int(d)) for (kind, parent), d in orders.items()),
+        )
+
+    def noted_order(self, kind: str, parent: str) -> bool | None:
+        row = self.db.conn.execute(
+            "select descending from temp.ingest_orders where kind = ? and parent = ?", [kind, parent]
+        ).fetchone()
+        return None if row is None else bool(row[0])
+
+    def noted_last_page(self, kind: str, parent: str, run: str) -> bool:
+        return (
+            self.db.conn.execute(
+                "select 1 from temp.ingest_last_pages where kind = ? and parent = ? and run = ?",
+                [kind, parent, run],
+            ).fetchone()
+            is not None
+        )
+
+    def noted_threads(self, batch: int = 500) -> Iterator[list[tuple[str, int]]]:
+        """(thread_id, flags) of every noted thread, in id order, a batch at a time."""
+        sql = (
+            "select thread_id, flags from temp.ingest_threads where thread_id > ? order by thread_id limit ?"
+        )
+        yield from self.archive.keyset(sql, batch=batch)

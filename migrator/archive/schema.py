@@ -375,3 +375,26 @@ def m009_add_replay_target(db: Database) -> None:
     db["replay_ledger"].add_column("target", str, not_null_default="")
     db["replay_ledger"].transform(pk=("request_hash", "target"))
     db.execute("update replay_ledger set target = 'batch' where via = 'batch'")
+
+
+@MIGRATIONS()
+def m010_shrink_session_warnings_and_stale_index(db: Database) -> None:
+    # Size at scale (issue 18). `session_warnings` is nothing but its key and a count: as a rowid table
+    # it was stored twice (the table and the index of its primary key), 12% of a two-message archive's
+    # indexes. Keyed by itself (WITHOUT ROWID) it is stored once, in the same key order.
+    db.execute(
+        "create table session_warnings_new (thread_id text, code text, count integer, "
+        "primary key (thread_id, code)) without rowid"
+    )
+    db.execute(
+        "insert into session_warnings_new (thread_id, code, count) "
+        "select thread_id, code, count from session_warnings order by thread_id, code"
+    )
+    db.execute("drop table session_warnings")
+    db.execute("alter table session_warnings_new rename to session_warnings")
+    # The stale sessions are only ever read as "done and stale, in id order" (`work.stale_batches`): a small
+    # index of just those rows, empty once every session is built, instead of one entry a thread.
+    db.execute("drop index if exists idx_work_session_stale")
+    db.execute(
+        "create index idx_work_stale_done on work (thread_id) where session_stale = 1 and status = 'done'"
+    )

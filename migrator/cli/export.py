@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import shlex
 import sys
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Annotated
 
@@ -38,7 +40,7 @@ from migrator.records import RecordsRequest, export_records
 from migrator.sessions import resolve_options
 from migrator.source import DEFAULT_MAX_BODY_MB
 from migrator.source.client import SourceSettings
-from migrator.threadlist import ThreadEntry, parse_shard, read_thread_list
+from migrator.threadlist import ThreadEntry, ThreadList, parse_shard
 
 MoreDumpPathsArg = Annotated[
     list[Path] | None,
@@ -216,7 +218,7 @@ def _from_records(
 
 def _live(
     archive: Path,
-    entries: list[ThreadEntry] | None,
+    entries: Iterable[ThreadEntry] | None,
     settings: SourceSettings,
     options: ExportOptions,
     conversion: dict[str, str | None],
@@ -296,9 +298,10 @@ def export(
     options = ExportOptions(
         parse_parts(only), concurrency, max_rps, refresh, parse_shard(shard), all_threads=all_threads
     )
-    entries = read_thread_list(threads, options.shard) if threads else None
-    settings = source_settings(
-        base_url, azure_endpoint, api_version, timeout=request_timeout, foundry_endpoint=foundry_endpoint
-    )
-    settings.max_body_mb = max_body_mb
-    _live(archive, entries, settings, options, conversion, json_out)
+    entries = ThreadList(threads, options.shard) if threads else None  # checked whole, then streamed
+    with contextlib.closing(entries) if entries is not None else contextlib.nullcontext():
+        settings = source_settings(
+            base_url, azure_endpoint, api_version, timeout=request_timeout, foundry_endpoint=foundry_endpoint
+        )
+        settings.max_body_mb = max_body_mb
+        _live(archive, entries, settings, options, conversion, json_out)

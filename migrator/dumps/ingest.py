@@ -36,6 +36,7 @@ from migrator.archive import (
     Failure,
     FileContent,
     LooseObject,
+    ThreadRaw,
     ThreadSettlement,
     object_hash,
 )
@@ -86,7 +87,8 @@ _TABLE_KIND = {table: kind for kind, table in TABLE_OF.items()}
 PARSED_TEXT_PAGE = "vector_store.file_content.page"
 # Anomaly kinds a thread's verdict owns (cleared and re-derived on every ingest that touches it).
 _OWNED_KINDS = ("dump_messages_missing", "dump_page_has_more")
-_BATCH = 500
+_BATCH = 2000  # objects a transaction while reading (parsed objects are held until it commits)
+_SETTLE_BATCH = 500  # threads a transaction while settling
 _MAX_DEPTH = 4  # arrays of list pages of objects are fine; deeper nesting is not an API shape
 
 
@@ -250,7 +252,7 @@ def ingest_dump(
             run.end_of_file(source)
             if source.path is not None:
                 with contextlib.suppress(OSError):
-                    read += source.path.stat().st_size
+                    read += os.stat(source.path).st_size
             tick()
         run.flush()
         for manifest in manifests:
@@ -337,6 +339,51 @@ def _inner(folder: Path, name: Any, *, want_dir: bool) -> Path | None:
     return path if (path.is_dir() if want_dir else path.is_file()) else None
 
 
+_NOTES_BATCH = 5000
+_NAMED = 1  # the dump says something about the thread
+_MESSAGE_PAGE = 2  # the dump holds a (maybe empty) page of its messages
+
+
+class _Notes:
+    """What the dump says of each thread and listing, gathered a batch at a time into the archive's
+    temporary tables (`archive.loose.note`): bounded memory however many threads the dump holds."""
+
+    def __init__(self, archive: Archive) -> None:
+        self.loose = archive.loose
+        self.loose.begin_notes()
+        self.threads: dict[str, int] = {}
+        # (kind, thread, run of a step page or "") of list pages that said has_more: false: a listing
+        # the dump followed to its end, so an earlier page of it that said has_more was continued.
+        self.last_pages: set[tuple[str, str, str]] = set()
+        # (kind, parent) of a listing -> whether its pages were seen newest first.
+        self.orders: dict[tuple[str, str], bool] = {}
+
+    def thread(self, thread_id: str, flags: int = _NAMED) -> None:
+        self.threads[thread_id] = self.threads.get(thread_id, 0) | flags | _NAMED
+        if len(self.threads) >= _NOTES_BATCH:
+            self.flush()
+
+    def order(self, listing: tuple[str, str], seen: bool | None) -> bool:
+        """A page reads in the order the first page of its listing that could tell showed; one that
+        cannot tell, and none before it could, reads ascending (file order)."""
+        held = self.orders.get(listing)
+        if held is None:
+            held = self.loose.noted_order(*listing)
+        if held is not None:
+            return held
+        if seen is None:
+            return False
+        self.orders[listing] = seen
+        if len(self.orders) >= _NOTES_BATCH:
+            self.flush()
+        return seen
+
+    def flush(self) -> None:
+        """Into the temporary tables (inside the caller's transaction, if any)."""
+        self.loose.note(self.threads, self.last_pages, self.orders)
+        self.threads, self.last_pages, self.orders = {}, set(), {}
+
+
 class _Ingest:
     def __init__(self, archive: Archive, report: IngestReport, loose: LooseFiles) -> None:
         self.archive = archive
@@ -344,12 +391,10 @@ class _Ingest:
         self.loose = loose
         self.spool_dir = Path(tempfile.gettempdir())
         self.batch: list[tuple[LooseObject, str]] = []
-        self.threads: set[str] = set()  # every thread this dump says anything about
-        self.message_pages: set[str] = set()  # threads whose (maybe empty) messages page the dump holds
+        # What the dump says of each thread and listing, noted in the archive's temporary tables a
+        # batch at a time (see `_Notes`): never a set of every id in memory.
+        self.notes = _Notes(archive)
         self.short_pages: dict[str | None, list[_ShortPage]] = defaultdict(list)
-        # (kind, thread, run of a step page) of list pages that said has_more: false: a listing the
-        # dump followed to its end, so an earlier page of it that said has_more was continued.
-        self.last_pages: set[tuple[str, str, str | None]] = set()
         # Objects of a thread that the dump holds but that could not be kept (no id, not an
         # object): counted as seen, so verify reports the thread's rows as short.
         self.unkept: dict[str, Counter[str]] = defaultdict(Counter)
@@ -357,8 +402,6 @@ class _Ingest:
         self.files_seen: set[str] = set()
         self.texts: dict[tuple[str, str | None], _Spool] = {}
         self.stream = Assembler()  # the file being read, if it is a recorded stream
-        # (kind, parent) of a listing -> whether its pages were seen newest first.
-        self.listing_order: dict[tuple[str | None, str | None], bool] = {}
         self.preference = NewestWins()
         self.on_flush: Callable[[], None] = lambda: None  # the caller's progress, after each batch
         # Threads an export said are gone (the assistants-api-export layout's errors): `missing`.
@@ -419,13 +462,12 @@ class _Ingest:
         parents = {item.get(parent_key) for item in items if isinstance(item, dict)} - {None}
         parent = hints.get(parent_key) or (next(iter(parents)) if len(parents) == 1 else None)
         if kind == "thread.message" and isinstance(parent, str):
-            self.message_pages.add(parent)
-            self.threads.add(parent)
+            self.notes.thread(parent, _MESSAGE_PAGE)
         runs = {item.get("run_id") for item in items if isinstance(item, dict)} - {None}
         run = next(iter(runs)) if kind == "thread.run.step" and len(runs) == 1 else None
         if kind in _THREAD_CHILDREN and isinstance(parent, str):
             if page.get("has_more") is False:
-                self.last_pages.add((kind, parent, run))
+                self.notes.last_pages.add((kind, parent, run or ""))
             for item in items:
                 if not isinstance(item, dict) or not isinstance(item.get("object"), str):
                     self.unkept[parent][kind] += 1  # skipped below: held by the page, never stored
@@ -434,12 +476,7 @@ class _Ingest:
                 self.short_pages[None].append(_ShortPage(kind, parent, len(items), where))
             elif isinstance(parent, str):
                 self.short_pages[parent].append(_ShortPage(kind, parent, len(items), where, run))
-        seen = _order_of(items)
-        listing = (kind, parent)
-        if seen is None:  # a page that cannot tell reads like the other pages of its listing
-            descending = self.listing_order.get(listing, False)
-        else:
-            descending = self.listing_order.setdefault(listing, seen)
+        descending = self.notes.order((kind or "", parent or ""), _order_of(items))
         for index, item in enumerate(items):
             self.value(item, where.at(index), hints, depth + 1, descending)
 
@@ -485,9 +522,9 @@ class _Ingest:
         if kind in ("thread.run", *DELTA_KINDS.values()):
             self.stream.whole(obj)
         if kind == "thread":
-            self.threads.add(obj["id"])
+            self.notes.thread(obj["id"])
         elif kind in _THREAD_CHILDREN:
-            self.threads.add(parent)  # type: ignore[arg-type]
+            self.notes.thread(parent)  # type: ignore[arg-type]
         elif kind == "vector_store.file":
             self.vector_stores_named.add(parent)  # type: ignore[arg-type]
         refs = frozenset(files_in_assistant(obj)) if kind == "assistant" else frozenset()
@@ -500,8 +537,11 @@ class _Ingest:
 
     def flush(self) -> None:
         if not self.batch:
+            self.notes.flush()
             return
-        outcomes = self.archive.loose.store([item for item, _ in self.batch], self.preference)
+        with self.archive.atomic():
+            outcomes = self.archive.loose.store([item for item, _ in self.batch], self.preference)
+            self.notes.flush()
         for (_, kind), outcome in zip(self.batch, outcomes, strict=True):
             self.count(kind, outcome)
         self.batch = []
@@ -607,16 +647,17 @@ class _Ingest:
         """A dump's thread list: the ids it holds and the metadata of each (user_id…)."""
         if manifest.thread_list is None:
             return
-        entries: list[tuple[str, dict[str, Any]]] = []
-        for doc in read_lines(manifest.thread_list, self.report.skip):
-            value = doc.value
-            if not isinstance(value, dict) or not isinstance(value.get("thread_id"), str):
-                self.report.skip(doc.path, doc.line, "not a thread list entry (no thread_id)")
-                continue
-            extra = {k: v for k, v in value.items() if k != "thread_id"}
-            entries.append((value["thread_id"], extra))
-            self.threads.add(value["thread_id"])
-        self.archive.work.add(entries)
+
+        def entries() -> Iterable[tuple[str, dict[str, Any]]]:
+            for doc in read_lines(manifest.thread_list, self.report.skip):  # type: ignore[arg-type]
+                value = doc.value
+                if not isinstance(value, dict) or not isinstance(value.get("thread_id"), str):
+                    self.report.skip(doc.path, doc.line, "not a thread list entry (no thread_id)")
+                    continue
+                self.notes.thread(value["thread_id"])
+                yield value["thread_id"], {k: v for k, v in value.items() if k != "thread_id"}
+
+        self.archive.work.add(entries())  # streamed, a transaction a batch
 
     def versions_file(self, manifest: _Manifest) -> None:
         """A dump's other versions of its objects: kept as versions, never current."""
@@ -637,22 +678,33 @@ class _Ingest:
             origin = value.get("origin") if isinstance(value.get("origin"), str) else None
             kept.append(RawVersion(table, obj["id"], object_hash(obj), parent, raw, origin))
             if parent and table in ("messages", "runs", "run_steps"):
-                self.threads.add(parent)
+                self.notes.thread(parent)
         if kept:
             self.report.versions_read += self.archive.versions.add(kept)
 
     def settle_threads(self) -> None:
-        for thread_id in sorted(self.threads | self.missing.keys()):
-            status = self.settle_thread(thread_id)
-            if status == "done":
-                self.report.threads_done += 1
-            elif status == "missing":
-                self.report.threads_missing += 1
-            else:
-                self.report.threads_pending += 1
+        """Rule on every thread the dump named, a batch of them a transaction (their reads included)."""
+        for thread_id in self.missing:
+            self.notes.thread(thread_id)
+        self.notes.flush()
+        for batch in self.archive.loose.noted_threads(_SETTLE_BATCH):
+            flags = dict(batch)
+            with self.archive.atomic():
+                settlements = [
+                    self.settle_thread(raw, flags[raw.thread_id])
+                    for raw in self.archive.raw.threads_raw(list(flags))
+                ]
+                self.archive.loose.settle(settlements)
+            for settlement in settlements:
+                if settlement.status == "done":
+                    self.report.threads_done += 1
+                elif settlement.status == "missing":
+                    self.report.threads_missing += 1
+                else:
+                    self.report.threads_pending += 1
 
-    def settle_thread(self, thread_id: str) -> str:
-        raw = self.archive.raw.thread_raw(thread_id)
+    def settle_thread(self, raw: ThreadRaw, flags: int) -> ThreadSettlement:
+        thread_id = raw.thread_id
         thread = loads(raw.thread) if raw.thread else None
         messages = [loads(r) for r in raw.messages]
         runs = [loads(r) for r in raw.runs]
@@ -667,8 +719,7 @@ class _Ingest:
         status = "done"
         if thread is None and thread_id in self.missing and not (messages or runs or steps):
             finding("thread_missing", self.missing[thread_id])
-            self.archive.loose.settle(ThreadSettlement(thread_id, "missing", owned_kinds=_OWNED_KINDS))
-            return "missing"
+            return ThreadSettlement(thread_id, "missing", owned_kinds=_OWNED_KINDS)
         if thread is None and messages:
             # Many apps kept only messages.list pages: the thread is what its messages say it is.
             thread = synthesized_thread(thread_id, messages, runs)
@@ -682,7 +733,7 @@ class _Ingest:
                 "thread_object_missing",
                 f"{len(messages)} messages, {len(runs)} runs, {len(steps)} steps kept without their thread object",
             )
-        elif not messages and thread_id not in self.message_pages:
+        elif not messages and not flags & _MESSAGE_PAGE:
             if runs or steps:
                 # Nothing more can be had: the session is what its runs and steps hold (exit 1 still).
                 self.report.threads_partial += 1
@@ -693,7 +744,7 @@ class _Ingest:
             finding("dump_messages_missing", detail, anomaly=True)
         for page in self.short_pages.get(thread_id, ()):
             # Only a listing the dump holds to its last page (has_more: false) is known whole.
-            if (page.kind, thread_id, page.run) not in self.last_pages:
+            if not self.archive.loose.noted_last_page(page.kind, thread_id, page.run or ""):
                 if page.kind == "thread.message":
                     status = "pending"
                 where = f"{page.where.path}" + (f":{page.where.line}" if page.where.line else "")
@@ -703,19 +754,16 @@ class _Ingest:
                     anomaly=True,
                 )
         self.completeness(finding, messages, runs, steps)
-        self.archive.loose.settle(
-            ThreadSettlement(
-                thread_id,
-                status,
-                frozenset(thread_file_refs(thread, messages, steps)),
-                tuple(anomalies),
-                _OWNED_KINDS,
-                unkept=tuple(self.unkept[thread_id][k] for k in _THREAD_CHILDREN)
-                if thread_id in self.unkept
-                else (0, 0, 0),
-            )
+        return ThreadSettlement(
+            thread_id,
+            status,
+            frozenset(thread_file_refs(thread, messages, steps)),
+            tuple(anomalies),
+            _OWNED_KINDS,
+            unkept=tuple(self.unkept[thread_id][k] for k in _THREAD_CHILDREN)
+            if thread_id in self.unkept
+            else (0, 0, 0),
         )
-        return status
 
     @staticmethod
     def completeness(finding: Any, messages: list[dict], runs: list[dict], steps: list[dict]) -> None:

@@ -42,7 +42,7 @@ def read(ingest: Any, value: dict[str, Any], where: Any, depth: int) -> None:
         ingest.skip(where, "a thread export without a thread_id")
         return
     ingest.report.recognise(THREAD_SCHEMA)
-    ingest.threads.add(thread_id)
+    ingest.notes.thread(thread_id)
     if isinstance(value.get("thread"), dict):
         ingest.value(value["thread"], where.at("thread"), {}, depth + 1)
     _errors(ingest, thread_id, value.get("errors"), where)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -39,7 +39,7 @@ def parse_parts(text: str | None) -> frozenset[str]:
     return parts
 
 
-def require_thread_ids(path: Path, entries: list[ThreadEntry] | None, options: ExportOptions) -> None:
+def require_thread_ids(path: Path, entries: Iterable[ThreadEntry] | None, options: ExportOptions) -> None:
     """Refuse a threads export with no ids given and none in the archive (a rerun may leave them out:
     the archive keeps the list), before anything is created."""
     if entries is not None or options.all_threads or "threads" not in options.parts:

@@ -292,12 +292,12 @@ async def _until_stopped(task: asyncio.Task[Any], stop: Stop) -> None:
 
 
 async def _phases(
-    archive: Archive, entries: list[ThreadEntry] | None, options: ExportOptions, run: _Run
+    archive: Archive, entries: Iterable[ThreadEntry] | None, options: ExportOptions, run: _Run
 ) -> None:
     parts = options.parts
     # Assistants and vector stores are global: in a sharded run only shard 1 fetches them.
     first_shard = options.shard is None or options.shard.index == 1
-    if entries:
+    if entries is not None:
         archive.work.add((e.thread_id, e.extra) for e in entries)
     if options.all_threads and "threads" in parts:
         await run.list_threads(archive)  # first: a source that cannot list threads says so before any work
@@ -340,7 +340,7 @@ async def _phases(
 
 async def _export(
     archive: Archive,
-    entries: list[ThreadEntry] | None,
+    entries: Iterable[ThreadEntry] | None,
     settings: SourceSettings,
     options: ExportOptions,
     report: Report | None,
@@ -409,7 +409,7 @@ def _session_progress(
 
 def run_export(
     archive: Archive,
-    entries: list[ThreadEntry] | None,
+    entries: Iterable[ThreadEntry] | None,
     settings: SourceSettings,
     options: ExportOptions,
     report: Report | None = None,
