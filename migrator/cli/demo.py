@@ -71,7 +71,7 @@ def demo(
                 summary = run_export(
                     store,
                     entries,
-                    SourceSettings(base_url=server.base_url, api_key="demo"),
+                    SourceSettings(base_url=server.base_url, api_key="sk-demo-sandbox-not-a-real-key"),
                     ExportOptions(),
                     progress,
                 )
