@@ -43,9 +43,12 @@ from migrator.http.retry import (
     refusal,
     status_of,
 )
+from migrator.http.target import TargetConnection, connect_target
 from migrator.http.wire import BodyTooLarge, WireState, sdk_options, wire_client
 
 __all__ = [
+    "TargetConnection",
+    "connect_target",
     "BodyTooLarge",
     "WireState",
     "sdk_options",

@@ -34,12 +34,11 @@ from migrator.http import (
     GarbledResponse,
     RateLimiter,
     Refusals,
-    RequestPath,
     Stop,
     connect_failed,
+    connect_target,
     error_message,
     json_object,
-    sdk_options,
     status_of,
     stop_on_signals,
 )
@@ -52,7 +51,6 @@ from migrator.importers.common import (
     fit_metadata,
 )
 from migrator.importers.items import session_items
-from migrator.redact import register_secret
 from migrator.sessions import rebuild_stale
 from migrator.source import PageAnomaly, collect
 
@@ -157,20 +155,7 @@ class _Target:
 
     def __init__(self, settings: TargetSettings, limiter: RateLimiter, stop: Stop) -> None:
         self.settings = settings
-        self.client = openai.AsyncOpenAI(
-            base_url=settings.base_url, api_key=settings.api_key, **sdk_options(settings.timeout)
-        )
-        # The key the SDK settled on (given, or TARGET_API_KEY): removed from every text a server sends.
-        register_secret(self.client.api_key)
-        self.path = RequestPath(
-            str(self.client.base_url),
-            flag="--target-base-url",
-            refusals=REFUSALS,
-            limiter=limiter,
-            stop=stop,
-            max_attempts=settings.max_attempts,
-            max_backoff=settings.max_backoff,
-        )
+        self.client, self.path = connect_target(settings, REFUSALS, limiter, stop)
         self.base_url = self.path.base_url
 
     async def send(

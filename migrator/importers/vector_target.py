@@ -20,16 +20,14 @@ from migrator.http import (
     GarbledResponse,
     RateLimiter,
     Refusals,
-    RequestPath,
     Stop,
     connect_failed,
+    connect_target,
     error_message,
     json_object,
-    sdk_options,
     status_of,
 )
 from migrator.importers.conversations import TargetSettings
-from migrator.redact import register_secret
 from migrator.source import PageAnomaly, collect
 
 __all__ = ["REFUSALS", "Failed", "TargetSettings", "Unknown", "VectorTarget"]
@@ -68,20 +66,7 @@ def _ambiguous(exc: BaseException) -> bool:
 class VectorTarget:
     def __init__(self, settings: TargetSettings, limiter: RateLimiter, stop: Stop) -> None:
         self.settings = settings
-        # The same wire as every other client (sent-or-not accounting, the body limit).
-        self.client = openai.AsyncOpenAI(
-            base_url=settings.base_url, api_key=settings.api_key, **sdk_options(settings.timeout)
-        )
-        register_secret(self.client.api_key)  # a target that echoes the key never gets it into the map
-        self.path = RequestPath(
-            str(self.client.base_url),
-            flag="--target-base-url",
-            refusals=REFUSALS,
-            limiter=limiter,
-            stop=stop,
-            max_attempts=settings.max_attempts,
-            max_backoff=settings.max_backoff,
-        )
+        self.client, self.path = connect_target(settings, REFUSALS, limiter, stop)
         self.base_url = self.path.base_url
         self.creates = 0  # create requests sent by this run (attempts included)
 

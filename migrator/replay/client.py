@@ -22,13 +22,11 @@ from migrator.http import (
     GarbledResponse,
     RateLimiter,
     Refusals,
-    RequestPath,
     Stop,
+    connect_target,
     error_message,
     json_object,
-    sdk_options,
 )
-from migrator.redact import register_secret
 
 __all__ = ["Outcome", "TargetClient", "TargetRefusedError", "TargetSettings", "TokenPacer"]
 
@@ -126,20 +124,7 @@ class TargetClient:
     ) -> None:
         self.settings = settings
         self.tokens = tokens
-        self.client = openai.AsyncOpenAI(
-            base_url=settings.base_url, api_key=settings.api_key, **sdk_options(settings.timeout)
-        )
-        # The key the SDK settled on (given, or TARGET_API_KEY): removed from every text a server sends.
-        register_secret(self.client.api_key)
-        self.path = RequestPath(
-            str(self.client.base_url),
-            flag="--target-base-url",
-            refusals=REFUSALS,
-            limiter=limiter,
-            stop=stop,
-            max_attempts=settings.max_attempts,
-            max_backoff=settings.max_backoff,
-        )
+        self.client, self.path = connect_target(settings, REFUSALS, limiter, stop)
         self.base_url = self.path.base_url
 
     @property
