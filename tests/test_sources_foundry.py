@@ -275,3 +275,30 @@ def test_foundry_429s_are_waited_out_through_x_ms_retry_after_ms(srv, tmp_path, 
     # No x-ratelimit-* headers: the limit is estimated from the answers before the first 429s, so some
     # 429s are the price (5% measured on an idle machine, 10% under heavy load); none costs a thread.
     assert srv.stats()["by_status"].get("429", 0) <= 0.2 * srv.stats()["total"], srv.stats()["by_status"]
+
+
+def test_no_entra_token_is_one_line_through_the_installed_command(tmp_path):
+    """azure-identity logs every credential it tried as a WARNING; before our line that was a dozen
+    lines of stderr. Nothing answers the managed identity here (a refused port), no az, no FOUNDRY_TOKEN."""
+    pytest.importorskip("azure.identity", reason="the [azure] extra; `make install` installs it with [dev]")
+    import socket
+
+    with socket.socket() as probe:  # a port nobody listens on
+        probe.bind(("127.0.0.1", 0))
+        closed = probe.getsockname()[1]
+    env = {
+        "PATH": str(Path(sys.executable).parent) + ":/usr/bin:/bin",
+        "HOME": str(tmp_path),
+        "IDENTITY_ENDPOINT": f"http://127.0.0.1:{closed}/token",
+        "IDENTITY_HEADER": "x",
+    }
+    migrate = Path(sys.executable).parent / "migrate"
+    endpoint = f"http://127.0.0.1:{closed}/api/projects/p"
+    result = subprocess.run(
+        [str(migrate), "export", str(tmp_path / "f.db"), "--all-threads", "--foundry-endpoint", endpoint],
+        capture_output=True, text=True, env=env, timeout=300, check=False,
+    )  # fmt: skip
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert result.returncode == 3, result.stderr
+    assert len(lines) == 1 and lines[0].startswith("error: no Entra ID token"), result.stderr
+    assert "az login" in lines[0] and "FOUNDRY_TOKEN" in lines[0] and "Traceback" not in result.stderr

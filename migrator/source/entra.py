@@ -11,6 +11,7 @@ to the SDK per request and kept nowhere else: never in the archive, a log line o
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import Callable
 from typing import Any, Protocol
@@ -57,6 +58,9 @@ def default_credential() -> Credential:
     require_azure_identity()
     from azure.identity import DefaultAzureCredential
 
+    # azure-identity logs every credential it tried as a WARNING: a dozen lines on stderr before our one
+    # line that says what to do (its text is kept there, in the error's reason).
+    logging.getLogger("azure.identity").setLevel(logging.ERROR)
     # Interactive browser sign-in would hang an unattended export; az login covers people at a terminal.
     return DefaultAzureCredential(exclude_interactive_browser_credential=True)
 
