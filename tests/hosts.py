@@ -12,9 +12,10 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable
+from contextlib import suppress
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 from urllib.parse import parse_qs, urlsplit
 
 import orjson
@@ -92,7 +93,39 @@ Answer = tuple[int, Any]
 Route = Answer | Callable[[dict[str, list[str]]], Answer]
 
 
-class LookAlike:
+class _QuietServer(ThreadingHTTPServer):
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        if not isinstance(sys.exc_info()[1], ConnectionError):  # a client that hung up is no error
+            super().handle_error(request, client_address)
+
+
+def _send(handler: BaseHTTPRequestHandler, status: int, kind: str, data: bytes) -> None:
+    handler.send_response(status)
+    handler.send_header("content-type", kind)
+    handler.send_header("content-length", str(len(data)))
+    handler.end_headers()
+    handler.wfile.write(data)
+
+
+class _LocalServer:
+    """An HTTP server on a free port of 127.0.0.1, serving from a thread while the `with` lasts."""
+
+    def __init__(self, handler: type[BaseHTTPRequestHandler]) -> None:
+        self.httpd = _QuietServer(("127.0.0.1", 0), handler)
+        self.httpd.daemon_threads = True
+        self.base_url = f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
+        self._thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+
+    def __enter__(self) -> Self:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+class LookAlike(_LocalServer):
     """A server with an Assistants-shaped surface of its own: `routes` maps "GET /v1/path" to a
     (status, JSON body) or to a function of the query giving one. Unknown paths answer 404."""
 
@@ -122,27 +155,11 @@ class LookAlike:
                     )
                 else:
                     status, body = route(parse_qs(url.query)) if callable(route) else route
-                data = orjson.dumps(body)
-                self.send_response(status)
-                self.send_header("content-type", "application/json")
-                self.send_header("content-length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
+                _send(self, status, "application/json", orjson.dumps(body))
 
             do_GET = do_POST = _answer
 
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.httpd.daemon_threads = True
-        self.base_url = f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
-        self._thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
-
-    def __enter__(self) -> LookAlike:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
+        super().__init__(Handler)
 
 
 def page(items: list[dict[str, Any]], *, has_more: bool = False) -> Answer:
@@ -177,16 +194,10 @@ def finish(proc: subprocess.Popen[bytes], timeout: float = 60.0) -> tuple[int, s
     return proc.returncode, err.decode()
 
 
-class _QuietServer(ThreadingHTTPServer):
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        if not isinstance(sys.exc_info()[1], ConnectionError):  # a client that hung up is no error
-            super().handle_error(request, client_address)
-
-
 Intercept = Callable[[str, str, dict[str, str]], tuple[int, str, bytes] | None]
 
 
-class Middlebox:
+class Middlebox(_LocalServer):
     """A proxy in front of `upstream` (a base URL ending in /v1) that may answer a request itself:
     `intercept(method, path, headers)` returns (status, content type, body) to answer, or None to
     forward the request unchanged (a CDN's error page, a gateway that echoes what it was sent)."""
@@ -223,26 +234,10 @@ class Middlebox:
                     answer = conn.getresponse()
                     status, kind, data = answer.status, answer.getheader("content-type") or "", answer.read()
                     conn.close()
-                try:
-                    self.send_response(status)
-                    self.send_header("content-type", kind)
-                    self.send_header("content-length", str(len(data)))
-                    self.end_headers()
-                    self.wfile.write(data)
-                except (BrokenPipeError, ConnectionResetError):
-                    pass  # the client hung up (it refused a body over its limit): so be it
+                # The client may have hung up (it refused a body over its limit): so be it.
+                with suppress(BrokenPipeError, ConnectionResetError):
+                    _send(self, status, kind, data)
 
             do_GET = do_POST = do_DELETE = _answer
 
-        self.httpd = _QuietServer(("127.0.0.1", 0), Handler)
-        self.httpd.daemon_threads = True
-        self.base_url = f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
-        self._thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
-
-    def __enter__(self) -> Middlebox:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
+        super().__init__(Handler)
