@@ -7,6 +7,7 @@ short; the work is done by the library they call.
 from __future__ import annotations
 
 import contextlib
+import importlib
 import os
 import signal
 import sys
@@ -14,21 +15,54 @@ from collections.abc import Iterator
 
 import typer
 
-from migrator.cli.app import app, say
+from migrator.cli.app import app as _app
+from migrator.cli.app import say
 from migrator.errors import BadInputError, ExitCode, Interrupted, MigrateError
 
-# Importing the command modules registers them on `app`.
-from migrator.cli import export as _export  # noqa: E402,F401  isort: skip
-from migrator.cli.export import resume_command  # noqa: E402  isort: skip
-from migrator.cli import stats as _stats  # noqa: E402,F401  isort: skip
-from migrator.cli import rebuild as _rebuild  # noqa: E402,F401  isort: skip
-from migrator.cli import plan as _plan  # noqa: E402,F401  isort: skip
-from migrator.cli import demo as _demo  # noqa: E402,F401  isort: skip
-from migrator.cli import dump as _dump  # noqa: E402,F401  isort: skip
-from migrator.cli import sandbox as _sandbox  # noqa: E402,F401  isort: skip
-from migrator.cli import import_cmd as _import_cmd  # noqa: E402,F401  isort: skip
-from migrator.cli import verify as _verify  # noqa: E402,F401  isort: skip
-from migrator.cli import replay as _replay  # noqa: E402,F401  isort: skip
+# Importing a command module registers its commands on `app`. `main()` imports only the module of the
+# command it runs: the others would cost every start-up their libraries (the openai SDK and pydantic
+# models, rich's progress bars, the sandbox...), which `verify` or `rebuild` never use. Help, an
+# unknown command and `app` itself (see `__getattr__`) get every module, in this order.
+_MODULES: dict[str, tuple[str, ...]] = {
+    "export": ("export",),
+    "stats": ("stats", "inspect"),
+    "rebuild": ("rebuild", "merge"),
+    "plan": ("plan",),
+    "demo": ("demo",),
+    "dump": ("dump",),
+    "sandbox": ("sandbox",),
+    "import_cmd": ("import",),
+    "verify": ("verify",),
+    "replay": ("replay",),
+}
+_MODULE_OF = {command: module for module, commands in _MODULES.items() for command in commands}
+
+
+def _load_commands(args: list[str] | None = None) -> None:
+    """Register the command `args` names, or every command when they name none."""
+    word = next((a for a in args or () if not a.startswith("-")), None)
+    wanted = [_MODULE_OF[word]] if word in _MODULE_OF else list(_MODULES)
+    for module in wanted:
+        importlib.import_module(f"migrator.cli.{module}")
+
+
+# Importing migrator.cli.app bound the submodule here as `app`; without it, `from migrator.cli import app`
+# reaches `__getattr__`, which registers every command first (the name was the typer app before too).
+del globals()["app"]
+
+
+def __getattr__(name: str) -> object:
+    if name == "app":  # the whole command line, as a test or a tool that lists the commands sees it
+        _load_commands()
+        return _app
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def resume_command(args: list[str]) -> str:
+    from migrator.cli.export import resume_command as resume
+
+    return resume(args)
+
 
 __all__ = ["app", "main"]
 
@@ -68,7 +102,8 @@ def main(argv: list[str] | None = None) -> int:
 def _main(args: list[str], debug: bool) -> int:
     try:
         # Without standalone mode click hands back typer.Exit's code instead of raising it.
-        result = app(args=args, prog_name="migrate", standalone_mode=False)
+        _load_commands(args)
+        result = _app(args=args, prog_name="migrate", standalone_mode=False)
     except MigrateError as exc:
         if debug:
             raise

@@ -8,7 +8,7 @@ import shlex
 import sys
 import time
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, Literal
 
 import typer
 
@@ -16,21 +16,16 @@ from migrator.archive import Archive
 from migrator.cli.app import app, console_err
 from migrator.cli.options import ArchiveArg, IncludeUnfinishedOpt, JsonOpt, open_writer, print_json
 from migrator.errors import Interrupted, UsageError
-from migrator.importers import (
-    ConversationsOptions,
-    ImportProgress,
-    ImportSummary,
-    Selection,
-    TargetSettings,
-    VectorProgress,
-    VectorStoresOptions,
-    VectorStoresSummary,
-    import_agents_sqlite,
-    import_conversations,
-    import_jsonl,
-    import_vector_stores,
-)
+from migrator.importers import ImportProgress, ImportSummary, Selection, import_agents_sqlite, import_jsonl
 from migrator.outputs import check_output
+
+if TYPE_CHECKING:  # the remote targets are imported by the runs that use them (the openai SDK)
+    from migrator.importers import (
+        TargetSettings,
+        VectorProgress,
+        VectorStoresOptions,
+        VectorStoresSummary,
+    )
 
 Target = Literal["jsonl", "agents-sqlite", "conversations", "vector-stores"]
 REMOTE = ("conversations", "vector-stores")
@@ -148,6 +143,8 @@ def import_(
             raise UsageError(
                 "--to vector-stores rebuilds every vector store: drop --thread, --sample and --out"
             )
+        from migrator.importers import VectorStoresOptions
+
         options = VectorStoresOptions(
             concurrency=min(concurrency, 16), max_rps=max_rps, poll_seconds=poll_seconds
         )
@@ -159,8 +156,9 @@ def import_(
     # so they work while an export writes (a stale session is derived for the file, not stored).
     opened = open_writer(archive, f"import --to {to}") if to in REMOTE else Archive.open(archive)
     with opened as store:
-        conversations = ConversationsOptions(concurrency=concurrency, max_rps=max_rps)
-        summary = _import(store, to, out, selection, mapping_out, progress, target_base_url, conversations)
+        summary = _import(
+            store, to, out, selection, mapping_out, progress, target_base_url, (concurrency, max_rps)
+        )
     if summary.interrupted:
         raise Interrupted("interrupted cleanly; the map in the archive says how far each thread got",
                           hint=f"resume with: migrate {shlex.join(sys.argv[1:])}")  # fmt: skip
@@ -190,7 +188,7 @@ def _import(
     mapping_out: Path | None,
     progress: _Progress,
     target_base_url: str | None,
-    options: ConversationsOptions,
+    rate: tuple[int, float | None],
 ) -> ImportSummary:
     if to == "jsonl":
         return import_jsonl(store, out or "-", selection, mapping_out=mapping_out, progress=progress)
@@ -203,7 +201,10 @@ def _import(
             progress=progress,
             stores_of=target_base_url,
         )
+    from migrator.importers import ConversationsOptions, import_conversations
+
     settings = _target_settings(to, target_base_url)
+    options = ConversationsOptions(concurrency=rate[0], max_rps=rate[1])
     return import_conversations(
         store, settings, selection, options=options, mapping_out=mapping_out, progress=progress
     )
@@ -215,6 +216,8 @@ def _target_settings(to: str, base_url: str | None) -> TargetSettings:
     api_key = os.environ.get("TARGET_API_KEY")
     if not api_key:
         raise UsageError(f"--to {to} needs the target's API key", hint="set TARGET_API_KEY")
+    from migrator.importers import TargetSettings
+
     return TargetSettings(base_url=base_url, api_key=api_key)
 
 
@@ -225,6 +228,8 @@ def _vector_stores(
     mapping_out: Path | None,
     json_out: bool,
 ) -> None:
+    from migrator.importers import import_vector_stores
+
     with open_writer(archive, "import --to vector-stores") as store:
         summary = import_vector_stores(
             store, settings, options=options, mapping_out=mapping_out, progress=_VectorProgress()

@@ -4,17 +4,17 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, Literal
 
-import openai
 import orjson
 import typer
 
 from migrator.archive import Archive
 from migrator.cli.app import console, say
 from migrator.errors import UsageError
-from migrator.source import SourceSettings
-from migrator.source.entra import foundry_tokens
+
+if TYPE_CHECKING:
+    from migrator.source import SourceSettings
 
 ArchiveArg = Annotated[
     Path, typer.Argument(metavar="ARCHIVE", help="The archive file (SQLite), as written by `migrate export`.")
@@ -128,6 +128,11 @@ def source_settings(
     timeout: float | None = None,
     foundry_endpoint: str | None = None,
 ) -> SourceSettings:
+    # The source client and the SDK are imported by the commands that talk to a source, not at start-up.
+    import openai
+
+    from migrator.source import SourceSettings
+
     if foundry_endpoint:
         return _foundry_settings(foundry_endpoint, base_url, azure_endpoint, api_version, timeout)
     settings = SourceSettings(base_url=base_url, azure_endpoint=azure_endpoint, api_version=api_version)
@@ -160,6 +165,9 @@ def _foundry_settings(
             f"--foundry-endpoint {endpoint!r} is not a URL",
             hint="give the project endpoint, https://RESOURCE.services.ai.azure.com/api/projects/PROJECT",
         )
+    from migrator.source import SourceSettings
+    from migrator.source.entra import foundry_tokens
+
     # FOUNDRY_TOKEN is read here and handed to the SDK per request; it is never stored or printed.
     tokens = foundry_tokens(os.environ.get("FOUNDRY_TOKEN") or None)
     settings = SourceSettings(foundry_endpoint=url, api_version=api_version, tokens=tokens)

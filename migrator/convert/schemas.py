@@ -9,12 +9,12 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from functools import cache, lru_cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
-from jsonschema import Draft202012Validator
-from jsonschema.protocols import Validator
-from jsonschema.validators import validator_for
+
+if TYPE_CHECKING:
+    from jsonschema.protocols import Validator
 
 __all__ = ["NAME_RE", "canonical", "schema_problems", "strict_problems"]
 
@@ -67,6 +67,10 @@ def schema_problems(parameters: Any) -> tuple[str, ...]:
 
 @lru_cache(maxsize=4096)
 def _schema_problems(key: bytes) -> tuple[str, ...]:
+    # jsonschema (a tenth of a second) at the first tool schema, not in every command that converts.
+    from jsonschema import Draft202012Validator
+    from jsonschema.validators import validator_for
+
     schema = orjson.loads(key)
     problems: list[str] = []
     # Chat completions refuses a non-object root ("schema must be a JSON Schema of 'type: object'").

@@ -14,7 +14,6 @@ import orjson
 
 from migrator.convert.codes import WARNING_CODES
 from migrator.convert.schemas import NAME_RE, schema_problems, strict_problems
-from migrator.convert.sdkstrict import message_adapter, sdk_errors, tool_adapter
 from migrator.convert.session import FORMAT
 
 __all__ = ["FINDING_CODES", "Finding", "validate_session"]
@@ -125,6 +124,9 @@ def validate_session(record: dict[str, Any]) -> list[Finding]:
 
 
 def _check_messages(messages: list[Any], declared: set[str], add: Any) -> None:
+    # pydantic and the SDK's types, at the first validation: a rebuild or an import never validates.
+    from migrator.convert.sdkstrict import message_adapter, sdk_errors
+
     pending: dict[str, bool] = {}  # call id -> answered, for the assistant message being answered
     pending_at = -1
     for index, message in enumerate(messages):
@@ -195,6 +197,8 @@ def _spec_only_rules(message: dict[str, Any], role: str) -> list[str]:
 
 
 def _check_tools(tools: list[Any], add: Any) -> set[str]:
+    from migrator.convert.sdkstrict import sdk_errors, tool_adapter
+
     names: set[str] = set()
     for index, tool in enumerate(tools):
         where = f"tools[{index}]"

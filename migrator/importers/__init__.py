@@ -13,20 +13,30 @@ write a mapping CSV (`mapping_out`) to join against the user's own tables.
 
 from migrator.importers.agents_sqlite import import_agents_sqlite
 from migrator.importers.common import ImportProgress, ImportSummary, Selection
-from migrator.importers.conversations import (
-    ConversationsOptions,
-    TargetSettings,
-    conversation_metadata,
-    import_conversations,
-)
 from migrator.importers.items import session_items
 from migrator.importers.jsonl import import_jsonl
-from migrator.importers.vector_stores import (
-    VectorProgress,
-    VectorStoresOptions,
-    VectorStoresSummary,
-    import_vector_stores,
-)
+
+# The targets behind an API (the openai SDK, the request path) are imported when first named, so that
+# the file targets (jsonl, agents-sqlite) start without them.
+_REMOTE = {
+    "ConversationsOptions": "conversations",
+    "TargetSettings": "conversations",
+    "conversation_metadata": "conversations",
+    "import_conversations": "conversations",
+    "VectorProgress": "vector_stores",
+    "VectorStoresOptions": "vector_stores",
+    "VectorStoresSummary": "vector_stores",
+    "import_vector_stores": "vector_stores",
+}
+
+
+def __getattr__(name: str) -> object:
+    if name in _REMOTE:
+        import importlib
+
+        return getattr(importlib.import_module(f"migrator.importers.{_REMOTE[name]}"), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
     "ConversationsOptions",

@@ -6,7 +6,7 @@ from __future__ import annotations
 from migrator.convert import FINDING_CODES
 from migrator.verify.report import Check, Severity
 
-__all__ = ["CHECKS", "CHECK_BY_CODE"]
+__all__ = ["CHECKS", "CHECK_BY_CODE", "DRIFT_CHECKS"]
 
 E, W, INFO = Severity.ERROR, Severity.WARNING, Severity.INFO
 
@@ -308,3 +308,14 @@ _TAIL: tuple[Check, ...] = (
 
 CHECKS: tuple[Check, ...] = _CORE + _VALIDATOR + _TAIL
 CHECK_BY_CODE: dict[str, Check] = {c.code: c for c in CHECKS}
+
+# verify --against-source only (drift.py), here so that a verify without it never imports the
+# source client and the export path drift.py fetches with.
+DRIFT_CHECKS: tuple[Check, ...] = (
+    # New or changed at the source since export: migrating now would lose them (export --refresh).
+    Check("source_new", "drift", E, "the source holds no object the archive lacks"),
+    Check("source_changed", "drift", E, "every archived object is unchanged at the source"),
+    # Deleted at the source: the archive keeps more than the source, nothing is lost.
+    Check("source_gone", "drift", W, "every archived object still exists at the source"),
+    Check("source_fetch_failed", "drift", W, "every sampled thread could be re-fetched"),
+)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import sqlite3
 import time
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
@@ -22,12 +22,13 @@ from migrator.archive.schema import ORDER_NOTE, known_migration_names
 from migrator.convert import ConversionOptions, validate_session
 from migrator.errors import UsageError
 from migrator.sessions import DeriveFailed, check_workers, derive_batches, recorded_options
-from migrator.source import SourceSettings
 from migrator.verify import queries
 from migrator.verify.budget import Budget
-from migrator.verify.catalogue import CHECK_BY_CODE, CHECKS
-from migrator.verify.drift import DRIFT_CHECKS, source_drift
+from migrator.verify.catalogue import CHECK_BY_CODE, CHECKS, DRIFT_CHECKS
 from migrator.verify.report import MAX_FINDINGS, Finding, VerifyReport
+
+if TYPE_CHECKING:
+    from migrator.source import SourceSettings
 
 __all__ = ["CHECKS", "DRIFT_CHECKS", "verify_archive"]
 
@@ -388,6 +389,8 @@ def verify_archive(
     for code, n in report.warnings_summary.items():
         report.add(Finding("conversion_warnings", f"warning {code}", f"{n:,}"))
     if against_source is not None:
+        from migrator.verify.drift import source_drift  # the network path, only when asked for
+
         if on_phase:
             on_phase("source drift")
         sampled, drift = source_drift(archive, against_source, sample=sample, seed=seed)

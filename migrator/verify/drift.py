@@ -17,18 +17,10 @@ from migrator.archive import Archive, object_hash
 from migrator.export import ThreadFetcher
 from migrator.http import RateLimiter, stop_on_signals
 from migrator.source import SourceClient, SourceSettings
-from migrator.verify.report import Check, Finding, Severity
+from migrator.verify.catalogue import DRIFT_CHECKS
+from migrator.verify.report import Finding
 
 __all__ = ["DRIFT_CHECKS", "sample_threads", "source_drift"]
-
-DRIFT_CHECKS: tuple[Check, ...] = (
-    # New or changed at the source since export: migrating now would lose them (export --refresh).
-    Check("source_new", "drift", Severity.ERROR, "the source holds no object the archive lacks"),
-    Check("source_changed", "drift", Severity.ERROR, "every archived object is unchanged at the source"),
-    # Deleted at the source: the archive keeps more than the source, nothing is lost.
-    Check("source_gone", "drift", Severity.WARNING, "every archived object still exists at the source"),
-    Check("source_fetch_failed", "drift", Severity.WARNING, "every sampled thread could be re-fetched"),
-)
 
 _KINDS = (("messages", "message"), ("runs", "run"), ("steps", "run step"))
 _REQUESTS_AT_ONCE = 8

@@ -15,9 +15,10 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import cache
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import tiktoken
-import tiktoken.load
+if TYPE_CHECKING:
+    import tiktoken
 
 __all__ = ["ENCODINGS", "encoder"]
 
@@ -65,6 +66,10 @@ def _no_cache_copy() -> Iterator[None]:
 
 @cache
 def encoder(name: str) -> tiktoken.Encoding:
+    # tiktoken is imported by the first count, not by every command that imports the converter.
+    import tiktoken
+    import tiktoken.load
+
     expected, pattern, specials = ENCODINGS[name]
     path = _HERE / f"{name}.tiktoken"
     # With the cache off tiktoken does not check the digest itself.
