@@ -32,7 +32,7 @@ def load_encoding(model: str | None = None) -> None:
 def count_tokens(record: dict[str, Any]) -> int:
     """Prompt tokens of sending this session as-is: its messages and its tools."""
     encoding = encoding_name(record.get("model"))
-    encode = _encoder(encoding).encode
+    encode = _lengths(_encoder(encoding))
     total = _REPLY_PRIMING
     for message in record.get("messages") or ():
         total += _PER_MESSAGE
@@ -55,6 +55,19 @@ def count_tokens(record: dict[str, Any]) -> int:
     if tools:
         total += _tools(tools, encode, _FUNC_INIT_CL100K if encoding == "cl100k_base" else _FUNC_INIT)
     return total
+
+
+def _lengths(encoding: Any) -> Any:
+    """Token ids of a text, the way `Encoding.encode` gives them, without its per-call special-token
+    set arithmetic and regex scan (a third of the counting on short messages): every special token
+    starts with "<|", so a text without it encodes as ordinary text, and one with it goes through
+    `encode`, which refuses it as before."""
+    encode, ordinary = encoding.encode, encoding.encode_ordinary
+
+    def ids(text: str) -> list[int]:
+        return encode(text) if "<|" in text else ordinary(text)
+
+    return ids
 
 
 def _parts(parts: list[Any], encode: Any) -> int:
