@@ -329,15 +329,19 @@ def check_workers(workers: int) -> int:
     return workers
 
 
-def default_workers() -> int:
-    """Worker processes when none are asked for: one per core beyond the first two, at most four.
-    On two cores (or fewer) the work stays in this process: a worker would only take the core the
-    reads and writes of this process need, and add its own memory (its encodings, its caches)."""
+def default_workers(*, counting: bool = True) -> int:
+    """Worker processes when none are asked for.
+
+    A build (`counting`: its workers count tokens) gets one per core beyond the first two, at most
+    four: each worker holds its own encoding (some 75 MB while it loads), so on two cores the work
+    stays in this process, within the memory a rebuild of 340,000 threads may take. Verify's workers
+    only convert (about 50 MB each) while this process checks what they return, so one worker per
+    core beyond the first, at most four, keeps both cores of a two-core machine busy."""
     try:
         cores = len(os.sched_getaffinity(0))
     except AttributeError:  # not Linux
         cores = os.cpu_count() or 1
-    return max(0, min(cores - 2, 4))
+    return max(0, min(cores - (2 if counting else 1), 4))
 
 
 def _derive(

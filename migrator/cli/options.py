@@ -26,7 +26,8 @@ WorkersOpt = Annotated[
     typer.Option(
         "--workers",
         metavar="N",
-        help="Processes that convert sessions (0: this one). [default: one per core beyond two, at most 4]",
+        help="Processes that convert sessions (0: this one). [default: verify one per core beyond the "
+        "first, rebuild one per core beyond two; at most 4]",
     ),
 ]
 

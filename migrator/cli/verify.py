@@ -98,7 +98,7 @@ def verify(
             against_source=source,
             sample=20 if sample is None else sample,
             on_phase=on_phase,
-            workers=default_workers() if workers is None else workers,
+            workers=default_workers(counting=False) if workers is None else workers,
         )
     if junit is not None:
         write_junit(report, junit)
