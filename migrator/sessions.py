@@ -441,12 +441,15 @@ def derive_batches(
         return
     # spawn, not fork: a forked child would inherit this process's open SQLite connection and locks.
     context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(
-        workers,
-        mp_context=context,
-        initializer=_start_worker,
-        initargs=(str(archive.path), options.as_dict(), rows),
-    ) as pool:
+    with (
+        _fewer_collections(),
+        ProcessPoolExecutor(
+            workers,
+            mp_context=context,
+            initializer=_start_worker,
+            initargs=(str(archive.path), options.as_dict(), rows),
+        ) as pool,
+    ):
         pending: deque[tuple[T, Future[Derived]]] = deque()
         try:
             for item in items:
