@@ -19,11 +19,12 @@ polling loop's run snapshots (every version kept, the newest current), recorded 
 from __future__ import annotations
 
 import contextlib
+import gc
 import os
 import tempfile
 import time
 from collections import Counter, defaultdict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -62,6 +63,7 @@ from migrator.dumps.reader import (
     iter_input_files,
     read_documents,
     read_lines,
+    walk_folders,
 )
 from migrator.dumps.report import RECOGNISED, IngestProgress, IngestReport
 from migrator.dumps.sse import DELTA_KINDS, Assembler
@@ -89,21 +91,42 @@ PARSED_TEXT_PAGE = "vector_store.file_content.page"
 _OWNED_KINDS = ("dump_messages_missing", "dump_page_has_more")
 _BATCH = 2000  # objects a transaction while reading (parsed objects are held until it commits)
 _SETTLE_BATCH = 500  # threads a transaction while settling
+_STREAMED = frozenset(("thread.run", *DELTA_KINDS.values()))  # what later deltas of a stream build on
 _MAX_DEPTH = 4  # arrays of list pages of objects are fine; deeper nesting is not an API shape
 
 
-@dataclass(frozen=True)
 class _Where:
-    path: Any  # an Input or a Path, printed only
-    line: int | None
-    item: str = ""
+    """Where a value was read: a file, its line, and the path of items inside the document.
+
+    Every item of every page gets one, and almost none is ever printed: the item path is kept as
+    the parent and the index, and spelled out only when a message names it."""
+
+    __slots__ = ("path", "line", "_parent", "_index", "_item")
+
+    def __init__(self, path: Any, line: int | None, item: str = "") -> None:
+        self.path = path  # an Input or a Path, printed only
+        self.line = line
+        self._parent: _Where | None = None
+        self._index: int | str = 0
+        self._item: str | None = item
+
+    @property
+    def item(self) -> str:
+        if self._item is None:
+            index, parent = self._index, self._parent.item  # type: ignore[union-attr]
+            self._item = f"{parent}[{index}]" if isinstance(index, int) else f"{parent}.{index}"
+        return self._item
 
     def at(self, index: int | str) -> _Where:
-        return _Where(
+        inner = _Where.__new__(_Where)
+        inner.path, inner.line, inner._parent, inner._index, inner._item = (
             self.path,
             self.line,
-            f"{self.item}[{index}]" if isinstance(index, int) else f"{self.item}.{index}",
+            self,
+            index,
+            None,
         )
+        return inner
 
     def origin(self) -> str:
         return f"{self.path}:{self.line}" if self.line else str(self.path)
@@ -193,10 +216,10 @@ def _bytes_under(paths: list[Path]) -> int:
         if root.is_file():
             total += root.stat().st_size
             continue
-        for dirpath, _dirs, names in os.walk(root):
+        for dirpath, _dirs, names in walk_folders(str(root)):
             for name in names:
                 with contextlib.suppress(OSError):
-                    total += (Path(dirpath) / name).stat().st_size
+                    total += os.stat(os.path.join(dirpath, name)).st_size
     return total
 
 
@@ -213,6 +236,32 @@ def ingest_dump(
     `progress` is called after each file and each batch of stored objects (a 200 MB file is read
     for tens of seconds: the count of objects shows it moving)."""
     paths = check_dump_paths(paths, files_dir)
+    with _fewer_collections():
+        return _ingest_dump(archive, paths, files_dir, zip_limits, progress)
+
+
+@contextlib.contextmanager
+def _fewer_collections() -> Iterator[None]:
+    """The cyclic garbage collector, rarely: an ingest makes millions of small dicts that hold no
+    cycles, and the collector's default pace (every 700 allocations, rescanning everything imported)
+    was a sixth of the time."""
+    before = gc.get_threshold()
+    gc.freeze()
+    gc.set_threshold(50_000, 20, 100)
+    try:
+        yield
+    finally:
+        gc.set_threshold(*before)
+        gc.unfreeze()
+
+
+def _ingest_dump(
+    archive: Archive,
+    paths: list[Path],
+    files_dir: Path | None,
+    zip_limits: ZipLimits,
+    progress: Callable[[IngestProgress], None] | None,
+) -> IngestReport:
     report = IngestReport()
     manifests = list(_manifests(paths, report, zip_limits))
     loose_dirs = ([Path(files_dir)] if files_dir else []) + [d for m in manifests if (d := m.files_dir)]
@@ -282,7 +331,7 @@ def _manifests(paths: list[Path], report: IngestReport, limits: ZipLimits) -> It
             if data_format(root.name) == "zip":
                 yield from _zipped_manifests(root, report, limits)
             continue
-        for dirpath, dirnames, filenames in os.walk(root):
+        for dirpath, dirnames, filenames in walk_folders(str(root)):
             dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
             for name in sorted(filenames):
                 if data_format(name) == "zip" and not name.startswith("."):
@@ -293,6 +342,9 @@ def _manifests(paths: list[Path], report: IngestReport, limits: ZipLimits) -> It
             manifest = _read_manifest(folder / MANIFEST, report)
             if manifest is None:
                 continue
+            # A dump's own folders hold its threads, never another dump (as `_cut_short_dump`
+            # reads them): 340,000 thread folders are not walked twice.
+            dirnames[:] = []
             yield _Manifest(
                 folder,
                 _inner(folder, manifest.get("files_dir"), want_dir=True),
@@ -344,6 +396,25 @@ _NAMED = 1  # the dump says something about the thread
 _MESSAGE_PAGE = 2  # the dump holds a (maybe empty) page of its messages
 
 
+class _Bits:
+    """A set that may answer "maybe" for a key it was never given, never "no" for one it was (a
+    Bloom filter of one hash): a fixed 4 MiB however many keys, where a set of 340,000 listings
+    would be tens of megabytes. "maybe" costs a look in the temporary table, which has the answer."""
+
+    _SIZE = 1 << 25  # bits
+
+    def __init__(self) -> None:
+        self.bits = bytearray(self._SIZE >> 3)
+
+    def add(self, key: object) -> None:
+        h = hash(key) & (self._SIZE - 1)
+        self.bits[h >> 3] |= 1 << (h & 7)
+
+    def maybe(self, key: object) -> bool:
+        h = hash(key) & (self._SIZE - 1)
+        return bool(self.bits[h >> 3] & (1 << (h & 7)))
+
+
 class _Notes:
     """What the dump says of each thread and listing, gathered a batch at a time into the archive's
     temporary tables (`archive.loose.note`): bounded memory however many threads the dump holds."""
@@ -357,6 +428,9 @@ class _Notes:
         self.last_pages: set[tuple[str, str, str]] = set()
         # (kind, parent) of a listing -> whether its pages were seen newest first.
         self.orders: dict[tuple[str, str], bool] = {}
+        # Listings whose order a page told: almost every page is the only one of its listing, and
+        # asking the temporary table about each was a query a page.
+        self.told = _Bits()
 
     def thread(self, thread_id: str, flags: int = _NAMED) -> None:
         self.threads[thread_id] = self.threads.get(thread_id, 0) | flags | _NAMED
@@ -367,13 +441,14 @@ class _Notes:
         """A page reads in the order the first page of its listing that could tell showed; one that
         cannot tell, and none before it could, reads ascending (file order)."""
         held = self.orders.get(listing)
-        if held is None:
+        if held is None and self.told.maybe(listing):
             held = self.loose.noted_order(*listing)
         if held is not None:
             return held
         if seen is None:
             return False
         self.orders[listing] = seen
+        self.told.add(listing)
         if len(self.orders) >= _NOTES_BATCH:
             self.flush()
         return seen
@@ -483,25 +558,9 @@ class _Ingest:
     def obj(
         self, kind: str, obj: dict[str, Any], where: _Where, hints: dict[str, str], descending: bool = False
     ) -> None:
-        if kind == MANIFEST_OBJECT:
-            return
-        if kind == PARSED_TEXT_PAGE:
-            self.text_page(obj, where, hints)
-            return
-        if kind in DELTA_KINDS:
-            self.report.recognise(kind)
-            if not self.stream.delta(obj):
-                self.skip(where, f"a {kind} without an id or a delta")
-            return
-        if obj.get("deleted") is True or kind.endswith(".deleted"):
-            self.report.recognise(kind if kind.endswith(".deleted") else f"{kind}.deleted")
-            return
-        if kind in RECOGNISED:
-            self.report.recognise(kind)
-            return
-        if kind not in TABLE_OF:
-            self.report.unknown_types[kind] += 1
-            self.skip(where, f"unknown object type {kind!r}")
+        table = TABLE_OF.get(kind)
+        if table is None or obj.get("deleted") is True:
+            self.not_kept(kind, obj, where, hints)
             return
         if not isinstance(obj.get("id"), str) or not obj["id"]:
             self.skip(where, f"a {kind} without an id")
@@ -519,7 +578,7 @@ class _Ingest:
             if not parent:
                 self.skip(where, f"{kind} {obj['id']} does not say its {key}")
                 return
-        if kind in ("thread.run", *DELTA_KINDS.values()):
+        if kind in _STREAMED:
             self.stream.whole(obj)
         if kind == "thread":
             self.notes.thread(obj["id"])
@@ -530,10 +589,31 @@ class _Ingest:
         refs = frozenset(files_in_assistant(obj)) if kind == "assistant" else frozenset()
         self.sequence += 1
         position = -self.sequence if descending else self.sequence
-        item = LooseObject(TABLE_OF[kind], obj, parent, refs, position, where.origin())
-        self.batch.append((item, kind))
+        self.batch.append((LooseObject(table, obj, parent, refs, position, where.origin()), kind))
         if len(self.batch) >= _BATCH:
             self.flush()
+
+    def not_kept(self, kind: str, obj: dict[str, Any], where: _Where, hints: dict[str, str]) -> None:
+        """An object of no raw table, or a deletion: counted, or read for what it adds (a parsed text
+        page, a delta of a stream)."""
+        if kind == MANIFEST_OBJECT:
+            return
+        if kind == PARSED_TEXT_PAGE:
+            self.text_page(obj, where, hints)
+            return
+        if kind in DELTA_KINDS:
+            self.report.recognise(kind)
+            if not self.stream.delta(obj):
+                self.skip(where, f"a {kind} without an id or a delta")
+            return
+        if obj.get("deleted") is True or kind.endswith(".deleted"):
+            self.report.recognise(kind if kind.endswith(".deleted") else f"{kind}.deleted")
+            return
+        if kind in RECOGNISED:
+            self.report.recognise(kind)
+            return
+        self.report.unknown_types[kind] += 1
+        self.skip(where, f"unknown object type {kind!r}")
 
     def flush(self) -> None:
         if not self.batch:
