@@ -16,6 +16,8 @@ import heapq
 import multiprocessing
 import os
 import sqlite3
+import threading
+import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
@@ -198,15 +200,23 @@ def build_sessions(
     stop: Callable[[], bool] = lambda: False,
     workers: int = 0,
     batch: int = 500,
+    batches: Iterable[list[str]] | None = None,
 ) -> BuildSummary:
     """Build the sessions of every done thread marked stale; resumable, one transaction a batch.
-    `workers` > 0 converts in that many processes (see derive.py); the sessions are the same."""
+    `workers` > 0 converts in that many processes (see derive.py); the sessions are the same.
+    `batches` (done threads, committed before each is drawn) replaces the stale ones: an ingest
+    hands its threads over as it rules on them."""
     check_workers(workers)
     if record_options(archive, options) or rebuild_all:
         archive.work.mark_all_stale()
     summary = BuildSummary()
     batches = derive_batches(
-        archive, archive.work.stale_batches(batch), lambda ids: ids, options, rows=True, workers=workers
+        archive,
+        archive.work.stale_batches(batch) if batches is None else batches,
+        lambda ids: ids,
+        options,
+        rows=True,
+        workers=workers,
     )
     try:
         for ids, derived in batches:
@@ -338,6 +348,19 @@ def default_workers() -> int:
     return max(0, min(cores - 2, 4))
 
 
+def ingest_workers() -> int:
+    """Worker processes for the sessions of an ingest: one as soon as there is a second core, since
+    this process rules on the next batch of threads (reads, parses, writes) while it converts one."""
+    return max(1, default_workers()) if _cores() >= 2 else 0
+
+
+def _cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
 def _derive(
     archive: Archive,
     thread_ids: list[str],
@@ -381,6 +404,7 @@ _WORKER: dict[str, Any] = {}
 
 
 def _start_worker(path: str, options: dict[str, Any], rows: bool) -> None:
+    _exit_with_parent()
     archive = Archive.open(path)  # to read: no lock, sees what the writer has committed
     _WORKER.update(
         archive=archive,
@@ -388,6 +412,19 @@ def _start_worker(path: str, options: dict[str, Any], rows: bool) -> None:
         assistants=archive.raw.assistants(),
         rows=rows,
     )
+
+
+def _exit_with_parent() -> None:
+    """A worker whose parent was killed (kill -9 gives it no time to stop its pool) ends too: left
+    running, it would hold the archive open, and the resumed run could not fold its WAL back."""
+    parent = os.getppid()
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(0.2)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="exit-with-parent", daemon=True).start()
 
 
 def _work(thread_ids: list[str]) -> Derived:

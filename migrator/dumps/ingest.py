@@ -71,7 +71,7 @@ from migrator.dumps.zipped import zip_dumps
 from migrator.errors import BadInputError, IncompleteDumpError
 from migrator.refs import files_in_assistant, thread_file_refs
 
-__all__ = ["check_dump_paths", "ingest_dump", "TABLE_OF", "PARSED_TEXT_PAGE"]
+__all__ = ["check_dump_paths", "ingest_dump", "read_dump", "DumpIngest", "TABLE_OF", "PARSED_TEXT_PAGE"]
 
 # The `object` field of each kind we keep, and the table it lives in.
 TABLE_OF = {
@@ -235,9 +235,46 @@ def ingest_dump(
 
     `progress` is called after each file and each batch of stored objects (a 200 MB file is read
     for tens of seconds: the count of objects shows it moving)."""
+    ingest = read_dump(archive, paths, files_dir, zip_limits=zip_limits, progress=progress)
+    for _done in ingest.settled():
+        pass
+    return ingest.report
+
+
+def read_dump(
+    archive: Archive,
+    paths: list[Path],
+    files_dir: Path | None = None,
+    *,
+    zip_limits: ZipLimits = ZipLimits(),
+    progress: Callable[[IngestProgress], None] | None = None,
+) -> DumpIngest:
+    """Read every object of the dump into the archive; its threads are ruled on by `settled()`."""
     paths = check_dump_paths(paths, files_dir)
     with _fewer_collections():
-        return _ingest_dump(archive, paths, files_dir, zip_limits, progress)
+        return _read_dump(archive, paths, files_dir, zip_limits, progress)
+
+
+class DumpIngest:
+    """A dump read into the archive whose threads are not ruled on yet."""
+
+    def __init__(self, run: _Ingest) -> None:
+        self._run = run
+        self.report = run.report
+
+    def to_settle(self) -> int:
+        """How many threads the dump named (the most that can be `done`)."""
+        return self._run.archive.loose.noted_count()
+
+    def settled(self) -> Iterator[list[str]]:
+        """Rule on every thread the dump named, a batch a transaction; after each commit, the ids of
+        the batch's `done` threads (a caller may build their sessions while the next batch is ruled
+        on). The report is whole once it is exhausted."""
+        run = self._run
+        with _fewer_collections():
+            yield from run.settle_threads()
+            run.check_leftovers()
+        self.report.loose_files_matched = len(run.loose.matched)
 
 
 @contextlib.contextmanager
@@ -255,13 +292,13 @@ def _fewer_collections() -> Iterator[None]:
         gc.unfreeze()
 
 
-def _ingest_dump(
+def _read_dump(
     archive: Archive,
     paths: list[Path],
     files_dir: Path | None,
     zip_limits: ZipLimits,
     progress: Callable[[IngestProgress], None] | None,
-) -> IngestReport:
+) -> DumpIngest:
     report = IngestReport()
     manifests = list(_manifests(paths, report, zip_limits))
     loose_dirs = ([Path(files_dir)] if files_dir else []) + [d for m in manifests if (d := m.files_dir)]
@@ -309,10 +346,8 @@ def _ingest_dump(
         run.settle_texts()
         read = total  # the manifests, thread lists and file bytes, read through the manifests: all of it
         tick()
-    run.settle_threads()
-    run.check_leftovers()
-    report.loose_files_matched = len(run.loose.matched)
-    return report
+    run.note_missing()
+    return DumpIngest(run)
 
 
 @dataclass(frozen=True)
@@ -762,11 +797,10 @@ class _Ingest:
         if kept:
             self.report.versions_read += self.archive.versions.add(kept)
 
-    def settle_threads(self) -> None:
-        """Rule on every thread the dump named, a batch of them a transaction (their reads included)."""
-        for thread_id in self.missing:
-            self.notes.thread(thread_id)
-        self.notes.flush()
+    def settle_threads(self) -> Iterator[list[str]]:
+        """Rule on every thread the dump named, a batch of them a transaction (their reads included);
+        after each, the ids of its `done` threads."""
+        self.note_missing()
         for batch in self.archive.loose.noted_threads(_SETTLE_BATCH):
             flags = dict(batch)
             with self.archive.atomic():
@@ -775,13 +809,22 @@ class _Ingest:
                     for raw in self.archive.raw.threads_raw(list(flags))
                 ]
                 self.archive.loose.settle(settlements)
+            done: list[str] = []
             for settlement in settlements:
                 if settlement.status == "done":
                     self.report.threads_done += 1
+                    done.append(settlement.thread_id)
                 elif settlement.status == "missing":
                     self.report.threads_missing += 1
                 else:
                     self.report.threads_pending += 1
+            yield done
+
+    def note_missing(self) -> None:
+        """Threads an export said are gone are ruled on too; every note is in its table after this."""
+        for thread_id in self.missing:
+            self.notes.thread(thread_id)
+        self.notes.flush()
 
     def settle_thread(self, raw: ThreadRaw, flags: int) -> ThreadSettlement:
         thread_id = raw.thread_id
