@@ -18,6 +18,8 @@ import heapq
 import multiprocessing
 import os
 import sqlite3
+import threading
+import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
@@ -200,15 +202,23 @@ def build_sessions(
     stop: Callable[[], bool] = lambda: False,
     workers: int = 0,
     batch: int = 500,
+    batches: Iterable[list[str]] | None = None,
 ) -> BuildSummary:
     """Build the sessions of every done thread marked stale; resumable, one transaction a batch.
-    `workers` > 0 converts in that many processes (see derive.py); the sessions are the same."""
+    `workers` > 0 converts in that many processes (see derive.py); the sessions are the same.
+    `batches` (done threads, committed before each is drawn) replaces the stale ones: an ingest
+    hands its threads over as it rules on them."""
     check_workers(workers)
     if record_options(archive, options) or rebuild_all:
         archive.work.mark_all_stale()
     summary = BuildSummary()
     batches = derive_batches(
-        archive, archive.work.stale_batches(batch), lambda ids: ids, options, rows=True, workers=workers
+        archive,
+        archive.work.stale_batches(batch) if batches is None else batches,
+        lambda ids: ids,
+        options,
+        rows=True,
+        workers=workers,
     )
     try:
         for ids, derived in batches:
@@ -337,11 +347,20 @@ def default_workers(*, counting: bool = True) -> int:
     stays in this process, within the memory a rebuild of 340,000 threads may take. Verify's workers
     only convert (about 50 MB each) while this process checks what they return, so one worker per
     core beyond the first, at most four, keeps both cores of a two-core machine busy."""
+    return max(0, min(_cores() - (2 if counting else 1), 4))
+
+
+def ingest_workers() -> int:
+    """Worker processes for the sessions of an ingest: one as soon as there is a second core, since
+    this process rules on the next batch of threads (reads, parses, writes) while it converts one."""
+    return max(1, default_workers()) if _cores() >= 2 else 0
+
+
+def _cores() -> int:
     try:
-        cores = len(os.sched_getaffinity(0))
+        return len(os.sched_getaffinity(0))
     except AttributeError:  # not Linux
-        cores = os.cpu_count() or 1
-    return max(0, min(cores - (2 if counting else 1), 4))
+        return os.cpu_count() or 1
 
 
 def _derive(
@@ -387,6 +406,7 @@ _WORKER: dict[str, Any] = {}
 
 
 def _start_worker(path: str, options: dict[str, Any], rows: bool) -> None:
+    _exit_with_parent()
     gc.freeze()  # as in _fewer_collections, for the life of the worker
     gc.set_threshold(20_000, 50, 1000)
     archive = Archive.open(path)  # to read: no lock, sees what the writer has committed
@@ -396,6 +416,19 @@ def _start_worker(path: str, options: dict[str, Any], rows: bool) -> None:
         assistants=archive.raw.assistants(),
         rows=rows,
     )
+
+
+def _exit_with_parent() -> None:
+    """A worker whose parent was killed (kill -9 gives it no time to stop its pool) ends too: left
+    running, it would hold the archive open, and the resumed run could not fold its WAL back."""
+    parent = os.getppid()
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(0.2)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="exit-with-parent", daemon=True).start()
 
 
 def _work(thread_ids: list[str]) -> Derived:

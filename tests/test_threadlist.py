@@ -83,3 +83,20 @@ def test_a_thread_list_is_checked_whole_then_streamed_and_the_work_list_keeps_th
     entries.close()
     with pytest.raises(BadInputError, match="1 unusable"):
         ThreadList(write(tmp_path, "bad.txt", "thread_ok\n" * 3 + "nope\n"))
+
+
+def test_a_list_longer_than_a_read_block_reports_the_line_and_byte_of_its_fault(tmp_path):
+    # The plain list is read in blocks of 8,192 lines: what lies past the first block is numbered and
+    # placed exactly as when it was read a line at a time.
+    ids = [f"thread_{i:024d}" for i in range(20_000)]
+    text = "\n".join(ids[:12_000] + ["not an id"] + ids[12_000:]) + "\n"
+    with pytest.raises(BadInputError) as caught:
+        read_thread_list(write(tmp_path, "ids.txt", text))
+    assert caught.value.problems == ["{}:12001: not a thread id: 'not an id'".format(tmp_path / "ids.txt")]
+    raw = ("\n".join(ids) + "\n").encode()
+    at = raw.index(ids[15_000].encode()) + 3
+    with pytest.raises(BadInputError, match=f"not UTF-8 text \\(invalid start byte at byte {at}\\)"):
+        read_thread_list(write(tmp_path, "bad.txt", raw[:at] + b"\xff" + raw[at + 1 :]))
+    with pytest.raises(BadInputError, match="binary data"):
+        read_thread_list(write(tmp_path, "nul.txt", raw[:at] + b"\x00" + raw[at + 1 :]))
+    assert [e.thread_id for e in read_thread_list(write(tmp_path, "ok.txt", raw))] == ids

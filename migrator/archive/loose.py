@@ -229,6 +229,9 @@ class LooseObjects(Room):
             is not None
         )
 
+    def noted_count(self) -> int:
+        return self.db.conn.execute("select count(*) from temp.ingest_threads").fetchone()[0]
+
     def noted_threads(self, batch: int = 500) -> Iterator[list[tuple[str, int]]]:
         """(thread_id, flags) of every noted thread, in id order, a batch at a time."""
         sql = (

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import tempfile
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import orjson
 import typer
@@ -16,10 +16,12 @@ from migrator.cli.export import render_summary
 from migrator.cli.progress import ExportProgress
 from migrator.export import ExportOptions, run_export
 from migrator.inspect import conversation_lines
-from migrator.sandbox import SandboxConfig, SandboxServer
 from migrator.source import SourceSettings
 from migrator.threadlist import ThreadEntry
 from migrator.verify import VerifyReport, render_table, verify_archive
+
+if TYPE_CHECKING:  # the sandbox is imported by the demo only: every other command starts without it
+    from migrator.sandbox import SandboxServer
 
 SHOWN = ("assistants", "threads_done", "messages", "runs", "run_steps", "vector_stores", "files", "sessions")
 
@@ -57,6 +59,8 @@ def demo(
 
     Example: migrate demo --threads 300 --archive demo.db
     """
+    from migrator.sandbox import SandboxConfig, SandboxServer
+
     with (
         tempfile.TemporaryDirectory(prefix="migrate-demo-") as tmp,
         SandboxServer(SandboxConfig(threads=threads, seed=1)) as server,

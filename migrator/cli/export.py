@@ -175,16 +175,18 @@ def _dump_paths(from_dump: list[Path] | None, more: list[Path] | None, threads: 
 def _from_dump(
     archive: Path, paths: list[Path], files_dir: Path | None, flags: dict[str, str | None], json_out: bool
 ) -> int:
-    from migrator.dumps import check_dump_paths, ingest_dump
-    from migrator.sessions import build_sessions
+    from migrator.dumps import check_dump_paths, read_dump
+    from migrator.sessions import build_sessions, ingest_workers
 
     check_dump_paths(paths, files_dir)  # before the archive exists: a typo must not leave an empty one
     new = not archive.exists()
     with open_writer(archive, "export", create=True) as store:
         with DumpProgress() as progress:
-            report = ingest_dump(store, paths, files_dir, progress=progress)
-        console_err.print(f"sessions: building {store.work.stale_count()}", highlight=False)
-        sessions = build_sessions(store, resolve_options(store, **flags))
+            ingest = read_dump(store, paths, files_dir, progress=progress)
+        report, options = ingest.report, resolve_options(store, **flags)
+        console_err.print(f"sessions: building {ingest.to_settle()}", highlight=False)
+        sessions = build_sessions(store, options, batches=ingest.settled(), workers=ingest_workers())
+        sessions.sessions += build_sessions(store, options).sessions  # stale from an earlier run
     if new and report.empty:
         archive.unlink()  # a dump with nothing to keep leaves no archive behind
     if json_out:

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from migrator.cli.app import MigrateTyper, app, console, console_err, say
 from migrator.errors import UsageError
-from migrator.sandbox import SandboxConfig, SandboxServer, thread_ids
+
+if TYPE_CHECKING:  # the sandbox is imported by its commands only: every other command starts without it
+    from migrator.sandbox import SandboxServer
 
 sandbox_app = MigrateTyper(help="The embedded Assistants v2 sandbox server.", no_args_is_help=True)
 app.add_typer(sandbox_app, name="sandbox")
@@ -109,6 +111,8 @@ def serve(
 
 def _server(knobs: dict[str, object], port: int) -> SandboxServer:
     """The server, or one line: a bad knob, or a port that cannot be had."""
+    from migrator.sandbox import SandboxConfig, SandboxServer
+
     try:
         return SandboxServer(SandboxConfig(**knobs), port=port)  # type: ignore[arg-type]
     except ValueError as exc:
@@ -133,5 +137,7 @@ def ids(*, threads: ThreadsOpt = 200, seed: SeedOpt = 1) -> None:
     """
     if threads < 0:
         raise UsageError(f"threads must be an integer >= 0, got {threads}")
+    from migrator.sandbox import thread_ids
+
     console.file.write("".join(f"{tid}\n" for tid in thread_ids(threads, seed)))
     console.file.flush()

@@ -4,11 +4,12 @@
 an archive written out and read back gives the same raw objects, hashes and sessions.
 """
 
-from migrator.dumps.ingest import check_dump_paths, ingest_dump
+from migrator.dumps.ingest import DumpIngest, check_dump_paths, ingest_dump, read_dump
 from migrator.dumps.report import FINDING_CODES, Finding, IngestProgress, IngestReport, Problem
 from migrator.dumps.writer import DumpSummary, write_dump
 
 __all__ = [
+    "DumpIngest",
     "IngestProgress",
     "DumpSummary",
     "FINDING_CODES",
@@ -17,5 +18,6 @@ __all__ = [
     "Problem",
     "check_dump_paths",
     "ingest_dump",
+    "read_dump",
     "write_dump",
 ]

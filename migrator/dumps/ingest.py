@@ -19,11 +19,12 @@ polling loop's run snapshots (every version kept, the newest current), recorded 
 from __future__ import annotations
 
 import contextlib
+import gc
 import os
 import tempfile
 import time
 from collections import Counter, defaultdict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -62,6 +63,7 @@ from migrator.dumps.reader import (
     iter_input_files,
     read_documents,
     read_lines,
+    walk_folders,
 )
 from migrator.dumps.report import RECOGNISED, IngestProgress, IngestReport
 from migrator.dumps.sse import DELTA_KINDS, Assembler
@@ -69,7 +71,7 @@ from migrator.dumps.zipped import zip_dumps
 from migrator.errors import BadInputError, IncompleteDumpError
 from migrator.refs import files_in_assistant, thread_file_refs
 
-__all__ = ["check_dump_paths", "ingest_dump", "TABLE_OF", "PARSED_TEXT_PAGE"]
+__all__ = ["check_dump_paths", "ingest_dump", "read_dump", "DumpIngest", "TABLE_OF", "PARSED_TEXT_PAGE"]
 
 # The `object` field of each kind we keep, and the table it lives in.
 TABLE_OF = {
@@ -89,21 +91,42 @@ PARSED_TEXT_PAGE = "vector_store.file_content.page"
 _OWNED_KINDS = ("dump_messages_missing", "dump_page_has_more")
 _BATCH = 2000  # objects a transaction while reading (parsed objects are held until it commits)
 _SETTLE_BATCH = 500  # threads a transaction while settling
+_STREAMED = frozenset(("thread.run", *DELTA_KINDS.values()))  # what later deltas of a stream build on
 _MAX_DEPTH = 4  # arrays of list pages of objects are fine; deeper nesting is not an API shape
 
 
-@dataclass(frozen=True)
 class _Where:
-    path: Any  # an Input or a Path, printed only
-    line: int | None
-    item: str = ""
+    """Where a value was read: a file, its line, and the path of items inside the document.
+
+    Every item of every page gets one, and almost none is ever printed: the item path is kept as
+    the parent and the index, and spelled out only when a message names it."""
+
+    __slots__ = ("path", "line", "_parent", "_index", "_item")
+
+    def __init__(self, path: Any, line: int | None, item: str = "") -> None:
+        self.path = path  # an Input or a Path, printed only
+        self.line = line
+        self._parent: _Where | None = None
+        self._index: int | str = 0
+        self._item: str | None = item
+
+    @property
+    def item(self) -> str:
+        if self._item is None:
+            index, parent = self._index, self._parent.item  # type: ignore[union-attr]
+            self._item = f"{parent}[{index}]" if isinstance(index, int) else f"{parent}.{index}"
+        return self._item
 
     def at(self, index: int | str) -> _Where:
-        return _Where(
+        inner = _Where.__new__(_Where)
+        inner.path, inner.line, inner._parent, inner._index, inner._item = (
             self.path,
             self.line,
-            f"{self.item}[{index}]" if isinstance(index, int) else f"{self.item}.{index}",
+            self,
+            index,
+            None,
         )
+        return inner
 
     def origin(self) -> str:
         return f"{self.path}:{self.line}" if self.line else str(self.path)
@@ -193,10 +216,10 @@ def _bytes_under(paths: list[Path]) -> int:
         if root.is_file():
             total += root.stat().st_size
             continue
-        for dirpath, _dirs, names in os.walk(root):
+        for dirpath, _dirs, names in walk_folders(str(root)):
             for name in names:
                 with contextlib.suppress(OSError):
-                    total += (Path(dirpath) / name).stat().st_size
+                    total += os.stat(os.path.join(dirpath, name)).st_size
     return total
 
 
@@ -212,7 +235,70 @@ def ingest_dump(
 
     `progress` is called after each file and each batch of stored objects (a 200 MB file is read
     for tens of seconds: the count of objects shows it moving)."""
+    ingest = read_dump(archive, paths, files_dir, zip_limits=zip_limits, progress=progress)
+    for _done in ingest.settled():
+        pass
+    return ingest.report
+
+
+def read_dump(
+    archive: Archive,
+    paths: list[Path],
+    files_dir: Path | None = None,
+    *,
+    zip_limits: ZipLimits = ZipLimits(),
+    progress: Callable[[IngestProgress], None] | None = None,
+) -> DumpIngest:
+    """Read every object of the dump into the archive; its threads are ruled on by `settled()`."""
     paths = check_dump_paths(paths, files_dir)
+    with _fewer_collections():
+        return _read_dump(archive, paths, files_dir, zip_limits, progress)
+
+
+class DumpIngest:
+    """A dump read into the archive whose threads are not ruled on yet."""
+
+    def __init__(self, run: _Ingest) -> None:
+        self._run = run
+        self.report = run.report
+
+    def to_settle(self) -> int:
+        """How many threads the dump named (the most that can be `done`)."""
+        return self._run.archive.loose.noted_count()
+
+    def settled(self) -> Iterator[list[str]]:
+        """Rule on every thread the dump named, a batch a transaction; after each commit, the ids of
+        the batch's `done` threads (a caller may build their sessions while the next batch is ruled
+        on). The report is whole once it is exhausted."""
+        run = self._run
+        with _fewer_collections():
+            yield from run.settle_threads()
+            run.check_leftovers()
+        self.report.loose_files_matched = len(run.loose.matched)
+
+
+@contextlib.contextmanager
+def _fewer_collections() -> Iterator[None]:
+    """The cyclic garbage collector, rarely: an ingest makes millions of small dicts that hold no
+    cycles, and the collector's default pace (every 700 allocations, rescanning everything imported)
+    was a sixth of the time."""
+    before = gc.get_threshold()
+    gc.freeze()
+    gc.set_threshold(50_000, 20, 100)
+    try:
+        yield
+    finally:
+        gc.set_threshold(*before)
+        gc.unfreeze()
+
+
+def _read_dump(
+    archive: Archive,
+    paths: list[Path],
+    files_dir: Path | None,
+    zip_limits: ZipLimits,
+    progress: Callable[[IngestProgress], None] | None,
+) -> DumpIngest:
     report = IngestReport()
     manifests = list(_manifests(paths, report, zip_limits))
     loose_dirs = ([Path(files_dir)] if files_dir else []) + [d for m in manifests if (d := m.files_dir)]
@@ -260,10 +346,8 @@ def ingest_dump(
         run.settle_texts()
         read = total  # the manifests, thread lists and file bytes, read through the manifests: all of it
         tick()
-    run.settle_threads()
-    run.check_leftovers()
-    report.loose_files_matched = len(run.loose.matched)
-    return report
+    run.note_missing()
+    return DumpIngest(run)
 
 
 @dataclass(frozen=True)
@@ -282,7 +366,7 @@ def _manifests(paths: list[Path], report: IngestReport, limits: ZipLimits) -> It
             if data_format(root.name) == "zip":
                 yield from _zipped_manifests(root, report, limits)
             continue
-        for dirpath, dirnames, filenames in os.walk(root):
+        for dirpath, dirnames, filenames in walk_folders(str(root)):
             dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
             for name in sorted(filenames):
                 if data_format(name) == "zip" and not name.startswith("."):
@@ -293,6 +377,9 @@ def _manifests(paths: list[Path], report: IngestReport, limits: ZipLimits) -> It
             manifest = _read_manifest(folder / MANIFEST, report)
             if manifest is None:
                 continue
+            # A dump's own folders hold its threads, never another dump (as `_cut_short_dump`
+            # reads them): 340,000 thread folders are not walked twice.
+            dirnames[:] = []
             yield _Manifest(
                 folder,
                 _inner(folder, manifest.get("files_dir"), want_dir=True),
@@ -344,6 +431,25 @@ _NAMED = 1  # the dump says something about the thread
 _MESSAGE_PAGE = 2  # the dump holds a (maybe empty) page of its messages
 
 
+class _Bits:
+    """A set that may answer "maybe" for a key it was never given, never "no" for one it was (a
+    Bloom filter of one hash): a fixed 4 MiB however many keys, where a set of 340,000 listings
+    would be tens of megabytes. "maybe" costs a look in the temporary table, which has the answer."""
+
+    _SIZE = 1 << 25  # bits
+
+    def __init__(self) -> None:
+        self.bits = bytearray(self._SIZE >> 3)
+
+    def add(self, key: object) -> None:
+        h = hash(key) & (self._SIZE - 1)
+        self.bits[h >> 3] |= 1 << (h & 7)
+
+    def maybe(self, key: object) -> bool:
+        h = hash(key) & (self._SIZE - 1)
+        return bool(self.bits[h >> 3] & (1 << (h & 7)))
+
+
 class _Notes:
     """What the dump says of each thread and listing, gathered a batch at a time into the archive's
     temporary tables (`archive.loose.note`): bounded memory however many threads the dump holds."""
@@ -357,6 +463,9 @@ class _Notes:
         self.last_pages: set[tuple[str, str, str]] = set()
         # (kind, parent) of a listing -> whether its pages were seen newest first.
         self.orders: dict[tuple[str, str], bool] = {}
+        # Listings whose order a page told: almost every page is the only one of its listing, and
+        # asking the temporary table about each was a query a page.
+        self.told = _Bits()
 
     def thread(self, thread_id: str, flags: int = _NAMED) -> None:
         self.threads[thread_id] = self.threads.get(thread_id, 0) | flags | _NAMED
@@ -367,13 +476,14 @@ class _Notes:
         """A page reads in the order the first page of its listing that could tell showed; one that
         cannot tell, and none before it could, reads ascending (file order)."""
         held = self.orders.get(listing)
-        if held is None:
+        if held is None and self.told.maybe(listing):
             held = self.loose.noted_order(*listing)
         if held is not None:
             return held
         if seen is None:
             return False
         self.orders[listing] = seen
+        self.told.add(listing)
         if len(self.orders) >= _NOTES_BATCH:
             self.flush()
         return seen
@@ -483,25 +593,9 @@ class _Ingest:
     def obj(
         self, kind: str, obj: dict[str, Any], where: _Where, hints: dict[str, str], descending: bool = False
     ) -> None:
-        if kind == MANIFEST_OBJECT:
-            return
-        if kind == PARSED_TEXT_PAGE:
-            self.text_page(obj, where, hints)
-            return
-        if kind in DELTA_KINDS:
-            self.report.recognise(kind)
-            if not self.stream.delta(obj):
-                self.skip(where, f"a {kind} without an id or a delta")
-            return
-        if obj.get("deleted") is True or kind.endswith(".deleted"):
-            self.report.recognise(kind if kind.endswith(".deleted") else f"{kind}.deleted")
-            return
-        if kind in RECOGNISED:
-            self.report.recognise(kind)
-            return
-        if kind not in TABLE_OF:
-            self.report.unknown_types[kind] += 1
-            self.skip(where, f"unknown object type {kind!r}")
+        table = TABLE_OF.get(kind)
+        if table is None or obj.get("deleted") is True:
+            self.not_kept(kind, obj, where, hints)
             return
         if not isinstance(obj.get("id"), str) or not obj["id"]:
             self.skip(where, f"a {kind} without an id")
@@ -519,7 +613,7 @@ class _Ingest:
             if not parent:
                 self.skip(where, f"{kind} {obj['id']} does not say its {key}")
                 return
-        if kind in ("thread.run", *DELTA_KINDS.values()):
+        if kind in _STREAMED:
             self.stream.whole(obj)
         if kind == "thread":
             self.notes.thread(obj["id"])
@@ -530,10 +624,31 @@ class _Ingest:
         refs = frozenset(files_in_assistant(obj)) if kind == "assistant" else frozenset()
         self.sequence += 1
         position = -self.sequence if descending else self.sequence
-        item = LooseObject(TABLE_OF[kind], obj, parent, refs, position, where.origin())
-        self.batch.append((item, kind))
+        self.batch.append((LooseObject(table, obj, parent, refs, position, where.origin()), kind))
         if len(self.batch) >= _BATCH:
             self.flush()
+
+    def not_kept(self, kind: str, obj: dict[str, Any], where: _Where, hints: dict[str, str]) -> None:
+        """An object of no raw table, or a deletion: counted, or read for what it adds (a parsed text
+        page, a delta of a stream)."""
+        if kind == MANIFEST_OBJECT:
+            return
+        if kind == PARSED_TEXT_PAGE:
+            self.text_page(obj, where, hints)
+            return
+        if kind in DELTA_KINDS:
+            self.report.recognise(kind)
+            if not self.stream.delta(obj):
+                self.skip(where, f"a {kind} without an id or a delta")
+            return
+        if obj.get("deleted") is True or kind.endswith(".deleted"):
+            self.report.recognise(kind if kind.endswith(".deleted") else f"{kind}.deleted")
+            return
+        if kind in RECOGNISED:
+            self.report.recognise(kind)
+            return
+        self.report.unknown_types[kind] += 1
+        self.skip(where, f"unknown object type {kind!r}")
 
     def flush(self) -> None:
         if not self.batch:
@@ -682,11 +797,10 @@ class _Ingest:
         if kept:
             self.report.versions_read += self.archive.versions.add(kept)
 
-    def settle_threads(self) -> None:
-        """Rule on every thread the dump named, a batch of them a transaction (their reads included)."""
-        for thread_id in self.missing:
-            self.notes.thread(thread_id)
-        self.notes.flush()
+    def settle_threads(self) -> Iterator[list[str]]:
+        """Rule on every thread the dump named, a batch of them a transaction (their reads included);
+        after each, the ids of its `done` threads."""
+        self.note_missing()
         for batch in self.archive.loose.noted_threads(_SETTLE_BATCH):
             flags = dict(batch)
             with self.archive.atomic():
@@ -695,13 +809,22 @@ class _Ingest:
                     for raw in self.archive.raw.threads_raw(list(flags))
                 ]
                 self.archive.loose.settle(settlements)
+            done: list[str] = []
             for settlement in settlements:
                 if settlement.status == "done":
                     self.report.threads_done += 1
+                    done.append(settlement.thread_id)
                 elif settlement.status == "missing":
                     self.report.threads_missing += 1
                 else:
                     self.report.threads_pending += 1
+            yield done
+
+    def note_missing(self) -> None:
+        """Threads an export said are gone are ruled on too; every note is in its table after this."""
+        for thread_id in self.missing:
+            self.notes.thread(thread_id)
+        self.notes.flush()
 
     def settle_thread(self, raw: ThreadRaw, flags: int) -> ThreadSettlement:
         thread_id = raw.thread_id

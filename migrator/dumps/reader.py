@@ -137,7 +137,7 @@ def iter_input_files(
         if not root.is_dir():
             yield from expand(root)
             continue
-        for dirpath, dirnames, filenames in _walk(str(root), unreadable):
+        for dirpath, dirnames, filenames in walk_folders(str(root), unreadable):
             dirnames[:] = sorted(
                 d
                 for d in dirnames
@@ -157,7 +157,9 @@ def iter_input_files(
                     yield on_disk(os.path.join(dirpath, name), name)
 
 
-def _walk(top: str, onerror: Callable[[OSError], None]) -> Iterator[tuple[str, list[str], list[str]]]:
+def walk_folders(
+    top: str, onerror: Callable[[OSError], None] = lambda _error: None
+) -> Iterator[tuple[str, list[str], list[str]]]:
     """`os.walk(top, onerror=onerror)` (top down, links to folders listed but not followed), without
     its one `lstat` a folder: a dump of 340,000 threads is 340,000 folders."""
     try:
@@ -182,7 +184,7 @@ def _walk(top: str, onerror: Callable[[OSError], None]) -> Iterator[tuple[str, l
     yield top, dirs, files
     for name in dirs:
         if name not in links:
-            yield from _walk(os.path.join(top, name), onerror)
+            yield from walk_folders(os.path.join(top, name), onerror)
 
 
 def _text_codec(head: bytes) -> tuple[str, int]:
