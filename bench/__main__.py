@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import platform
+import shutil
 import socket
 import subprocess
 import sys
@@ -51,6 +52,7 @@ def sandbox(threads: int, *flags: str, seed: int = 1) -> Iterator[tuple[str, str
             pass
         if time.monotonic() > deadline or proc.poll() is not None:
             proc.kill()
+            shutil.rmtree(tmp, ignore_errors=True)
             raise SystemExit("bench: the sandbox did not start")
         time.sleep(0.2)
     try:
@@ -58,6 +60,7 @@ def sandbox(threads: int, *flags: str, seed: int = 1) -> Iterator[tuple[str, str
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+        shutil.rmtree(tmp, ignore_errors=True)  # the ids file's folder: nothing left behind in /tmp
 
 
 def get(url: str) -> dict:

@@ -7,9 +7,10 @@ Both ride on httpx's public hooks, so the SDK, its auth and the environment's pr
   the request's headers start going out. Before that moment nothing can have reached the server: a
   create cancelled while still connecting (a refused port, a stop) was never made, and is not
   counted as one whose outcome is unknown;
-- a response hook refuses a `Content-Length` over the limit at once and wraps the body's stream so
-  that reading stops at the limit (`BodyTooLarge`): memory stays bounded by `max_body_bytes`, not by
-  what a server sends. The limit counts the bytes as they arrive (before any gzip is undone).
+- a response hook refuses a `Content-Length` over the limit at once; a body without one (chunked)
+  has its stream wrapped so that reading stops at the limit (`BodyTooLarge`): memory stays bounded
+  by `max_body_bytes`, not by what a server sends. The limit counts the bytes as they arrive (before
+  any gzip is undone), as Content-Length does.
 """
 
 from __future__ import annotations
@@ -47,17 +48,21 @@ class WireState:
 wire_state: contextvars.ContextVar[WireState | None] = contextvars.ContextVar("wire_state", default=None)
 
 
-async def _trace(name: str, info: dict[str, Any]) -> None:
-    state = wire_state.get()
-    if state is None:
-        return
-    state.traced = True
-    if name.endswith("send_request_headers.started"):
-        state.sent = True
-
-
 async def _on_request(request: httpx2.Request) -> None:
-    request.extensions["trace"] = _trace
+    extensions = request.extensions  # the very dict httpcore reads each phase's trace callback from
+
+    async def trace(name: str, info: dict[str, Any]) -> None:
+        state = wire_state.get()
+        if state is not None:
+            state.traced = True
+            if not name.endswith("send_request_headers.started"):
+                return
+            state.sent = True
+        # Once the headers go out (or when no request path asks) nothing later is of interest, so the
+        # phases after it are not traced at all: each traced phase costs a request two more coroutines.
+        extensions.pop("trace", None)
+
+    extensions["trace"] = trace
 
 
 class _Capped(httpx2.AsyncByteStream):
@@ -80,9 +85,11 @@ class _Capped(httpx2.AsyncByteStream):
 def _response_hook(limit: int):
     async def on_response(response: httpx2.Response) -> None:
         length = response.headers.get("content-length")
-        if length is not None and length.isdigit() and int(length) > limit:
-            raise BodyTooLarge(limit, int(length))
-        response.stream = _Capped(response.stream, limit)
+        if length is not None and length.isdigit():
+            if int(length) > limit:
+                raise BodyTooLarge(limit, int(length))
+            return  # h11 reads exactly the declared length, so the body cannot pass the limit
+        response.stream = _Capped(response.stream, limit)  # chunked, or no length: counted as it comes
 
     return on_response
 
