@@ -200,7 +200,7 @@ class RecordThread:
     messages: list[dict[str, Any]]
     runs: list[dict[str, Any]]
     steps: list[dict[str, Any]]
-    rows: list[dict[str, Any]]  # in the thread's (created_at, row order)
+    rows: list[tuple[str, str]]  # each row's verbatim JSON and digest, in (created_at, row order)
     source: str  # the file, or the database URL with its password masked
     file_refs: frozenset[str] = field(default_factory=frozenset)
 

@@ -19,7 +19,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from migrator.records.values import Fields
 
@@ -38,11 +38,10 @@ class BuildSettings:
     tools: tuple[dict[str, Any], ...] = ()  # the assistant's tools, declared on each run
 
 
-@dataclass(frozen=True, slots=True)
-class RowIn:
+class RowIn(NamedTuple):
     number: int  # the row's number in the source (1 = the first row)
     fields: Fields
-    raw: dict[str, Any]
+    raw: Any  # the row verbatim, in whatever form the caller keeps it: passed through to `rows`
 
 
 @dataclass
@@ -51,7 +50,7 @@ class BuiltThread:
     messages: list[dict[str, Any]] = field(default_factory=list)
     runs: list[dict[str, Any]] = field(default_factory=list)
     steps: list[dict[str, Any]] = field(default_factory=list)
-    rows: list[dict[str, Any]] = field(default_factory=list)  # the rows kept, verbatim, in order
+    rows: list[Any] = field(default_factory=list)  # the rows kept (each one's `raw`), in order
     rejected: list[tuple[RowIn, str]] = field(default_factory=list)
 
 

@@ -40,7 +40,7 @@ from migrator.refs import thread_file_refs
 __all__ = ["RecordsRequest", "OpenRecords", "open_records", "ingest_records", "system_prompt_assistant"]
 
 _SPILL_BATCH = 2000  # rows a spill insert carries
-_STORE_ROWS = 1000  # rows of threads stored in one transaction (one thread is never split)
+_STORE_ROWS = 5000  # rows of threads stored in one transaction (one thread is never split)
 _PROGRESS_EVERY = 0.5  # seconds
 
 
@@ -135,21 +135,27 @@ class _Spill:
         self.db.execute("PRAGMA synchronous = OFF")
         # 4 MB of pages (and of sort runs when it is read back sorted); the rest stays on disk.
         self.db.execute("PRAGMA cache_size = -4000")
-        self.db.execute("create table rows (thread_id text, at real, number integer, fields blob, raw blob)")
+        # Each row's verbatim JSON and the digest of its canonical form, made once as it is read.
+        self.db.execute(
+            "create table rows (thread_id text, at real, number integer, fields blob, raw blob, hash text)"
+        )
         self.db.execute("create table rejects (number integer, thread_id text, reason text, raw blob)")
         self.batch: list[tuple[Any, ...]] = []
         self.db.execute("BEGIN")
 
     def add(self, number: int, fields: Fields, raw: dict[str, Any]) -> None:
-        self.batch.append((fields.thread_id, fields.at, number, _bytes(fields.as_list()), _bytes(raw)))
+        self.batch.append(
+            (fields.thread_id, fields.at, number, _bytes(fields.as_list()), _bytes(raw), object_hash(raw))
+        )
         if len(self.batch) >= _SPILL_BATCH:
             self.flush()
 
-    def reject(self, number: int, thread_id: str | None, reason: str, raw: Any) -> None:
-        self.db.execute("insert into rejects values (?, ?, ?, ?)", (number, thread_id, reason, _bytes(raw)))
+    def reject(self, number: int, thread_id: str | None, reason: str, raw: bytes) -> None:
+        """A row not used; `raw` is its JSON (b"null" when the reader could not read it)."""
+        self.db.execute("insert into rejects values (?, ?, ?, ?)", (number, thread_id, reason, raw))
 
     def flush(self) -> None:
-        self.db.executemany("insert into rows values (?, ?, ?, ?, ?)", self.batch)
+        self.db.executemany("insert into rows values (?, ?, ?, ?, ?, ?)", self.batch)
         self.batch = []
 
     def seal(self) -> int:
@@ -159,20 +165,25 @@ class _Spill:
         return self.db.execute("select count(*) from (select distinct thread_id from rows)").fetchone()[0]
 
     def threads(self) -> Iterator[tuple[str, list[RowIn], list[bytes]]]:
-        """Each thread's rows in (created_at, row order), and their raw JSON, one thread at a time."""
+        """Each thread's rows in (created_at, row order), and their raw JSON, one thread at a time.
+
+        A row's `raw` is (its verbatim JSON text, its digest), as `record_rows` stores them: the
+        row is never parsed again."""
         current: str | None = None
         rows: list[RowIn] = []
         raws: list[bytes] = []
+        make = Fields._make
         cursor = self.db.execute(
-            "select thread_id, number, fields, raw from rows order by thread_id, at, number"
+            "select thread_id, number, fields, raw, hash from rows order by thread_id, at, number"
         )
-        for thread_id, number, fields, raw in cursor:
-            if thread_id != current:
-                if current is not None:
-                    yield current, rows, raws
-                current, rows, raws = thread_id, [], []
-            rows.append(RowIn(number, Fields.from_list(loads(fields)), loads(raw)))
-            raws.append(raw)
+        while chunk := cursor.fetchmany(_SPILL_BATCH):
+            for thread_id, number, fields, raw, digest in chunk:
+                if thread_id != current:
+                    if current is not None:
+                        yield current, rows, raws
+                    current, rows, raws = thread_id, [], []
+                rows.append(RowIn(number, make(loads(fields)), (raw.decode(), digest)))
+                raws.append(raw)
         if current is not None:
             yield current, rows, raws
 
@@ -249,12 +260,12 @@ def ingest_records(
             report.rows_read += 1
             progress.rows += 1
             if isinstance(row, RowError):
-                spill.reject(number, None, row.reason, None)
+                spill.reject(number, None, row.reason, b"null")
                 report.skip(number, row.reason)
                 continue
             fields = parse_row(row, columns)
             if isinstance(fields, Rejected):
-                spill.reject(number, fields.thread_id, fields.reason, row)
+                spill.reject(number, fields.thread_id, fields.reason, _bytes(row))
                 report.skip(number, fields.reason)
             else:
                 spill.add(number, fields, row)
@@ -317,7 +328,7 @@ def _store(
     for thread_id, rows, raws in spill.threads():
         built = build_thread(thread_id, rows, settings)
         for row, reason in built.rejected:
-            spill.reject(row.number, thread_id, reason, row.raw)
+            spill.reject(row.number, thread_id, reason, row.raw[0].encode())
             report.skip(row.number, reason)
         progress.rows += len(rows)
         batch.append(

@@ -1,8 +1,8 @@
 """Reading a message log: a CSV file, a JSONL file, or a database by its SQLAlchemy URL.
 
 Every reader streams: rows come one at a time (a database through a server-side cursor, SQLAlchemy's
-`stream_results` with `yield_per`), numbered from 1 in the source's order, each as a dict of its
-columns in the source's order (`raw_row`). A database is opened to read only, and its URL is shown
+`stream_results` with `yield_per`; SQLite from its own cursor, `fetchmany` in chunks), numbered from 1
+in the source's order, each as a dict of its columns in the source's order (`raw_row`). A database is opened to read only, and its URL is shown
 and stored with the password masked; the password itself is never printed or written.
 """
 
@@ -224,6 +224,12 @@ def _database(spec: str, query: str | None, table: str | None) -> Iterator[Sourc
                 run = conn.execution_options(
                     stream_results=True, yield_per=YIELD_PER, no_parameters=True
                 ).exec_driver_sql
+            if backend == "sqlite":
+                what = f"table {table!r}" if table is not None else "--query"
+                sql = query if query is not None else str(statement.compile(dialect=engine.dialect))
+                with _sqlite_rows(conn.connection.driver_connection, sql, label, what) as source:
+                    yield source
+                return
             try:
                 result = run(statement)
             except DBAPIError as exc:
@@ -250,6 +256,37 @@ def _database(spec: str, query: str | None, table: str | None) -> Iterator[Sourc
                 result.close()
     finally:
         engine.dispose()
+
+
+@contextlib.contextmanager
+def _sqlite_rows(db: sqlite3.Connection, sql: str, label: str, what: str) -> Iterator[Source]:
+    """SQLite's rows straight from its own cursor, in chunks: a file has no server-side cursor to
+    stream through, and SQLAlchemy's row objects would cost more than reading the row itself."""
+    cursor = db.cursor()
+    try:
+        try:
+            cursor.execute(sql)
+        except sqlite3.Error as exc:
+            raise UsageError(f"{label}: {what} failed: {_first_line(exc, None)}") from None
+        if cursor.description is None:
+            raise UsageError(f"{label}: --query returned no rows at all (not a SELECT?)")
+        names = tuple(d[0] for d in cursor.description)
+
+        def rows() -> Iterator[tuple[int, dict[str, Any] | RowError]]:
+            number = 0
+            try:
+                while chunk := cursor.fetchmany(YIELD_PER):
+                    for values in chunk:
+                        number += 1
+                        yield number, raw_row(names, values)
+            except sqlite3.Error as exc:
+                raise UnreachableError(
+                    label, f"lost while reading: {_first_line(exc, None)}", "the database"
+                ) from None
+
+        yield Source(label, names, rows())
+    finally:
+        cursor.close()
 
 
 def _engine(sa: Any, url: Any, backend: str, label: str) -> Any:

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time
 from decimal import Decimal
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 
@@ -28,9 +28,11 @@ _NUMBER = re.compile(r"^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?$")
 _SCALES = ((1e11, 1.0), (1e14, 1e3), (1e17, 1e6))
 
 
-@dataclass(frozen=True, slots=True)
-class Fields:
-    """What one row says, checked and normalized (the raw row is kept beside it, verbatim)."""
+class Fields(NamedTuple):
+    """What one row says, checked and normalized (the raw row is kept beside it, verbatim).
+
+    A tuple, not a dataclass: one is made per row twice over (read, and read back from the spill),
+    and a tuple is made in one step where a frozen dataclass sets each field by hand."""
 
     thread_id: str
     at: float  # epoch seconds, at the precision the row gave
@@ -47,14 +49,11 @@ class Fields:
     thread_metadata: dict[str, str] | None = None  # the columns no field uses
 
     def as_list(self) -> list[Any]:
-        return [
-            self.thread_id, self.at, self.role, self.content, self.message_id, self.assistant_id, self.run_id,
-            self.model, self.tool_calls, self.tool_call_id, self.name, self.metadata, self.thread_metadata,
-        ]  # fmt: skip
+        return list(self)
 
     @classmethod
     def from_list(cls, values: list[Any]) -> Fields:
-        return cls(*values)
+        return cls._make(values)
 
 
 @dataclass(frozen=True, slots=True)
