@@ -11,7 +11,6 @@ sessions of threads that are not done are left out and listed unless asked for.
 
 from __future__ import annotations
 
-import contextlib
 import gc
 import hashlib
 import heapq
@@ -39,6 +38,7 @@ from migrator.convert import (
     session_tool_definitions,
 )
 from migrator.errors import UsageError
+from migrator.gcpace import fewer_collections
 
 __all__ = [
     "BuildSummary",
@@ -407,8 +407,8 @@ _WORKER: dict[str, Any] = {}
 
 def _start_worker(path: str, options: dict[str, Any], rows: bool) -> None:
     _exit_with_parent()
-    gc.freeze()  # as in _fewer_collections, for the life of the worker
-    gc.set_threshold(20_000, 50, 1000)
+    gc.freeze()  # as in fewer_collections, for the life of the worker
+    gc.set_threshold(*_BUILD_PACE)
     archive = Archive.open(path)  # to read: no lock, sees what the writer has committed
     _WORKER.update(
         archive=archive,
@@ -437,20 +437,8 @@ def _work(thread_ids: list[str]) -> Derived:
         return _derive(w["archive"], thread_ids, w["options"], w["assistants"], w["rows"])
 
 
-@contextlib.contextmanager
-def _fewer_collections() -> Iterator[None]:
-    """Fewer passes of the cycle collector while batches are derived. A batch allocates hundreds of
-    thousands of small dicts and lists that reference counting frees (they hold no cycles), yet every
-    700 of them started a collection that walked the young objects, and now and then every object of
-    the process: a tenth of a rebuild. What the process imported is frozen out of those walks."""
-    threshold = gc.get_threshold()
-    gc.freeze()
-    gc.set_threshold(20_000, 50, 1000)
-    try:
-        yield
-    finally:
-        gc.set_threshold(*threshold)
-        gc.unfreeze()
+# The collector's pace while sessions are built (migrator/gcpace.py says why).
+_BUILD_PACE = (20_000, 50, 1000)
 
 
 def derive_batches(
@@ -468,14 +456,14 @@ def derive_batches(
     bounded); stopping the iteration drops them (a build stores nothing of them: they stay stale)."""
     assistants = assistants if assistants is not None else archive.raw.assistants()
     if workers <= 0:
-        with _fewer_collections():
+        with fewer_collections(*_BUILD_PACE):
             for item in items:
                 yield item, _derive(archive, thread_ids(item), options, assistants, rows)
         return
     # spawn, not fork: a forked child would inherit this process's open SQLite connection and locks.
     context = multiprocessing.get_context("spawn")
     with (
-        _fewer_collections(),
+        fewer_collections(*_BUILD_PACE),
         ProcessPoolExecutor(
             workers,
             mp_context=context,

@@ -85,19 +85,7 @@ class _Source:
 
     def text_lines(self) -> Iterator[str]:
         """Decoded lines with their line ends; a leading BOM dropped; binary or non-UTF-8 refused."""
-        offset = 0
-        for number, raw in enumerate(self.lines()):
-            if b"\x00" in raw:
-                raise BadInputError(
-                    f"{self.name}: binary data, not a list of thread ids (one id a line, CSV or JSONL)"
-                )
-            try:
-                yield raw.decode("utf-8-sig" if number == 0 else "utf-8")
-            except UnicodeDecodeError as exc:
-                raise BadInputError(
-                    f"{self.name}: not UTF-8 text ({exc.reason} at byte {offset + exc.start})"
-                ) from None
-            offset += len(raw)
+        return _Source._line_texts(self.name, self.lines(), 0)
 
     def text_blocks(self) -> Iterator[str]:
         """`text_lines` joined into blocks of whole lines (about 1 MB each): a list of 340,000 ids is
@@ -121,7 +109,7 @@ class _Source:
             offset += len(block)
 
     @staticmethod
-    def _line_texts(name: str, raw_lines: list[bytes], offset: int) -> Iterator[str]:
+    def _line_texts(name: str, raw_lines: Iterable[bytes], offset: int) -> Iterator[str]:
         for raw in raw_lines:
             if b"\x00" in raw:
                 raise BadInputError(

@@ -19,7 +19,6 @@ polling loop's run snapshots (every version kept, the newest current), recorded 
 from __future__ import annotations
 
 import contextlib
-import gc
 import os
 import tempfile
 import time
@@ -69,6 +68,7 @@ from migrator.dumps.report import RECOGNISED, IngestProgress, IngestReport
 from migrator.dumps.sse import DELTA_KINDS, Assembler
 from migrator.dumps.zipped import zip_dumps
 from migrator.errors import BadInputError, IncompleteDumpError
+from migrator.gcpace import fewer_collections
 from migrator.refs import files_in_assistant, thread_file_refs
 
 __all__ = ["check_dump_paths", "ingest_dump", "read_dump", "DumpIngest", "TABLE_OF", "PARSED_TEXT_PAGE"]
@@ -251,7 +251,7 @@ def read_dump(
 ) -> DumpIngest:
     """Read every object of the dump into the archive; its threads are ruled on by `settled()`."""
     paths = check_dump_paths(paths, files_dir)
-    with _fewer_collections():
+    with fewer_collections(50_000, 20, 100):
         return _read_dump(archive, paths, files_dir, zip_limits, progress)
 
 
@@ -271,25 +271,10 @@ class DumpIngest:
         the batch's `done` threads (a caller may build their sessions while the next batch is ruled
         on). The report is whole once it is exhausted."""
         run = self._run
-        with _fewer_collections():
+        with fewer_collections(50_000, 20, 100):
             yield from run.settle_threads()
             run.check_leftovers()
         self.report.loose_files_matched = len(run.loose.matched)
-
-
-@contextlib.contextmanager
-def _fewer_collections() -> Iterator[None]:
-    """The cyclic garbage collector, rarely: an ingest makes millions of small dicts that hold no
-    cycles, and the collector's default pace (every 700 allocations, rescanning everything imported)
-    was a sixth of the time."""
-    before = gc.get_threshold()
-    gc.freeze()
-    gc.set_threshold(50_000, 20, 100)
-    try:
-        yield
-    finally:
-        gc.set_threshold(*before)
-        gc.unfreeze()
 
 
 def _read_dump(

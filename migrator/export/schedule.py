@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import gc
 import signal
 import sqlite3
 import threading
@@ -24,6 +23,7 @@ from migrator.errors import Interrupted, MigrateError
 from migrator.export.fetch import RECOVERABLE, CutOff, FileFetcher, ThreadFetcher, all_settled
 from migrator.export.options import ExportOptions, ExportSnapshot, ExportSummary, Report
 from migrator.export.storing import Storing
+from migrator.gcpace import fewer_collections
 from migrator.http import RateLimiter, Stop, stop_on_signals
 from migrator.sessions import BuildSummary, build_sessions
 from migrator.source import NotFound, PageAnomaly, RouteMissing, SourceClient, SourceSettings
@@ -408,24 +408,6 @@ def _session_progress(
     return on_batch
 
 
-@contextlib.contextmanager
-def _fewer_collections() -> Iterator[None]:
-    """The cyclic garbage collector, tuned for the fetch: every request makes a few hundred short-lived
-    objects (the SDK's options, headers, URLs, pages) that reference counting frees, while what was
-    imported stays put. Collecting the youngest generation every 700 of them, and scanning the
-    imported modules' objects again at each full collection, took about a tenth of the client's CPU.
-    So what exists now is frozen out of the scans, and the youngest generation is collected ten times
-    less often (a few thousand more objects held at most); both are put back afterwards."""
-    threshold = gc.get_threshold()
-    gc.freeze()
-    gc.set_threshold(threshold[0] * 10, *threshold[1:])
-    try:
-        yield
-    finally:
-        gc.set_threshold(*threshold)
-        gc.unfreeze()
-
-
 def run_export(
     archive: Archive,
     entries: Iterable[ThreadEntry] | None,
@@ -435,7 +417,7 @@ def run_export(
 ) -> ExportSummary:
     """Export into `archive`, then build the sessions of the threads it changed."""
     started = time.monotonic()
-    with _fewer_collections():
+    with fewer_collections(7000, 10, 10):
         summary = asyncio.run(_export(archive, entries, settings, options, report))
     summary.network_seconds = round(time.monotonic() - started, 3)
     if not summary.interrupted:
