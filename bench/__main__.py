@@ -380,7 +380,12 @@ def write_report() -> None:
 
 
 # Modes with options of their own: `python -m bench scale --threads N`, `python -m bench tokens`, ...
-MODES = {"scale": "bench.scale", "hotspots": "bench.hotspots", "tokens": "bench.tokens"}
+MODES = {
+    "scale": "bench.scale",
+    "hotspots": "bench.hotspots",
+    "tokens": "bench.tokens",
+    "house": "bench.house",
+}
 
 
 def main(argv: list[str]) -> int:
