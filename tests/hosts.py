@@ -99,6 +99,19 @@ class _QuietServer(ThreadingHTTPServer):
             super().handle_error(request, client_address)
 
 
+class _QuietHandler(BaseHTTPRequestHandler):
+    """HTTP/1.1 keep-alive, no access log."""
+
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+    def body(self) -> bytes:
+        length = int(self.headers.get("content-length") or 0)
+        return self.rfile.read(length) if length else b""
+
+
 def _send(handler: BaseHTTPRequestHandler, status: int, kind: str, data: bytes) -> None:
     handler.send_response(status)
     handler.send_header("content-type", kind)
@@ -134,16 +147,9 @@ class LookAlike(_LocalServer):
         self.requests: Counter[str] = Counter()
         lookalike = self
 
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, *args: object) -> None:
-                pass
-
+        class Handler(_QuietHandler):
             def _answer(self) -> None:
-                length = int(self.headers.get("content-length") or 0)
-                if length:
-                    self.rfile.read(length)
+                self.body()
                 url = urlsplit(self.path)
                 key = f"{self.command} {url.path}"
                 lookalike.requests[key] += 1
@@ -208,15 +214,9 @@ class Middlebox(_LocalServer):
         self.intercepted: Counter[str] = Counter()
         box = self
 
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, *args: object) -> None:
-                pass
-
+        class Handler(_QuietHandler):
             def _answer(self) -> None:
-                length = int(self.headers.get("content-length") or 0)
-                body = self.rfile.read(length) if length else b""
+                body = self.body()
                 headers = {k.lower(): v for k, v in self.headers.items()}
                 own = intercept(self.command, urlsplit(self.path).path, headers)
                 if own is not None:
