@@ -5,12 +5,14 @@ from __future__ import annotations
 import contextlib
 import shlex
 import sys
+import time
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
+from migrator.cli import handover
 from migrator.cli.app import app, console, console_err, say
 from migrator.cli.options import (
     ApiVersionOpt,
@@ -34,12 +36,10 @@ from migrator.export import (
     ExportSummary,
     parse_parts,
     require_thread_ids,
-    run_export,
 )
 from migrator.records import RecordsRequest, export_records
 from migrator.sessions import resolve_options
-from migrator.source import DEFAULT_MAX_BODY_MB
-from migrator.source.client import SourceSettings
+from migrator.source.settings import DEFAULT_MAX_BODY_MB, SourceSettings
 from migrator.threadlist import ThreadEntry, ThreadList, parse_shard
 
 MoreDumpPathsArg = Annotated[
@@ -226,10 +226,40 @@ def _live(
     conversion: dict[str, str | None],
     json_out: bool,
 ) -> None:
+    from migrator.export import run_export  # the openai SDK: only a live source needs it
+
     require_thread_ids(archive, entries, options)
+    fresh = handover.possible()  # build in a fresh image of this process (handover.py says why)
     with open_writer(archive, "export", create=True) as store, ExportProgress(enabled=True) as progress:
         options.conversion = resolve_options(store, **conversion)
-        summary = run_export(store, entries, settings, options, progress)
+        summary = run_export(store, entries, settings, options, progress, build=not fresh)
+        lock_fd = store.lock.hand_over() if fresh and store.lock and not summary.interrupted else None
+    if lock_fd is None:
+        _finish(summary, archive, json_out)
+    passed = handover.Handover(
+        lock_fd,
+        str(Path(archive).resolve()),
+        summary.as_dict(),
+        options.conversion.as_dict(),
+        time.monotonic() - summary.elapsed,
+    )
+    handover.hand_over(passed)  # returns only when the exec failed: then the build runs here
+    _build_after_fetch(archive, passed, json_out)
+
+
+def _build_after_fetch(archive: Path, passed: handover.Handover, json_out: bool) -> None:
+    """The sessions of a live export, in the image its fetch handed over to."""
+    from migrator.archive.lock import ArchiveLock
+    from migrator.convert import ConversionOptions
+    from migrator.export.finish import finish_export
+
+    lock = ArchiveLock.adopt(archive, "export", passed.lock_fd)
+    with open_writer(archive, "export", held=lock) as store, ExportProgress(enabled=True) as progress:
+        summary, conversion = (
+            ExportSummary.from_dict(passed.summary),
+            ConversionOptions.from_dict(passed.conversion),
+        )
+        summary = finish_export(store, summary, conversion, progress, passed.started)
     _finish(summary, archive, json_out)
 
 
@@ -287,6 +317,8 @@ def export(
     Example: migrate export support.db --foundry-endpoint URL --all-threads
     """
     conversion = {"system_role": system_role, "hosted_tools": hosted_tools, "citations": citations}
+    if (passed := handover.take_over(archive)) is not None:  # this image builds a fetch's sessions
+        _build_after_fetch(archive, passed, json_out)
     if from_records:  # exits: the log is the only source of the run
         req = RecordsRequest(from_records, query, table, tuple(map_fields or ()), system_prompt, assistant_id)
         raise typer.Exit(

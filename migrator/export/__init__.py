@@ -7,7 +7,6 @@ archive. Each thread commits its rows and its `done` mark in one transaction, so
 instant leaves either the whole thread or none of it, and a rerun picks up exactly what is left.
 """
 
-from migrator.export.fetch import MAX_CONTENT_PAGES, Delta, FileFetcher, ThreadFetcher, failure_of
 from migrator.export.options import (
     ALL_PARTS,
     DEFAULT_CONCURRENCY,
@@ -17,7 +16,27 @@ from migrator.export.options import (
     parse_parts,
     require_thread_ids,
 )
-from migrator.export.schedule import run_export
+
+# The fetching rooms (the openai SDK, 50 MB a process) are imported when first named, so that what
+# only needs the options (the progress display, --from-records, a build of the sessions) starts without them.
+_FETCHING = {
+    "MAX_CONTENT_PAGES": "fetch",
+    "Delta": "fetch",
+    "FileFetcher": "fetch",
+    "ThreadFetcher": "fetch",
+    "failure_of": "fetch",
+    "finish_export": "finish",
+    "run_export": "schedule",
+}
+
+
+def __getattr__(name: str) -> object:
+    if name in _FETCHING:
+        import importlib
+
+        return getattr(importlib.import_module(f"migrator.export.{_FETCHING[name]}"), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
     "ALL_PARTS",
@@ -30,6 +49,7 @@ __all__ = [
     "FileFetcher",
     "ThreadFetcher",
     "failure_of",
+    "finish_export",
     "parse_parts",
     "require_thread_ids",
     "run_export",

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Awaitable, Callable, Coroutine, Generator
-from dataclasses import dataclass
 from typing import Any
 
 import httpx2
@@ -31,7 +30,8 @@ from migrator.http import (
     sdk_options,
 )
 from migrator.redact import register_secret
-from migrator.source.entra import SCOPE, EntraTokens
+from migrator.source.entra import SCOPE
+from migrator.source.settings import DEFAULT_MAX_BODY_MB, SourceSettings
 from migrator.source.sunset import RouteMissing, no_assistants_api, route_missing
 
 __all__ = [
@@ -44,10 +44,6 @@ __all__ = [
     "SourceSettings",
     "TooLarge",
 ]
-
-# The largest answer the source client takes (--max-body-mb): large enough for any real object, finite
-# so that one runaway body costs its object (a failure row), never the machine's memory.
-DEFAULT_MAX_BODY_MB = 256
 
 FILE_SEARCH_CONTENT = "step_details.tool_calls[*].file_search.results[*].content"
 FOUNDRY_API_VERSION = "2025-05-01"  # azure-ai-agents.2025-05-01.json, the GA version
@@ -72,25 +68,6 @@ class Rejected(Exception):
     def __init__(self, message: str, status_code: int | None = None) -> None:
         super().__init__(message)
         self.status_code = status_code
-
-
-@dataclass
-class SourceSettings:
-    base_url: str | None = None
-    api_key: str | None = None
-    azure_endpoint: str | None = None
-    api_version: str | None = None
-    # An Azure AI Foundry project endpoint (no /v1) and the Entra ID tokens it takes instead of a key.
-    foundry_endpoint: str | None = None
-    tokens: EntraTokens | None = None
-    timeout: float = 60.0
-    max_attempts: int = 6
-    max_backoff: float = 30.0
-    max_body_mb: float = DEFAULT_MAX_BODY_MB
-
-    @property
-    def max_body_bytes(self) -> int:
-        return int(self.max_body_mb * 1024 * 1024)
 
 
 def _gone(exc: openai.APIStatusError, base_url: str) -> SourceRefusedError | None:
