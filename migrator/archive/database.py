@@ -176,8 +176,9 @@ class Archive:
         return cls._locked(path, writer, private)
 
     @classmethod
-    def open(cls, path: str | Path, *, writer: str | None = None) -> Archive:
-        """Open an existing archive; never creates one. `writer`: as for `create`.
+    def open(cls, path: str | Path, *, writer: str | None = None, held: ArchiveLock | None = None) -> Archive:
+        """Open an existing archive; never creates one. `writer`: as for `create`; `held`: its
+        writer lock, already taken (`ArchiveLock.adopt`).
 
         Without `writer` the archive is opened to read, through SQLite's read-only mode: no lock,
         no migrations, no WAL switch, no fold at close, so it works while a writer holds the archive
@@ -199,7 +200,7 @@ class Archive:
         if path.stat().st_size == 0:
             # SQLite would take an empty file for a new database; only export and merge create one.
             raise NotAnArchiveError(f"{path}: an empty file, not an archive")
-        return cls._locked(path, writer, read_only=writer is None)
+        return cls._locked(path, writer, read_only=writer is None, held=held)
 
     @classmethod
     def _locked(
@@ -209,9 +210,10 @@ class Archive:
         first: Callable[[], None] = lambda: None,
         *,
         read_only: bool = False,
+        held: ArchiveLock | None = None,
     ) -> Archive:
         """Connect holding the writer lock when `writer` names one; a refusal drops the lock again."""
-        lock = ArchiveLock(path, writer).acquire() if writer else None
+        lock = held or (ArchiveLock(path, writer).acquire() if writer else None)
         try:
             first()
             return cls._connect(path, lock, read_only=read_only)

@@ -42,12 +42,22 @@ _HELD = f"f.content != 'missing' and not {download_suspect_sql('f.content', 'f.b
 
 
 class Files(Room):
-    def store(self, meta: dict[str, Any], content: FileContent) -> None:
-        """A file's metadata and what we got of its bytes; threads that use it get stale sessions."""
+    def store(self, meta: dict[str, Any], content: FileContent) -> bool:
+        """A file's metadata and what we got of its bytes; threads that use it get stale sessions.
+        False when the archive already held exactly that (a `missing` file asked again, unchanged):
+        then nothing is written, and no session is built again for it."""
         blob_sha = None
+        held = self.db.execute(
+            "select hash, content, blob_sha256, text_from_vector_store from files where id = ?", [meta["id"]]
+        ).fetchone()
+        if content.data is not None:
+            blob_sha = sha256_hex(content.data)
+        if held == (object_hash(meta), content.kind, blob_sha, content.vector_store_id):
+            with self.archive.atomic():
+                self.archive.findings.clear_failure("file", meta["id"])
+            return False
         with self.archive.atomic():
             if content.data is not None:
-                blob_sha = sha256_hex(content.data)
                 mime = sniff_mime(content.data, meta.get("filename"))
                 if content.kind == "parsed_text":
                     mime = "text/plain; charset=utf-8"
@@ -62,6 +72,7 @@ class Files(Room):
             )
             self.archive.work.stale_using_file(meta["id"])
             self.archive.findings.clear_failure("file", meta["id"])
+        return True
 
     def unfetched_ids(self, *, include_missing: bool = False) -> Iterator[str]:
         """Referenced files we hold no metadata for yet; with `include_missing`, also those whose

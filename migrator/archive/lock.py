@@ -136,6 +136,31 @@ class ArchiveLock:
         os.close(self.fd)
         self.fd = None
 
+    def hand_over(self) -> int:
+        """Keep the lock across an exec of this process: its descriptor stays open, inheritable, and
+        no longer this object's (so a close of the archive leaves the lock and its file alone)."""
+        if self.fd is None:
+            raise ArchiveBusyError(f"{self.archive}: no writer lock to hand over")
+        fd, self.fd = self.fd, None
+        os.set_inheritable(fd, True)
+        return fd
+
+    @classmethod
+    def adopt(cls, archive: Path, command: str, fd: int) -> ArchiveLock:
+        """The lock `hand_over` kept for this process (same pid, so its file still names us)."""
+        lock = cls(archive, command)
+        try:
+            ours = lock._still_named(fd)
+        except OSError:
+            ours = False
+        if not ours:
+            raise ArchiveBusyError(
+                f"{archive}: descriptor {fd} is not its writer lock {lock.path}; run the command again"
+            )
+        os.set_inheritable(fd, False)
+        lock.fd = fd
+        return lock
+
     def __enter__(self) -> ArchiveLock:
         return self.acquire()
 

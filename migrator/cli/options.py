@@ -14,6 +14,7 @@ from migrator.cli.app import console, say
 from migrator.errors import UsageError
 
 if TYPE_CHECKING:
+    from migrator.archive.lock import ArchiveLock
     from migrator.source import SourceSettings
 
 ArchiveArg = Annotated[
@@ -100,10 +101,15 @@ FoundryEndpointOpt = Annotated[
 ]
 
 
-def open_writer(path: Path, command: str, *, create: bool = False) -> Archive:
+def open_writer(
+    path: Path, command: str, *, create: bool = False, held: ArchiveLock | None = None
+) -> Archive:
     """Open ARCHIVE holding its writer lock (a second writer exits 2 naming this one); say so when
-    the lock of a process that is gone was taken over."""
-    store = (Archive.create if create else Archive.open)(path, writer=command)
+    the lock of a process that is gone was taken over. `held`: the lock, already taken."""
+    if held is not None:
+        store = Archive.open(path, writer=command, held=held)
+    else:
+        store = (Archive.create if create else Archive.open)(path, writer=command)
     store.on_lock_wait = lambda waited: say(
         f"waiting for the archive: locked by another process ({waited:.0f} s)"
     )

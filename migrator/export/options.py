@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -132,6 +132,14 @@ class ExportSummary:
         seconds = self.network_seconds or self.elapsed
         out["requests_per_second"] = round(self.requests / seconds, 2) if seconds else 0.0
         return out
+
+    @classmethod
+    def from_dict(cls, doc: dict[str, Any]) -> ExportSummary:
+        """The summary `as_dict` gave (what is derived from it, such as the rate, is left out)."""
+        known = {f.name for f in fields(cls)} - {"sessions"}
+        summary = cls(**{k: v for k, v in doc.items() if k in known})
+        summary.sessions = BuildSummary(**doc.get("sessions", {}))
+        return summary
 
 
 Report = Callable[[ExportSnapshot], None]

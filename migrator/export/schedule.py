@@ -11,21 +11,19 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import signal
 import sqlite3
-import threading
 import time
-from collections.abc import Awaitable, Callable, Iterable, Iterator
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
 from migrator.archive import Anomaly, Archive, ThreadResult
 from migrator.errors import Interrupted, MigrateError
 from migrator.export.fetch import RECOVERABLE, CutOff, FileFetcher, ThreadFetcher, all_settled
+from migrator.export.finish import finish_export
 from migrator.export.options import ExportOptions, ExportSnapshot, ExportSummary, Report
 from migrator.export.storing import Storing
 from migrator.gcpace import fewer_collections
 from migrator.http import RateLimiter, Stop, stop_on_signals
-from migrator.sessions import BuildSummary, build_sessions
 from migrator.source import NotFound, PageAnomaly, RouteMissing, SourceClient, SourceSettings
 from migrator.threadlist import ThreadEntry
 
@@ -367,73 +365,22 @@ async def _export(
     return summary
 
 
-@contextlib.contextmanager
-def _stop_on_signal() -> Iterator[Callable[[], bool]]:
-    flag = threading.Event()
-    previous = {sig: signal.signal(sig, lambda *_: flag.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        yield flag.is_set
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
-
-
-def _session_progress(
-    archive: Archive, summary: ExportSummary, report: Report | None, started: float
-) -> Callable[[BuildSummary], None] | None:
-    """Session building after an export reports its own progress (minutes at 340,000 threads),
-    instead of leaving the last export figures standing still."""
-    if report is None:
-        return None
-    total = archive.work.stale_count()
-
-    def on_batch(built: BuildSummary) -> None:
-        report(
-            ExportSnapshot(
-                phase="sessions",
-                threads_total=summary.threads_total,
-                threads_finished=summary.threads_done + summary.threads_failed + summary.threads_missing,
-                messages=summary.messages,
-                requests=summary.requests,
-                throttled=summary.throttled,
-                retries=summary.retries,
-                failures=summary.failures,
-                elapsed=time.monotonic() - started,
-                sessions_total=total,
-                sessions_done=built.sessions,
-            )
-        )
-
-    on_batch(BuildSummary())
-    return on_batch
-
-
 def run_export(
     archive: Archive,
     entries: Iterable[ThreadEntry] | None,
     settings: SourceSettings,
     options: ExportOptions,
     report: Report | None = None,
+    *,
+    build: bool = True,
 ) -> ExportSummary:
-    """Export into `archive`, then build the sessions of the threads it changed."""
+    """Export into `archive`, then (unless `build` is False: the caller runs `finish_export` itself)
+    build the sessions of the threads it changed."""
     started = time.monotonic()
     with fewer_collections(7000, 10, 10):
         summary = asyncio.run(_export(archive, entries, settings, options, report))
     summary.network_seconds = round(time.monotonic() - started, 3)
-    if not summary.interrupted:
-        # Building sessions takes minutes at 340,000 threads: a signal stops it between batches too.
-        with _stop_on_signal() as stopped:
-            on_batch = _session_progress(archive, summary, report, started)
-            summary.sessions = build_sessions(archive, options.conversion, stop=stopped, on_batch=on_batch)
-        summary.interrupted = summary.sessions.interrupted
-    # The verdict is about the archive, not just this run: a thread missing since last night still counts.
-    work = archive.work.counts()
-    summary.threads_left = work["pending"]
-    summary.threads_done, summary.threads_failed, summary.threads_missing = (
-        work["done"],
-        work["failed"],
-        work["missing"],
-    )
-    summary.failures = len(archive.findings.failures())
     summary.elapsed = time.monotonic() - started
-    return summary
+    if not build:
+        return summary
+    return finish_export(archive, summary, options.conversion, report, started)

@@ -108,5 +108,5 @@ class Storing:
         return self.archive.raw.vector_stores_holding(file_id)
 
     def file(self, meta: dict[str, Any], content: FileContent) -> None:
-        self.archive.files.store(meta, content)
-        self.summary.files += 1
+        if self.archive.files.store(meta, content):
+            self.summary.files += 1

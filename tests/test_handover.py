@@ -1,0 +1,132 @@
+"""A live export builds its sessions in a fresh image of the same process (migrator/cli/handover.py):
+the same pid, the same writer lock kept across the exec, and an image without the openai SDK."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from migrator.archive import Archive
+from migrator.archive.lock import ArchiveLock, lock_path
+from migrator.cli import main
+from migrator.errors import ArchiveBusyError
+
+ROOT = Path(__file__).parent.parent
+
+# Each image of the command registers this at start; an exec drops the first image's, so the probe
+# file says what the image that finished the command had imported, and under which pid.
+PROBE = (
+    "import atexit, os, sys\n"
+    "atexit.register(lambda: open(os.environ['PROBE'], 'a').write("
+    "f\"{os.getpid()} {'openai' in sys.modules} {os.environ.get('MIGRATE_EXPORT_HANDOVER') is not None}\\n\"))\n"
+    "from migrator.cli import run; run()"
+)
+
+
+def export(archive: Path, ids: Path, server, probe: Path, *extra: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "PROBE": str(probe)}
+    command = [sys.executable, "-c", PROBE, "export", str(archive), "--threads", str(ids)]
+    command += ["--base-url", server.base_url, *extra]
+    proc = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    out, err = proc.communicate(timeout=300)
+    # The pid of the child we started, so the probe can show the build ran in that same process.
+    return subprocess.CompletedProcess([str(proc.pid)], proc.returncode, out, err)
+
+
+def session_hashes(archive: Path) -> dict[str, str]:
+    with Archive.open(archive) as store:
+        return dict(store.db.execute("select thread_id, hash from sessions").fetchall())
+
+
+def test_the_build_runs_in_a_fresh_image_of_the_same_process(sandbox, tmp_path: Path) -> None:
+    ids = tmp_path / "ids.txt"
+    ids.write_text("\n".join(sandbox.thread_ids()) + "\n")
+    archive, probe = tmp_path / "a.db", tmp_path / "probe.txt"
+    done = export(archive, ids, sandbox, probe, "--json")
+    assert done.returncode == 0, done.stderr
+    summary = json.loads(done.stdout)
+    threads = len(sandbox.thread_ids())
+    assert summary["threads_done"] == threads and summary["sessions"]["sessions"] == threads
+    assert summary["requests"] > threads  # the fetch's figures crossed the exec
+    assert summary["network_seconds"] > 0 and summary["elapsed"] >= summary["network_seconds"]
+    # One image finished the command: the same pid, without the SDK, the hand-over out of its environment.
+    assert probe.read_text().split() == [done.args[0], "False", "False"]
+    assert not lock_path(archive).exists()  # the lock crossed the exec and was released at the end
+    with Archive.open(archive) as store:
+        assert store.work.stale_count() == 0
+        assert store.sessions.counts()["sessions"] == threads
+
+    # In this process (no exec: a library call or CliRunner) the same export builds the same sessions.
+    again = tmp_path / "b.db"
+    assert main(["export", str(again), "--threads", str(ids), "--base-url", sandbox.base_url]) == 0
+    assert session_hashes(archive) == session_hashes(again)
+
+
+def test_a_rerun_builds_nothing_and_stores_no_file_again(sandbox, tmp_path: Path) -> None:
+    """Files recorded `missing` are asked again once a run; unchanged, they mark no session stale."""
+    ids = tmp_path / "ids.txt"
+    ids.write_text("\n".join(sandbox.thread_ids()) + "\n")
+    archive, probe = tmp_path / "a.db", tmp_path / "probe.txt"
+    assert export(archive, ids, sandbox, probe).returncode == 0
+    with Archive.open(archive) as store:
+        missing = store.db.execute("select count(*) from files where content = 'missing'").fetchone()[0]
+    assert missing > 0  # the sandbox's corpus has files whose bytes cannot be had
+    rerun = export(archive, ids, sandbox, probe, "--json")
+    assert rerun.returncode == 0, rerun.stderr
+    summary = json.loads(rerun.stdout)
+    assert (summary["files"], summary["messages"], summary["sessions"]["sessions"]) == (0, 0, 0)
+
+
+def test_the_kept_lock_refuses_a_second_writer_until_adopted_and_released(tmp_path: Path) -> None:
+    archive = tmp_path / "a.db"
+    Archive.create(archive, writer="export").close()
+    lock = ArchiveLock(archive, "export").acquire()
+    fd = lock.hand_over()
+    lock.release()  # no longer this object's: the lock stays
+    with pytest.raises(ArchiveBusyError, match="in use by migrate export"):
+        ArchiveLock(archive, "rebuild").acquire()
+    adopted = ArchiveLock.adopt(archive, "export", fd)
+    assert not os.get_inheritable(fd)  # a worker the build starts does not inherit it
+    adopted.release()
+    assert not lock_path(archive).exists()
+    ArchiveLock(archive, "rebuild").acquire().release()
+
+
+def test_a_descriptor_that_is_not_the_lock_is_refused(tmp_path: Path) -> None:
+    archive = tmp_path / "a.db"
+    Archive.create(archive, writer="export").close()
+    other = os.open(tmp_path / "other.txt", os.O_CREAT | os.O_RDWR, 0o600)
+    try:
+        with pytest.raises(ArchiveBusyError, match="not its writer lock"):
+            ArchiveLock.adopt(archive, "export", other)
+    finally:
+        os.close(other)
+
+
+@pytest.mark.parametrize(
+    ("value", "names"),
+    [
+        ("{not json", "is not a hand-over"),
+        (
+            '{"lock_fd": 3, "archive": "/elsewhere.db", "summary": {}, "conversion": {}, "started": 0}',
+            "hands over /elsewhere.db",
+        ),
+    ],
+)
+def test_a_stray_hand_over_in_the_environment_is_one_line_and_exit_2(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    value: str,
+    names: str,
+) -> None:
+    monkeypatch.setenv("MIGRATE_EXPORT_HANDOVER", value)
+    assert main(["export", str(tmp_path / "a.db"), "--threads", str(tmp_path / "ids.txt")]) == 2
+    err = capsys.readouterr().err
+    assert names in err and "unset it" in err and "Traceback" not in err
+    assert "MIGRATE_EXPORT_HANDOVER" not in os.environ  # taken out at once, whatever it held
