@@ -33,6 +33,7 @@ from typing import Any
 import orjson
 from sqlite_utils import Database
 
+from migrator.archive.connection import SQLITE_MAGIC, applied_names, read_only_connection, refuse_unless_ours
 from migrator.archive.files import Files
 from migrator.archive.findings import Findings
 from migrator.archive.ledger import ReplayLedger
@@ -41,79 +42,21 @@ from migrator.archive.lock import ArchiveLock
 from migrator.archive.loose import LooseObjects
 from migrator.archive.raw import RawObjects
 from migrator.archive.records import RecordThreads
-from migrator.archive.schema import MIGRATION_SET, MIGRATIONS, RAW_TABLES, known_migration_names
+from migrator.archive.schema import MIGRATIONS, RAW_TABLES
 from migrator.archive.sessions import Sessions
 from migrator.archive.vector_map import VectorStoreMap
 from migrator.archive.versions import RawVersions
 from migrator.archive.work import WorkList
-from migrator.errors import ArchiveLockedError, NewerSchemaError, NotAnArchiveError, WriteError
+from migrator.errors import ArchiveLockedError, NotAnArchiveError, WriteError
 
 __all__ = ["Archive", "applied_names"]
 
-SQLITE_MAGIC = b"SQLite format 3\x00"
 # A write waits this long for a lock another process holds on the archive (saying so every
 # LOCK_POLL_SECONDS through `Archive.on_lock_wait`), then stops with ArchiveLockedError.
 LOCK_WAIT_SECONDS = 600.0
 LOCK_POLL_SECONDS = 5.0
 # Measured on a 34,000-thread dump: 1,512 bytes a message at 4 KiB pages, 1,428 at 8 KiB, 1,395 at 16 KiB.
 PAGE_SIZE = 16384
-
-
-def applied_names(conn: sqlite3.Connection) -> set[str]:
-    """The names of our schema steps applied to the database on this connection."""
-    sql = "select name from _sqlite_migrations where migration_set = ?"
-    return {row[0] for row in conn.execute(sql, [MIGRATION_SET])}
-
-
-# The writing command that upgrades an archive offline, named when a reader finds one to upgrade.
-UPGRADE_COMMAND = "migrate rebuild"
-
-
-def _refuse_unless_ours(path: Path, conn: sqlite3.Connection, *, read_only: bool = False) -> None:
-    """An empty file is a new archive (to a writer); anything else must carry our migrations, none
-    unknown. A reader never writes, so it refuses what would need the schema written or upgraded."""
-    tables = {row[0] for row in conn.execute("select name from sqlite_master where type = 'table'")}
-    if not tables:
-        if read_only:
-            raise NotAnArchiveError(
-                f"{path}: a SQLite file without tables, not an archive (only `migrate export` and "
-                "`migrate merge` create one)"
-            )
-        return
-    applied = applied_names(conn) if "_sqlite_migrations" in tables else set()
-    if not applied:
-        raise NotAnArchiveError(f"{path}: a SQLite file, but not a migrate archive")
-    unknown = applied - known_migration_names()
-    if unknown:
-        raise NewerSchemaError(
-            f"{path}: written by a newer migrate (schema steps {', '.join(sorted(unknown))}); upgrade migrate to read it"
-        )
-    pending = known_migration_names() - applied
-    if read_only and pending:
-        raise NotAnArchiveError(
-            f"{path}: written by an older migrate and not upgraded yet (schema steps "
-            f"{', '.join(sorted(pending))} missing); this command only reads it",
-            hint=f"`{UPGRADE_COMMAND} {path}` upgrades it offline, as does any command that writes it",
-        )
-
-
-def _read_only_connection(path: Path) -> sqlite3.Connection:
-    """SQLite's read-only mode (`mode=ro`): nothing can be written through it, whatever a command
-    does. Where SQLite cannot even keep its shared-memory index beside the file (a WAL archive in
-    a folder we may not write: a read-only mount, a CI artifact), nobody can be writing it either,
-    so it is read as immutable."""
-    uri = path.resolve().as_uri()
-    conn = sqlite3.connect(f"{uri}?mode=ro", uri=True, check_same_thread=False, isolation_level=None)
-    try:
-        conn.execute("select count(*) from sqlite_master").fetchone()
-        return conn
-    except sqlite3.OperationalError:
-        conn.close()
-        if os.access(path.parent, os.W_OK):
-            raise
-    return sqlite3.connect(
-        f"{uri}?mode=ro&immutable=1", uri=True, check_same_thread=False, isolation_level=None
-    )
 
 
 class Archive:
@@ -233,7 +176,7 @@ class Archive:
                 raise NotAnArchiveError(f"{path}: not an archive (not a SQLite file)")
         conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
         try:
-            _refuse_unless_ours(path, conn)
+            refuse_unless_ours(path, conn)
         except sqlite3.DatabaseError as exc:
             raise NotAnArchiveError(f"{path}: not an archive ({exc})") from None
         finally:
@@ -247,7 +190,7 @@ class Archive:
             raise NotAnArchiveError(f"{path}: not an archive (not a SQLite file)")
         if read_only:
             try:
-                conn = _read_only_connection(path)
+                conn = read_only_connection(path)
             except sqlite3.DatabaseError as exc:
                 raise NotAnArchiveError(f"{path}: cannot be read ({exc})") from None
         else:
@@ -255,7 +198,7 @@ class Archive:
         try:
             conn.execute("PRAGMA busy_timeout = 30000")
             # Checked before anything is written: a foreign database is refused untouched.
-            _refuse_unless_ours(path, conn, read_only=read_only)
+            refuse_unless_ours(path, conn, read_only=read_only)
             if read_only:
                 return cls(path, Database(conn), read_only=True)
             if lock is not None:
