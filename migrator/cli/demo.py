@@ -14,7 +14,7 @@ from migrator.archive import Archive
 from migrator.cli.app import app, console, say
 from migrator.cli.export import render_summary
 from migrator.cli.progress import ExportProgress
-from migrator.export import ExportOptions, run_export
+from migrator.export import ExportOptions, ExportSummary, run_export
 from migrator.inspect import conversation_lines
 from migrator.source import SourceSettings
 from migrator.threadlist import ThreadEntry
@@ -67,21 +67,22 @@ def demo(
     ):
         path = archive or Path(tmp) / "demo.db"
         console.print(f"sandbox: {server.base_url} ({threads} threads); archive: {path}", highlight=False)
-        entries = [
-            ThreadEntry(tid, {"user_id": f"user_{i % 17}"}) for i, tid in enumerate(server.thread_ids())
-        ]
         with Archive.create(path, writer="demo") as store:
-            with ExportProgress() as progress:
-                summary = run_export(
-                    store,
-                    entries,
-                    SourceSettings(base_url=server.base_url, api_key="sk-demo-sandbox-not-a-real-key"),
-                    ExportOptions(),
-                    progress,
-                )
-            render_summary(summary, path)
+            render_summary(_export_sandbox(store, server), path)
             report = _show(store, server, archive)  # a temporary archive is not named: it goes
-    # A temporary archive is gone by now: the hint names only what still exists.
+    _next_steps(archive)  # a temporary archive is gone by now: the hint names only what still exists
+    raise typer.Exit(int(report.exit_code()))
+
+
+def _export_sandbox(store: Archive, server: SandboxServer) -> ExportSummary:
+    """The real export, as `migrate export` runs it, of the sandbox's corpus (each thread a user)."""
+    entries = [ThreadEntry(tid, {"user_id": f"user_{i % 17}"}) for i, tid in enumerate(server.thread_ids())]
+    settings = SourceSettings(base_url=server.base_url, api_key="sk-demo-sandbox-not-a-real-key")
+    with ExportProgress() as progress:
+        return run_export(store, entries, settings, ExportOptions(), progress)
+
+
+def _next_steps(archive: Path | None) -> None:
     kept = f"the archive stays in {archive}: `migrate stats {archive}`; " if archive else ""
     console.print(
         f"\nnext: {kept}`migrate sandbox serve --ids-out ids.txt` and "
@@ -90,4 +91,3 @@ def demo(
         highlight=False,
         soft_wrap=True,
     )
-    raise typer.Exit(int(report.exit_code()))

@@ -220,6 +220,28 @@ def _from_records(
 
 def _live(
     archive: Path,
+    threads: str | None,
+    options: ExportOptions,
+    where: tuple[str | None, str | None, str | None, str | None, float, float],
+    conversion: dict[str, str | None],
+    json_out: bool,
+) -> None:
+    """A live source: `where` is (base URL, Azure endpoint, api-version, Foundry endpoint, request
+    timeout, largest body in MB)."""
+    if threads and options.all_threads:
+        raise UsageError("give --threads FILE or --all-threads, not both")
+    entries = ThreadList(threads, options.shard) if threads else None  # checked whole, then streamed
+    with contextlib.closing(entries) if entries is not None else contextlib.nullcontext():
+        base_url, azure_endpoint, api_version, foundry_endpoint, timeout, max_body_mb = where
+        settings = source_settings(
+            base_url, azure_endpoint, api_version, timeout=timeout, foundry_endpoint=foundry_endpoint
+        )
+        settings.max_body_mb = max_body_mb
+        _fetch(archive, entries, settings, options, conversion, json_out)
+
+
+def _fetch(
+    archive: Path,
     entries: Iterable[ThreadEntry] | None,
     settings: SourceSettings,
     options: ExportOptions,
@@ -327,15 +349,8 @@ def export(
     if from_dump or more_dump_paths:
         paths = _dump_paths(from_dump, more_dump_paths, threads)
         raise typer.Exit(_from_dump(archive, paths, files_dir, conversion, json_out))
-    if threads and all_threads:
-        raise UsageError("give --threads FILE or --all-threads, not both")
     options = ExportOptions(
         parse_parts(only), concurrency, max_rps, refresh, parse_shard(shard), all_threads=all_threads
     )
-    entries = ThreadList(threads, options.shard) if threads else None  # checked whole, then streamed
-    with contextlib.closing(entries) if entries is not None else contextlib.nullcontext():
-        settings = source_settings(
-            base_url, azure_endpoint, api_version, timeout=request_timeout, foundry_endpoint=foundry_endpoint
-        )
-        settings.max_body_mb = max_body_mb
-        _live(archive, entries, settings, options, conversion, json_out)
+    where = (base_url, azure_endpoint, api_version, foundry_endpoint, request_timeout, max_body_mb)
+    _live(archive, threads, options, where, conversion, json_out)

@@ -20,12 +20,7 @@ from migrator.importers import ImportProgress, ImportSummary, Selection, import_
 from migrator.outputs import check_output
 
 if TYPE_CHECKING:  # the remote targets are imported by the runs that use them (the openai SDK)
-    from migrator.importers import (
-        TargetSettings,
-        VectorProgress,
-        VectorStoresOptions,
-        VectorStoresSummary,
-    )
+    from migrator.importers import TargetSettings, VectorProgress, VectorStoresSummary
 
 Target = Literal["jsonl", "agents-sqlite", "conversations", "vector-stores"]
 REMOTE = ("conversations", "vector-stores")
@@ -139,34 +134,36 @@ def import_(
     Example: migrate import support.db --to agents-sqlite --out sessions.db --mapping-out map.csv
     """
     if to == "vector-stores":
-        if thread or sample or out:
-            raise UsageError(
-                "--to vector-stores rebuilds every vector store: drop --thread, --sample and --out"
-            )
-        from migrator.importers import VectorStoresOptions
-
-        options = VectorStoresOptions(
-            concurrency=min(concurrency, 16), max_rps=max_rps, poll_seconds=poll_seconds
-        )
-        _vector_stores(archive, _target_settings(to, target_base_url), options, mapping_out, json_out)
+        _vector_stores(archive, target_base_url, (concurrency, max_rps, poll_seconds), mapping_out, json_out,
+                       refused=bool(thread or sample or out))  # fmt: skip
     selection = Selection(tuple(thread or ()), sample, include_unfinished)
+    summary = _sessions(
+        archive, to, out, selection, mapping_out, target_base_url, (concurrency, max_rps), json_out
+    )
+    if summary.interrupted:
+        raise Interrupted("interrupted cleanly; the map in the archive says how far each thread got",
+                          hint=f"resume with: migrate {shlex.join(sys.argv[1:])}")  # fmt: skip
+    print_json(summary.as_dict()) if json_out else _render(summary)
+    raise typer.Exit(0 if summary.clean and not summary.unconfirmed else 1)
+
+
+def _sessions(
+    archive: Path,
+    to: Target,
+    out: str | None,
+    selection: Selection,
+    mapping_out: Path | None,
+    target_base_url: str | None,
+    rate: tuple[int, float | None],
+    json_out: bool,
+) -> ImportSummary:
     _check_out(to, out, json_out, mapping_out)
     progress = _Progress(quiet=out == "-")
     # Conversations keeps its map in the archive: a writer. The files read sessions only: readers,
     # so they work while an export writes (a stale session is derived for the file, not stored).
     opened = open_writer(archive, f"import --to {to}") if to in REMOTE else Archive.open(archive)
     with opened as store:
-        summary = _import(
-            store, to, out, selection, mapping_out, progress, target_base_url, (concurrency, max_rps)
-        )
-    if summary.interrupted:
-        raise Interrupted("interrupted cleanly; the map in the archive says how far each thread got",
-                          hint=f"resume with: migrate {shlex.join(sys.argv[1:])}")  # fmt: skip
-    if json_out:
-        print_json(summary.as_dict())
-    else:
-        _render(summary)
-    raise typer.Exit(0 if summary.clean and not summary.unconfirmed else 1)
+        return _import(store, to, out, selection, mapping_out, progress, target_base_url, rate)
 
 
 def _check_out(to: Target, out: str | None, json_out: bool, mapping_out: Path | None) -> None:
@@ -223,13 +220,19 @@ def _target_settings(to: str, base_url: str | None) -> TargetSettings:
 
 def _vector_stores(
     archive: Path,
-    settings: TargetSettings,
-    options: VectorStoresOptions,
+    target_base_url: str | None,
+    rate: tuple[int, float | None, float],
     mapping_out: Path | None,
     json_out: bool,
+    *,
+    refused: bool,
 ) -> None:
-    from migrator.importers import import_vector_stores
+    if refused:
+        raise UsageError("--to vector-stores rebuilds every vector store: drop --thread, --sample and --out")
+    from migrator.importers import VectorStoresOptions, import_vector_stores
 
+    settings = _target_settings("vector-stores", target_base_url)
+    options = VectorStoresOptions(concurrency=min(rate[0], 16), max_rps=rate[1], poll_seconds=rate[2])
     with open_writer(archive, "import --to vector-stores") as store:
         summary = import_vector_stores(
             store, settings, options=options, mapping_out=mapping_out, progress=_VectorProgress()
@@ -237,10 +240,7 @@ def _vector_stores(
     if summary.interrupted:
         raise Interrupted("stopped cleanly; the map in the archive says what was created",
                           hint=f"resume with: migrate {shlex.join(sys.argv[1:])}")  # fmt: skip
-    if json_out:
-        print_json(summary.as_dict())
-    else:
-        _render_vector(summary)
+    print_json(summary.as_dict()) if json_out else _render_vector(summary)
     raise typer.Exit(0 if summary.clean else 1)
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -26,6 +26,9 @@ from migrator.errors import UsageError
 from migrator.outputs import check_output
 from migrator.sessions import default_workers
 from migrator.verify import render_table, verify_archive, write_junit
+
+if TYPE_CHECKING:
+    from migrator.source.settings import SourceSettings
 
 ContextWindowOpt = Annotated[
     int | None, typer.Option("--context-window", help="Budget every session against N tokens.")
@@ -57,6 +60,22 @@ def _phases() -> Iterator[Callable[[str], None]]:
         yield lambda phase: status.update(f"verify: {phase}")
 
 
+def _source(
+    against_source: bool,
+    sample: int | None,
+    base_url: str | None,
+    azure_endpoint: str | None,
+    api_version: str | None,
+    foundry_endpoint: str | None,
+) -> SourceSettings | None:
+    """The source --against-source compares with (its key checked now); None without the flag."""
+    if not against_source:
+        if sample is not None or base_url:
+            raise UsageError("--sample and --base-url go with --against-source")
+        return None
+    return source_settings(base_url, azure_endpoint, api_version, foundry_endpoint=foundry_endpoint)
+
+
 @app.command()
 def verify(
     archive: ArchiveArg,
@@ -82,13 +101,7 @@ def verify(
     """
     if junit is not None:
         check_output(junit, "--junit")
-    if not against_source and (sample is not None or base_url):
-        raise UsageError("--sample and --base-url go with --against-source")
-    source = (
-        source_settings(base_url, azure_endpoint, api_version, foundry_endpoint=foundry_endpoint)
-        if against_source
-        else None
-    )
+    source = _source(against_source, sample, base_url, azure_endpoint, api_version, foundry_endpoint)
     with Archive.open(archive) as store, _phases() as on_phase:
         report = verify_archive(
             store,
@@ -102,8 +115,5 @@ def verify(
         )
     if junit is not None:
         write_junit(report, junit)
-    if json_out:
-        print_json(report.to_dict())
-    else:
-        render_table(report, console)
+    print_json(report.to_dict()) if json_out else render_table(report, console)
     raise typer.Exit(int(report.exit_code()))
