@@ -80,6 +80,9 @@ def test_a_rerun_builds_nothing_and_stores_no_file_again(sandbox, tmp_path: Path
     assert rerun.returncode == 0, rerun.stderr
     summary = json.loads(rerun.stdout)
     assert (summary["files"], summary["messages"], summary["sessions"]["sessions"]) == (0, 0, 0)
+    # Nothing to build: the rerun finished in its first image (an exec would only cost its start-up).
+    first, second = probe.read_text().splitlines()
+    assert first.split()[1:] == ["False", "False"] and second.split()[1:] == ["True", "False"]
 
 
 def test_the_kept_lock_refuses_a_second_writer_until_adopted_and_released(tmp_path: Path) -> None:

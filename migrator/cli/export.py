@@ -249,13 +249,19 @@ def _fetch(
     json_out: bool,
 ) -> None:
     from migrator.export import run_export  # the openai SDK: only a live source needs it
+    from migrator.export.finish import finish_export
 
     require_thread_ids(archive, entries, options)
-    fresh = handover.possible()  # build in a fresh image of this process (handover.py says why)
     with open_writer(archive, "export", create=True) as store, ExportProgress(enabled=True) as progress:
         options.conversion = resolve_options(store, **conversion)
-        summary = run_export(store, entries, settings, options, progress, build=not fresh)
-        lock_fd = store.lock.hand_over() if fresh and store.lock and not summary.interrupted else None
+        summary = run_export(store, entries, settings, options, progress, build=False)
+        # The sessions are built in a fresh image of this process (handover.py says why), unless
+        # there is nothing to build (a rerun): then the exec would only cost its start-up.
+        lock_fd = None
+        if handover.possible() and store.lock and not summary.interrupted and store.work.stale_count():
+            lock_fd = store.lock.hand_over()
+        else:
+            summary = finish_export(store, summary, options.conversion, progress)
     if lock_fd is None:
         _finish(summary, archive, json_out)
     passed = handover.Handover(
