@@ -16,26 +16,20 @@ from migrator.export.options import (
     parse_parts,
     require_thread_ids,
 )
+from migrator.lazy import lazy_attributes
 
 # The fetching rooms (the openai SDK, 50 MB a process) are imported when first named, so that what
 # only needs the options (the progress display, --from-records, a build of the sessions) starts without them.
 _FETCHING = {
-    "MAX_CONTENT_PAGES": "fetch",
-    "Delta": "fetch",
-    "FileFetcher": "fetch",
-    "ThreadFetcher": "fetch",
-    "failure_of": "fetch",
-    "finish_export": "finish",
-    "run_export": "schedule",
+    "MAX_CONTENT_PAGES": "migrator.export.fetch",
+    "Delta": "migrator.export.fetch",
+    "FileFetcher": "migrator.export.fetch",
+    "ThreadFetcher": "migrator.export.fetch",
+    "failure_of": "migrator.export.fetch",
+    "finish_export": "migrator.export.finish",
+    "run_export": "migrator.export.schedule",
 }
-
-
-def __getattr__(name: str) -> object:
-    if name in _FETCHING:
-        import importlib
-
-        return getattr(importlib.import_module(f"migrator.export.{_FETCHING[name]}"), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__ = lazy_attributes(__name__, _FETCHING)
 
 
 __all__ = [

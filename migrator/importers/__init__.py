@@ -15,27 +15,21 @@ from migrator.importers.agents_sqlite import import_agents_sqlite
 from migrator.importers.common import ImportProgress, ImportSummary, Selection
 from migrator.importers.items import session_items
 from migrator.importers.jsonl import import_jsonl
+from migrator.lazy import lazy_attributes
 
 # The targets behind an API (the openai SDK, the request path) are imported when first named, so that
 # the file targets (jsonl, agents-sqlite) start without them.
 _REMOTE = {
-    "ConversationsOptions": "conversations",
-    "TargetSettings": "conversations",
-    "conversation_metadata": "conversations",
-    "import_conversations": "conversations",
-    "VectorProgress": "vector_stores",
-    "VectorStoresOptions": "vector_stores",
-    "VectorStoresSummary": "vector_stores",
-    "import_vector_stores": "vector_stores",
+    "ConversationsOptions": "migrator.importers.conversations",
+    "TargetSettings": "migrator.importers.conversations",
+    "conversation_metadata": "migrator.importers.conversations",
+    "import_conversations": "migrator.importers.conversations",
+    "VectorProgress": "migrator.importers.vector_stores",
+    "VectorStoresOptions": "migrator.importers.vector_stores",
+    "VectorStoresSummary": "migrator.importers.vector_stores",
+    "import_vector_stores": "migrator.importers.vector_stores",
 }
-
-
-def __getattr__(name: str) -> object:
-    if name in _REMOTE:
-        import importlib
-
-        return getattr(importlib.import_module(f"migrator.importers.{_REMOTE[name]}"), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__ = lazy_attributes(__name__, _REMOTE)
 
 
 __all__ = [

@@ -1,5 +1,6 @@
 """The source side: the openai SDK client behind the request path, and pagination with loop guards."""
 
+from migrator.lazy import lazy_attributes
 from migrator.source.paging import Listing, PageAnomaly, collect
 from migrator.source.settings import DEFAULT_MAX_BODY_MB, SourceSettings
 
@@ -15,14 +16,7 @@ _CLIENT = {
     "RateLimiter": "migrator.http",
     "RequestStats": "migrator.http",
 }
-
-
-def __getattr__(name: str) -> object:
-    if name in _CLIENT:
-        import importlib
-
-        return getattr(importlib.import_module(_CLIENT[name]), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__ = lazy_attributes(__name__, _CLIENT)
 
 
 __all__ = [
