@@ -8,6 +8,7 @@ checkpoint lives here, beside the data: a thread's status commits in the transac
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Iterable, Iterator
 from typing import Any
 
@@ -21,6 +22,9 @@ __all__ = ["WorkList"]
 _LAST = "select id from {0} where thread_id = :tid order by created_at desc, position desc limit 1"
 
 
+_first = operator.itemgetter(0)
+
+
 class WorkList(Room):
     def add(self, items: Iterable[tuple[str, dict[str, Any]]], batch: int = 5000) -> int:
         """Register requested thread ids as pending (known ones are left as they are)."""
@@ -28,6 +32,10 @@ class WorkList(Room):
         chunk: list[tuple[str, str]] = []
 
         def flush() -> int:
+            # In id order (a stable sort: of two entries of one id the first still wins): a rerun's
+            # ids are all known, and probing the key in order touches each page once instead of at
+            # random (a list's order is whatever the user's program wrote).
+            chunk.sort(key=_first)
             with self.archive.atomic():
                 before = self.db.conn.total_changes
                 self.db.conn.executemany("insert or ignore into work(thread_id, extra) values (?, ?)", chunk)
@@ -88,17 +96,20 @@ class WorkList(Room):
 
     def stale_count(self) -> int:
         """How many sessions a build has to make (its progress total)."""
-        sql = "select count(*) from work where session_stale = 1 and status = 'done'"
+        # The partial index of stale done threads (see stale_batches): 90 ms at 340,000 threads through
+        # the index on status, nothing through this one.
+        sql = "select count(*) from work indexed by idx_work_stale_done where session_stale = 1 and status = 'done'"
         return int(self.archive.db.execute(sql).fetchone()[0])
 
     def stale_batches(self, batch: int = 500) -> Iterator[list[str]]:
         """Done threads whose session must be (re)built, in batches, resumable by design."""
-        # The unary `+` keeps SQLite off the one-column indexes on status and session_stale: through
-        # them every page sorted all the done threads again (quadratic: 500 s at 340,000 threads);
-        # walking the primary key from the page's bound reads the work list once in all.
+        # Named, because SQLite would rather take the index on status: through it every page sorted
+        # all the done threads again (quadratic: 500 s at 340,000 threads). The partial index holds
+        # the stale done threads only, in id order: a page is one seek, and a rerun with nothing to
+        # build reads nothing (the primary key's walk read all 340,000 rows: 1.3 s).
         sql = (
-            "select thread_id from work where +session_stale = 1 and +status = 'done' and thread_id > ? "
-            "order by thread_id limit ?"
+            "select thread_id from work indexed by idx_work_stale_done "
+            "where session_stale = 1 and status = 'done' and thread_id > ? order by thread_id limit ?"
         )
         for rows in self.archive.keyset(sql, batch=batch):
             yield [r[0] for r in rows]
