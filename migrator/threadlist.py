@@ -27,6 +27,8 @@ __all__ = ["ThreadEntry", "ThreadList", "read_thread_list", "Shard", "parse_shar
 
 # Real ids are `thread_` + base62; compatible servers use other suffixes, so only the shape is checked.
 THREAD_ID = re.compile(r"^thread_[A-Za-z0-9_-]{1,128}$")
+# A block of the file that holds only THREAD_IDs, each ending its line with "\n" (the last may end the file).
+_CLEAN_BLOCK = re.compile(r"(?:thread_[A-Za-z0-9_-]{1,128}\n)*(?:thread_[A-Za-z0-9_-]{1,128})?")
 
 
 class ThreadEntry(NamedTuple):
@@ -177,6 +179,16 @@ def _entries(source: _Source, problems: list[str]) -> Iterator[ThreadEntry]:
     else:
         number = 0
         for block in source.text_blocks():
+            if _CLEAN_BLOCK.fullmatch(block):
+                # Nothing but ids, one a line (what a list written by a program is): checked by one
+                # regex in C, where the line by line checks were a quarter of a 340,000-id rerun.
+                ids = block.split("\n")
+                if ids[-1] == "":
+                    ids.pop()
+                number += len(ids)
+                for thread_id in ids:
+                    yield ThreadEntry(thread_id, {})
+                continue
             for line in block.splitlines():  # as `_split`: a block ends where a line does
                 number += 1
                 if line.strip():
