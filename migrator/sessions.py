@@ -401,7 +401,7 @@ def _derive(
 def _bundle_reader(
     archive: Archive, thread_ids: list[str], assistants: dict[str, Any]
 ) -> Callable[[str], ThreadBundle | None]:
-    """Each thread's bundle, handed over once: a converted thread's raw objects are freed at once."""
+    """Each thread's bundle (a chunk's bundles are freed with the chunk)."""
     try:
         bundles = load_bundles(archive, thread_ids, assistants)
     except sqlite3.DatabaseError:
@@ -410,7 +410,7 @@ def _bundle_reader(
         # One unreadable row must not cost the whole chunk: each thread is read alone, so only the
         # one that fails is a failure.
         return lambda tid: load_bundle(archive, tid, assistants)
-    return lambda tid: bundles.pop(tid, None)
+    return bundles.get
 
 
 # -- the worker processes ----------------------------------------------------------------------

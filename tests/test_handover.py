@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -28,9 +30,12 @@ PROBE = (
 )
 
 
-def export(archive: Path, ids: Path, server, probe: Path, *extra: str) -> subprocess.CompletedProcess[str]:
+def export(
+    archive: Path, ids: Path, server, probe: Path, *extra: str, before: str = ""
+) -> subprocess.CompletedProcess[str]:
+    """The installed command's run, probed; `before`: Python run first (a wrapper's doing)."""
     env = {**os.environ, "PYTHONPATH": str(ROOT), "PROBE": str(probe)}
-    command = [sys.executable, "-c", PROBE, "export", str(archive), "--threads", str(ids)]
+    command = [sys.executable, "-c", before + PROBE, "export", str(archive), "--threads", str(ids)]
     command += ["--base-url", server.base_url, *extra]
     proc = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     out, err = proc.communicate(timeout=300)
@@ -133,3 +138,68 @@ def test_a_stray_hand_over_in_the_environment_is_one_line_and_exit_2(
     err = capsys.readouterr().err
     assert names in err and "unset it" in err and "Traceback" not in err
     assert "MIGRATE_EXPORT_HANDOVER" not in os.environ  # taken out at once, whatever it held
+
+
+@pytest.mark.parametrize(
+    ("wrapper", "why"),
+    [
+        ("import sys; sys.executable = '/nonexistent/python'\n", "the exec fails"),
+        (
+            "import sys; sys.argv.append('--json')\n",
+            "sys.argv was rewritten: the exec would run another command",
+        ),
+    ],
+)
+def test_without_a_faithful_exec_the_build_runs_in_the_first_image(
+    sandbox, tmp_path: Path, wrapper: str, why: str
+) -> None:
+    ids = tmp_path / "ids.txt"
+    ids.write_text("\n".join(sandbox.thread_ids()) + "\n")
+    archive, probe = tmp_path / "a.db", tmp_path / "probe.txt"
+    done = export(archive, ids, sandbox, probe, "--json", before=wrapper)
+    assert done.returncode == 0, (why, done.stderr)
+    assert json.loads(done.stdout)["sessions"]["sessions"] == len(sandbox.thread_ids()), why
+    assert probe.read_text().split() == [done.args[0], "True", "False"], why  # one image, the SDK in it
+    assert not lock_path(archive).exists(), why
+
+
+@pytest.mark.skipif(not Path("/proc/self/environ").exists(), reason="needs /proc to see the exec happen")
+@pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM])
+def test_a_stop_as_the_build_image_starts_is_an_ordinary_stop(sandbox, tmp_path: Path, stop: int) -> None:
+    """Signals are held from the hand-over until the new image holds the archive: a stop at any
+    moment of the exec gives exit 130 and the resume line, never a traceback, a death by signal or a
+    left lock file; the run after it builds every session."""
+    ids = tmp_path / "ids.txt"
+    ids.write_text("\n".join(sandbox.thread_ids()) + "\n")
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    codes = []
+    for n, delay in enumerate((0.0, 0.02, 0.08, 0.2)):
+        archive = tmp_path / f"a{n}.db"
+        command = [sys.executable, "-c", "from migrator.cli import run; run()", "export", str(archive)]
+        command += ["--threads", str(ids), "--base-url", sandbox.base_url]
+        proc = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        environ = Path(f"/proc/{proc.pid}/environ")
+        deadline = time.monotonic() + 120
+        while proc.poll() is None and time.monotonic() < deadline:
+            try:
+                if b"MIGRATE_EXPORT_HANDOVER=" in environ.read_bytes():  # the build's image runs
+                    break
+            except OSError:
+                break
+            time.sleep(0.002)
+        time.sleep(delay)
+        if proc.poll() is None:
+            proc.send_signal(stop)
+        out, err = proc.communicate(timeout=120)
+        codes.append(proc.returncode)
+        assert proc.returncode in (0, 130), (delay, proc.returncode, err)
+        assert "Traceback" not in err, (delay, err)
+        if proc.returncode == 130:
+            assert "resume with: migrate export" in err, (delay, err)
+        assert not lock_path(archive).exists(), (delay, err)
+        again = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120)
+        assert again.returncode == 0, again.stderr
+        with Archive.open(archive) as store:
+            assert store.work.stale_count() == 0
+            assert store.sessions.counts()["sessions"] == len(sandbox.thread_ids())
+    assert 130 in codes  # at least one stop landed before the build ended: the test saw what it claims

@@ -145,5 +145,6 @@ def run() -> None:
     """The installed `migrate` command (a test's CliRunner calls the app instead)."""
     from migrator.cli import handover
 
-    handover.allow()
-    sys.exit(main())
+    with handover.allow():
+        code = main()
+    sys.exit(code)

@@ -8,7 +8,7 @@ import sys
 import time
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, NoReturn
 
 import typer
 
@@ -228,8 +228,6 @@ def _live(
 ) -> None:
     """A live source: `where` is (base URL, Azure endpoint, api-version, Foundry endpoint, request
     timeout, largest body in MB)."""
-    if threads and options.all_threads:
-        raise UsageError("give --threads FILE or --all-threads, not both")
     entries = ThreadList(threads, options.shard) if threads else None  # checked whole, then streamed
     with contextlib.closing(entries) if entries is not None else contextlib.nullcontext():
         base_url, azure_endpoint, api_version, foundry_endpoint, timeout, max_body_mb = where
@@ -255,43 +253,46 @@ def _fetch(
     with open_writer(archive, "export", create=True) as store, ExportProgress(enabled=True) as progress:
         options.conversion = resolve_options(store, **conversion)
         summary = run_export(store, entries, settings, options, progress, build=False)
+        started = time.monotonic() - summary.elapsed
         # The sessions are built in a fresh image of this process (handover.py says why), unless
         # there is nothing to build (a rerun): then the exec would only cost its start-up.
-        lock_fd = None
-        if handover.possible() and store.lock and not summary.interrupted and store.work.stale_count():
-            lock_fd = store.lock.hand_over()
-        else:
+        here = not (
+            handover.possible() and store.lock and not summary.interrupted and store.work.stale_count()
+        )
+        if here:
             summary = finish_export(store, summary, options.conversion, progress)
-    if lock_fd is None:
+        else:
+            handover.hold_signals()  # until the build's image holds the archive (handover.py)
+            lock_fd = store.lock.hand_over()
+    if here:
         _finish(summary, archive, json_out)
+    conversion_used = options.conversion.as_dict()
     passed = handover.Handover(
-        lock_fd,
-        str(Path(archive).resolve()),
-        summary.as_dict(),
-        options.conversion.as_dict(),
-        time.monotonic() - summary.elapsed,
+        lock_fd, str(Path(archive).resolve()), summary.as_dict(), conversion_used, started
     )
     handover.hand_over(passed)  # returns only when the exec failed: then the build runs here
     _build_after_fetch(archive, passed, json_out)
 
 
-def _build_after_fetch(archive: Path, passed: handover.Handover, json_out: bool) -> None:
-    """The sessions of a live export, in the image its fetch handed over to."""
+def _build_after_fetch(archive: Path, passed: handover.Handover, json_out: bool) -> NoReturn:
+    """The sessions of a live export, in the image its fetch handed over to (signals held)."""
     from migrator.archive.lock import ArchiveLock
     from migrator.convert import ConversionOptions
     from migrator.export.finish import finish_export
 
-    lock = ArchiveLock.adopt(archive, "export", passed.lock_fd)
-    with open_writer(archive, "export", held=lock) as store, ExportProgress(enabled=True) as progress:
-        summary, conversion = (
-            ExportSummary.from_dict(passed.summary),
-            ConversionOptions.from_dict(passed.conversion),
-        )
-        summary = finish_export(store, summary, conversion, progress, passed.started)
+    try:
+        lock = ArchiveLock.adopt(archive, "export", passed.lock_fd)
+        with open_writer(archive, "export", held=lock) as store, ExportProgress(enabled=True) as progress:
+            handover.release_signals()  # a stop from here on is an ordinary one: the archive closes
+            summary = ExportSummary.from_dict(passed.summary)
+            conversion = ConversionOptions.from_dict(passed.conversion)
+            summary = finish_export(store, summary, conversion, progress, passed.started)
+    finally:
+        handover.release_signals()
     _finish(summary, archive, json_out)
 
 
-def _finish(summary: ExportSummary, archive: Path, json_out: bool) -> None:
+def _finish(summary: ExportSummary, archive: Path, json_out: bool) -> NoReturn:
     if summary.interrupted:
         raise Interrupted(
             "interrupted cleanly; every finished thread is saved",
@@ -347,6 +348,8 @@ def export(
     conversion = {"system_role": system_role, "hosted_tools": hosted_tools, "citations": citations}
     if (passed := handover.take_over(archive)) is not None:  # this image builds a fetch's sessions
         _build_after_fetch(archive, passed, json_out)
+    if threads and all_threads:
+        raise UsageError("give --threads FILE or --all-threads, not both")
     if from_records:  # exits: the log is the only source of the run
         req = RecordsRequest(from_records, query, table, tuple(map_fields or ()), system_prompt, assistant_id)
         raise typer.Exit(

@@ -12,8 +12,11 @@ test's CliRunner, builds in the same image as before, through the same `finish_e
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
 import sys
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,21 +25,51 @@ import orjson
 
 from migrator.errors import UsageError
 
-__all__ = ["Handover", "allow", "hand_over", "possible", "take_over"]
+__all__ = ["Handover", "allow", "hand_over", "hold_signals", "possible", "release_signals", "take_over"]
 
 ENV = "MIGRATE_EXPORT_HANDOVER"
 _allowed = False
+# Held from just before the lock is handed over until the new image holds the archive again: a Ctrl-C
+# (or SIGTERM) in between waits, pending across the exec, and then stops the build the usual way
+# (exit 130, the resume line, the lock file removed), instead of killing an image mid-start.
+_STOPS = {signal.SIGINT, signal.SIGTERM}
 
 
-def allow() -> None:
-    """Called by the installed command: this process may exec itself (POSIX keeps a descriptor, and
-    the pid, across an exec; Windows does neither)."""
+@contextlib.contextmanager
+def allow() -> Iterator[None]:
+    """The installed command, while it runs: this process may exec itself (POSIX keeps a descriptor,
+    the pid and the signal mask across an exec; Windows does none of it)."""
     global _allowed
     _allowed = os.name == "posix"
+    try:
+        yield
+    finally:
+        _allowed = False
 
 
 def possible() -> bool:
-    return _allowed
+    """The exec would run this very command again: the interpreter's command line ends with this
+    command's arguments (a wrapper that rewrote sys.argv, a script read from stdin, `python -i`, a
+    debugger or a coverage tracer would not survive it), so it builds in this image instead."""
+    argv, orig = sys.argv, getattr(sys, "orig_argv", [])
+    return (
+        _allowed
+        and bool(sys.executable)
+        and argv[0] not in ("", "-")
+        and len(orig) > len(argv) - 1
+        and orig[len(orig) - len(argv) + 1 :] == argv[1:]
+        and not sys.flags.interactive
+        and sys.gettrace() is None
+        and sys.getprofile() is None
+    )
+
+
+def hold_signals() -> None:
+    signal.pthread_sigmask(signal.SIG_BLOCK, _STOPS)
+
+
+def release_signals() -> None:
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, _STOPS)
 
 
 @dataclass(frozen=True)
@@ -51,8 +84,8 @@ class Handover:
 
 
 def hand_over(handover: Handover) -> None:
-    """Exec this command again with `handover` in its environment; returns only when the exec
-    failed, and the caller then builds in this image."""
+    """Exec this command again with `handover` in its environment (signals held: `hold_signals`);
+    returns only when the exec failed, and the caller then builds in this image."""
     doc = orjson.dumps(handover.__dict__).decode()
     sys.stdout.flush()
     sys.stderr.flush()

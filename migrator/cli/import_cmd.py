@@ -134,8 +134,11 @@ def import_(
     Example: migrate import support.db --to agents-sqlite --out sessions.db --mapping-out map.csv
     """
     if to == "vector-stores":
-        _vector_stores(archive, target_base_url, (concurrency, max_rps, poll_seconds), mapping_out, json_out,
-                       refused=bool(thread or sample or out))  # fmt: skip
+        if thread or sample or out:
+            raise UsageError(
+                "--to vector-stores rebuilds every vector store: drop --thread, --sample and --out"
+            )
+        _vector_stores(archive, target_base_url, (concurrency, max_rps, poll_seconds), mapping_out, json_out)
     selection = Selection(tuple(thread or ()), sample, include_unfinished)
     summary = _sessions(
         archive, to, out, selection, mapping_out, target_base_url, (concurrency, max_rps), json_out
@@ -143,7 +146,10 @@ def import_(
     if summary.interrupted:
         raise Interrupted("interrupted cleanly; the map in the archive says how far each thread got",
                           hint=f"resume with: migrate {shlex.join(sys.argv[1:])}")  # fmt: skip
-    print_json(summary.as_dict()) if json_out else _render(summary)
+    if json_out:
+        print_json(summary.as_dict())
+    else:
+        _render(summary)
     raise typer.Exit(0 if summary.clean and not summary.unconfirmed else 1)
 
 
@@ -224,11 +230,8 @@ def _vector_stores(
     rate: tuple[int, float | None, float],
     mapping_out: Path | None,
     json_out: bool,
-    *,
-    refused: bool,
 ) -> None:
-    if refused:
-        raise UsageError("--to vector-stores rebuilds every vector store: drop --thread, --sample and --out")
+    """`rate`: (creates in flight, request-rate ceiling, seconds to wait for ingestion)."""
     from migrator.importers import VectorStoresOptions, import_vector_stores
 
     settings = _target_settings("vector-stores", target_base_url)
@@ -240,7 +243,10 @@ def _vector_stores(
     if summary.interrupted:
         raise Interrupted("stopped cleanly; the map in the archive says what was created",
                           hint=f"resume with: migrate {shlex.join(sys.argv[1:])}")  # fmt: skip
-    print_json(summary.as_dict()) if json_out else _render_vector(summary)
+    if json_out:
+        print_json(summary.as_dict())
+    else:
+        _render_vector(summary)
     raise typer.Exit(0 if summary.clean else 1)
 
 

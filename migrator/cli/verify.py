@@ -115,5 +115,8 @@ def verify(
         )
     if junit is not None:
         write_junit(report, junit)
-    print_json(report.to_dict()) if json_out else render_table(report, console)
+    if json_out:
+        print_json(report.to_dict())
+    else:
+        render_table(report, console)
     raise typer.Exit(int(report.exit_code()))
