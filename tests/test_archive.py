@@ -367,3 +367,49 @@ def test_building_sessions_stops_between_batches_when_asked(tmp_path):
         summary = build_sessions(archive, ConversionOptions(), stop=lambda: next(calls, True), batch=100)
         assert summary.interrupted and summary.sessions == 100  # one batch, then the stop
         assert build_sessions(archive, ConversionOptions()).sessions == 150  # the rest, on resume
+
+
+def _tables(archive: Archive) -> dict[str, list[tuple[object, ...]]]:
+    names = [r[0] for r in archive.db.execute("select name from sqlite_master where type = 'table'")]
+    out = {}
+    for t in names:
+        if t not in ("meta", "_sqlite_migrations"):  # in the order written, where there is a rowid
+            sql = archive.db.execute("select lower(sql) from sqlite_master where name = ?", [t]).fetchone()[0]
+            order = "1, 2, 3" if "without rowid" in sql else "rowid"
+            out[t] = archive.db.execute(f"select * from [{t}] order by {order}").fetchall()
+    return out
+
+
+def test_whole_threads_stored_together_are_stored_as_one_by_one(tmp_path):
+    from migrator.archive import Anomaly, Failure
+
+    def results() -> list[ThreadResult]:
+        rich = thread("thread_1", n=3)
+        rich.runs = [
+            {"id": "run_1", "object": "thread.run", "created_at": 101, "status": "completed", "tools": [1]}
+        ]
+        rich.steps = [
+            {"id": "step_1", "run_id": "run_1", "created_at": 101},
+            {"id": "step_0", "created_at": 100},
+        ]
+        rich.file_refs = {"file-b", "file-a"}
+        rich.anomalies = [Anomaly("thread", "thread_1", "malformed_page", "page 2")]
+        failed = ThreadResult("thread_3", "failed", failure=Failure("thread", "thread_3", "APIError", "boom"))
+        return [rich, thread("thread_2", n=1), failed]
+
+    one, many = tmp_path / "one.db", tmp_path / "many.db"
+    with Archive.create(one) as a, Archive.create(many) as b:
+        for archive in (a, b):
+            archive.work.add([("thread_1", {}), ("thread_2", {}), ("thread_3", {})])
+            with archive.atomic():  # what an earlier, broken read left: cleared by the whole read
+                archive.findings.add_anomalies([Anomaly("thread", "thread_2", "repeated_cursor", "p1")])
+                archive.findings.put_failure(Failure("thread", "thread_2", "APIError", "earlier"))
+        for result in results():
+            a.raw.store_thread(result)
+        with b.atomic():
+            b.raw.put_threads(results())
+        assert _tables(a) == _tables(b)
+        assert b.work.counts() == {"pending": 0, "done": 2, "failed": 1, "missing": 0}
+        assert [f.entity_id for f in b.findings.failures()] == ["thread_3"]
+        with pytest.raises(ValueError, match="delta"):
+            b.raw.put_threads([ThreadResult("thread_1", "done", delta=True)])

@@ -176,6 +176,9 @@ class Files(Room):
             ((file_id, owner_kind, owner_id) for file_id, owner_id in refs),
         )
 
-    def drop_refs(self, owner_kind: str, owner_id: str) -> None:
-        """Forget the files an object mentions (inside the caller's transaction): it is replaced whole."""
-        self.db.execute("delete from file_refs where owner_kind = ? and owner_id = ?", [owner_kind, owner_id])
+    def drop_refs_of(self, owner_kind: str, owner_ids: Iterable[str]) -> None:
+        """Forget the files these objects mention (inside the caller's transaction): each is replaced whole."""
+        self.db.conn.executemany(
+            "delete from file_refs where owner_kind = ? and owner_id = ?",
+            ((owner_kind, o) for o in owner_ids),
+        )

@@ -57,16 +57,16 @@ class RecordThreads(Room):
         archive = self.archive
         conn = self.db.conn
         with archive.atomic():
-            for t in threads:
-                tid = t.thread_id
-                if tid not in new:
-                    archive.raw.drop_thread_rows(tid)
-                    archive.files.drop_refs("thread", tid)
-                    conn.execute("delete from record_rows where thread_id = ?", [tid])
-                archive.work.enlist(tid)
-                archive.raw.store_thread(
+            held = [t.thread_id for t in threads if t.thread_id not in new]
+            if held:
+                archive.raw.drop_threads_rows(held)
+                archive.files.drop_refs_of("thread", held)
+                conn.executemany("delete from record_rows where thread_id = ?", [(tid,) for tid in held])
+            archive.work.enlist(t.thread_id for t in threads)
+            archive.raw.put_threads(
+                [
                     ThreadResult(
-                        tid,
+                        t.thread_id,
                         "done",
                         thread=t.thread,
                         messages=t.messages,
@@ -77,7 +77,9 @@ class RecordThreads(Room):
                         runs_seen=len(t.runs),
                         steps_seen=len(t.steps),
                     )
-                )
+                    for t in threads
+                ]
+            )
             # The rows and digests of every thread at once: one statement each, not one a thread.
             conn.executemany(
                 "insert into record_rows(thread_id, position, raw, hash) values (?, ?, ?, ?)",

@@ -25,6 +25,21 @@ _LAST = "select id from {0} where thread_id = :tid order by created_at desc, pos
 _first = operator.itemgetter(0)
 
 
+def _finish_sql(delta: bool) -> str:
+    add = "coalesce({0}, 0) + :{1}" if delta else ":{1}"
+    return (
+        "update work set status = :status, attempts = attempts + 1, "
+        f"messages_seen = {add.format('messages_seen', 'm')}, runs_seen = {add.format('runs_seen', 'r')}, "
+        f"steps_seen = {add.format('steps_seen', 's')}, "
+        f"last_message_id = ({_LAST.format('messages')}), last_run_id = ({_LAST.format('runs')}), "
+        "session_stale = 1 where thread_id = :tid"
+    )
+
+
+def _finish_params(thread_id: str, status: str, seen: tuple[int, int, int]) -> dict[str, Any]:
+    return {"status": status, "m": seen[0], "r": seen[1], "s": seen[2], "tid": thread_id}
+
+
 class WorkList(Room):
     def add(self, items: Iterable[tuple[str, dict[str, Any]]], batch: int = 5000) -> int:
         """Register requested thread ids as pending (known ones are left as they are)."""
@@ -166,20 +181,21 @@ class WorkList(Room):
     def finish(self, thread_id: str, status: str, seen: tuple[int, int, int], *, delta: bool) -> None:
         """A fetched thread's status and seen counts (a --refresh delta adds to them) and its newest
         stored ids, read back (inside the caller's transaction, the one of its rows)."""
-        add = "coalesce({0}, 0) + :{1}" if delta else ":{1}"
-        self.db.execute(
-            "update work set status = :status, attempts = attempts + 1, "
-            f"messages_seen = {add.format('messages_seen', 'm')}, runs_seen = {add.format('runs_seen', 'r')}, "
-            f"steps_seen = {add.format('steps_seen', 's')}, "
-            f"last_message_id = ({_LAST.format('messages')}), last_run_id = ({_LAST.format('runs')}), "
-            "session_stale = 1 where thread_id = :tid",
-            {"status": status, "m": seen[0], "r": seen[1], "s": seen[2], "tid": thread_id},
+        self.db.execute(_finish_sql(delta), _finish_params(thread_id, status, seen))
+
+    def finish_many(self, verdicts: Iterable[tuple[str, str, tuple[int, int, int]]]) -> None:
+        """`finish` of many whole threads, (thread_id, status, seen), in one statement (inside the
+        caller's transaction)."""
+        self.db.conn.executemany(
+            _finish_sql(False), (_finish_params(tid, status, seen) for tid, status, seen in verdicts)
         )
 
-    def enlist(self, thread_id: str) -> None:
-        """Register a thread not requested by a list (made from log rows), inside the caller's
-        transaction; a known one is left as it is."""
-        self.db.execute("insert or ignore into work(thread_id) values (?)", [thread_id])
+    def enlist(self, thread_ids: Iterable[str]) -> None:
+        """Register threads not requested by a list (made from log rows), inside the caller's
+        transaction; known ones are left as they are."""
+        self.db.conn.executemany(
+            "insert or ignore into work(thread_id) values (?)", ((t,) for t in thread_ids)
+        )
 
     def settle(self, verdicts: Iterable[tuple[str, str, tuple[int, int, int]]]) -> None:
         """Dumped threads' statuses, (thread_id, status, unkept); their seen counts are the rows now
