@@ -203,3 +203,33 @@ def test_a_stop_as_the_build_image_starts_is_an_ordinary_stop(sandbox, tmp_path:
             assert store.work.stale_count() == 0
             assert store.sessions.counts()["sessions"] == len(sandbox.thread_ids())
     assert 130 in codes  # at least one stop landed before the build ended: the test saw what it claims
+
+
+def test_an_export_from_records_builds_in_a_fresh_image_without_sqlalchemy(tmp_path: Path) -> None:
+    sys.path.insert(0, str(ROOT / "tests"))
+    from records_support import MAPS, corpus_log, write_sqlite
+
+    db, archive, probe = tmp_path / "log.db", tmp_path / "a.db", tmp_path / "probe.txt"
+    write_sqlite(corpus_log(), db)
+    args = ["export", str(archive), "--from-records", f"sqlite:///{db}", "--table", "support_messages"]
+    args += [a for m in MAPS for a in ("--map", m)]
+    records_probe = PROBE.replace("'openai' in sys.modules", "'sqlalchemy' in sys.modules")
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "PROBE": str(probe)}
+    proc = subprocess.Popen(
+        [sys.executable, "-c", records_probe, *args, "--json"], env=env, stdout=subprocess.PIPE, text=True
+    )
+    out, _ = proc.communicate(timeout=300)
+    assert proc.returncode == 0
+    report = json.loads(out)
+    # The ingest's figures crossed the exec, and one image finished: the same pid, without SQLAlchemy.
+    assert report["rows_read"] > 0 and report["sessions"] == report["threads_new"] > 0
+    assert report["cpu_seconds"] > 0
+    assert probe.read_text().split() == [str(proc.pid), "False", "False"]
+    assert not lock_path(archive).exists()
+    with Archive.open(archive) as store:
+        assert store.work.stale_count() == 0
+
+    # In this process (no exec) the same export builds the same sessions.
+    again = tmp_path / "b.db"
+    assert main([*args[:1], str(again), *args[2:]]) == 0
+    assert session_hashes(archive) == session_hashes(again)

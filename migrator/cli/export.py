@@ -37,7 +37,7 @@ from migrator.export import (
     parse_parts,
     require_thread_ids,
 )
-from migrator.records import RecordsRequest, export_records
+from migrator.records import RecordsReport, RecordsRequest, export_records
 from migrator.sessions import resolve_options
 from migrator.source.settings import DEFAULT_MAX_BODY_MB, SourceSettings
 from migrator.threadlist import ThreadEntry, ThreadList, parse_shard
@@ -204,17 +204,43 @@ def _from_records(
     """`--from-records`; `others` are the other sources' options, which it refuses."""
     if any(others):
         raise UsageError("--from-records reads your own log; it takes neither --threads nor --from-dump")
+    fresh = handover.possible()  # build in a fresh image of this process (handover.py says why)
     with ExportProgress(enabled=True) as progress:
         outcome = export_records(
-            archive, request, flags, lambda p: open_writer(p, "export", create=True), progress
+            archive,
+            request,
+            flags,
+            lambda p: open_writer(p, "export", create=True),
+            progress,
+            hand_over=fresh,
         )
-    report = outcome.report
+    if outcome.lock_fd is not None and outcome.options is not None:
+        passed = handover.Handover(
+            outcome.lock_fd, str(archive.resolve()), outcome.report.state(), outcome.options, 0.0, "records"
+        )
+        handover.hand_over(passed)  # returns only when the exec failed: then the build runs here
+        return _build_after_records(archive, passed, json_out)
+    return _records_done(outcome.report, outcome.sessions, outcome.archive_kept, archive, json_out)
+
+
+def _build_after_records(archive: Path, passed: handover.Handover, json_out: bool) -> int:
+    """The sessions of an ingest of records, in the image it handed over to."""
+    from migrator.archive.lock import ArchiveLock
+    from migrator.records import build_records_sessions
+
+    lock = ArchiveLock.adopt(archive, "export", passed.lock_fd)
+    with open_writer(archive, "export", held=lock) as store:
+        sessions = build_records_sessions(store, passed.conversion)
+    return _records_done(RecordsReport.from_state(passed.summary), sessions, True, archive, json_out)
+
+
+def _records_done(report: RecordsReport, sessions: int, kept: bool, archive: Path, json_out: bool) -> int:
     if json_out:
-        print_json({**report.as_dict(), "sessions": outcome.sessions})
+        print_json({**report.as_dict(), "sessions": sessions})
     else:
         report.render(console_err)
-        if outcome.archive_kept:
-            console_err.print(f"built {outcome.sessions} sessions into {archive}", highlight=False)
+        if kept:
+            console_err.print(f"built {sessions} sessions into {archive}", highlight=False)
     return report.exit_code()
 
 
@@ -346,7 +372,9 @@ def export(
     Example: migrate export support.db --foundry-endpoint URL --all-threads
     """
     conversion = {"system_role": system_role, "hosted_tools": hosted_tools, "citations": citations}
-    if (passed := handover.take_over(archive)) is not None:  # this image builds a fetch's sessions
+    if (passed := handover.take_over(archive)) is not None:  # this image builds what another filled
+        if passed.source == "records":
+            raise typer.Exit(_build_after_records(archive, passed, json_out))
         _build_after_fetch(archive, passed, json_out)
     if threads and all_threads:
         raise UsageError("give --threads FILE or --all-threads, not both")

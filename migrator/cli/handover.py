@@ -8,6 +8,10 @@ and command line, the same writer lock (its descriptor is inherited, never relea
 writer can slip in between), and the new image, which never imports the SDK, builds the sessions and
 renders the summary. Only the installed command does this (`run()` allows it); a library call, or a
 test's CliRunner, builds in the same image as before, through the same `finish_export`.
+
+`export --from-records` hands over the same way once its ingest has committed: SQLAlchemy, the
+caches of the spill and of the archive, and the memory Python keeps of a million rows' objects would
+otherwise lie under the tokenizer's (152 -> 115 MB at 100,000 rows).
 """
 
 from __future__ import annotations
@@ -81,6 +85,7 @@ class Handover:
     summary: dict[str, Any]
     conversion: dict[str, Any]
     started: float  # time.monotonic() when the export began (the clock is the machine's, not the image's)
+    source: str = "fetch"  # what filled the archive: a live "fetch", or "records" (--from-records)
 
 
 def hand_over(handover: Handover) -> None:

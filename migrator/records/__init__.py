@@ -11,7 +11,7 @@ from migrator.records.fields import FIELDS, OPTIONAL, REQUIRED
 from migrator.records.ingest import OpenRecords, RecordsRequest, ingest_records, open_records
 from migrator.records.read import mask_url
 from migrator.records.report import RecordsReport
-from migrator.records.run import RecordsOutcome, export_records
+from migrator.records.run import RecordsOutcome, build_records_sessions, export_records
 
 __all__ = [
     "FIELDS",
@@ -23,6 +23,7 @@ __all__ = [
     "RecordsOutcome",
     "RecordsReport",
     "RecordsRequest",
+    "build_records_sessions",
     "build_thread",
     "export_records",
     "ingest_records",

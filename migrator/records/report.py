@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -44,6 +45,14 @@ class RecordsReport:
 
     def exit_code(self) -> int:
         return 1 if self.rows_skipped or self.empty else 0
+
+    def state(self) -> dict[str, Any]:
+        """Every field, for `from_state` in the image an ingest hands its build to."""
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_state(cls, state: dict[str, Any]) -> RecordsReport:
+        return cls(**state)
 
     def as_dict(self) -> dict[str, Any]:
         return {
