@@ -190,6 +190,15 @@ def test_rows_that_cannot_be_used_are_listed_skipped_counted_and_kept_in_the_arc
     session = jsonl(capsys, tmp_path / "a.db", tmp_path / "s.jsonl")["t1"]
     assert texts_of(session) == [("user", "hello"), ("assistant", "fine")]  # epoch ms is a time too
 
+    # A rerun of the same rows leaves the thread as it is, and lists the same rows again (the tool
+    # output too, which only building the thread refuses).
+    code, _, again = cli(capsys, "export", tmp_path / "a.db", "--from-records", log)
+    assert code == 1 and "0 updated, 1 unchanged" in again and "4 skipped" in again, again
+    assert "row 5: a tool output without tool_call_id" in again
+    code, out, _ = cli(capsys, "verify", tmp_path / "a.db", "--json")
+    findings = [f for c in orjson.loads(out)["checks"] for f in c["findings"]]
+    assert code == 1 and len([f for f in findings if "record_row_skipped" in str(f)]) == 4
+
     # Fixed rows: a rerun takes them in and the findings go.
     log.write_text(
         "thread_id,role,content,created_at,user_id\n"

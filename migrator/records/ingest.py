@@ -303,15 +303,38 @@ def _store(
     report: RecordsReport,
     progress: _Progress,
 ) -> None:
-    batch: list[RecordThread] = []
+    batch: list[tuple[str, list[RowIn], str]] = []  # (thread id, its rows, their digest)
     rows_in_batch = 0
+    signature = _signature(columns, settings)
+
+    def built(thread_id: str, rows: list[RowIn], digest: str) -> RecordThread:
+        made = build_thread(thread_id, rows, settings)
+        for row, reason in made.rejected:
+            spill.reject(row.number, thread_id, reason, row.raw[0].encode())
+            report.skip(row.number, reason)
+        return RecordThread(
+            thread_id,
+            digest,
+            made.thread,
+            made.messages,
+            made.runs,
+            made.steps,
+            made.rows,
+            report.source,
+            _file_refs(made),
+        )
 
     def flush() -> None:
         nonlocal batch, rows_in_batch
-        held = archive.records.held(t.thread_id for t in batch)
+        held = archive.records.held(tid for tid, _, _ in batch)
         changed = []
-        for t in batch:
-            before = held.get(t.thread_id)
+        for thread_id, rows, digest in batch:
+            before = held.get(thread_id)
+            if before == digest and not _may_reject(rows):
+                # Unchanged, and no row it could refuse to list again: a rerun need not build it.
+                report.threads_unchanged += 1
+                continue
+            t = built(thread_id, rows, digest)
             if before == FOREIGN:
                 report.threads_kept += 1
                 if len(report.kept) < 20:
@@ -335,31 +358,20 @@ def _store(
         progress("threads")
         batch, rows_in_batch = [], 0
 
-    signature = _signature(columns, settings)
     for thread_id, rows, raws in spill.threads():
-        built = build_thread(thread_id, rows, settings)
-        for row, reason in built.rejected:
-            spill.reject(row.number, thread_id, reason, row.raw[0].encode())
-            report.skip(row.number, reason)
         progress.rows += len(rows)
-        batch.append(
-            RecordThread(
-                thread_id,
-                _digest(signature, raws),
-                built.thread,
-                built.messages,
-                built.runs,
-                built.steps,
-                built.rows,
-                report.source,
-                _file_refs(built),
-            )
-        )
+        batch.append((thread_id, rows, _digest(signature, raws)))
         rows_in_batch += len(rows)
         if rows_in_batch >= _STORE_ROWS:
             flush()
     if batch:
         flush()
+
+
+def _may_reject(rows: list[RowIn]) -> bool:
+    """Whether `build_thread` could refuse one of these rows: only a tool output, or a repeated
+    message_id, can be refused once a row is read."""
+    return any(r.fields.role == "tool" or r.fields.message_id is not None for r in rows)
 
 
 def _plain_text(content: list[dict[str, Any]]) -> bool:

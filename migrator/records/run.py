@@ -53,7 +53,8 @@ def export_records(
         report = ingest_records(store, opened, on_progress)
         resolved = resolve_options(store, **conversion)
         kept = not (new and report.empty)
-        if hand_over and kept and store.lock is not None:
+        # A rerun that changed nothing has nothing to build: no second image for it.
+        if hand_over and kept and store.lock is not None and store.work.stale_count():
             lock_fd, options = store.lock.hand_over(), resolved.as_dict()
         else:
             sessions = build_sessions(store, resolved).sessions
