@@ -43,6 +43,10 @@ __all__ = ["RecordsRequest", "OpenRecords", "open_records", "ingest_records", "s
 _SPILL_BATCH = 2000  # rows a spill insert carries
 _STORE_ROWS = 5000  # rows of threads stored in one transaction (one thread is never split)
 _PROGRESS_EVERY = 0.5  # seconds
+# The archive's page cache and checkpoint pace while threads are stored (Archive.bulk_write says
+# why): the ingest's image stays below the peak of the session build that follows (112 and 121 MB).
+_CACHE_MIB = 32
+_CHECKPOINT_PAGES = 8000
 # The collector's pace while rows are read and stored (migrator/gcpace.py says why): as a dump's ingest.
 _PACE = (50_000, 20, 100)
 
@@ -264,7 +268,8 @@ def ingest_records(
             progress.threads_total = spill.seal()
             progress.rows = 0
             progress("threads", force=True)
-            _store(archive, spill, columns, settings, report, progress)
+            with archive.bulk_write(_CACHE_MIB, _CHECKPOINT_PAGES):
+                _store(archive, spill, columns, settings, report, progress)
             archive.records.set_skipped(source.label, _anomalies(source.label, spill))
     finally:
         spill.close()
