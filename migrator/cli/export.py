@@ -204,7 +204,8 @@ def _from_records(
     """`--from-records`; `others` are the other sources' options, which it refuses."""
     if any(others):
         raise UsageError("--from-records reads your own log; it takes neither --threads nor --from-dump")
-    fresh = handover.possible()  # build in a fresh image of this process (handover.py says why)
+    # Build in a fresh image of this process (handover.py says why), signals held from the hand-over.
+    fresh = handover.hold_signals if handover.possible() else None
     with ExportProgress(enabled=True) as progress:
         outcome = export_records(
             archive,
@@ -228,9 +229,13 @@ def _build_after_records(archive: Path, passed: handover.Handover, json_out: boo
     from migrator.archive.lock import ArchiveLock
     from migrator.records import build_records_sessions
 
-    lock = ArchiveLock.adopt(archive, "export", passed.lock_fd)
-    with open_writer(archive, "export", held=lock) as store:
-        sessions = build_records_sessions(store, passed.conversion)
+    try:
+        lock = ArchiveLock.adopt(archive, "export", passed.lock_fd)
+        with open_writer(archive, "export", held=lock) as store:
+            handover.release_signals()  # a stop from here on is an ordinary one: the archive closes
+            sessions = build_records_sessions(store, passed.conversion)
+    finally:
+        handover.release_signals()
     return _records_done(RecordsReport.from_state(passed.summary), sessions, True, archive, json_out)
 
 

@@ -40,11 +40,12 @@ def export_records(
     open_archive: Callable[[Path], Archive],
     on_progress: Callable[[ExportSnapshot], None] | None = None,
     *,
-    hand_over: bool = False,
+    hand_over: Callable[[], None] | None = None,
 ) -> RecordsOutcome:
     """Read the log into the archive at `path` (opened for writing by `open_archive`) and build the
     sessions of the threads it changed; `conversion` holds the converter flags given. With
-    `hand_over` the sessions are left to a fresh image of the process (`migrator/cli/handover.py`):
+    `hand_over` (called just before the writer lock is handed over: the CLI holds signals there) the
+    sessions are left to a fresh image of the process (`migrator/cli/handover.py`):
     the ingest's memory (SQLAlchemy, the spill's and the archive's caches, freed objects the
     allocator keeps) and the tokenizer's then never add up."""
     new = not path.exists()
@@ -54,7 +55,8 @@ def export_records(
         resolved = resolve_options(store, **conversion)
         kept = not (new and report.empty)
         # A rerun that changed nothing has nothing to build: no second image for it.
-        if hand_over and kept and store.lock is not None and store.work.stale_count():
+        if hand_over is not None and kept and store.lock is not None and store.work.stale_count():
+            hand_over()
             lock_fd, options = store.lock.hand_over(), resolved.as_dict()
         else:
             sessions = build_sessions(store, resolved).sessions
