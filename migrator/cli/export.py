@@ -226,16 +226,10 @@ def _from_records(
 
 def _build_after_records(archive: Path, passed: handover.Handover, json_out: bool) -> int:
     """The sessions of an ingest of records, in the image it handed over to."""
-    from migrator.archive.lock import ArchiveLock
     from migrator.records import build_records_sessions
 
-    try:
-        lock = ArchiveLock.adopt(archive, "export", passed.lock_fd)
-        with open_writer(archive, "export", held=lock) as store:
-            handover.release_signals()  # a stop from here on is an ordinary one: the archive closes
-            sessions = build_records_sessions(store, passed.conversion)
-    finally:
-        handover.release_signals()
+    with handover.reopened(archive, passed) as store:
+        sessions = build_records_sessions(store, passed.conversion)
     return _records_done(RecordsReport.from_state(passed.summary), sessions, True, archive, json_out)
 
 
@@ -307,19 +301,13 @@ def _fetch(
 
 def _build_after_fetch(archive: Path, passed: handover.Handover, json_out: bool) -> NoReturn:
     """The sessions of a live export, in the image its fetch handed over to (signals held)."""
-    from migrator.archive.lock import ArchiveLock
     from migrator.convert import ConversionOptions
     from migrator.export.finish import finish_export
 
-    try:
-        lock = ArchiveLock.adopt(archive, "export", passed.lock_fd)
-        with open_writer(archive, "export", held=lock) as store, ExportProgress(enabled=True) as progress:
-            handover.release_signals()  # a stop from here on is an ordinary one: the archive closes
-            summary = ExportSummary.from_dict(passed.summary)
-            conversion = ConversionOptions.from_dict(passed.conversion)
-            summary = finish_export(store, summary, conversion, progress, passed.started)
-    finally:
-        handover.release_signals()
+    with handover.reopened(archive, passed) as store, ExportProgress(enabled=True) as progress:
+        summary = ExportSummary.from_dict(passed.summary)
+        conversion = ConversionOptions.from_dict(passed.conversion)
+        summary = finish_export(store, summary, conversion, progress, passed.started)
     _finish(summary, archive, json_out)
 
 

@@ -23,13 +23,25 @@ import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
 from migrator.errors import UsageError
 
-__all__ = ["Handover", "allow", "hand_over", "hold_signals", "possible", "release_signals", "take_over"]
+if TYPE_CHECKING:
+    from migrator.archive import Archive
+
+__all__ = [
+    "Handover",
+    "allow",
+    "hand_over",
+    "hold_signals",
+    "possible",
+    "release_signals",
+    "reopened",
+    "take_over",
+]
 
 ENV = "MIGRATE_EXPORT_HANDOVER"
 _allowed = False
@@ -113,3 +125,20 @@ def take_over(archive: Path) -> Handover | None:
     if handover.archive != os.path.realpath(archive):
         raise UsageError(f"{ENV} hands over {handover.archive}, not {archive}; unset it")
     return handover
+
+
+@contextlib.contextmanager
+def reopened(archive: Path, handover: Handover) -> Iterator[Archive]:
+    """The archive again, in the image handed over to, under the lock it kept; the signals held
+    since the hand-over are released once it is open, so a stop from then on is an ordinary one
+    (the archive closes, the lock file goes)."""
+    from migrator.archive.lock import ArchiveLock
+    from migrator.cli.options import open_writer
+
+    try:
+        lock = ArchiveLock.adopt(archive, "export", handover.lock_fd)
+        with open_writer(archive, "export", held=lock) as store:
+            release_signals()
+            yield store
+    finally:
+        release_signals()
