@@ -413,3 +413,40 @@ def test_whole_threads_stored_together_are_stored_as_one_by_one(tmp_path):
         assert [f.entity_id for f in b.findings.failures()] == ["thread_3"]
         with pytest.raises(ValueError, match="delta"):
             b.raw.put_threads([ThreadResult("thread_1", "done", delta=True)])
+
+
+def test_a_work_list_keeps_the_first_entry_of_an_id_and_rows_land_in_id_order(tmp_path):
+    with Archive.create(tmp_path / "a.db") as archive:
+        listed = [("thread_d", {"n": 1}), ("thread_b", {}), ("thread_a", {}), ("thread_d", {"n": 2})]
+        assert archive.work.add(listed, batch=2) == 3
+        assert archive.work.add([("thread_c", {}), ("thread_a", {"n": 9})]) == 1
+        assert archive.work.extra("thread_d") == {"n": 1} and archive.work.extra("thread_a") == {}
+        # rowids in id order within one call however the list ran, so that later updates of the
+        # threads in id order walk the table in order
+        rows = archive.db.conn.execute("select thread_id from work order by rowid").fetchall()
+        assert [r[0] for r in rows] == ["thread_a", "thread_b", "thread_d", "thread_c"]
+
+        def broken():
+            yield ("thread_e", {})
+            raise ValueError("the list broke")
+
+        with pytest.raises(ValueError):
+            archive.work.add(broken())
+        assert archive.work.add([("thread_f", {})]) == 1  # nothing of the broken call came along
+        assert archive.db.conn.execute(
+            "select count(*) from work where thread_id = 'thread_e'"
+        ).fetchone() == (0,)
+
+
+def test_paced_commits_are_seen_by_another_connection_before_the_block_ends(tmp_path):
+    with Archive.create(tmp_path / "a.db") as archive:
+        other = sqlite3.connect(tmp_path / "a.db")
+        with archive.paced_commits() as commit:
+            archive.work.add([("thread_1", {})])
+            assert other.execute("select count(*) from work").fetchone() == (0,)
+            commit()
+            assert other.execute("select count(*) from work").fetchone() == (1,)
+            archive.work.add([("thread_2", {})])
+            assert other.execute("select count(*) from work").fetchone() == (1,)
+        assert other.execute("select count(*) from work").fetchone() == (2,)
+        other.close()

@@ -89,8 +89,16 @@ _TABLE_KIND = {table: kind for kind, table in TABLE_OF.items()}
 PARSED_TEXT_PAGE = "vector_store.file_content.page"
 # Anomaly kinds a thread's verdict owns (cleared and re-derived on every ingest that touches it).
 _OWNED_KINDS = ("dump_messages_missing", "dump_page_has_more")
-_BATCH = 2000  # objects a transaction while reading (parsed objects are held until it commits)
+_BATCH = 2000  # objects a batch while reading (parsed objects are held until it is stored)
+# Objects a commit while reading: message ids land at random in their index, and each commit writes
+# every page it dirtied (a commit every 2,000 objects wrote 13 GB for 340,000 threads' 680,000 messages).
+_COMMIT_OBJECTS = 50_000
 _SETTLE_BATCH = 500  # threads a transaction while settling
+# The page cache and checkpoint pace while objects are stored and threads settled (Archive.bulk_write
+# says why: ids land at random in their indexes, and a 340,000-thread dump's are bigger than SQLite's
+# default 2 MB cache).
+_CACHE_MIB = 32
+_CHECKPOINT_PAGES = 8000
 _STREAMED = frozenset(("thread.run", *DELTA_KINDS.values()))  # what later deltas of a stream build on
 _MAX_DEPTH = 4  # arrays of list pages of objects are fine; deeper nesting is not an API shape
 
@@ -251,7 +259,7 @@ def read_dump(
 ) -> DumpIngest:
     """Read every object of the dump into the archive; its threads are ruled on by `settled()`."""
     paths = check_dump_paths(paths, files_dir)
-    with fewer_collections(50_000, 20, 100):
+    with fewer_collections(50_000, 20, 100), archive.bulk_write(_CACHE_MIB, _CHECKPOINT_PAGES):
         return _read_dump(archive, paths, files_dir, zip_limits, progress)
 
 
@@ -271,7 +279,7 @@ class DumpIngest:
         the batch's `done` threads (a caller may build their sessions while the next batch is ruled
         on). The report is whole once it is exhausted."""
         run = self._run
-        with fewer_collections(50_000, 20, 100):
+        with fewer_collections(50_000, 20, 100), run.archive.bulk_write(_CACHE_MIB, _CHECKPOINT_PAGES):
             yield from run.settle_threads()
             run.check_leftovers()
         self.report.loose_files_matched = len(run.loose.matched)
@@ -313,8 +321,8 @@ def _read_dump(
         archive.findings.record_failure(Failure("dump", label, "ZipMemberRefused", why))
 
     excluded = loose_dirs + [v for m in manifests if isinstance(v := m.versions, Path)]
-    with tempfile.TemporaryDirectory(prefix="migrate-ingest-") as spool:
-        run.spool_dir = Path(spool)
+    with tempfile.TemporaryDirectory(prefix="migrate-ingest-") as spool, archive.paced_commits() as commit:
+        run.spool_dir, run.commit = Path(spool), commit
         for source in iter_input_files(paths, excluded, ignored, report.skip, refused, zip_limits):
             report.files_read += 1
             run.stream = Assembler()
@@ -486,6 +494,9 @@ class _Ingest:
         self.loose = loose
         self.spool_dir = Path(tempfile.gettempdir())
         self.batch: list[tuple[LooseObject, str]] = []
+        # Batches are savepoints of a transaction committed every _COMMIT_OBJECTS objects.
+        self.commit: Callable[[], None] = lambda: None
+        self.uncommitted = 0
         # What the dump says of each thread and listing, noted in the archive's temporary tables a
         # batch at a time (see `_Notes`): never a set of every id in memory.
         self.notes = _Notes(archive)
@@ -644,6 +655,10 @@ class _Ingest:
             self.notes.flush()
         for (_, kind), outcome in zip(self.batch, outcomes, strict=True):
             self.count(kind, outcome)
+        self.uncommitted += len(self.batch)
+        if self.uncommitted >= _COMMIT_OBJECTS:
+            self.commit()
+            self.uncommitted = 0
         self.batch = []
         self.on_flush()
 
