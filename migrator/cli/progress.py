@@ -102,10 +102,13 @@ def _mb(n: int) -> str:
 def dump_line(p: IngestProgress) -> str:
     eta = f", eta {p.eta_seconds / 60:.0f} min" if p.eta_seconds is not None else ""
     rate = p.objects / p.elapsed if p.elapsed > 0 else 0.0
-    return (
-        f"dump: files {p.files_read}, {_mb(p.bytes_read)}/{_mb(p.bytes_total)} read, "
-        f"objects stored {p.objects}, {rate:.0f} objects/s{eta}"
-    )
+    return f"dump: {_dump_detail(p, ', ')}, {rate:.0f} objects/s{eta}"
+
+
+def _dump_detail(p: IngestProgress, sep: str) -> str:
+    read = f"{_mb(p.bytes_read)}/{_mb(p.bytes_total)} read" if p.bytes_total else f"{_mb(p.bytes_read)} read"
+    objects = f"objects stored {p.objects}" + (f"/{p.objects_total}" if p.objects_total else "")
+    return sep.join((f"files {p.files_read}", read, objects))
 
 
 class DumpProgress:
@@ -132,10 +135,8 @@ class DumpProgress:
 
     def __call__(self, p: IngestProgress) -> None:
         if self._progress is not None and self._task is not None:
-            detail = f"files {p.files_read}  {_mb(p.bytes_read)}/{_mb(p.bytes_total)}  objects {p.objects}"
-            self._progress.update(
-                self._task, total=p.bytes_total or None, completed=p.bytes_read, detail=detail
-            )
+            detail = _dump_detail(p, "  ")
+            self._progress.update(self._task, total=p.total or None, completed=p.done, detail=detail)
             return
         now = time.monotonic()
         if now - self._last_plain >= PLAIN_EVERY:

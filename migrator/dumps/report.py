@@ -87,15 +87,25 @@ class IngestProgress:
 
     files_read: int
     bytes_read: int  # of the files read to their end (a zip member counts as its zip's share: 0)
-    bytes_total: int  # of every file on disk under the given paths
+    bytes_total: int  # of every file on disk under the given paths; 0 when objects_total is known
     objects: int  # stored, duplicate or replaced: every object handled so far
     elapsed: float
+    objects_total: int = 0  # what the dumps' manifests say they hold; 0 when not every path has one
+
+    @property
+    def done(self) -> int:
+        return self.bytes_read if self.bytes_total else self.objects
+
+    @property
+    def total(self) -> int:
+        """What `done` counts towards (0: unknown)."""
+        return self.bytes_total or self.objects_total
 
     @property
     def eta_seconds(self) -> float | None:
-        if not self.bytes_read or self.bytes_read >= self.bytes_total:
+        if not self.done or self.done >= self.total:
             return None
-        return self.elapsed / self.bytes_read * (self.bytes_total - self.bytes_read)
+        return self.elapsed / self.done * (self.total - self.done)
 
 
 @dataclass
