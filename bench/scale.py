@@ -298,6 +298,7 @@ def pipeline(
     profile: Path | None,
     timeout: float | None = None,
     skip: tuple[str, ...] = (),
+    kill_checks: bool = False,
 ) -> dict[str, Any]:
     """Every offline step of one tree's CLI on the dump, in the order a migration night runs them."""
     migrate = cli(tree)
@@ -328,7 +329,7 @@ def pipeline(
         return s
 
     print(f"{label}: {tree_commit(tree)}", flush=True)
-    step("ingest", "export", a, "--from-dump", str(dump), "--json", profiled=True)
+    ingest = step("ingest", "export", a, "--from-dump", str(dump), "--json", profiled=True)
     stats = run_step(
         "stats",
         [*migrate, "stats", a, "--json"],
@@ -340,9 +341,17 @@ def pipeline(
     step("verify", "verify", a, "--json", profiled=True)
     # Since `rebuild` builds only stale sessions, `--all` is what older trees did without a flag.
     every = ["--all"] if '"--all"' in (tree / "migrator" / "cli" / "rebuild.py").read_text() else []
-    step("rebuild", "rebuild", a, *every, "--json", note="every session, options unchanged", profiled=True)
+    rebuilt = step(
+        "rebuild", "rebuild", a, *every, "--json", note="every session, options unchanged", profiled=True
+    )
     if profile is not None:  # a profiling run times nothing: the profiled steps are enough
         return {"label": label, "tree": str(tree), "commit": tree_commit(tree), "stats": stats}
+    killed = None
+    if kill_checks:  # here: the archive's sessions are the default options' ones, as an ingest builds
+        from bench.killcheck import kill_checks as check
+
+        print("  kill -9 checks:", flush=True)
+        killed = check(migrate, dump, workdir, label, archive, ingest.seconds, rebuilt.seconds)
     step("rebuild (all stale)", "rebuild", a, "--citations", "strip", "--json", note="--citations changed")
     step("import jsonl", "import", a, "--to", "jsonl", "--out", str(workdir / f"{label}.jsonl"), "--json")
     step("import agents-sqlite", "import", a, "--to", "agents-sqlite", "--out", str(workdir / f"{label}-agents.db"),
@@ -386,6 +395,7 @@ def pipeline(
         "where": where_bytes(archive),
         "steps": [asdict(s) for s in steps],
         "conversations": "measured" if threads <= CONVERSATIONS_MAX else f"skipped (N > {CONVERSATIONS_MAX})",
+        **({"kill_checks": killed} if killed is not None else {}),
     }
 
 
@@ -495,6 +505,9 @@ def render_scale(data: dict[str, Any]) -> list[str]:
                     cells.append("-")
             lines.append(f"| `{name}` | " + " | ".join(cells) + " |")
         lines.append("")
+        for r in group:
+            if (k := r.get("kill_checks")) is not None:
+                lines += [_kill_line(r["label"], k), ""]
         if any("skipped" in r["conversations"] for r in group):
             lines += [
                 f"`import --to conversations` talks HTTP to a target: {group[-1]['conversations']}.",
@@ -502,6 +515,23 @@ def render_scale(data: dict[str, Any]) -> list[str]:
             ]
         lines += _bytes_table(group)
     return lines
+
+
+def _kill_line(label: str, k: dict[str, Any]) -> str:
+    def said(check: dict[str, Any]) -> str:
+        return (
+            "equal to the uninterrupted archive"
+            if check["equal"]
+            else "**different** from the uninterrupted one"
+        )
+
+    i, r = k["ingest"], k["rebuild"]
+    return (
+        f"kill -9 (`{label}`, bench/killcheck.py): an ingest killed after {i['first']['seconds']:.0f} s, then run "
+        f"again ({i['resumed']['seconds']:.0f} s, exit {i['resumed']['rc']}): {said(i)}; its `rebuild --all` killed "
+        f"after {r['first']['seconds']:.0f} s, then a plain `rebuild` ({r['resumed']['seconds']:.0f} s, exit "
+        f"{r['resumed']['rc']}): {said(r)} (raw objects, each thread's order, the work list, sessions, warnings)."
+    )
 
 
 def _bytes_table(group: list[dict[str, Any]]) -> list[str]:
@@ -613,6 +643,11 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--skip", action="append", help="a step not to run, by its name (repeatable)")
     parser.add_argument("--no-docs", action="store_true", help="do not store the results or write the docs")
     parser.add_argument(
+        "--kill-checks",
+        action="store_true",
+        help="also kill -9 an ingest and a rebuild part-way, resume them, and compare (bench/killcheck.py)",
+    )
+    parser.add_argument(
         "--check", action="store_true", help="prove the generated dump equals a real export's dump"
     )
     args = parser.parse_args(argv)
@@ -658,6 +693,7 @@ def main(argv: list[str]) -> int:
                     args.profile if tree == trees[-1] else None,
                     args.step_timeout,
                     tuple(args.skip or ()),
+                    args.kill_checks,
                 ),  # fmt: skip
             }
             if args.profile and tree == trees[-1]:
