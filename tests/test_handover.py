@@ -163,20 +163,14 @@ def test_without_a_faithful_exec_the_build_runs_in_the_first_image(
     assert not lock_path(archive).exists(), why
 
 
-@pytest.mark.skipif(not Path("/proc/self/environ").exists(), reason="needs /proc to see the exec happen")
-@pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM])
-def test_a_stop_as_the_build_image_starts_is_an_ordinary_stop(sandbox, tmp_path: Path, stop: int) -> None:
-    """Signals are held from the hand-over until the new image holds the archive: a stop at any
-    moment of the exec gives exit 130 and the resume line, never a traceback, a death by signal or a
-    left lock file; the run after it builds every session."""
-    ids = tmp_path / "ids.txt"
-    ids.write_text("\n".join(sandbox.thread_ids()) + "\n")
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+def stops_across_the_exec(
+    commands: list[tuple[list[str], Path]], env: dict[str, str], stop: int
+) -> list[int]:
+    """Each command is stopped at its own moment after its build's image starts (0, 20, 80, 200
+    ms): exit 130 with the resume line or 0, never a traceback, a death by signal or a left lock
+    file; the same command run again then ends with exit 0. The exit codes, in order."""
     codes = []
-    for n, delay in enumerate((0.0, 0.02, 0.08, 0.2)):
-        archive = tmp_path / f"a{n}.db"
-        command = [sys.executable, "-c", "from migrator.cli import run; run()", "export", str(archive)]
-        command += ["--threads", str(ids), "--base-url", sandbox.base_url]
+    for (command, archive), delay in zip(commands, (0.0, 0.02, 0.08, 0.2), strict=True):
         proc = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         environ = Path(f"/proc/{proc.pid}/environ")
         deadline = time.monotonic() + 120
@@ -199,10 +193,54 @@ def test_a_stop_as_the_build_image_starts_is_an_ordinary_stop(sandbox, tmp_path:
         assert not lock_path(archive).exists(), (delay, err)
         again = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120)
         assert again.returncode == 0, again.stderr
+    return codes
+
+
+@pytest.mark.skipif(not Path("/proc/self/environ").exists(), reason="needs /proc to see the exec happen")
+@pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM])
+def test_a_stop_as_the_build_image_starts_is_an_ordinary_stop(sandbox, tmp_path: Path, stop: int) -> None:
+    """Signals are held from the hand-over until the new image holds the archive (see
+    `stops_across_the_exec`); the run after a stop builds every session."""
+    ids = tmp_path / "ids.txt"
+    ids.write_text("\n".join(sandbox.thread_ids()) + "\n")
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    commands = []
+    for n in range(4):
+        archive = tmp_path / f"a{n}.db"
+        command = [sys.executable, "-c", "from migrator.cli import run; run()", "export", str(archive)]
+        commands.append(([*command, "--threads", str(ids), "--base-url", sandbox.base_url], archive))
+    codes = stops_across_the_exec(commands, env, stop)
+    for _, archive in commands:
         with Archive.open(archive) as store:
             assert store.work.stale_count() == 0
             assert store.sessions.counts()["sessions"] == len(sandbox.thread_ids())
     assert 130 in codes  # at least one stop landed before the build ended: the test saw what it claims
+
+
+@pytest.mark.skipif(not Path("/proc/self/environ").exists(), reason="needs /proc to see the exec happen")
+@pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM])
+def test_a_stop_as_the_records_build_image_starts_is_an_ordinary_stop(tmp_path: Path, stop: int) -> None:
+    """The same for `--from-records`, whose build is handed over too."""
+    sys.path.insert(0, str(ROOT / "tests"))
+    from records_support import MAPS, corpus_log, write_sqlite
+
+    db = tmp_path / "log.db"
+    write_sqlite(corpus_log(), db)
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    commands = []
+    for n in range(4):
+        archive = tmp_path / f"a{n}.db"
+        command = [sys.executable, "-c", "from migrator.cli import run; run()", "export", str(archive)]
+        command += ["--from-records", f"sqlite:///{db}", "--table", "support_messages"]
+        commands.append(([*command, *(a for m in MAPS for a in ("--map", m))], archive))
+    codes = stops_across_the_exec(commands, env, stop)
+    counts = []
+    for _, archive in commands:
+        with Archive.open(archive) as store:
+            assert store.work.stale_count() == 0
+            counts.append(store.sessions.counts()["sessions"])
+    assert len(set(counts)) == 1 and counts[0] > 0
+    assert 130 in codes
 
 
 def test_an_export_from_records_builds_in_a_fresh_image_without_sqlalchemy(tmp_path: Path) -> None:
