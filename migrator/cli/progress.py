@@ -106,9 +106,10 @@ def dump_line(p: IngestProgress) -> str:
 
 
 def _dump_detail(p: IngestProgress, sep: str) -> str:
-    read = f"{_mb(p.bytes_read)}/{_mb(p.bytes_total)} read" if p.bytes_total else f"{_mb(p.bytes_read)} read"
+    # A dump of ours is counted in objects against its manifest, and its bytes are not counted at all.
+    read = [f"{_mb(p.bytes_read)}/{_mb(p.bytes_total)} read"] if p.bytes_total else []
     objects = f"objects stored {p.objects}" + (f"/{p.objects_total}" if p.objects_total else "")
-    return sep.join((f"files {p.files_read}", read, objects))
+    return sep.join((f"files {p.files_read}", *read, objects))
 
 
 class DumpProgress:

@@ -342,7 +342,7 @@ def _read_dump(
             for doc in read_documents(source, report.skip, not_data):
                 run.document(doc)
             run.end_of_file(source)
-            if source.path is not None:
+            if total and source.path is not None:  # counted in objects otherwise: no stat a file
                 with contextlib.suppress(OSError):
                     read += os.stat(source.path).st_size
             tick()

@@ -281,12 +281,29 @@ def _head(path: Input | Path) -> bytes:
 
 
 def _read_whole(path: Input | Path) -> str | bytes:
-    with _as_input(path).opener() as fh:
-        data = fh.read()
+    source = _as_input(path)
+    if source.path is not None:
+        data = _read_file(source.path)
+    else:
+        with source.opener() as fh:
+            data = fh.read()
     if data[:2] == _GZIP_MAGIC:
         data = gzip.decompress(data)
     codec, bom = _text_codec(data[:4])
     return data[bom:] if codec == "utf-8" else data.decode(codec)
+
+
+def _read_file(path: str) -> bytes:
+    """A file's bytes without a buffered reader around them: a dump of 340,000 threads is 680,000
+    small files, and building the reader cost more than reading (0.65 s against 0.28 s for 68,000)."""
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_BINARY", 0))
+    try:
+        parts = []
+        while chunk := os.read(fd, 1 << 20):
+            parts.append(chunk)
+    finally:
+        os.close(fd)
+    return parts[0] if len(parts) == 1 else b"".join(parts)
 
 
 def read_documents(

@@ -87,7 +87,8 @@ class IngestProgress:
 
     files_read: int
     bytes_read: int  # of the files read to their end (a zip member counts as its zip's share: 0)
-    bytes_total: int  # of every file on disk under the given paths; 0 when objects_total is known
+    bytes_total: int  # of every file on disk under the given paths; 0 (and bytes_read 0) when
+    # objects_total is known
     objects: int  # stored, duplicate or replaced: every object handled so far
     elapsed: float
     objects_total: int = 0  # what the dumps' manifests say they hold; 0 when not every path has one
