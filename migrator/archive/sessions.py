@@ -22,8 +22,10 @@ __all__ = ["Sessions"]
 
 
 class Sessions(Room):
-    def store(self, rows: list[SessionRow]) -> None:
-        """Replace these threads' sessions, their tool links and warning counts, in one transaction."""
+    def store(self, rows: list[SessionRow], *, fresh: bool = True) -> int:
+        """Replace these threads' sessions, their tool links and warning counts, in one transaction;
+        the bytes of record JSON written. `fresh=False`: the caller marks them fresh itself, in the
+        same transaction (see `WorkList.fresh_in_place`)."""
         sessions: list[tuple[Any, ...]] = []
         definitions: list[tuple[str, str, str]] = []
         tools: list[tuple[str, str, str]] = []
@@ -67,7 +69,9 @@ class Sessions(Room):
             conn.executemany(
                 "insert into session_warnings(thread_id, code, count) values (?, ?, ?)", warnings
             )
-            self.archive.work.fresh_many(ids)
+            if fresh:
+                self.archive.work.fresh_many(ids)
+        return sum(len(session[1]) for session in sessions)
 
     def drop_orphan_tools(self) -> None:
         """Tool definitions no session uses any more."""

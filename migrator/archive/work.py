@@ -178,6 +178,17 @@ class WorkList(Room):
         """These threads' sessions were just built (inside the caller's transaction)."""
         self.db.conn.executemany("update work set session_stale = 0 where thread_id = ?", ids)
 
+    def fresh_in_place(self, thread_ids: list[str]) -> None:
+        """`fresh_many` of many threads, their rows updated in the order they sit in the table (inside
+        the caller's transaction). Work rows sit in request order, not id order: updated by id, each
+        row is on another page, and every page is read and written again for each of its rows."""
+        rowids: list[int] = []
+        for chunk in chunks(sorted(set(thread_ids)), 500):
+            sql = f"select rowid from work where thread_id in ({marks(len(chunk))})"
+            rowids += [rowid for (rowid,) in self.db.execute(sql, chunk)]
+        rowids.sort()
+        self.db.conn.executemany("update work set session_stale = 0 where rowid = ?", ((r,) for r in rowids))
+
     def finish(self, thread_id: str, status: str, seen: tuple[int, int, int], *, delta: bool) -> None:
         """A fetched thread's status and seen counts (a --refresh delta adds to them) and its newest
         stored ids, read back (inside the caller's transaction, the one of its rows)."""

@@ -20,8 +20,7 @@ gets those calls back: they sit before the run's last message (the answer that f
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 from migrator.convert.raw import as_dict, as_str, dicts, epoch_seconds, oid
 
@@ -30,8 +29,9 @@ __all__ = ["Entry", "order_thread", "recovered_calls"]
 _NEVER = 1 << 62  # after every real index
 
 
-@dataclass(frozen=True, slots=True)
-class Entry:
+class Entry(NamedTuple):
+    """One place of the timeline (a tuple: one is made per message of every thread converted)."""
+
     kind: Literal["message", "tool_calls", "required_action", "recovered"]
     # the message, the tool_calls step, or the run with an open required_action / recovered calls
     obj: dict[str, Any]
@@ -59,6 +59,10 @@ def order_thread(
     by_id: dict[str, dict[str, Any]] = {}
     for message in sorted(messages, key=_ts):  # stable: ties keep the list order
         by_id.setdefault(oid(message), message)
+    if not runs and not steps:
+        # What the rules below come to without runs or steps (every message free, in order), without
+        # their bookkeeping: many threads never ran (a messages-only dump), and each one costs it.
+        return [Entry("message", message, None) for message in by_id.values()], []
     runs_by_id = {oid(run): run for run in runs}
 
     steps_of: dict[str, list[dict[str, Any]]] = {}

@@ -120,6 +120,8 @@ def plan_tools(
 
     Hosted tools (`HOSTED_TYPES`) and foreign ones are listed in `hosted`; the hosted ones become
     functions with `emulate_hosted`, the foreign ones with `emulate_foreign` (every mode but text)."""
+    if not call_names and not hosted_called and not any(as_list(tools) for _, tools in declarations):
+        return ToolPlan(tools=[], rename={}, hosted={})  # nothing declared, nothing called
     chosen: dict[str, _Chosen] = {}
     reported: set[tuple[str, bytes]] = set()
     hosted: dict[str, list[str]] = {}
