@@ -124,16 +124,20 @@ def _file_infos(archive: Archive, file_ids: list[str]) -> dict[str, FileInfo]:
 
 
 def load_bundles(
-    archive: Archive, thread_ids: list[str], assistants: dict[str, dict[str, Any]] | None = None
+    archive: Archive,
+    thread_ids: list[str],
+    assistants: dict[str, dict[str, Any]] | None = None,
+    extras: dict[str, dict[str, Any]] | None = None,
 ) -> dict[str, ThreadBundle]:
     """`load_bundle` of many threads, read with a few queries a table for the lot (those without a
-    raw thread are left out): per-thread queries were most of a verify or rebuild of 340,000 threads."""
+    raw thread are left out): per-thread queries were most of a verify or rebuild of 340,000 threads.
+    `extras`: the threads' work extras (those with none left out), when the caller read them already."""
     assistants = assistants if assistants is not None else archive.raw.assistants()
     objects = archive.raw.threads_objects(thread_ids)
     held = sorted(objects)
     refs = archive.files.refs_of_many(held)
     files = _file_infos(archive, sorted({f for ids in refs.values() for f in ids}))
-    extras = archive.work.extras(held)
+    extras = archive.work.extras(held) if extras is None else extras
     versions = archive.versions.of_parents("runs", held)
     return {
         tid: ThreadBundle(
@@ -417,6 +421,7 @@ def _derive(
     options: ConversionOptions,
     assistants: dict[str, Any],
     rows: bool,
+    extras: dict[str, dict[str, Any]] | None = None,
 ) -> Derived:
     if rows and thread_ids:
         # Before the batch is read: building an encoding briefly takes twice the memory it keeps.
@@ -425,7 +430,7 @@ def _derive(
     thread_ids = list(dict.fromkeys(thread_ids))  # an id named twice is derived once, as it always was
     for start in range(0, len(thread_ids), _READ_CHUNK):
         chunk = thread_ids[start : start + _READ_CHUNK]
-        take = _bundle_reader(archive, chunk, assistants)
+        take = _bundle_reader(archive, chunk, assistants, extras)
         for tid in chunk:
             if rows:  # a build: a failure stops it, as it always has
                 if (bundle := take(tid)) is not None:
@@ -442,12 +447,15 @@ def _derive(
 
 
 def _bundle_reader(
-    archive: Archive, thread_ids: list[str], assistants: dict[str, Any]
+    archive: Archive,
+    thread_ids: list[str],
+    assistants: dict[str, Any],
+    extras: dict[str, dict[str, Any]] | None = None,
 ) -> Callable[[str], ThreadBundle | None]:
     """Each thread's bundle, handed over once (the ids are distinct): a converted thread's raw objects
     are freed at once, not with its chunk (5 MB of an export's peak)."""
     try:
-        bundles = load_bundles(archive, thread_ids, assistants)
+        bundles = load_bundles(archive, thread_ids, assistants, extras)
     except sqlite3.DatabaseError:
         raise
     except Exception:
@@ -488,10 +496,10 @@ def _exit_with_parent() -> None:
     threading.Thread(target=watch, name="exit-with-parent", daemon=True).start()
 
 
-def _work(thread_ids: list[str]) -> Derived:
+def _work(thread_ids: list[str], extras: dict[str, dict[str, Any]] | None = None) -> Derived:
     w = _WORKER
     with w["archive"].snapshot():  # one committed state for the batch
-        return _derive(w["archive"], thread_ids, w["options"], w["assistants"], w["rows"])
+        return _derive(w["archive"], thread_ids, w["options"], w["assistants"], w["rows"], extras)
 
 
 # The collector's pace while sessions are built (migrator/gcpace.py says why).
@@ -507,15 +515,19 @@ def derive_batches(
     rows: bool,
     workers: int = 0,
     assistants: dict[str, Any] | None = None,
+    extras: Callable[[T], dict[str, dict[str, Any]]] | None = None,
 ) -> Iterator[tuple[T, Derived]]:
     """(item, what its threads derive to) for every item, in order. `thread_ids(item)` names the
-    threads of an item (a batch). With workers, a few batches are in flight at once (so memory stays
-    bounded); stopping the iteration drops them (a build stores nothing of them: they stay stale)."""
+    threads of an item (a batch); `extras(item)` their work extras, when the items carry them (so
+    they are not read again, a row at a time: work rows sit in request order, not id order). With
+    workers, a few batches are in flight at once (so memory stays bounded); stopping the iteration
+    drops them (a build stores nothing of them: they stay stale)."""
     assistants = assistants if assistants is not None else archive.raw.assistants()
+    extras_of = extras if extras is not None else lambda _item: None
     if workers <= 0:
         with fewer_collections(*_BUILD_PACE):
             for item in items:
-                yield item, _derive(archive, thread_ids(item), options, assistants, rows)
+                yield item, _derive(archive, thread_ids(item), options, assistants, rows, extras_of(item))
         return
     # spawn, not fork: a forked child would inherit this process's open SQLite connection and locks.
     context = multiprocessing.get_context("spawn")
@@ -531,7 +543,7 @@ def derive_batches(
         pending: deque[tuple[T, Future[Derived]]] = deque()
         try:
             for item in items:
-                pending.append((item, pool.submit(_work, thread_ids(item))))
+                pending.append((item, pool.submit(_work, thread_ids(item), extras_of(item))))
                 if len(pending) > workers:
                     done, future = pending.popleft()
                     yield done, future.result()

@@ -67,18 +67,18 @@ def _integrity(archive: Archive) -> Iterator[Finding]:
 
 def _raw_hashes(archive: Archive, stats: dict[str, int]) -> Iterator[Finding]:
     for table in RAW_TABLES:
+        singular = _SINGULAR[table]
         for key, raw, stored, thread_id in queries.raw_hashes(archive, table):
             stats["raw_objects"] += 1
-            subject = f"{_SINGULAR[table]} {key}"
             try:
                 actual = object_hash(loads(raw))
             except (orjson.JSONDecodeError, TypeError):
-                yield Finding("raw_unreadable", subject, "raw JSON does not parse", thread_id)
+                yield Finding("raw_unreadable", f"{singular} {key}", "raw JSON does not parse", thread_id)
                 continue
             if actual != stored:
                 yield Finding(
                     "raw_hash_mismatch",
-                    subject,
+                    f"{singular} {key}",
                     f"canonical hash {actual[:19]}… differs from the stored {str(stored)[:19]}…",
                     thread_id,
                 )
@@ -228,14 +228,19 @@ def _sessions(
         options or ConversionOptions(),
         rows=False,
         workers=workers,
+        extras=lambda rows: {row.thread_id: row.extra for row in rows if row.extra is not None},
     )
+    of_done = 0  # session rows of done threads
     try:
         for rows, derived in batches:
             for row in rows:
                 stats["sessions"] += row.record is not None
+                of_done += row.has_session
                 yield from _session(row, options, budget, unknown, derived)
     finally:
         batches.close()
+    if archive.sessions.counts()["sessions"] == of_done:
+        return  # every session is of a done thread: no orphan (the query reads a work row for each)
     for thread_id, status in archive.sessions.orphans():
         why = f"its thread is {status}" if status else "its thread was never requested"
         yield Finding("session_orphan", f"session {thread_id}", why, thread_id)

@@ -7,6 +7,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
+
 from migrator.archive import RAW_TABLES, Archive
 
 __all__ = [
@@ -37,7 +39,6 @@ class ThreadTally:
     messages: int
     runs: int
     steps: int
-    has_session: bool
     error_class: str | None
     error_message: str | None
 
@@ -51,6 +52,8 @@ class DoneSession:
     record: str | None
     hash: str | None
     tokens: int | None
+    extra: dict[str, Any] | None = None  # the work row's extra (the re-derivation's metadata), if any
+    has_session: bool = False  # a session row, whatever it holds
 
 
 def integrity_errors(archive: Archive) -> list[str]:
@@ -88,7 +91,7 @@ def thread_tallies(archive: Archive, batch: int = 1000) -> Iterator[ThreadTally]
         "(select count(*) from messages m where m.thread_id = w.thread_id), "
         "(select count(*) from runs r where r.thread_id = w.thread_id), "
         "(select count(*) from run_steps s where s.thread_id = w.thread_id), "
-        "exists(select 1 from sessions x where x.thread_id = w.thread_id), f.error_class, f.message "
+        "f.error_class, f.message "
         "from work w left join failures f on f.entity = 'thread' and f.entity_id = w.thread_id "
         "where w.thread_id > ? order by w.thread_id limit ?"
     )
@@ -96,7 +99,7 @@ def thread_tallies(archive: Archive, batch: int = 1000) -> Iterator[ThreadTally]
         for row in rows:
             yield ThreadTally(
                 row[0], row[1], row[2], row[3], row[4], bool(row[5]), bool(row[6]),
-                row[7], row[8], row[9], bool(row[10]), row[11], row[12],
+                row[7], row[8], row[9], row[10], row[11],
             )  # fmt: skip
 
 
@@ -176,10 +179,21 @@ def file_gaps(archive: Archive) -> Iterator[tuple[str, str, str]]:
 def done_session_batches(archive: Archive, batch: int = 500) -> Iterator[list[DoneSession]]:
     """Every done thread with its stored session (if any), in thread id order, in batches."""
     sql = (
-        "select w.thread_id, coalesce(w.session_stale, 0), s.record, s.hash, s.tokens from work w "
-        "left join sessions s on s.thread_id = w.thread_id "
+        "select w.thread_id, coalesce(w.session_stale, 0), s.record, s.hash, s.tokens, w.extra, "
+        "s.thread_id is not null from work w left join sessions s on s.thread_id = w.thread_id "
         # `+`: along the primary key, not through the status index and a sort of every done thread a page.
         "where +w.status = 'done' and w.thread_id > ? order by w.thread_id limit ?"
     )
     for rows in archive.keyset(sql, batch=batch):
-        yield [DoneSession(row[0], bool(row[1]), row[2], row[3], row[4]) for row in rows]
+        yield [
+            DoneSession(
+                row[0],
+                bool(row[1]),
+                row[2],
+                row[3],
+                row[4],
+                orjson.loads(row[5]) if row[5] and row[5] != "{}" else None,
+                bool(row[6]),
+            )  # fmt: skip
+            for row in rows
+        ]
