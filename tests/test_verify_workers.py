@@ -104,3 +104,49 @@ def test_rebuild_with_workers_stores_what_one_process_stores(
 
 def test_a_negative_worker_count_is_a_usage_error(damaged: Path) -> None:
     assert main(["verify", str(damaged), "--workers", "-1"]) == 2
+
+
+def _failed(doc: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """The checks with findings, errors and warnings alike."""
+    return {c["code"]: c for c in doc["checks"] if c["count"]}
+
+
+def test_verify_reports_a_session_whose_thread_is_not_done_in_one_process_and_with_workers(
+    sandbox: Any, tmp_path_factory: pytest.TempPathFactory, tmp_path: Path
+) -> None:
+    # Verify counts the sessions of done threads as it goes and asks for orphans only when the
+    # count falls short of all sessions: one orphan must still be found and named.
+    path = Path(shutil.copy(sandbox_export(sandbox, tmp_path_factory), tmp_path / "a.db"))
+    conn = sqlite3.connect(path)
+    with conn:
+        (tid,) = conn.execute("select thread_id from sessions order by thread_id limit 1").fetchone()
+        conn.execute("update work set status = 'failed' where thread_id = ?", [tid])
+    conn.close()
+    alone = report(path, "--workers", "0")
+    orphan = _failed(alone)["session_orphan"]
+    assert orphan["count"] == 1 and tid in str(orphan["findings"])
+    assert report(path, "--workers", "2") == alone
+
+
+def test_the_re_derivation_reads_each_threads_work_extras_in_one_process_and_with_workers(
+    sandbox: Any, tmp_path_factory: pytest.TempPathFactory, tmp_path: Path
+) -> None:
+    # The fields of a --threads JSONL (work.extra) are part of a session's metadata; verify hands them
+    # to the re-derivation from its own pass over the work rows, so a changed one must show.
+    path = Path(shutil.copy(sandbox_export(sandbox, tmp_path_factory), tmp_path / "a.db"))
+    conn = sqlite3.connect(path)
+    with conn:
+        (tid,) = conn.execute("select thread_id from sessions order by thread_id limit 1").fetchone()
+        conn.execute("update work set extra = ? where thread_id = ?", ['{"user_id": "u-extra"}', tid])
+    conn.close()
+    alone = report(path, "--workers", "0")
+    mismatch = _failed(alone)["session_mismatch"]
+    assert mismatch["count"] == 1 and "metadata" in str(mismatch["findings"])
+    assert report(path, "--workers", "2") == alone
+    assert main(["rebuild", str(path), "--all"]) == 0
+    code, out, err = cli(str(path), "--json")
+    assert "session_mismatch" not in _failed(orjson.loads(out)), out + err
+    conn = sqlite3.connect(path)
+    record = conn.execute("select record from sessions where thread_id = ?", [tid]).fetchone()[0]
+    conn.close()
+    assert orjson.loads(record)["metadata"]["user_id"] == "u-extra"
