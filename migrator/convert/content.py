@@ -162,7 +162,8 @@ def _text_object(text: Any) -> Mapping[str, Any]:
 
 def _render_text(text: Mapping[str, Any], ctx: ContentContext) -> str:
     value = as_str(text.get("value"))
-    annotations = list(dicts(text.get("annotations")))
+    listed = text.get("annotations")
+    annotations = [a for a in listed if isinstance(a, dict)] if isinstance(listed, list) and listed else []
     mode = ctx.options.citations
     for annotation in annotations:
         for key in ("file_citation", "file_path"):

@@ -81,7 +81,7 @@ def convert_thread(bundle: ThreadBundle, options: ConversionOptions = Conversion
         notes.add("thread_synthesized", f"{oid(thread) or '?'}: made from its messages")
     messages = [v2_message(m, notes) for m in _objects("messages", bundle.messages, notes)]
     steps = [v2_step(st, notes) for st in _objects("steps", bundle.steps, notes)]
-    runs = sorted((v2_run(r, notes) for r in _objects("runs", bundle.runs, notes)), key=_created)
+    runs = sorted([v2_run(r, notes) for r in _objects("runs", bundle.runs, notes)], key=_created)
     assistant_ids = _assistant_ids(runs, messages)
     # The bundle holds every assistant of the archive; only those this thread names are read (mapping
     # all of them for each of 340,000 threads was most of a rebuild).
@@ -203,8 +203,10 @@ def session_tool_definitions(record: Mapping[str, Any]) -> list[dict[str, Any]]:
 
 def _objects(kind: str, items: Iterable[Any], notes: Notes) -> list[dict[str, Any]]:
     """The objects of a bundle list; anything else is reported and skipped (it stays archived raw)."""
+    if not items:
+        return []
     kept = [item for item in items if isinstance(item, dict)]
-    dropped = len(items) - len(kept) if isinstance(items, list | tuple) else 0
+    dropped = len(items) - len(kept) if isinstance(items, (list, tuple)) else 0
     if dropped:
         notes.add("malformed_input", f"{dropped} {kind} entries are not objects")
     return kept
@@ -295,9 +297,12 @@ def _assistant_ids(runs: list[dict[str, Any]], messages: Iterable[dict[str, Any]
         aid = as_str(run.get("assistant_id"))
         if aid and aid not in ordered:
             ordered.append(aid)
-    for message in reversed(sorted(messages, key=_created)):
+    # Only the messages that name one are sorted (a stable sort keeps their order either way): most
+    # user messages, and every message of a thread that never ran, name none.
+    naming = [message for message in messages if as_str(message.get("assistant_id"))]
+    for message in reversed(sorted(naming, key=_created)):
         aid = as_str(message.get("assistant_id"))
-        if aid and aid not in ordered:
+        if aid not in ordered:
             ordered.append(aid)
     return ordered
 
@@ -531,6 +536,8 @@ def _foreign_call(call: dict[str, Any]) -> tuple[str, str]:
 
 
 def _hosted_notes(plan: ToolPlan, counts: dict[str, int], options: ConversionOptions, notes: Notes) -> None:
+    if not plan.hosted and not counts:
+        return
     for kind in sorted(plan.hosted.keys() | counts.keys()):
         declared = ", ".join(plan.hosted.get(kind, ())) or "no run or assistant"
         n = counts.get(kind, 0)
