@@ -268,3 +268,28 @@ def test_the_verdict_is_the_exit_code_of_the_console_entry_point(db: Path) -> No
     assert "needs attention: 9 error(s)" in out
     code, out, err = cli(str(db), "--json")
     assert code == 1 and orjson.loads(out)["exit_code"] == 1, out + err
+
+
+def test_findings_added_first_land_as_if_they_had_come_first_truncation_included() -> None:
+    # The integrity phase runs beside the others and its findings are put first at the end: the
+    # report must be the one a run in phase order makes, with the kept findings capped alike.
+    from migrator.verify.report import Finding, VerifyReport
+
+    early = [Finding("check_aborted", "archive", f"early {i}") for i in range(3)]
+    early.append(Finding("sqlite_integrity", "archive", "page 7 is never used"))
+    late = [Finding("check_aborted", "archive", f"late {i}") for i in range(4)]
+
+    def report() -> VerifyReport:
+        return VerifyReport.empty("a.db", CHECKS, max_findings=5)
+
+    in_order, first_at_the_end = report(), report()
+    for finding in early + late:
+        in_order.add(finding)
+    for finding in late:
+        first_at_the_end.add(finding)
+    first_at_the_end.add_first(early)
+    assert first_at_the_end.to_dict() == in_order.to_dict()
+    assert [f.message for f in in_order.checks["check_aborted"].findings] == [
+        "early 0", "early 1", "early 2", "late 0", "late 1",
+    ]  # fmt: skip
+    assert in_order.checks["check_aborted"].count == 7

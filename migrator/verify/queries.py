@@ -3,6 +3,7 @@ may hold 340,000 threads. Each answers one check's question in SQL; the checks j
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -18,6 +19,7 @@ __all__ = [
     "done_session_batches",
     "file_gaps",
     "integrity_errors",
+    "integrity_lines",
     "orphans",
     "raw_hashes",
     "runs_missing_steps",
@@ -58,7 +60,12 @@ class DoneSession:
 
 def integrity_errors(archive: Archive) -> list[str]:
     """What `PRAGMA integrity_check` reports besides "ok" (empty when the file is sound)."""
-    rows = [row[0] for row in archive.db.execute("PRAGMA integrity_check")]
+    return integrity_lines(archive.db.conn)
+
+
+def integrity_lines(conn: sqlite3.Connection) -> list[str]:
+    """`integrity_errors` on a connection of its own (verify runs it in a thread)."""
+    rows = [row[0] for row in conn.execute("PRAGMA integrity_check")]
     return [] if rows == ["ok"] else rows
 
 

@@ -92,6 +92,15 @@ class VerifyReport:
         if len(result.findings) < self.max_findings:
             result.findings.append(finding)
 
+    def add_first(self, findings: list[Finding]) -> None:
+        """Add findings as if they had been added, in this order, before every one added so far."""
+        for code in dict.fromkeys(f.code for f in findings):
+            result = self.checks[code]
+            mine = [f for f in findings if f.code == code]
+            result.count += len(mine)
+            result.findings[:0] = mine
+            del result.findings[self.max_findings :]
+
     def exit_code(self, strict: bool | None = None) -> ExitCode:
         strict = self.strict if strict is None else strict
         return ExitCode.ATTENTION if any(r.failed(strict) for r in self.checks.values()) else ExitCode.OK
