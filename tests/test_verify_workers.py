@@ -111,17 +111,25 @@ def _failed(doc: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return {c["code"]: c for c in doc["checks"] if c["count"]}
 
 
+def _one_work_row_changed(
+    sandbox: Any, tmp_path_factory: pytest.TempPathFactory, tmp_path: Path, assignment: str
+) -> tuple[Path, str]:
+    """A copy of the sandbox's archive with the work row of its first session changed (`set ...`)."""
+    path = Path(shutil.copy(sandbox_export(sandbox, tmp_path_factory), tmp_path / "a.db"))
+    conn = sqlite3.connect(path)
+    with conn:
+        (tid,) = conn.execute("select thread_id from sessions order by thread_id limit 1").fetchone()
+        conn.execute(f"update work set {assignment} where thread_id = ?", [tid])
+    conn.close()
+    return path, tid
+
+
 def test_verify_reports_a_session_whose_thread_is_not_done_in_one_process_and_with_workers(
     sandbox: Any, tmp_path_factory: pytest.TempPathFactory, tmp_path: Path
 ) -> None:
     # Verify counts the sessions of done threads as it goes and asks for orphans only when the
     # count falls short of all sessions: one orphan must still be found and named.
-    path = Path(shutil.copy(sandbox_export(sandbox, tmp_path_factory), tmp_path / "a.db"))
-    conn = sqlite3.connect(path)
-    with conn:
-        (tid,) = conn.execute("select thread_id from sessions order by thread_id limit 1").fetchone()
-        conn.execute("update work set status = 'failed' where thread_id = ?", [tid])
-    conn.close()
+    path, tid = _one_work_row_changed(sandbox, tmp_path_factory, tmp_path, "status = 'failed'")
     alone = report(path, "--workers", "0")
     orphan = _failed(alone)["session_orphan"]
     assert orphan["count"] == 1 and tid in str(orphan["findings"])
@@ -133,12 +141,9 @@ def test_the_re_derivation_reads_each_threads_work_extras_in_one_process_and_wit
 ) -> None:
     # The fields of a --threads JSONL (work.extra) are part of a session's metadata; verify hands them
     # to the re-derivation from its own pass over the work rows, so a changed one must show.
-    path = Path(shutil.copy(sandbox_export(sandbox, tmp_path_factory), tmp_path / "a.db"))
-    conn = sqlite3.connect(path)
-    with conn:
-        (tid,) = conn.execute("select thread_id from sessions order by thread_id limit 1").fetchone()
-        conn.execute("update work set extra = ? where thread_id = ?", ['{"user_id": "u-extra"}', tid])
-    conn.close()
+    path, tid = _one_work_row_changed(
+        sandbox, tmp_path_factory, tmp_path, """extra = '{"user_id": "u-extra"}'"""
+    )
     alone = report(path, "--workers", "0")
     mismatch = _failed(alone)["session_mismatch"]
     assert mismatch["count"] == 1 and "metadata" in str(mismatch["findings"])
