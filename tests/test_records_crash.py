@@ -2,7 +2,7 @@
 the image it hands over to, then run it again: the archive ends equal to an uninterrupted run's, and
 after every kill each `done` thread holds all of its rows and objects, never a part of them.
 
-The child stores small batches, so a log a test can afford still has dozens of commits for a kill to
+The child stores small batches, two to a commit, so a log a test can afford still has dozens of commits for a kill to
 land between; the code path is the same.
 """
 
@@ -23,7 +23,7 @@ from migrator.archive import Archive
 from migrator.cli import main
 
 ROOT = Path(__file__).parent.parent
-SMALL_BATCHES = "import migrator.records.ingest as i; i._STORE_ROWS = 40; from migrator.cli import run; run()"
+SMALL_BATCHES = "import migrator.records.ingest as i; i._STORE_ROWS = 40; i._COMMIT_ROWS = 80; from migrator.cli import run; run()"
 
 
 def export(archive: Path, log: Path) -> subprocess.Popen[bytes]:
