@@ -301,18 +301,19 @@ def parse_row(row: dict[str, Any], columns: Columns) -> Fields | Rejected:
             continue
         kind = type(value)
         extra[name] = value if kind is str else str(value) if kind is int else _metadata_value(value)
+    # Most optional fields are absent from most rows: `_text` is called only for a value.
     return Fields(
         thread_id,
         at,
         role,
         content,
-        _text(get(c_message)),
-        _text(get(c_assistant)),
-        _text(get(c_run)),
-        _text(get(c_model)),
+        None if (v := get(c_message)) is None else _text(v),
+        None if (v := get(c_assistant)) is None else _text(v),
+        None if (v := get(c_run)) is None else _text(v),
+        None if (v := get(c_model)) is None else _text(v),
         tool_calls or None,
-        _text(get(c_call)),
-        _text(get(c_name)),
+        None if (v := get(c_call)) is None else _text(v),
+        None if (v := get(c_name)) is None else _text(v),
         metadata or None,
         extra or None,
     )
