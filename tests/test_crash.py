@@ -18,6 +18,31 @@ from migrator.sandbox import SandboxConfig, SandboxServer
 MIGRATE = [sys.executable, "-c", "from migrator.cli import run; run()"]
 
 
+def count_in(archive: Path, sql: str) -> int:
+    """`sql`'s count in the archive as another process sees it (0 while it cannot be read yet)."""
+    try:
+        conn = sqlite3.connect(f"{archive.resolve().as_uri()}?mode=ro", uri=True, timeout=0.1)
+        try:
+            return conn.execute(sql).fetchone()[0]
+        finally:
+            conn.close()
+    except sqlite3.DatabaseError:
+        return 0
+
+
+def kill_when(proc: subprocess.Popen[bytes], archive: Path, sql: str, at: int) -> bool:
+    """SIGKILL the command once `sql` counts `at` in the archive; False when it finished first."""
+    deadline = time.monotonic() + 120
+    while proc.poll() is None and time.monotonic() < deadline:
+        if count_in(archive, sql) >= at:
+            proc.send_signal(signal.SIGKILL)
+            proc.wait(60)
+            return True
+        time.sleep(0.005)
+    proc.wait(60)
+    return False
+
+
 def start_export(archive: Path, ids: Path, server: SandboxServer) -> subprocess.Popen[bytes]:
     env = {**os.environ, "OPENAI_API_KEY": "sandbox-key", "PYTHONPATH": str(Path(__file__).parent.parent)}
     return subprocess.Popen(

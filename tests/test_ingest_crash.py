@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import os
 import random
-import signal
 import sqlite3
 import subprocess
 import sys
-import time
 from pathlib import Path
+
+from test_crash import kill_when
 
 from migrator.archive import Archive
 from migrator.cli import main
@@ -91,30 +91,10 @@ def work_rows(path: Path) -> list[tuple]:
         conn.close()
 
 
-def kill_when(proc: subprocess.Popen[bytes], archive: Path, count: str, at: int) -> bool:
-    """SIGKILL the ingest once the archive holds `at` messages (`count="messages"`) or done threads;
-    False when it finished first."""
-    sql = {
-        "messages": "select count(*) from messages",
-        "done": "select count(*) from work where status = 'done'",
-    }[count]
-    deadline = time.monotonic() + 120
-    while proc.poll() is None and time.monotonic() < deadline:
-        try:
-            conn = sqlite3.connect(f"{archive.resolve().as_uri()}?mode=ro", uri=True, timeout=0.1)
-            try:
-                n = conn.execute(sql).fetchone()[0]
-            finally:
-                conn.close()
-        except sqlite3.DatabaseError:
-            n = 0
-        if n >= at:
-            proc.send_signal(signal.SIGKILL)
-            proc.wait(60)
-            return True
-        time.sleep(0.005)
-    proc.wait(60)
-    return False
+_KILL_AT = {  # what an ingest is killed at: messages stored, or threads done
+    "messages": "select count(*) from messages",
+    "done": "select count(*) from work where status = 'done'",
+}
 
 
 def sessions_jsonl(path: Path, out: Path) -> bytes:
@@ -150,13 +130,13 @@ def test_kill_nine_during_ingest_then_resume_equals_an_uninterrupted_ingest(tmp_
                 for leftover in tmp_path.glob(f"{archive.name}*") if count == "messages" else ():
                     leftover.unlink()
                 proc = ingest(archive, dump)
-                kill_when(proc, archive, count, int(rng.uniform(0.1, 0.6) * total))
+                kill_when(proc, archive, _KILL_AT[count], int(rng.uniform(0.1, 0.6) * total))
                 if len([s for s in statuses(archive).values() if s == "done"]) < len(expected_rows):
                     break
                 if count == "done":  # finished: start this round's archive again, killed while storing
                     for leftover in tmp_path.glob(f"{archive.name}*"):
                         leftover.unlink()
-                    kill_when(ingest(archive, dump), archive, "messages", total_messages // 2)
+                    kill_when(ingest(archive, dump), archive, _KILL_AT["messages"], total_messages // 2)
             else:
                 raise AssertionError(f"six ingests finished before {count} reached the kill point")
             assert_consistent(archive)

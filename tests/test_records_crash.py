@@ -10,14 +10,13 @@ from __future__ import annotations
 
 import os
 import random
-import signal
 import sqlite3
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 from records_support import MAPS, corpus_log, write_sqlite
+from test_crash import count_in, kill_when
 
 from migrator.archive import Archive
 from migrator.cli import main
@@ -36,30 +35,6 @@ def export(archive: Path, log: Path) -> subprocess.Popen[bytes]:
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
     )
-
-
-def count(archive: Path, sql: str) -> int:
-    try:
-        conn = sqlite3.connect(f"{archive.resolve().as_uri()}?mode=ro", uri=True, timeout=0.1)
-        try:
-            return conn.execute(sql).fetchone()[0]
-        finally:
-            conn.close()
-    except sqlite3.DatabaseError:
-        return 0
-
-
-def kill_when(proc: subprocess.Popen[bytes], archive: Path, sql: str, at: int) -> bool:
-    """SIGKILL the export once `sql` counts `at` in the archive; False when it finished first."""
-    deadline = time.monotonic() + 120
-    while proc.poll() is None and time.monotonic() < deadline:
-        if count(archive, sql) >= at:
-            proc.send_signal(signal.SIGKILL)
-            proc.wait(60)
-            return True
-        time.sleep(0.005)
-    proc.wait(60)
-    return False
 
 
 def tables(path: Path) -> dict[str, list[tuple]]:
@@ -115,7 +90,7 @@ def test_kill_nine_while_storing_or_building_then_rerun_equals_an_uninterrupted_
             proc = export(archive, log)
             if (
                 kill_when(proc, archive, done, at)
-                and count(archive, "select count(*) from sessions") < threads
+                and count_in(archive, "select count(*) from sessions") < threads
             ):
                 break
             for leftover in tmp_path.glob(f"{archive.name}*"):
