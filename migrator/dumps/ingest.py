@@ -350,9 +350,9 @@ def _read_dump(
         for manifest in manifests:
             run.versions_file(manifest)
         run.settle_texts()
-        read = (
-            total or read
-        )  # the manifests, thread lists and file bytes, read through the manifests: all of it
+        # Counted in bytes: the manifests, thread lists and file bytes were read through the
+        # manifests, so all of it is read now.
+        read = total or read
         tick()
     run.note_missing()
     return DumpIngest(run)
