@@ -233,7 +233,7 @@ def build_sessions(
 
     def commit() -> None:
         nonlocal limit, held, held_bytes, opened
-        archive.work.fresh_in_place(held)
+        archive.work.fresh_many(held)
         transaction.close()
         limit, held, held_bytes, opened = next(commits), [], 0, False
 

@@ -25,7 +25,7 @@ class Sessions(Room):
     def store(self, rows: list[SessionRow], *, fresh: bool = True) -> int:
         """Replace these threads' sessions, their tool links and warning counts, in one transaction;
         the bytes of record JSON written. `fresh=False`: the caller marks them fresh itself, in the
-        same transaction (see `WorkList.fresh_in_place`)."""
+        same transaction (`WorkList.fresh_many`)."""
         sessions: list[tuple[Any, ...]] = []
         definitions: list[tuple[str, str, str]] = []
         tools: list[tuple[str, str, str]] = []
@@ -70,7 +70,7 @@ class Sessions(Room):
                 "insert into session_warnings(thread_id, code, count) values (?, ?, ?)", warnings
             )
             if fresh:
-                self.archive.work.fresh_many(ids)
+                self.archive.work.fresh_many([row.thread_id for row in rows])
         return sum(len(session[1]) for session in sessions)
 
     def drop_orphan_tools(self) -> None:

@@ -174,14 +174,11 @@ class WorkList(Room):
         """The thread's session was just built (inside the caller's transaction)."""
         self.db.execute("update work set session_stale = 0 where thread_id = ?", [thread_id])
 
-    def fresh_many(self, ids: list[tuple[str]]) -> None:
-        """These threads' sessions were just built (inside the caller's transaction)."""
-        self.db.conn.executemany("update work set session_stale = 0 where thread_id = ?", ids)
-
-    def fresh_in_place(self, thread_ids: list[str]) -> None:
-        """`fresh_many` of many threads, their rows updated in the order they sit in the table (inside
-        the caller's transaction). Work rows sit in request order, not id order: updated by id, each
-        row is on another page, and every page is read and written again for each of its rows."""
+    def fresh_many(self, thread_ids: list[str]) -> None:
+        """These threads' sessions were just built (inside the caller's transaction); their rows are
+        updated in the order they sit in the table. Work rows sit in request order, not id order (an
+        archive made before `add` sorted its ids, or ids listed page by page): updated by id, each row
+        is on another page, and every page is read and written again for each of its rows."""
         rowids: list[int] = []
         for chunk in chunks(sorted(set(thread_ids)), 500):
             sql = f"select rowid from work where thread_id in ({marks(len(chunk))})"
