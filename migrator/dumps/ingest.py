@@ -54,6 +54,7 @@ from migrator.dumps.layout import (
 )
 from migrator.dumps.loose import LooseFiles
 from migrator.dumps.newest import NewestWins, synthesized_thread
+from migrator.dumps.readahead import ReadAhead
 from migrator.dumps.reader import (
     Doc,
     Input,
@@ -334,10 +335,15 @@ def _read_dump(
         archive.findings.record_failure(Failure("dump", label, "ZipMemberRefused", why))
 
     excluded = loose_dirs + [v for m in manifests if isinstance(v := m.versions, Path)]
-    with tempfile.TemporaryDirectory(prefix="migrate-ingest-") as spool, archive.paced_commits() as commit:
+    with (
+        tempfile.TemporaryDirectory(prefix="migrate-ingest-") as spool,
+        archive.paced_commits() as commit,
+        ReadAhead(paths) as ahead,
+    ):
         run.spool_dir, run.commit = Path(spool), commit
         for source in iter_input_files(paths, excluded, ignored, report.skip, refused, zip_limits):
             report.files_read += 1
+            ahead.seen()
             run.stream = Assembler()
             for doc in read_documents(source, report.skip, not_data):
                 run.document(doc)

@@ -1,0 +1,161 @@
+"""The dump ingest's read-ahead: a second process that reads a big dump's files a window ahead of the
+ingest (migrator/dumps/readahead.py). It must read in the ingest's order, end with the ingest (done,
+failed or killed) and never change what is stored."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import orjson
+
+from migrator.archive import Archive
+from migrator.dumps import ingest_dump
+from migrator.dumps.readahead import START_AFTER_FILES, ReadAhead, _files_under
+from migrator.dumps.reader import iter_input_files
+
+
+def _processes_reading(root: Path) -> list[int]:
+    """Pids of read-ahead processes whose command line names `root`."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            argv = Path(f"/proc/{entry}/cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if any(a.endswith(b"readahead.py") for a in argv) and str(root).encode() in argv:
+            found.append(int(entry))
+    return found
+
+
+def _gone(pid: int, within: float) -> bool:
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        try:
+            state = Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0]
+        except OSError:
+            return True
+        if state == "Z":
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def _thread_folders(root: Path, threads: int) -> None:
+    for i in range(threads):
+        folder = root / "threads" / f"thread_{i:05d}"
+        folder.mkdir(parents=True)
+        (folder / "thread.json").write_bytes(
+            orjson.dumps({"id": f"thread_{i:05d}", "object": "thread", "created_at": 1_700_000_000 + i})
+        )
+        message = {
+            "id": f"msg_{i:05d}",
+            "object": "thread.message",
+            "created_at": 1_700_000_000 + i,
+            "thread_id": f"thread_{i:05d}",
+            "role": "user",
+            "content": [{"type": "text", "text": {"value": f"hello {i}", "annotations": []}}],
+            "run_id": None,
+        }
+        (folder / "messages.json").write_bytes(
+            orjson.dumps({"object": "list", "data": [message], "has_more": False})
+        )
+
+
+def test_it_walks_in_the_order_the_ingest_reads(tmp_path: Path) -> None:
+    root = tmp_path / "dump"
+    for rel in ("b/z.json", "b/a.json", "a.json", "c/d/e.jsonl", "c/b.json", ".hidden/x.json", "c/.x.json"):
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        (root / rel).write_text("{}")
+    ingest_order = [
+        str(source.path) for source in iter_input_files([root], [], lambda _p: None, lambda *_a: None)
+    ]
+    with ThreadPoolExecutor(4) as pool:
+        ahead_order = list(_files_under(str(root), pool))
+    assert ahead_order == ingest_order
+    assert [Path(p).relative_to(root).as_posix() for p in ahead_order] == [
+        "a.json",
+        "b/a.json",
+        "b/z.json",
+        "c/b.json",
+        "c/d/e.jsonl",
+    ]
+
+
+def test_a_big_dump_is_read_ahead_and_the_process_ends_with_the_ingest(tmp_path: Path) -> None:
+    dump = tmp_path / "dump"
+    threads = START_AFTER_FILES // 2 + 300  # two files a thread: past the start, by 600 files
+    _thread_folders(dump, threads)
+    seen_running: list[int] = []
+
+    def progress(p) -> None:
+        if p.files_read > START_AFTER_FILES + 100 and not seen_running:
+            seen_running.extend(_processes_reading(dump))
+
+    archive = Archive.create(tmp_path / "a.db", writer="export")
+    try:
+        report = ingest_dump(archive, [dump], progress=progress)
+    finally:
+        archive.close()
+    assert seen_running, "no read-ahead process ran while the big dump was read"
+    assert all(_gone(pid, 0.5) for pid in seen_running), "the read-ahead outlived its ingest"
+    assert report.stored["thread"] == threads and report.stored["thread.message"] == threads
+    assert report.threads_done == threads
+
+
+def test_a_small_dump_starts_no_second_process(tmp_path: Path) -> None:
+    dump = tmp_path / "dump"
+    _thread_folders(dump, 10)
+    seen: list[int] = []
+    archive = Archive.create(tmp_path / "a.db", writer="export")
+    try:
+        ingest_dump(archive, [dump], progress=lambda _p: seen.extend(_processes_reading(dump)))
+    finally:
+        archive.close()
+    assert seen == []
+
+
+def test_it_ends_when_the_ingest_is_killed(tmp_path: Path) -> None:
+    """kill -9 of the ingest closes the read-ahead's input: it stops, however far it had to go."""
+    dump = tmp_path / "dump"
+    _thread_folders(dump, START_AFTER_FILES)  # twice the files the ingest says it read
+    script = textwrap.dedent(
+        f"""
+        import os, sys
+        from pathlib import Path
+        from migrator.dumps.readahead import ReadAhead, START_AFTER_FILES
+        ahead = ReadAhead([Path({str(dump)!r})], window=10)
+        for _ in range(START_AFTER_FILES + 1):
+            ahead.seen()
+        print(ahead._process.pid, flush=True)
+        sys.stdin.read()  # until the test kills this process
+        """
+    )
+    ingest = subprocess.Popen(
+        [sys.executable, "-c", script], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    )
+    try:
+        pid = int(ingest.stdout.readline())
+        assert not _gone(pid, 1), "10 files ahead of the ingest, the read-ahead waits for it"
+        ingest.kill()
+        ingest.wait()
+        assert _gone(pid, 5), "the read-ahead outlived a killed ingest"
+    finally:
+        ingest.kill()
+        ingest.wait()
+
+
+def test_a_read_ahead_that_cannot_start_only_reads_nothing(tmp_path: Path) -> None:
+    ahead = ReadAhead([tmp_path / "not-there", tmp_path / "a-file.json"])
+    for _ in range(START_AFTER_FILES * 2):
+        ahead.seen()
+    ahead.close()
+    assert ahead.files == START_AFTER_FILES * 2
+    assert _processes_reading(tmp_path / "not-there") == []
