@@ -291,7 +291,7 @@ class DumpIngest:
         with fewer_collections(50_000, 20, 100), run.archive.bulk_write(_CACHE_MIB, _CHECKPOINT_PAGES):
             yield from run.settle_threads()
             run.check_leftovers()
-        self.report.loose_files_matched = len(run.loose.matched)
+        self.report.loose_files_matched = run.loose.matched
 
 
 def _read_dump(

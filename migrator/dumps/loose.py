@@ -8,7 +8,6 @@ a folder are not followed.
 from __future__ import annotations
 
 import os
-from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,45 +28,58 @@ class Match:
 
 
 class LooseFiles:
+    """The saved bytes under some folders, by name. The index holds each name once with the folder it
+    is in (one shared string a folder): a dump of 340,000 threads saves 128,000 files, and a `Path` in
+    two lists for each was 80 MB of an ingest's memory."""
+
     def __init__(self, folders: Iterable[Path]) -> None:
-        self._by_name: dict[str, list[Path]] = defaultdict(list)
-        # "file-abc.pdf" is the bytes of file-abc as often as "file-abc" is.
-        self._by_stem: dict[str, list[Path]] = defaultdict(list)
-        self.matched: set[Path] = set()
+        # name -> the folder holding it, or every folder holding a file of that name.
+        self._by_name: dict[str, str | list[str]] = {}
+        # "file-abc.pdf" is the bytes of file-abc as often as "file-abc" is: stem -> names.
+        self._by_stem: dict[str, str | list[str]] = {}
+        self._matched: set[str] = set()
         self.count = 0
         # The same folder given twice (a dump's own and --files-dir) must not make every name ambiguous.
         for folder in dict.fromkeys(f.resolve() for f in folders):
             self._index(folder)
+
+    @property
+    def matched(self) -> int:
+        """How many saved files were used for a file object."""
+        return len(self._matched)
 
     def _index(self, folder: Path) -> None:
         base = folder.resolve()
         for dirpath, dirnames, filenames in os.walk(base):
             dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
             for name in sorted(filenames):
-                path = Path(dirpath) / name
-                if name.startswith(".") or not path.is_file():
+                path = os.path.join(dirpath, name)
+                if name.startswith(".") or not os.path.isfile(path):
                     continue
-                if path.is_symlink() and not path.resolve().is_relative_to(base):
+                if os.path.islink(path) and not Path(path).resolve().is_relative_to(base):
                     continue
                 self.count += 1
-                self._by_name[name].append(path)
+                _add(self._by_name, name, dirpath)
                 stem = name.split(".", 1)[0]
                 if stem != name:
-                    self._by_stem[stem].append(path)
+                    _add(self._by_stem, stem, path)
+
+    def _paths(self, name: str) -> list[Path]:
+        return [Path(folder, name) for folder in _all(self._by_name.get(name))]
 
     def find(self, meta: dict[str, Any]) -> Match | None:
         """The saved bytes of this file object: by id first, then by `filename` if unambiguous."""
         file_id: str = meta["id"]
         expected = meta.get("bytes") if isinstance(meta.get("bytes"), int) else None
-        by_id = [p for n in names_for_id(file_id) for p in self._by_name.get(n, ())]
-        by_id += self._by_stem.get(file_id, [])
+        by_id = [p for n in names_for_id(file_id) for p in self._paths(n)]
+        by_id += [Path(p) for p in _all(self._by_stem.get(file_id))]
         if by_id:
             # Named by id: that is the user's (or our dump's) own statement of which file it is.
             return self._read(by_id[0])
         filename = meta.get("filename")
         if not isinstance(filename, str) or not filename or filename != os.path.basename(filename):
             return None
-        candidates = self._by_name.get(filename, [])
+        candidates = self._paths(filename)
         if expected is not None:
             sized = [p for p in candidates if p.stat().st_size == expected]
             if candidates and not sized:
@@ -88,5 +100,19 @@ class LooseFiles:
             data = path.read_bytes()
         except OSError as exc:
             return Match(path, problem=f"unreadable ({exc.strerror or exc})")
-        self.matched.add(path)
+        self._matched.add(str(path))
         return Match(path, data)
+
+
+def _add(index: dict[str, str | list[str]], key: str, value: str) -> None:
+    held = index.get(key)
+    if held is None:
+        index[key] = value
+    elif isinstance(held, list):
+        held.append(value)
+    else:
+        index[key] = [held, value]
+
+
+def _all(held: str | list[str] | None) -> list[str]:
+    return [] if held is None else held if isinstance(held, list) else [held]
