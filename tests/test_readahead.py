@@ -15,7 +15,7 @@ from pathlib import Path
 import orjson
 
 from migrator.archive import Archive
-from migrator.dumps import ingest_dump
+from migrator.dumps import ingest_dump, readahead
 from migrator.dumps.readahead import START_AFTER_FILES, ReadAhead, _files_under
 from migrator.dumps.reader import iter_input_files
 
@@ -71,14 +71,19 @@ def _thread_folders(root: Path, threads: int) -> None:
 
 def test_it_walks_in_the_order_the_ingest_reads(tmp_path: Path) -> None:
     root = tmp_path / "dump"
-    for rel in ("b/z.json", "b/a.json", "a.json", "c/d/e.jsonl", "c/b.json", ".hidden/x.json", "c/.x.json"):
+    names = ("b/z.json", "b/a.json", "a.json", "c/d/e.jsonl", "c/b.json", ".hidden/x.json", "c/.x.json")
+    for rel in (*names, "files/file-1.pdf", "c/files/x.json"):  # files/: saved bytes, not walked
         (root / rel).parent.mkdir(parents=True, exist_ok=True)
         (root / rel).write_text("{}")
-    ingest_order = [
-        str(source.path) for source in iter_input_files([root], [], lambda _p: None, lambda *_a: None)
-    ]
-    with ThreadPoolExecutor(4) as pool:
-        ahead_order = list(_files_under(str(root), pool))
+    loose = root / "files"
+    ingest_order = [str(s.path) for s in iter_input_files([root], [loose], lambda _p: None, lambda *_a: None)]
+    readahead.exclude([str(loose.resolve())])
+    try:
+        with ThreadPoolExecutor(4) as pool:
+            ahead_order = list(_files_under(str(root), pool))
+    finally:
+        readahead._EXCLUDED.clear()
+        readahead._EXCLUDED_NAMES.clear()
     assert ahead_order == ingest_order
     assert [Path(p).relative_to(root).as_posix() for p in ahead_order] == [
         "a.json",
@@ -86,6 +91,7 @@ def test_it_walks_in_the_order_the_ingest_reads(tmp_path: Path) -> None:
         "b/z.json",
         "c/b.json",
         "c/d/e.jsonl",
+        "c/files/x.json",
     ]
 
 

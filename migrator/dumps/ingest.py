@@ -338,7 +338,7 @@ def _read_dump(
     with (
         tempfile.TemporaryDirectory(prefix="migrate-ingest-") as spool,
         archive.paced_commits() as commit,
-        ReadAhead(paths) as ahead,
+        ReadAhead(paths, excluded) as ahead,
     ):
         run.spool_dir, run.commit = Path(spool), commit
         for source in iter_input_files(paths, excluded, ignored, report.skip, refused, zip_limits):

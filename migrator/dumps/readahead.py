@@ -7,9 +7,9 @@ time that was 204 s before any parsing, and 101 s with eight reads in flight (tw
 folders). This process only reads (it never writes, and the ingest still reads and parses every file
 itself), so it changes how long an ingest waits for the disk, never what it stores.
 
-It runs as a plain script (`python -I readahead.py WINDOW ROOT...`), importing nothing of migrate: its
+It runs as a plain script (`python -I readahead.py WINDOW N EXCLUDED*N ROOT...`), importing nothing of migrate: its
 start costs a bare interpreter, not the CLI. It is told how far the ingest has got on its standard input
-(a count of files, a line now and then), stays at most `--window` files ahead, skips what the ingest
+(a count of files, a line now and then), stays at most WINDOW files ahead, skips what the ingest
 has already read, and ends when its input closes: when the ingest is done, fails or is killed.
 """
 
@@ -40,8 +40,11 @@ class ReadAhead:
 
     Nothing here may fail an ingest: a read-ahead that cannot start or dies only makes it slower."""
 
-    def __init__(self, roots: Iterable[Path], window: int = _WINDOW) -> None:
+    def __init__(self, roots: Iterable[Path], excluded: Iterable[Path] = (), window: int = _WINDOW) -> None:
         self.roots = [str(r) for r in roots if r.is_dir()]
+        # Folders the ingest does not walk (saved file bytes, read when their file object comes):
+        # counted here, they would put every later file that many places off the ingest's count.
+        self.excluded = [str(p.resolve()) for p in excluded if p.is_dir()]
         self.window = window
         self.files = 0
         self._told = 0
@@ -59,7 +62,15 @@ class ReadAhead:
     def _start(self) -> None:
         try:
             self._process = subprocess.Popen(
-                [sys.executable, "-I", __file__, str(self.window), *self.roots],
+                [
+                    sys.executable,
+                    "-I",
+                    __file__,
+                    str(self.window),
+                    str(len(self.excluded)),
+                    *self.excluded,
+                    *self.roots,
+                ],
                 stdin=subprocess.PIPE,
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.DEVNULL,
@@ -102,9 +113,20 @@ class ReadAhead:
 # -- the read-ahead process ------------------------------------------------------------------------
 
 
+_EXCLUDED: set[str] = set()  # resolved paths of folders the ingest does not walk
+_EXCLUDED_NAMES: set[str] = set()
+
+
+def exclude(folders: Iterable[str]) -> None:
+    """Leave these folders (resolved paths) out of every walk of this process."""
+    for folder in folders:
+        _EXCLUDED.add(folder)
+        _EXCLUDED_NAMES.add(os.path.basename(folder))
+
+
 def _listing(folder: str) -> tuple[list[str], list[str]]:
-    """(files, folders) of a folder, sorted, hidden entries and links to folders left out (as the
-    ingest's walk does)."""
+    """(files, folders) of a folder, sorted, hidden entries, excluded folders and links to folders
+    left out (as the ingest's walk does)."""
     files: list[str] = []
     folders: list[str] = []
     try:
@@ -114,6 +136,8 @@ def _listing(folder: str) -> tuple[list[str], list[str]]:
                     continue
                 try:
                     if entry.is_dir(follow_symlinks=False):
+                        if entry.name in _EXCLUDED_NAMES and os.path.realpath(entry.path) in _EXCLUDED:
+                            continue
                         folders.append(entry.name)
                     elif not entry.is_dir():
                         files.append(entry.name)
@@ -207,7 +231,9 @@ class _Progress:
 
 
 def main(argv: list[str]) -> int:
-    window, roots = int(argv[0]), argv[1:]
+    window, count = int(argv[0]), int(argv[1])
+    excluded, roots = argv[2 : 2 + count], argv[2 + count :]
+    exclude(excluded)
     progress = _Progress(window)
     threading.Thread(target=progress.listen, daemon=True).start()
     with ThreadPoolExecutor(_READS_IN_FLIGHT) as pool:
