@@ -3,14 +3,15 @@ second process with many reads in flight.
 
 The ingest reads one file at a time, in order: right for what it parses, slow for a cold disk. A
 dump of 340,000 threads is 680,000 small files in 340,000 folders; read cold on this machine one at a
-time that was 204 s before any parsing, and 101 s with eight reads in flight (two thirds of it the
-folders). This process only reads (it never writes, and the ingest still reads and parses every file
-itself), so it changes how long an ingest waits for the disk, never what it stores.
+time that was 204 s before any parsing (a third of it listing the folders), and 101 s with eight
+reads in flight. This process only reads (it never writes, and the ingest still reads and parses
+every file itself), so it changes how long an ingest waits for the disk, never what it stores.
 
-It runs as a plain script (`python -I readahead.py WINDOW N EXCLUDED*N ROOT...`), importing nothing of migrate: its
-start costs a bare interpreter, not the CLI. It is told how far the ingest has got on its standard input
-(a count of files, a line now and then), stays at most WINDOW files ahead, skips what the ingest
-has already read, and ends when its input closes: when the ingest is done, fails or is killed.
+It runs as a plain script (`python -I readahead.py WINDOW N EXCLUDED... ROOT...`, N excluded
+folders), importing nothing of migrate: its start costs a bare interpreter, not the CLI. It is told
+how far the ingest has got on its standard input (a count of files, a line now and then), stays at
+most WINDOW files ahead, skips what the ingest has already read, and ends when its input closes:
+when the ingest is done, fails or is killed.
 """
 
 from __future__ import annotations
