@@ -385,6 +385,7 @@ MODES = {
     "hotspots": "bench.hotspots",
     "tokens": "bench.tokens",
     "house": "bench.house",
+    "readfiles": "bench.readfiles",
 }
 
 
