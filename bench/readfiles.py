@@ -11,10 +11,9 @@ import argparse
 import os
 import subprocess
 import time
-from collections import deque
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 
-from migrator.dumps.readahead import _files_under, _read
+from migrator.dumps.readahead import Walk, read_all
 
 
 def main(argv: list[str]) -> int:
@@ -24,20 +23,24 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--cold", action="store_true")
     args = parser.parse_args(argv)
     if args.cold:
-        subprocess.run(["sync"], check=True)
-        with open("/proc/sys/vm/drop_caches", "w") as fh:
-            fh.write("3\n")
+        try:
+            subprocess.run(["sync"], check=True)
+            with open("/proc/sys/vm/drop_caches", "w") as fh:
+                fh.write("3\n")
+        except OSError as exc:
+            print(f"--cold drops the page cache, which needs root: {exc.strerror or exc}")
+            return 2
     started, cpu = time.monotonic(), time.process_time()
     files = 0
-    with ThreadPoolExecutor(args.in_flight) as pool:
-        pending: deque[Future[None]] = deque()
-        for path in _files_under(os.path.abspath(args.dump), pool):
+
+    def counted(paths):
+        nonlocal files
+        for path in paths:
             files += 1
-            pending.append(pool.submit(_read, path))
-            if len(pending) >= 2 * args.in_flight:
-                pending.popleft().result()
-        for future in pending:
-            future.result()
+            yield path
+
+    with ThreadPoolExecutor(args.in_flight) as pool:
+        read_all(pool, counted(Walk(pool).files_under(os.path.abspath(args.dump))), 2 * args.in_flight)
     print(
         f"{files:,} files, {args.in_flight} in flight{' (cold)' if args.cold else ''}: "
         f"{time.monotonic() - started:.1f} s wall, {time.process_time() - cpu:.1f} s CPU"

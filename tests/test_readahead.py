@@ -15,8 +15,8 @@ from pathlib import Path
 import orjson
 
 from migrator.archive import Archive
-from migrator.dumps import ingest_dump, readahead
-from migrator.dumps.readahead import START_AFTER_FILES, ReadAhead, _files_under
+from migrator.dumps import ingest_dump
+from migrator.dumps.readahead import START_AFTER_FILES, ReadAhead, Walk
 from migrator.dumps.reader import iter_input_files
 
 
@@ -77,13 +77,8 @@ def test_it_walks_in_the_order_the_ingest_reads(tmp_path: Path) -> None:
         (root / rel).write_text("{}")
     loose = root / "files"
     ingest_order = [str(s.path) for s in iter_input_files([root], [loose], lambda _p: None, lambda *_a: None)]
-    readahead.exclude([str(loose.resolve())])
-    try:
-        with ThreadPoolExecutor(4) as pool:
-            ahead_order = list(_files_under(str(root), pool))
-    finally:
-        readahead._EXCLUDED.clear()
-        readahead._EXCLUDED_NAMES.clear()
+    with ThreadPoolExecutor(4) as pool:
+        ahead_order = list(Walk(pool, [str(loose.resolve())]).files_under(str(root)))
     assert ahead_order == ingest_order
     assert [Path(p).relative_to(root).as_posix() for p in ahead_order] == [
         "a.json",
@@ -138,8 +133,8 @@ def test_it_ends_when_the_ingest_is_killed(tmp_path: Path) -> None:
         from pathlib import Path
         from migrator.dumps.readahead import ReadAhead, START_AFTER_FILES
         ahead = ReadAhead([Path({str(dump)!r})], window=10)
-        for _ in range(START_AFTER_FILES + 1):
-            ahead.seen()
+        for files in range(1, START_AFTER_FILES + 2):
+            ahead.seen(files)
         print(ahead._process.pid, flush=True)
         sys.stdin.read()  # until the test kills this process
         """
@@ -160,8 +155,8 @@ def test_it_ends_when_the_ingest_is_killed(tmp_path: Path) -> None:
 
 def test_a_read_ahead_that_cannot_start_only_reads_nothing(tmp_path: Path) -> None:
     ahead = ReadAhead([tmp_path / "not-there", tmp_path / "a-file.json"])
-    for _ in range(START_AFTER_FILES * 2):
-        ahead.seen()
+    for files in range(1, START_AFTER_FILES * 2 + 1):
+        ahead.seen(files)
     ahead.close()
     assert ahead.files == START_AFTER_FILES * 2
     assert _processes_reading(tmp_path / "not-there") == []

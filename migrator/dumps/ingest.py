@@ -343,7 +343,7 @@ def _read_dump(
         run.spool_dir, run.commit = Path(spool), commit
         for source in iter_input_files(paths, excluded, ignored, report.skip, refused, zip_limits):
             report.files_read += 1
-            ahead.seen()
+            ahead.seen(report.files_read)
             run.stream = Assembler()
             for doc in read_documents(source, report.skip, not_data):
                 run.document(doc)

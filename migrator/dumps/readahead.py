@@ -26,7 +26,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-__all__ = ["ReadAhead"]
+__all__ = ["ReadAhead", "Walk", "read_all"]
 
 # The ingest starts its read-ahead only after this many files from disk: a small dump is read
 # before a second interpreter would have started.
@@ -37,7 +37,8 @@ _TELL_EVERY = 500  # files between two lines to the read-ahead
 
 
 class ReadAhead:
-    """The ingest's side: `seen()` after each file it reads; `close()` at the end (also on failure).
+    """The ingest's side: `seen(files_read)` after each file it reads; `close()` at the end (also on
+    failure).
 
     Nothing here may fail an ingest: a read-ahead that cannot start or dies only makes it slower."""
 
@@ -52,8 +53,8 @@ class ReadAhead:
         self._process: subprocess.Popen[bytes] | None = None
         self._failed = not self.roots
 
-    def seen(self) -> None:
-        self.files += 1
+    def seen(self, files_read: int) -> None:
+        self.files = files_read
         if self._failed or self.files - self._told < _TELL_EVERY:
             return
         if self._process is None and self.files >= START_AFTER_FILES:
@@ -114,42 +115,58 @@ class ReadAhead:
 # -- the read-ahead process ------------------------------------------------------------------------
 
 
-_EXCLUDED: set[str] = set()  # resolved paths of folders the ingest does not walk
-_EXCLUDED_NAMES: set[str] = set()
+class Walk:
+    """Every file under a folder in the ingest's order (sorted; hidden entries, links to folders and
+    the excluded folders left out, as its walk does); the listings of sub-folders are read in the
+    pool ahead of their turn."""
+
+    def __init__(self, pool: ThreadPoolExecutor, excluded: Iterable[str] = ()) -> None:
+        self.pool = pool
+        self.excluded = frozenset(excluded)  # resolved paths
+        # A folder's path is resolved only when its name is one of these: 340,000 are not.
+        self._excluded_names = frozenset(os.path.basename(p) for p in self.excluded)
+
+    def files_under(self, folder: str) -> Iterator[str]:
+        files, folders = self._listing(folder)
+        for name in files:
+            yield os.path.join(folder, name)
+        paths = [os.path.join(folder, name) for name in folders]
+        listings = ordered(self.pool, self._listing, paths, 4 * _READS_IN_FLIGHT)
+        for path, (sub_files, sub_folders) in zip(paths, listings, strict=True):
+            for name in sub_files:
+                yield os.path.join(path, name)
+            for name in sub_folders:
+                yield from self.files_under(os.path.join(path, name))
+
+    def _listing(self, folder: str) -> tuple[list[str], list[str]]:
+        """(files, folders) of a folder, sorted."""
+        files: list[str] = []
+        folders: list[str] = []
+        try:
+            with os.scandir(folder) as entries:
+                for entry in entries:
+                    if not entry.name.startswith("."):
+                        self._sort_out(entry, files, folders)
+        except OSError:
+            pass
+        return sorted(files), sorted(folders)
+
+    def _sort_out(self, entry: os.DirEntry[str], files: list[str], folders: list[str]) -> None:
+        try:
+            if entry.is_dir(follow_symlinks=False):
+                if (
+                    entry.name not in self._excluded_names
+                    or os.path.realpath(entry.path) not in self.excluded
+                ):
+                    folders.append(entry.name)
+            elif not entry.is_dir():
+                files.append(entry.name)
+        except OSError:
+            pass
 
 
-def exclude(folders: Iterable[str]) -> None:
-    """Leave these folders (resolved paths) out of every walk of this process."""
-    for folder in folders:
-        _EXCLUDED.add(folder)
-        _EXCLUDED_NAMES.add(os.path.basename(folder))
-
-
-def _listing(folder: str) -> tuple[list[str], list[str]]:
-    """(files, folders) of a folder, sorted, hidden entries, excluded folders and links to folders
-    left out (as the ingest's walk does)."""
-    files: list[str] = []
-    folders: list[str] = []
-    try:
-        with os.scandir(folder) as entries:
-            for entry in entries:
-                if entry.name.startswith("."):
-                    continue
-                try:
-                    if entry.is_dir(follow_symlinks=False):
-                        if entry.name in _EXCLUDED_NAMES and os.path.realpath(entry.path) in _EXCLUDED:
-                            continue
-                        folders.append(entry.name)
-                    elif not entry.is_dir():
-                        files.append(entry.name)
-                except OSError:
-                    continue
-    except OSError:
-        pass
-    return sorted(files), sorted(folders)
-
-
-def _read(path: str) -> None:
+def read_through(path: str) -> None:
+    """Read a file to its end, for the page cache; a file that cannot be read is the ingest's to report."""
     try:
         fd = os.open(path, os.O_RDONLY)
     except OSError:
@@ -163,7 +180,7 @@ def _read(path: str) -> None:
         os.close(fd)
 
 
-def _ordered(
+def ordered(
     pool: ThreadPoolExecutor, fn: Callable[[str], Any], items: Iterable[str], ahead: int
 ) -> Iterator[Any]:
     """`pool.map(fn, items)` with at most `ahead` calls in flight (340,000 folders are not 340,000
@@ -177,20 +194,10 @@ def _ordered(
         yield pending.popleft().result()
 
 
-def _files_under(folder: str, pool: ThreadPoolExecutor) -> Iterator[str]:
-    """Every file under a folder in the ingest's order; the listings of its sub-folders are read in
-    the pool ahead of their turn."""
-    files, folders = _listing(folder)
-    for name in files:
-        yield os.path.join(folder, name)
-    paths = [os.path.join(folder, name) for name in folders]
-    for path, (sub_files, sub_folders) in zip(
-        paths, _ordered(pool, _listing, paths, 4 * _READS_IN_FLIGHT), strict=True
-    ):
-        for name in sub_files:
-            yield os.path.join(path, name)
-        for name in sub_folders:
-            yield from _files_under(os.path.join(path, name), pool)
+def read_all(pool: ThreadPoolExecutor, paths: Iterable[str], in_flight: int) -> None:
+    """Read every file, `in_flight` reads at a time, in order."""
+    for _ in ordered(pool, read_through, paths, in_flight):
+        pass
 
 
 def _read_some(fd: int) -> bytes:
@@ -234,24 +241,23 @@ class _Progress:
 def main(argv: list[str]) -> int:
     window, count = int(argv[0]), int(argv[1])
     excluded, roots = argv[2 : 2 + count], argv[2 + count :]
-    exclude(excluded)
     progress = _Progress(window)
     threading.Thread(target=progress.listen, daemon=True).start()
     with ThreadPoolExecutor(_READS_IN_FLIGHT) as pool:
-        in_flight: deque[Future[None]] = deque()
-        index = 0
-        for root in roots:
-            for path in _files_under(root, pool):
-                index += 1
-                if index <= progress.files:
-                    continue  # the ingest read it already
-                if not progress.wait_until_below(index):
-                    return 0
-                in_flight.append(pool.submit(_read, path))
-                if len(in_flight) >= 2 * _READS_IN_FLIGHT:
-                    in_flight.popleft().result()
-        for future in in_flight:
-            future.result()
+        walk = Walk(pool, excluded)
+
+        def ahead_of_the_ingest() -> Iterator[str]:
+            index = 0
+            for root in roots:
+                for path in walk.files_under(root):
+                    index += 1
+                    if index <= progress.files:
+                        continue  # the ingest read it already
+                    if not progress.wait_until_below(index):
+                        return
+                    yield path
+
+        read_all(pool, ahead_of_the_ingest(), 2 * _READS_IN_FLIGHT)
     return 0
 
 
