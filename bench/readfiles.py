@@ -22,6 +22,9 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--in-flight", type=int, default=1)
     parser.add_argument("--cold", action="store_true")
     args = parser.parse_args(argv)
+    if not os.path.isdir(args.dump):
+        print(f"{args.dump}: not a folder (give the dump's folder)")
+        return 2
     if args.cold:
         try:
             subprocess.run(["sync"], check=True)
