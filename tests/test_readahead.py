@@ -16,8 +16,8 @@ import orjson
 
 from migrator.archive import Archive
 from migrator.dumps import ingest_dump
-from migrator.dumps.readahead import START_AFTER_FILES, ReadAhead, Walk
-from migrator.dumps.reader import iter_input_files
+from migrator.dumps.readahead import HAND_OVER_BYTES, START_AFTER_FILES, ReadAhead, Walk
+from migrator.dumps.reader import _read_whole, iter_input_files
 
 
 def _processes_reading(root: Path) -> list[int]:
@@ -48,7 +48,7 @@ def _gone(pid: int, within: float) -> bool:
     return False
 
 
-def _thread_folders(root: Path, threads: int) -> None:
+def _thread_folders(root: Path, threads: int, padding: int = 0) -> None:
     for i in range(threads):
         folder = root / "threads" / f"thread_{i:05d}"
         folder.mkdir(parents=True)
@@ -61,7 +61,7 @@ def _thread_folders(root: Path, threads: int) -> None:
             "created_at": 1_700_000_000 + i,
             "thread_id": f"thread_{i:05d}",
             "role": "user",
-            "content": [{"type": "text", "text": {"value": f"hello {i}", "annotations": []}}],
+            "content": [{"type": "text", "text": {"value": f"hello {i}" + "." * padding, "annotations": []}}],
             "run_id": None,
         }
         (folder / "messages.json").write_bytes(
@@ -92,8 +92,8 @@ def test_it_walks_in_the_order_the_ingest_reads(tmp_path: Path) -> None:
 
 def test_a_big_dump_is_read_ahead_and_the_process_ends_with_the_ingest(tmp_path: Path) -> None:
     dump = tmp_path / "dump"
-    threads = START_AFTER_FILES // 2 + 300  # two files a thread: past the start, by 600 files
-    _thread_folders(dump, threads)
+    threads = START_AFTER_FILES // 2 + 2000  # two files a thread: past the start, by 4,000 files
+    _thread_folders(dump, threads, padding=1000)  # more than its pipe holds: it is still there
     seen_running: list[int] = []
 
     def progress(p) -> None:
@@ -111,6 +111,37 @@ def test_a_big_dump_is_read_ahead_and_the_process_ends_with_the_ingest(tmp_path:
     assert report.threads_done == threads
 
 
+def test_each_file_gets_its_own_bytes_whatever_the_walk_holds(tmp_path: Path) -> None:
+    """Among files the ingest never reads (ignored names, hidden ones, saved bytes, a file too big to
+    hand over), each file it reads is handed exactly its bytes, or read by the ingest itself."""
+    dump = tmp_path / "dump"
+    _thread_folders(dump, START_AFTER_FILES)
+    for i in range(0, START_AFTER_FILES, 97):  # spread over the walk, before and after the start
+        folder = dump / "threads" / f"thread_{i:05d}"
+        (folder / "notes.md").write_text("not data")
+        (folder / ".hidden.json").write_text("{}")
+        (folder / "a_first.json").write_bytes(orjson.dumps({"id": f"asst_{i}", "object": "assistant"}))
+    big = dump / "threads" / "thread_01990" / "zz_big.jsonl"
+    line = orjson.dumps({"id": "asst_big", "object": "assistant", "pad": "x" * 1000}) + b"\n"
+    big.write_bytes(line * (HAND_OVER_BYTES // len(line) + 10))
+    (dump / "files").mkdir()
+    (dump / "files" / "file-1.json").write_text("{}")
+    (dump / "threads" / "thread_01000" / "gone.json").symlink_to(tmp_path / "nowhere.json")
+    excluded = [dump / "files"]
+    sources = list(iter_input_files([dump], excluded, lambda _p: None, lambda *_a: None))
+    handed = []
+    with ReadAhead([dump], excluded) as ahead:
+        for files, source in enumerate(sources, 1):
+            ahead.seen(files)
+            given = ahead.handed(source)
+            if given is not source:
+                handed.append(source.path)
+                assert given.label == source.label and given.path is None
+                assert _read_whole(given) == _read_whole(source), source.path
+    assert len(handed) > len(sources) - START_AFTER_FILES - 200  # all but the first and a few
+    assert str(big) not in handed and not any(p.endswith("gone.json") for p in handed)
+
+
 def test_a_small_dump_starts_no_second_process(tmp_path: Path) -> None:
     dump = tmp_path / "dump"
     _thread_folders(dump, 10)
@@ -124,15 +155,15 @@ def test_a_small_dump_starts_no_second_process(tmp_path: Path) -> None:
 
 
 def test_it_ends_when_the_ingest_is_killed(tmp_path: Path) -> None:
-    """kill -9 of the ingest closes the read-ahead's input: it stops, however far it had to go."""
+    """kill -9 of the ingest closes the read-ahead's pipe: it stops, however far it had to go."""
     dump = tmp_path / "dump"
-    _thread_folders(dump, START_AFTER_FILES)  # twice the files the ingest says it read
+    _thread_folders(dump, START_AFTER_FILES, padding=2000)  # 8 MB: more than the pipe holds
     script = textwrap.dedent(
         f"""
         import os, sys
         from pathlib import Path
         from migrator.dumps.readahead import ReadAhead, START_AFTER_FILES
-        ahead = ReadAhead([Path({str(dump)!r})], window=10)
+        ahead = ReadAhead([Path({str(dump)!r})])
         for files in range(1, START_AFTER_FILES + 2):
             ahead.seen(files)
         print(ahead._process.pid, flush=True)
@@ -144,7 +175,7 @@ def test_it_ends_when_the_ingest_is_killed(tmp_path: Path) -> None:
     )
     try:
         pid = int(ingest.stdout.readline())
-        assert not _gone(pid, 1), "10 files ahead of the ingest, the read-ahead waits for it"
+        assert not _gone(pid, 1), "with its pipe full, the read-ahead waits for the ingest"
         ingest.kill()
         ingest.wait()
         assert _gone(pid, 5), "the read-ahead outlived a killed ingest"

@@ -345,7 +345,7 @@ def _read_dump(
             report.files_read += 1
             ahead.seen(report.files_read)
             run.stream = Assembler()
-            for doc in read_documents(source, report.skip, not_data):
+            for doc in read_documents(ahead.handed(source), report.skip, not_data):
                 run.document(doc)
             run.end_of_file(source)
             if total and source.path is not None:  # counted in objects otherwise: no stat a file

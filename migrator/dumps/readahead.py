@@ -1,65 +1,71 @@
-"""Bring a big dump's folders and files into the page cache a little ahead of the ingest, from a
-second process with many reads in flight.
+"""Read a big dump's folders and files from a second process with many reads in flight, a little
+ahead of the ingest, and hand it their bytes.
 
 The ingest reads one file at a time, in order: right for what it parses, slow for a cold disk. A
 dump of 340,000 threads is 680,000 small files in 340,000 folders; read cold on this machine one at a
 time that was 204 s before any parsing (a third of it listing the folders), and 101 s with eight
-reads in flight. This process only reads (it never writes, and the ingest still reads and parses
-every file itself), so it changes how long an ingest waits for the disk, never what it stores.
+reads in flight. Even warm, opening and reading them was 9 s of the ingest's own time; handed over
+through a pipe they cost it a fraction of that while it parses.
 
-It runs as a plain script (`python -I readahead.py WINDOW N EXCLUDED... ROOT...`, N excluded
-folders), importing nothing of migrate: its start costs a bare interpreter, not the CLI. It is told
-how far the ingest has got on its standard input (a count of files, a line now and then), stays at
-most WINDOW files ahead, skips what the ingest has already read, and ends when its input closes:
-when the ingest is done, fails or is killed.
+It runs as a plain script (`python -I readahead.py SKIP N EXCLUDED... ROOT...`: the first SKIP files
+the ingest read already, N excluded folders), importing nothing of migrate: its start costs a bare
+interpreter, not the CLI. It writes each file it read to its standard output, in the ingest's order,
+as a frame: the path's length and the data's (-1: not handed over, too big or unreadable, the ingest
+reads that one itself), the path, the data. The pipe is its window: a full pipe stops it until the
+ingest reads on, and a closed one (the ingest done, failed or killed) ends it.
+
+The ingest takes a file's bytes only from the frame of that very path, and reads the file itself
+whenever there is none: what is stored never depends on this process, only how long it waits.
 """
 
 from __future__ import annotations
 
+import io
 import os
+import struct
 import subprocess
 import sys
-import threading
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
+from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 __all__ = ["ReadAhead", "Walk", "read_all"]
 
 # The ingest starts its read-ahead only after this many files from disk: a small dump is read
 # before a second interpreter would have started.
 START_AFTER_FILES = 2000
-_WINDOW = 20_000  # files ahead of the ingest (about 3 s of its reading: long before a page is reclaimed)
 _READS_IN_FLIGHT = 8
-_TELL_EVERY = 500  # files between two lines to the read-ahead
+_FRAME = struct.Struct("<Iq")  # the path's length, the data's (-1: read it yourself)
+# Bigger files are read through for the page cache but not handed over: the ingest streams a big
+# JSONL file, and a frame is held whole.
+HAND_OVER_BYTES = 1 << 20
+_PIPE_BYTES = 1 << 20  # asked of Linux for the pipe (64 KiB by default): about 1,500 small files
 
 
 class ReadAhead:
-    """The ingest's side: `seen(files_read)` after each file it reads; `close()` at the end (also on
-    failure).
+    """The ingest's side: `seen(files_read)` after each file it reads from disk, `handed(source)` for
+    the file it is about to parse, `close()` at the end (also on failure).
 
     Nothing here may fail an ingest: a read-ahead that cannot start or dies only makes it slower."""
 
-    def __init__(self, roots: Iterable[Path], excluded: Iterable[Path] = (), window: int = _WINDOW) -> None:
+    def __init__(self, roots: Iterable[Path], excluded: Iterable[Path] = ()) -> None:
         self.roots = [str(r) for r in roots if r.is_dir()]
-        # Folders the ingest does not walk (saved file bytes, read when their file object comes):
-        # counted here, they would put every later file that many places off the ingest's count.
+        # Folders the ingest does not walk (saved file bytes, read when their file object comes).
         self.excluded = [str(p.resolve()) for p in excluded if p.is_dir()]
-        self.window = window
         self.files = 0
-        self._told = 0
+        self.handed_over = 0
         self._process: subprocess.Popen[bytes] | None = None
+        self._frames: IO[bytes] | None = None
+        self._next: tuple[str, bytes | None] | None = None  # the frame read but not taken yet
         self._failed = not self.roots
 
     def seen(self, files_read: int) -> None:
         self.files = files_read
-        if self._failed or self.files - self._told < _TELL_EVERY:
-            return
-        if self._process is None and self.files >= START_AFTER_FILES:
+        if self._process is None and not self._failed and files_read >= START_AFTER_FILES:
             self._start()
-        self._tell()
 
     def _start(self) -> None:
         try:
@@ -68,37 +74,52 @@ class ReadAhead:
                     sys.executable,
                     "-I",
                     __file__,
-                    str(self.window),
+                    str(self.files),
                     str(len(self.excluded)),
                     *self.excluded,
                     *self.roots,
                 ],
-                stdin=subprocess.PIPE,
-                stdout=subprocess.DEVNULL,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
                 stderr=subprocess.DEVNULL,
+                bufsize=1 << 16,
             )
+            self._frames = self._process.stdout
         except OSError:
             self._failed = True
 
-    def _tell(self) -> None:
-        self._told = self.files
-        if self._process is None or self._process.stdin is None:
-            return
-        try:
-            self._process.stdin.write(b"%d\n" % self.files)
-            self._process.stdin.flush()
-        except OSError:  # it ended: read on without it
-            self._failed = True
+    def handed(self, source: Any) -> Any:
+        """`source` (a reader.Input) as an Input of the bytes read ahead for its path, or itself
+        when there are none (the ingest then reads it as it always does)."""
+        path = getattr(source, "path", None)
+        if self._frames is None or path is None or _root_of(self.roots, path) is None:
+            return source
+        while (frame := self._frame()) is not None:
+            if frame[0] != path:
+                if not _walked_before(self.roots, frame[0], path):
+                    return source  # not read ahead: after a file it skipped, or before it started
+                self._next = None  # a file the ingest does not read (a manifest, a .md)
+                continue
+            self._next, data = None, frame[1]
+            if data is None:
+                return source
+            self.handed_over += 1
+            return type(source)(source.label, source.name, partial(io.BytesIO, data))
+        return source
+
+    def _frame(self) -> tuple[str, bytes | None] | None:
+        if self._next is None and self._frames is not None:
+            self._next = _read_frame(self._frames)
+            if self._next is None:  # it ended (or died): the ingest reads the rest itself
+                self._frames = None
+        return self._next
 
     def close(self) -> None:
-        process, self._process, self._failed = self._process, None, True
+        process, self._process, self._frames, self._failed = self._process, None, None, True
         if process is None:
             return
-        try:
-            if process.stdin is not None:
-                process.stdin.close()
-        except OSError:
-            pass
+        if process.stdout is not None:
+            process.stdout.close()  # its next write fails: it ends
         try:
             process.wait(timeout=5)
         except subprocess.TimeoutExpired:  # stuck in a read of a dead disk: it only ever read
@@ -110,6 +131,42 @@ class ReadAhead:
 
     def __exit__(self, *_exc: object) -> None:
         self.close()
+
+
+def _read_frame(frames: IO[bytes]) -> tuple[str, bytes | None] | None:
+    try:
+        header = frames.read(_FRAME.size)
+        if len(header) < _FRAME.size:
+            return None
+        path_length, data_length = _FRAME.unpack(header)
+        path = frames.read(path_length)
+        data = frames.read(data_length) if data_length >= 0 else None
+    except (OSError, ValueError):
+        return None
+    if len(path) < path_length or (data is not None and len(data) < data_length):
+        return None
+    return os.fsdecode(path), data
+
+
+def _root_of(roots: list[str], path: str) -> int | None:
+    for index, root in enumerate(roots):
+        if path.startswith(root) and path[len(root) : len(root) + 1] == os.sep:
+            return index
+    return None
+
+
+def _walk_key(roots: list[str], path: str) -> tuple[Any, ...]:
+    """Sorts paths as the walk reads them: root by root, and in a folder its files (sorted) before
+    its sub-folders (sorted, each one whole)."""
+    index = _root_of(roots, path)
+    if index is None:
+        return (-1,)
+    parts = path[len(roots[index]) + 1 :].split(os.sep)
+    return (index, *((1, part) for part in parts[:-1]), (0, parts[-1]))
+
+
+def _walked_before(roots: list[str], path: str, other: str) -> bool:
+    return _walk_key(roots, path) < _walk_key(roots, other)
 
 
 # -- the read-ahead process ------------------------------------------------------------------------
@@ -167,15 +224,26 @@ class Walk:
 
 def read_through(path: str) -> None:
     """Read a file to its end, for the page cache; a file that cannot be read is the ingest's to report."""
+    _read(path, 0)
+
+
+def _read(path: str, keep: int) -> bytes | None:
+    """The file's bytes when it has at most `keep` of them; otherwise read through, and None."""
     try:
         fd = os.open(path, os.O_RDONLY)
     except OSError:
-        return
+        return None
     try:
-        while os.read(fd, 1 << 20):
-            pass
+        parts, size = [], 0
+        while chunk := os.read(fd, 1 << 20):
+            size += len(chunk)
+            if size <= keep:
+                parts.append(chunk)
+        if size > keep:
+            return None
+        return parts[0] if len(parts) == 1 else b"".join(parts)
     except OSError:
-        pass
+        return None
     finally:
         os.close(fd)
 
@@ -200,67 +268,46 @@ def read_all(pool: ThreadPoolExecutor, paths: Iterable[str], in_flight: int) -> 
         pass
 
 
-def _read_some(fd: int) -> bytes:
+def _hand_over(path: str) -> tuple[str, bytes | None]:
+    return path, _read(path, HAND_OVER_BYTES)
+
+
+def _widen(fd: int) -> None:
     try:
-        return os.read(fd, 4096)
-    except OSError:
-        return b""
+        import fcntl
 
-
-class _Progress:
-    """How many files the ingest has read, as its lines say; `ended` once its input closed."""
-
-    def __init__(self, window: int) -> None:
-        self.window = window
-        self.files = 0
-        self.ended = threading.Event()
-        self.moved = threading.Condition()
-
-    def listen(self) -> None:
-        # os.read, not sys.stdin: a daemon thread inside a buffered read aborts the interpreter's exit.
-        tail = b""
-        while chunk := _read_some(0):
-            lines = (tail + chunk).split(b"\n")
-            tail = lines.pop()
-            if lines and lines[-1].isdigit():
-                with self.moved:
-                    self.files = int(lines[-1])
-                    self.moved.notify_all()
-        self.ended.set()
-        with self.moved:
-            self.moved.notify_all()
-
-    def wait_until_below(self, index: int) -> bool:
-        """Wait until file `index` is within the window ahead of the ingest; False once it ended."""
-        with self.moved:
-            while index - self.files > self.window and not self.ended.is_set():
-                self.moved.wait(1.0)
-        return not self.ended.is_set()
+        fcntl.fcntl(fd, getattr(fcntl, "F_SETPIPE_SZ", 1031), _PIPE_BYTES)
+    except (ImportError, OSError):
+        pass  # not Linux, or over its limit: the default pipe only makes the window smaller
 
 
 def main(argv: list[str]) -> int:
-    window, count = int(argv[0]), int(argv[1])
+    skip, count = int(argv[0]), int(argv[1])
     excluded, roots = argv[2 : 2 + count], argv[2 + count :]
-    progress = _Progress(window)
-    threading.Thread(target=progress.listen, daemon=True).start()
+    _widen(1)
+    out = os.fdopen(1, "wb", buffering=1 << 16)
+
+    def after_the_first(paths: Iterator[str]) -> Iterator[str]:
+        for index, path in enumerate(paths, 1):
+            if index > skip:  # the ingest read those already
+                yield path
+
     with ThreadPoolExecutor(_READS_IN_FLIGHT) as pool:
         walk = Walk(pool, excluded)
-
-        def ahead_of_the_ingest() -> Iterator[str]:
-            index = 0
-            for root in roots:
-                for path in walk.files_under(root):
-                    index += 1
-                    if index <= progress.files:
-                        continue  # the ingest read it already
-                    if not progress.wait_until_below(index):
-                        return
-                    yield path
-
-        read_all(pool, ahead_of_the_ingest(), 2 * _READS_IN_FLIGHT)
+        files = (path for root in roots for path in walk.files_under(root))
+        try:
+            for path, data in ordered(pool, _hand_over, after_the_first(files), 2 * _READS_IN_FLIGHT):
+                name = os.fsencode(path)
+                out.write(_FRAME.pack(len(name), -1 if data is None else len(data)))
+                out.write(name)
+                if data is not None:
+                    out.write(data)
+            out.flush()
+        except OSError:  # the ingest closed the pipe: it is done, failed or was killed
+            pass
     return 0
 
 
 if __name__ == "__main__":
     code = main(sys.argv[1:])
-    os._exit(code)  # no interpreter shutdown to wait on the thread that reads the ingest's lines
+    os._exit(code)  # no interpreter shutdown to wait on reads in flight
