@@ -113,7 +113,8 @@ def test_a_big_dump_is_read_ahead_and_the_process_ends_with_the_ingest(tmp_path:
 
 def test_each_file_gets_its_own_bytes_whatever_the_walk_holds(tmp_path: Path) -> None:
     """Among files the ingest never reads (ignored names, hidden ones, saved bytes, a file too big to
-    hand over), each file it reads is handed exactly its bytes, or read by the ingest itself."""
+    hand over, a link to a folder), each file it reads is handed exactly its bytes, or read by the
+    ingest itself, and the folders it is handed listed walk to the same files."""
     dump = tmp_path / "dump"
     _thread_folders(dump, START_AFTER_FILES)
     for i in range(0, START_AFTER_FILES, 97):  # spread over the walk, before and after the start
@@ -128,17 +129,30 @@ def test_each_file_gets_its_own_bytes_whatever_the_walk_holds(tmp_path: Path) ->
     (dump / "files" / "file-1.json").write_text("{}")
     (dump / "threads" / "thread_01000" / "gone.json").symlink_to(tmp_path / "nowhere.json")
     excluded = [dump / "files"]
+    (dump / "threads" / "thread_01500" / "linked").symlink_to(dump / "threads" / "thread_01501")
+    (dump / "threads" / "thread_01600" / ".git").mkdir()
     sources = list(iter_input_files([dump], excluded, lambda _p: None, lambda *_a: None))
-    handed = []
+    handed, listed, walked = [], [], []
     with ReadAhead([dump], excluded) as ahead:
-        for files, source in enumerate(sources, 1):
+
+        def listing(folder: str):
+            found = ahead.listed(folder)
+            if found is not None:
+                listed.append(folder)
+            return found
+
+        read = iter_input_files([dump], excluded, lambda _p: None, lambda *_a: None, listed=listing)
+        for files, source in enumerate(read, 1):
+            walked.append(source)
             ahead.seen(files)
             given = ahead.handed(source)
             if given is not source:
                 handed.append(source.path)
                 assert given.label == source.label and given.path is None
                 assert _read_whole(given) == _read_whole(source), source.path
-    assert len(handed) > len(sources) - START_AFTER_FILES - 200  # all but the first and a few
+    assert [s.path for s in walked] == [s.path for s in sources]  # listings read ahead walk the same
+    assert len(listed) > START_AFTER_FILES // 2 - 200  # a folder a thread: all but the first and a few
+    assert len(handed) > len(sources) - START_AFTER_FILES - 200
     assert str(big) not in handed and not any(p.endswith("gone.json") for p in handed)
 
 

@@ -341,7 +341,9 @@ def _read_dump(
         ReadAhead(paths, excluded) as ahead,
     ):
         run.spool_dir, run.commit = Path(spool), commit
-        for source in iter_input_files(paths, excluded, ignored, report.skip, refused, zip_limits):
+        for source in iter_input_files(
+            paths, excluded, ignored, report.skip, refused, zip_limits, ahead.listed
+        ):
             report.files_read += 1
             ahead.seen(report.files_read)
             run.stream = Assembler()

@@ -30,7 +30,7 @@ from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from functools import partial
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, NamedTuple
 
 __all__ = ["ReadAhead", "Walk", "read_all"]
 
@@ -91,21 +91,43 @@ class ReadAhead:
     def handed(self, source: Any) -> Any:
         """`source` (a reader.Input) as an Input of the bytes read ahead for its path, or itself
         when there are none (the ingest then reads it as it always does)."""
-        path = getattr(source, "path", None)
-        if self._frames is None or path is None or _root_of(self.roots, path) is None:
+        data = self._taken(source.path) if source.path is not None else None
+        if data is None:
             return source
+        self.handed_over += 1
+        return type(source)(source.label, source.name, partial(io.BytesIO, data))
+
+    def listed(self, folder: str) -> tuple[list[str], list[str], set[str]] | None:
+        """The folder's (folders, files, links to folders) as read ahead (reader.walk_folders's
+        `listed`), or None: the ingest lists it itself."""
+        data = self._taken(folder + os.sep)
+        if data is None:
+            return None
+        dirs: list[str] = []
+        files: list[str] = []
+        links: set[str] = set()
+        for entry in data.split(b"\0") if data else ():
+            name = os.fsdecode(entry[1:])
+            if entry[:1] == b"f":
+                files.append(name)
+            else:
+                dirs.append(name)
+                if entry[:1] == b"l":
+                    links.add(name)
+        return dirs, files, links
+
+    def _taken(self, path: str) -> bytes | None:
+        """The data of the frame of `path`, or None: none came (or it said to read the path itself)."""
+        if self._frames is None or _root_of(self.roots, path) is None:
+            return None
         while (frame := self._frame()) is not None:
-            if frame[0] != path:
-                if not _walked_before(self.roots, frame[0], path):
-                    return source  # not read ahead: after a file it skipped, or before it started
-                self._next = None  # a file the ingest does not read (a manifest, a .md)
-                continue
-            self._next, data = None, frame[1]
-            if data is None:
-                return source
-            self.handed_over += 1
-            return type(source)(source.label, source.name, partial(io.BytesIO, data))
-        return source
+            if frame[0] == path:
+                self._next = None
+                return frame[1]
+            if not _walked_before(self.roots, frame[0], path):
+                return None  # not read ahead: after an entry it skipped, or before it started
+            self._next = None  # an entry the ingest does not read (a manifest, a .md)
+        return None
 
     def _frame(self) -> tuple[str, bytes | None] | None:
         if self._next is None and self._frames is not None:
@@ -156,8 +178,8 @@ def _root_of(roots: list[str], path: str) -> int | None:
 
 
 def _walk_key(roots: list[str], path: str) -> tuple[Any, ...]:
-    """Sorts paths as the walk reads them: root by root, and in a folder its files (sorted) before
-    its sub-folders (sorted, each one whole)."""
+    """Sorts paths as the walk reads them: root by root, and in a folder its listing (its path and a
+    separator) first, then its files (sorted), then its sub-folders (sorted, each one whole)."""
     index = _root_of(roots, path)
     if index is None:
         return (-1,)
@@ -172,10 +194,19 @@ def _walked_before(roots: list[str], path: str, other: str) -> bool:
 # -- the read-ahead process ------------------------------------------------------------------------
 
 
+class Listing(NamedTuple):
+    """A folder's listing as the ingest's walk takes it (reader.walk_folders): every entry, hidden
+    ones too, each a kind (d: folder, l: link to a folder, f: anything else) and its name, 0-separated;
+    None when the folder cannot be listed (the ingest lists it itself, and says so)."""
+
+    folder: str
+    data: bytes | None
+
+
 class Walk:
     """Every file under a folder in the ingest's order (sorted; hidden entries, links to folders and
-    the excluded folders left out, as its walk does); the listings of sub-folders are read in the
-    pool ahead of their turn."""
+    the excluded folders left out, as its walk does), each folder's listing just before its files;
+    the listings of sub-folders are read in the pool ahead of their turn."""
 
     def __init__(self, pool: ThreadPoolExecutor, excluded: Iterable[str] = ()) -> None:
         self.pool = pool
@@ -184,42 +215,50 @@ class Walk:
         self._excluded_names = frozenset(os.path.basename(p) for p in self.excluded)
 
     def files_under(self, folder: str) -> Iterator[str]:
-        files, folders = self._listing(folder)
-        for name in files:
-            yield os.path.join(folder, name)
+        return (entry for entry in self.entries_under(folder) if isinstance(entry, str))
+
+    def entries_under(self, folder: str) -> Iterator[str | Listing]:
+        listing, files, folders = self._listing(folder)
+        yield listing
+        yield from (os.path.join(folder, name) for name in files)
         paths = [os.path.join(folder, name) for name in folders]
         listings = ordered(self.pool, self._listing, paths, 4 * _READS_IN_FLIGHT)
-        for path, (sub_files, sub_folders) in zip(paths, listings, strict=True):
-            for name in sub_files:
-                yield os.path.join(path, name)
+        for path, (sub_listing, sub_files, sub_folders) in zip(paths, listings, strict=True):
+            yield sub_listing
+            yield from (os.path.join(path, name) for name in sub_files)
             for name in sub_folders:
-                yield from self.files_under(os.path.join(path, name))
+                yield from self.entries_under(os.path.join(path, name))
 
-    def _listing(self, folder: str) -> tuple[list[str], list[str]]:
-        """(files, folders) of a folder, sorted."""
+    def _listing(self, folder: str) -> tuple[Listing, list[str], list[str]]:
+        """The folder's listing, and the files and folders to walk of it, sorted."""
+        entries: list[bytes] = []
         files: list[str] = []
         folders: list[str] = []
         try:
-            with os.scandir(folder) as entries:
-                for entry in entries:
-                    if not entry.name.startswith("."):
-                        self._sort_out(entry, files, folders)
+            with os.scandir(folder) as scan:
+                for entry in scan:
+                    kind = self._sort_out(entry, files, folders)
+                    entries.append(kind + os.fsencode(entry.name))
         except OSError:
-            pass
-        return sorted(files), sorted(folders)
+            return Listing(folder, None), [], []
+        return Listing(folder, b"\0".join(entries)), sorted(files), sorted(folders)
 
-    def _sort_out(self, entry: os.DirEntry[str], files: list[str], folders: list[str]) -> None:
+    def _sort_out(self, entry: os.DirEntry[str], files: list[str], folders: list[str]) -> bytes:
         try:
-            if entry.is_dir(follow_symlinks=False):
-                if (
-                    entry.name not in self._excluded_names
-                    or os.path.realpath(entry.path) not in self.excluded
-                ):
-                    folders.append(entry.name)
-            elif not entry.is_dir():
-                files.append(entry.name)
+            is_dir = entry.is_dir()
         except OSError:
-            pass
+            is_dir = False
+        if not is_dir:
+            if not entry.name.startswith("."):
+                files.append(entry.name)
+            return b"f"
+        if entry.is_symlink():
+            return b"l"
+        if not entry.name.startswith(".") and (
+            entry.name not in self._excluded_names or os.path.realpath(entry.path) not in self.excluded
+        ):
+            folders.append(entry.name)
+        return b"d"
 
 
 def read_through(path: str) -> None:
@@ -268,8 +307,11 @@ def read_all(pool: ThreadPoolExecutor, paths: Iterable[str], in_flight: int) -> 
         pass
 
 
-def _hand_over(path: str) -> tuple[str, bytes | None]:
-    return path, _read(path, HAND_OVER_BYTES)
+def _hand_over(entry: str | Listing) -> tuple[str, bytes | None]:
+    """A frame's path and data: a file's bytes, or a folder's listing under its path and a separator."""
+    if isinstance(entry, Listing):
+        return entry.folder + os.sep, entry.data
+    return entry, _read(entry, HAND_OVER_BYTES)
 
 
 def _widen(fd: int) -> None:
@@ -287,16 +329,19 @@ def main(argv: list[str]) -> int:
     _widen(1)
     out = os.fdopen(1, "wb", buffering=1 << 16)
 
-    def after_the_first(paths: Iterator[str]) -> Iterator[str]:
-        for index, path in enumerate(paths, 1):
+    def after_the_first(entries: Iterator[str | Listing]) -> Iterator[str | Listing]:
+        index = 0
+        for entry in entries:
+            if isinstance(entry, str):
+                index += 1
             if index > skip:  # the ingest read those already
-                yield path
+                yield entry
 
     with ThreadPoolExecutor(_READS_IN_FLIGHT) as pool:
         walk = Walk(pool, excluded)
-        files = (path for root in roots for path in walk.files_under(root))
+        entries = (entry for root in roots for entry in walk.entries_under(root))
         try:
-            for path, data in ordered(pool, _hand_over, after_the_first(files), 2 * _READS_IN_FLIGHT):
+            for path, data in ordered(pool, _hand_over, after_the_first(entries), 2 * _READS_IN_FLIGHT):
                 name = os.fsencode(path)
                 out.write(_FRAME.pack(len(name), -1 if data is None else len(data)))
                 out.write(name)

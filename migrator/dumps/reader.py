@@ -101,6 +101,10 @@ def data_format(name: str) -> str | None:
     return None
 
 
+# A folder's (folders, files, links to folders) as someone listed it already, or None: list it.
+Listed = Callable[[str], tuple[list[str], list[str], set[str]] | None]
+
+
 def iter_input_files(
     paths: Iterable[Path],
     exclude_dirs: Iterable[Path],
@@ -108,6 +112,7 @@ def iter_input_files(
     skip: Skip,
     refuse: Callable[[str, str], None] = lambda label, why: None,
     zip_limits: ZipLimits = ZipLimits(),
+    listed: Listed = lambda _top: None,
 ) -> Iterator[Input]:
     """Every data file under the paths, in a stable (sorted) order; a `.zip`'s members in its place.
 
@@ -137,7 +142,7 @@ def iter_input_files(
         if not root.is_dir():
             yield from expand(root)
             continue
-        for dirpath, dirnames, filenames in walk_folders(str(root), unreadable):
+        for dirpath, dirnames, filenames in walk_folders(str(root), unreadable, listed):
             dirnames[:] = sorted(
                 d
                 for d in dirnames
@@ -158,10 +163,22 @@ def iter_input_files(
 
 
 def walk_folders(
-    top: str, onerror: Callable[[OSError], None] = lambda _error: None
+    top: str, onerror: Callable[[OSError], None] = lambda _error: None, listed: Listed = lambda _top: None
 ) -> Iterator[tuple[str, list[str], list[str]]]:
     """`os.walk(top, onerror=onerror)` (top down, links to folders listed but not followed), without
-    its one `lstat` a folder: a dump of 340,000 threads is 340,000 folders."""
+    its one `lstat` a folder: a dump of 340,000 threads is 340,000 folders. `listed` may give a
+    folder's listing read elsewhere (the read-ahead's)."""
+    listing = listed(top) or _listing(top, onerror)
+    if listing is None:
+        return
+    dirs, files, links = listing
+    yield top, dirs, files
+    for name in dirs:
+        if name not in links:
+            yield from walk_folders(os.path.join(top, name), onerror, listed)
+
+
+def _listing(top: str, onerror: Callable[[OSError], None]) -> tuple[list[str], list[str], set[str]] | None:
     try:
         with os.scandir(top) as entries:
             dirs: list[str] = []
@@ -180,11 +197,8 @@ def walk_folders(
                     files.append(entry.name)
     except OSError as error:
         onerror(error)
-        return
-    yield top, dirs, files
-    for name in dirs:
-        if name not in links:
-            yield from walk_folders(os.path.join(top, name), onerror)
+        return None
+    return dirs, files, links
 
 
 def _text_codec(head: bytes) -> tuple[str, int]:
