@@ -196,7 +196,7 @@ def _walked_before(roots: list[str], path: str, other: str) -> bool:
 
 class Listing(NamedTuple):
     """A folder's listing as the ingest's walk takes it (reader.walk_folders): every entry, hidden
-    ones too, each a kind (d: folder, l: link to a folder, f: anything else) and its name, 0-separated;
+    ones too, each a kind (d: folder, l: link to a folder, f: anything else) and its name, NUL-separated;
     None when the folder cannot be listed (the ingest lists it itself, and says so)."""
 
     folder: str
