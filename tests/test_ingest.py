@@ -366,6 +366,33 @@ def test_parsed_text_pages_join_in_order_and_a_repeated_page_counts_once(tmp_pat
         assert (content.data, content.vector_store_id) == (b"from the other store", "vs_a")
 
 
+def test_parsed_texts_wait_beside_the_archive_and_a_killed_ingests_are_removed(tmp_path: Path) -> None:
+    """A writer spools parsed text pages in `ARCHIVE.ingest`: what a killed ingest left there (a
+    temporary folder would keep it for good) goes with the next ingest of that archive."""
+    page = {
+        "object": "vector_store.file_content.page",
+        "file_id": "file-doc",
+        "vector_store_id": "vs_a",
+        "data": [{"type": "text", "text": "the text"}],
+    }
+    path = write_lines(tmp_path / "p.jsonl", [page, file_object("file-doc", "doc.pdf", 100)])
+    spool = tmp_path / "a.db.ingest"
+    spool.mkdir()
+    (spool / "0").write_bytes(b"left by an ingest killed with -9")
+    seen_while_reading: list[dict[str, bytes]] = []
+    with Archive.create(tmp_path / "a.db", writer="export") as archive:
+
+        def progress(_p: Any) -> None:
+            seen_while_reading.append(
+                {f.name: f.read_bytes() for f in spool.iterdir()} if spool.is_dir() else {}
+            )
+
+        ingest_dump(archive, [path], progress=progress)
+        assert archive.files.record("file-doc")[1].data == b"the text"  # not the leftover's bytes
+    assert {"0": b"the text"} in seen_while_reading  # its own spool: the leftover's file was gone
+    assert not spool.exists()
+
+
 # -- loose file bytes ----------------------------------------------------------------------------
 
 

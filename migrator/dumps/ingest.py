@@ -7,7 +7,7 @@ is not `done`, so an interrupted ingest never leaves a half-read thread looking 
 the same ingest again finishes it and changes nothing else (re-ingest is idempotent).
 
 Memory grows with the number of threads and files (ids), never with messages or file sizes: parsed
-text pages are spooled to a temporary folder until the file they belong to is settled.
+text pages are spooled to a folder beside the archive until the file they belong to is settled.
 
 Beyond single objects and list pages it reads the shapes teams really saved: the
 `assistants-api-export` layout (redwood.py), message lists alone (the thread is synthesised), a
@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import tempfile
 import time
 from collections import Counter, defaultdict
@@ -336,7 +337,7 @@ def _read_dump(
 
     excluded = loose_dirs + [v for m in manifests if isinstance(v := m.versions, Path)]
     with (
-        tempfile.TemporaryDirectory(prefix="migrate-ingest-") as spool,
+        _spool(archive) as spool,
         archive.paced_commits() as commit,
         ReadAhead(paths, excluded) as ahead,
     ):
@@ -364,6 +365,25 @@ def _read_dump(
         tick()
     run.note_missing()
     return DumpIngest(run)
+
+
+@contextlib.contextmanager
+def _spool(archive: Archive) -> Iterator[Path]:
+    """A folder for the parsed text pages: beside the archive (`ARCHIVE.ingest`) when this process
+    holds its writer lock, so the one a killed ingest left is removed by the next ingest of it (in a
+    temporary folder it would stay there); a temporary folder otherwise."""
+    if archive.lock is None:
+        with tempfile.TemporaryDirectory(prefix="migrate-ingest-") as folder:
+            yield Path(folder)
+        return
+    real = Path(os.path.realpath(archive.path))
+    folder = real.with_name(real.name + ".ingest")
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir()
+    try:
+        yield folder
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 @dataclass(frozen=True)
