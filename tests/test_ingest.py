@@ -380,16 +380,18 @@ def test_parsed_texts_wait_beside_the_archive_and_a_killed_ingests_are_removed(t
     spool.mkdir()
     (spool / "0").write_bytes(b"left by an ingest killed with -9")
     seen_while_reading: list[dict[str, bytes]] = []
+    modes: list[int] = []
     with Archive.create(tmp_path / "a.db", writer="export") as archive:
 
         def progress(_p: Any) -> None:
-            seen_while_reading.append(
-                {f.name: f.read_bytes() for f in spool.iterdir()} if spool.is_dir() else {}
-            )
+            if spool.is_dir():
+                seen_while_reading.append({f.name: f.read_bytes() for f in spool.iterdir()})
+                modes.append(spool.stat().st_mode & 0o777)
 
         ingest_dump(archive, [path], progress=progress)
         assert archive.files.record("file-doc")[1].data == b"the text"  # not the leftover's bytes
     assert {"0": b"the text"} in seen_while_reading  # its own spool: the leftover's file was gone
+    assert set(modes) == {0o700}  # private, as the archive is
     assert not spool.exists()
 
 

@@ -379,7 +379,7 @@ def _spool(archive: Archive) -> Iterator[Path]:
     real = Path(os.path.realpath(archive.path))
     folder = real.with_name(real.name + ".ingest")
     shutil.rmtree(folder, ignore_errors=True)
-    folder.mkdir()
+    folder.mkdir(mode=0o700)  # parsed texts are the users' documents, as private as the archive
     try:
         yield folder
     finally:
