@@ -367,19 +367,27 @@ def _read_dump(
     return DumpIngest(run)
 
 
+_SPOOL_MARK = ".migrate-ingest"  # in a spool folder: only a folder holding it is ever removed
+
+
 @contextlib.contextmanager
 def _spool(archive: Archive) -> Iterator[Path]:
     """A folder for the parsed text pages: beside the archive (`ARCHIVE.ingest`) when this process
     holds its writer lock, so the one a killed ingest left is removed by the next ingest of it (in a
-    temporary folder it would stay there); a temporary folder otherwise."""
-    if archive.lock is None:
-        with tempfile.TemporaryDirectory(prefix="migrate-ingest-") as folder:
-            yield Path(folder)
-        return
+    temporary folder it would stay there); a temporary folder otherwise, or when something not ours
+    has that name."""
     real = Path(os.path.realpath(archive.path))
     folder = real.with_name(real.name + ".ingest")
+    ours = not os.path.lexists(folder) or (
+        not folder.is_symlink() and folder.is_dir() and (folder / _SPOOL_MARK).is_file()
+    )
+    if archive.lock is None or not ours:
+        with tempfile.TemporaryDirectory(prefix="migrate-ingest-") as temporary:
+            yield Path(temporary)
+        return
     shutil.rmtree(folder, ignore_errors=True)
     folder.mkdir(mode=0o700)  # parsed texts are the users' documents, as private as the archive
+    (folder / _SPOOL_MARK).touch()
     try:
         yield folder
     finally:

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import io
 import os
+import stat
 import struct
 import subprocess
 import sys
@@ -73,6 +74,8 @@ class ReadAhead:
                 [
                     sys.executable,
                     "-I",
+                    "-X",
+                    f"utf8={sys.flags.utf8_mode}",  # -I ignores PYTHONUTF8: names decode as here
                     __file__,
                     str(self.files),
                     str(len(self.excluded)),
@@ -263,23 +266,29 @@ class Walk:
 
 def read_through(path: str) -> None:
     """Read a file to its end, for the page cache; a file that cannot be read is the ingest's to report."""
-    _read(path, 0)
+    _read(path, None)
 
 
-def _read(path: str, keep: int) -> bytes | None:
-    """The file's bytes when it has at most `keep` of them; otherwise read through, and None."""
+def _read(path: str, keep: int | None) -> bytes | None:
+    """A regular file's bytes when it has at most `keep` of them (read to its end but kept for none
+    when `keep` is None); None otherwise. A FIFO or a device is never read: one the ingest ignores
+    (a `notes.md` that is a link to /dev/zero) must not hold it up."""
     try:
-        fd = os.open(path, os.O_RDONLY)
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
     except OSError:
         return None
     try:
+        status = os.fstat(fd)
+        if not stat.S_ISREG(status.st_mode) or (keep is not None and status.st_size > keep):
+            return None
         parts, size = [], 0
         while chunk := os.read(fd, 1 << 20):
             size += len(chunk)
-            if size <= keep:
-                parts.append(chunk)
-        if size > keep:
-            return None
+            if keep is None:
+                continue
+            if size > keep:  # it grew since its stat
+                return None
+            parts.append(chunk)
         return parts[0] if len(parts) == 1 else b"".join(parts)
     except OSError:
         return None
@@ -326,6 +335,7 @@ def _widen(fd: int) -> None:
 def main(argv: list[str]) -> int:
     skip, count = int(argv[0]), int(argv[1])
     excluded, roots = argv[2 : 2 + count], argv[2 + count :]
+    _die_with_the_ingest()
     _widen(1)
     out = os.fdopen(1, "wb", buffering=1 << 16)
 
@@ -337,22 +347,43 @@ def main(argv: list[str]) -> int:
             if index > skip:  # the ingest read those already
                 yield entry
 
-    with ThreadPoolExecutor(_READS_IN_FLIGHT) as pool:
-        walk = Walk(pool, excluded)
-        entries = (entry for root in roots for entry in walk.entries_under(root))
-        try:
-            for path, data in ordered(pool, _hand_over, after_the_first(entries), 2 * _READS_IN_FLIGHT):
-                name = os.fsencode(path)
-                out.write(_FRAME.pack(len(name), -1 if data is None else len(data)))
-                out.write(name)
-                if data is not None:
-                    out.write(data)
-            out.flush()
-        except OSError:  # the ingest closed the pipe: it is done, failed or was killed
-            pass
+    pool = ThreadPoolExecutor(_READS_IN_FLIGHT)
+    walk = Walk(pool, excluded)
+    entries = (entry for root in roots for entry in walk.entries_under(root))
+    pending: deque[Future[tuple[str, bytes | None]]] = deque()
+    try:
+        for entry in after_the_first(entries):
+            pending.append(pool.submit(_hand_over, entry))
+            if len(pending) >= 2 * _READS_IN_FLIGHT:
+                _write_frame(out, *pending.popleft().result())
+                if not pending[0].done():
+                    out.flush()  # whole frames reach the ingest before this waits on a read
+        while pending:
+            _write_frame(out, *pending.popleft().result())
+        out.flush()
+    except OSError:  # the ingest closed the pipe: it is done, failed or was killed
+        pass
+    pool.shutdown(wait=False, cancel_futures=True)
     return 0
+
+
+def _write_frame(out: IO[bytes], path: str, data: bytes | None) -> None:
+    name = os.fsencode(path)
+    out.write(_FRAME.pack(len(name), -1 if data is None else len(data)) + name)
+    if data is not None:
+        out.write(data)
+
+
+def _die_with_the_ingest() -> None:
+    """Linux: SIGKILL when the ingest is gone, even while a read of a dead disk holds this process."""
+    try:
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, 9)  # PR_SET_PDEATHSIG, SIGKILL
+    except (ImportError, OSError, AttributeError):
+        pass  # elsewhere the closed pipe ends it, at its next write
 
 
 if __name__ == "__main__":
     code = main(sys.argv[1:])
-    os._exit(code)  # no interpreter shutdown to wait on reads in flight
+    os._exit(code)  # no interpreter shutdown: it would wait for the reads still in the pool
