@@ -378,7 +378,6 @@ def test_parsed_texts_wait_beside_the_archive_and_a_killed_ingests_are_removed(t
     path = write_lines(tmp_path / "p.jsonl", [page, file_object("file-doc", "doc.pdf", 100)])
     spool = tmp_path / "a.db.ingest"
     spool.mkdir()
-    (spool / ".migrate-ingest").touch()  # what marks a spool folder as an ingest's
     (spool / "0").write_bytes(b"left by an ingest killed with -9")
     seen_while_reading: list[dict[str, bytes]] = []
     modes: list[int] = []
@@ -386,9 +385,7 @@ def test_parsed_texts_wait_beside_the_archive_and_a_killed_ingests_are_removed(t
 
         def progress(_p: Any) -> None:
             if spool.is_dir():
-                seen_while_reading.append(
-                    {f.name: f.read_bytes() for f in spool.iterdir() if f.name != ".migrate-ingest"}
-                )
+                seen_while_reading.append({f.name: f.read_bytes() for f in spool.iterdir()})
                 modes.append(spool.stat().st_mode & 0o777)
 
         ingest_dump(archive, [path], progress=progress)
@@ -401,6 +398,11 @@ def test_parsed_texts_wait_beside_the_archive_and_a_killed_ingests_are_removed(t
     with Archive.open(tmp_path / "a.db", writer="export") as archive:
         ingest_dump(archive, [path])
     assert spool.read_text() == "mine"
+    spool.unlink()
+    (spool / "notes").mkdir(parents=True)
+    with Archive.open(tmp_path / "a.db", writer="export") as archive:
+        ingest_dump(archive, [path])
+    assert (spool / "notes").is_dir()
 
 
 # -- loose file bytes ----------------------------------------------------------------------------

@@ -367,9 +367,6 @@ def _read_dump(
     return DumpIngest(run)
 
 
-_SPOOL_MARK = ".migrate-ingest"  # in a spool folder: only a folder holding it is ever removed
-
-
 @contextlib.contextmanager
 def _spool(archive: Archive) -> Iterator[Path]:
     """A folder for the parsed text pages: beside the archive (`ARCHIVE.ingest`) when this process
@@ -378,20 +375,29 @@ def _spool(archive: Archive) -> Iterator[Path]:
     has that name."""
     real = Path(os.path.realpath(archive.path))
     folder = real.with_name(real.name + ".ingest")
-    ours = not os.path.lexists(folder) or (
-        not folder.is_symlink() and folder.is_dir() and (folder / _SPOOL_MARK).is_file()
-    )
-    if archive.lock is None or not ours:
+    if archive.lock is None or not _spool_or_nothing(folder):
         with tempfile.TemporaryDirectory(prefix="migrate-ingest-") as temporary:
             yield Path(temporary)
         return
     shutil.rmtree(folder, ignore_errors=True)
     folder.mkdir(mode=0o700)  # parsed texts are the users' documents, as private as the archive
-    (folder / _SPOOL_MARK).touch()
     try:
         yield folder
     finally:
         shutil.rmtree(folder, ignore_errors=True)
+
+
+def _spool_or_nothing(folder: Path) -> bool:
+    """Nothing there, or a folder (not a link) holding only spool files (named 0, 1, 2...): what an
+    ingest killed at any moment, even while making or removing it, leaves. Anything else is not ours."""
+    if not os.path.lexists(folder):
+        return True
+    if folder.is_symlink() or not folder.is_dir():
+        return False
+    try:
+        return all(name.isdigit() for name in os.listdir(folder))
+    except OSError:
+        return False
 
 
 @dataclass(frozen=True)
