@@ -40,8 +40,8 @@ __all__ = ["ReadAhead", "Walk", "read_all"]
 START_AFTER_FILES = 2000
 _READS_IN_FLIGHT = 8
 _FRAME = struct.Struct("<Iq")  # the path's length, the data's (-1: read it yourself)
-# Bigger files are read through for the page cache but not handed over: the ingest streams a big
-# JSONL file, and a frame is held whole.
+# Bigger files are neither read nor handed over: the ingest streams a big JSONL file itself, and a
+# frame is held whole.
 HAND_OVER_BYTES = 1 << 20
 _PIPE_BYTES = 1 << 20  # asked of Linux for the pipe (64 KiB by default): about 1,500 small files
 
@@ -57,7 +57,6 @@ class ReadAhead:
         # Folders the ingest does not walk (saved file bytes, read when their file object comes).
         self.excluded = [str(p.resolve()) for p in excluded if p.is_dir()]
         self.files = 0
-        self.handed_over = 0
         self._process: subprocess.Popen[bytes] | None = None
         self._frames: IO[bytes] | None = None
         self._next: tuple[str, bytes | None] | None = None  # the frame read but not taken yet
@@ -97,13 +96,12 @@ class ReadAhead:
         data = self._taken(source.path) if source.path is not None else None
         if data is None:
             return source
-        self.handed_over += 1
         return type(source)(source.label, source.name, partial(io.BytesIO, data))
 
     def listed(self, folder: str) -> tuple[list[str], list[str], set[str]] | None:
         """The folder's (folders, files, links to folders) as read ahead (reader.walk_folders's
         `listed`), or None: the ingest lists it itself."""
-        data = self._taken(folder + os.sep)
+        data = self._taken(_listing_path(folder))
         if data is None:
             return None
         dirs: list[str] = []
@@ -171,6 +169,11 @@ def _read_frame(frames: IO[bytes]) -> tuple[str, bytes | None] | None:
     if len(path) < path_length or (data is not None and len(data) < data_length):
         return None
     return os.fsdecode(path), data
+
+
+def _listing_path(folder: str) -> str:
+    """What a folder's listing goes by in the frames: its path and a separator, no file's path."""
+    return folder + os.sep
 
 
 def _root_of(roots: list[str], path: str) -> int | None:
@@ -284,11 +287,10 @@ def _read(path: str, keep: int | None) -> bytes | None:
         parts, size = [], 0
         while chunk := os.read(fd, 1 << 20):
             size += len(chunk)
-            if keep is None:
-                continue
-            if size > keep:  # it grew since its stat
-                return None
-            parts.append(chunk)
+            if keep is not None:
+                if size > keep:  # it grew since its stat
+                    return None
+                parts.append(chunk)
         return parts[0] if len(parts) == 1 else b"".join(parts)
     except OSError:
         return None
@@ -297,17 +299,28 @@ def _read(path: str, keep: int | None) -> bytes | None:
 
 
 def ordered(
-    pool: ThreadPoolExecutor, fn: Callable[[str], Any], items: Iterable[str], ahead: int
+    pool: ThreadPoolExecutor,
+    fn: Callable[[Any], Any],
+    items: Iterable[Any],
+    ahead: int,
+    before_waiting: Callable[[], None] = lambda: None,
 ) -> Iterator[Any]:
     """`pool.map(fn, items)` with at most `ahead` calls in flight (340,000 folders are not 340,000
-    futures at once)."""
+    futures at once); `before_waiting` is called before it waits on a result not there yet."""
     pending: deque[Future[Any]] = deque()
+
+    def first() -> Any:
+        head = pending.popleft()
+        if not head.done():
+            before_waiting()
+        return head.result()
+
     for item in items:
         pending.append(pool.submit(fn, item))
         if len(pending) >= ahead:
-            yield pending.popleft().result()
+            yield first()
     while pending:
-        yield pending.popleft().result()
+        yield first()
 
 
 def read_all(pool: ThreadPoolExecutor, paths: Iterable[str], in_flight: int) -> None:
@@ -319,7 +332,7 @@ def read_all(pool: ThreadPoolExecutor, paths: Iterable[str], in_flight: int) -> 
 def _hand_over(entry: str | Listing) -> tuple[str, bytes | None]:
     """A frame's path and data: a file's bytes, or a folder's listing under its path and a separator."""
     if isinstance(entry, Listing):
-        return entry.folder + os.sep, entry.data
+        return _listing_path(entry.folder), entry.data
     return entry, _read(entry, HAND_OVER_BYTES)
 
 
@@ -349,17 +362,11 @@ def main(argv: list[str]) -> int:
 
     pool = ThreadPoolExecutor(_READS_IN_FLIGHT)
     walk = Walk(pool, excluded)
-    entries = (entry for root in roots for entry in walk.entries_under(root))
-    pending: deque[Future[tuple[str, bytes | None]]] = deque()
+    entries = after_the_first(entry for root in roots for entry in walk.entries_under(root))
     try:
-        for entry in after_the_first(entries):
-            pending.append(pool.submit(_hand_over, entry))
-            if len(pending) >= 2 * _READS_IN_FLIGHT:
-                _write_frame(out, *pending.popleft().result())
-                if not pending[0].done():
-                    out.flush()  # whole frames reach the ingest before this waits on a read
-        while pending:
-            _write_frame(out, *pending.popleft().result())
+        # Whole frames reach the ingest before this waits on a read.
+        for path, data in ordered(pool, _hand_over, entries, 2 * _READS_IN_FLIGHT, out.flush):
+            _write_frame(out, path, data)
         out.flush()
     except OSError:  # the ingest closed the pipe: it is done, failed or was killed
         pass
