@@ -29,6 +29,7 @@ from typing import Any, TypeVar
 import orjson
 
 from migrator.archive import Archive, SessionRow, canonical_json
+from migrator.archive.sessions import pack
 from migrator.convert import (
     ConversionOptions,
     FileInfo,
@@ -256,8 +257,8 @@ def build_sessions(
                         commit()
                 for row in rows:
                     summary.sessions += 1
-                    summary.messages += len(row.record.get("messages", ()))
-                    summary.warnings += sum(row.warnings.values())
+                    summary.messages += row.messages
+                    summary.warnings += sum(n for _code, n in row.warnings)
                 if on_batch:
                     on_batch(summary)
             if opened:  # the end, or a stop: what the open transaction holds is kept
@@ -368,7 +369,7 @@ def choose_sessions(
 # the same, byte for byte, whatever the number of workers. With `workers=0` the same code runs here.
 
 T = TypeVar("T")
-# Per thread: a SessionRow (rows=True), the derived record's canonical JSON (rows=False), or why the
+# Per thread: a PackedSession (rows=True), the derived record's canonical JSON (rows=False), or why the
 # converter failed on it (rows=False only; a build lets the exception through). A thread without a
 # raw thread object has no entry.
 Derived = dict[str, Any]
@@ -397,9 +398,11 @@ def default_workers(*, counting: bool = True) -> int:
 
 
 def ingest_workers() -> int:
-    """Worker processes for the sessions of an ingest: one as soon as there is a second core, since
-    this process rules on the next batch of threads (reads, parses, writes) while it converts one."""
-    return max(1, default_workers()) if _cores() >= 2 else 0
+    """Worker processes for the sessions of an ingest: two as soon as there is a second core. This
+    process rules on the next batch of threads while they convert, and that takes it less than a
+    core: with one worker it waited on the worker (340,000 threads: 20.5 s to rule and build, 18.2 s
+    with two). Each worker holds its own encoding; memory is per process."""
+    return max(2, default_workers()) if _cores() >= 2 else 0
 
 
 def _cores() -> int:
@@ -434,7 +437,7 @@ def _derive(
         for tid in chunk:
             if rows:  # a build: a failure stops it, as it always has
                 if (bundle := take(tid)) is not None:
-                    out[tid] = session_row(tid, bundle, options)
+                    out[tid] = pack(session_row(tid, bundle, options))
                 continue
             try:
                 if (bundle := take(tid)) is not None:  # None: no raw thread (verify: thread_not_stored)

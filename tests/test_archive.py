@@ -3,6 +3,7 @@ from __future__ import annotations
 import sqlite3
 import stat
 
+import orjson
 import pytest
 from sqlite_utils import Database
 
@@ -450,3 +451,47 @@ def test_paced_commits_are_seen_by_another_connection_before_the_block_ends(tmp_
             assert other.execute("select count(*) from work").fetchone() == (1,)
         assert other.execute("select count(*) from work").fetchone() == (2,)
         other.close()
+
+
+def test_a_threads_outline_holds_its_columns_and_the_text_only_of_rows_that_can_name_a_file(tmp_path):
+    from migrator.refs import thread_file_refs
+
+    held = thread("thread_1", n=4)
+    held.messages[0]["attachments"] = [{"file_id": "file-att", "tools": []}]
+    held.messages[1]["content"] = [{"type": "text", "text": {"value": 'say "file_id"', "annotations": []}}]
+    held.messages[2]["run_id"] = "run_1"
+    held.runs = [
+        {"id": "run_1", "object": "thread.run", "created_at": 101, "status": "completed", "tools": [1]}
+    ]
+    held.steps = [
+        {"id": "step_1", "run_id": "run_1", "created_at": 101, "step_details": {"type": "message_creation"}},
+        {
+            "id": "step_2",
+            "run_id": "run_1",
+            "created_at": 102,
+            "step_details": {
+                "tool_calls": [{"type": "file_search", "file_search": {"results": [{"file_id": "file-hit"}]}}]
+            },
+        },
+    ]
+    with Archive.create(tmp_path / "a.db") as archive:
+        archive.raw.store_thread(held)
+        # A row some other writer stored with its key spelled by an escape still counts as naming one.
+        archive.db.conn.execute(
+            "update messages set raw = ? where id = ?",
+            [
+                '{"id":"' + held.messages[3]["id"] + '","attachments":[{"file\\u005fid":"file-esc"}]}',
+                held.messages[3]["id"],
+            ],
+        )
+        (outline,) = archive.raw.threads_outline(["thread_1"])
+        (nothing,) = archive.raw.threads_outline(["thread_none"])
+    assert sorted(outline.message_runs, key=str) == [None, None, None, "run_1"]
+    assert outline.runs == [("run_1", "completed", 1)] and outline.step_runs == ["run_1", "run_1"]
+    assert len(outline.message_texts) == 3  # the attachment, the text that only says "file_id", the escape
+    assert len(outline.step_texts) == 1
+    refs = thread_file_refs(
+        None, [orjson.loads(t) for t in outline.message_texts], [orjson.loads(t) for t in outline.step_texts]
+    )
+    assert refs == {"file-att", "file-esc", "file-hit"}
+    assert nothing.thread is None and nothing.message_runs == [] and nothing.message_texts == []

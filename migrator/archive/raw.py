@@ -20,7 +20,7 @@ from migrator.archive.canonical import dumps, loads, object_hash
 from migrator.archive.findings import PAGE_ANOMALIES
 from migrator.archive.room import Room, chunks, marks
 from migrator.archive.schema import PARENT_COLUMN, RAW_TABLES
-from migrator.archive.types import Anomaly, ThreadRaw, ThreadResult
+from migrator.archive.types import Anomaly, ThreadOutline, ThreadRaw, ThreadResult
 
 __all__ = ["RawObjects", "created"]
 
@@ -283,28 +283,32 @@ class RawObjects(Room):
         thread = row[0] if row else None
         return ThreadRaw(thread_id, thread, texts("messages"), texts("runs"), texts("run_steps"))
 
-    def threads_raw(self, thread_ids: list[str]) -> list[ThreadRaw]:
-        """`thread_raw` of many threads, in the order given: one query a table for the lot."""
-        found: dict[str, dict[str, list[str]]] = {tid: {} for tid in thread_ids}
+    def threads_outline(self, thread_ids: list[str]) -> list[ThreadOutline]:
+        """The outline of many threads, in the order given: one query a table for the lot.
+
+        Parsing every message of 340,000 threads was a fifth of ruling on them; the verdict needs
+        their columns, and only the rows that can name a file (refs.py: every reference is under a
+        `file_id` or `file_ids` key) as text. The raw text is written by orjson, which spells a key
+        as it is, so a row without `"file_id` holds none, unless an escape (`\\u`) spells it."""
+        found = {tid: ([], [], [], [], []) for tid in thread_ids}  # type: ignore[var-annotated]
         heads: dict[str, str] = {}
+        may_name = "case when instr(raw, '\"file_id') or instr(raw, '\\u') then raw end"
         for chunk in chunks(sorted(found), 500):
             m = marks(len(chunk))
             for tid, raw in self.db.execute(f"select id, raw from threads where id in ({m})", chunk):
                 heads[tid] = raw
-            for table in ("messages", "runs", "run_steps"):
-                sql = f"select thread_id, raw from {table} where thread_id in ({m}) order by thread_id, created_at, position"
-                for tid, raw in self.db.execute(sql, chunk):
-                    found[tid].setdefault(table, []).append(raw)
-        return [
-            ThreadRaw(
-                tid,
-                heads.get(tid),
-                found[tid].get("messages", []),
-                found[tid].get("runs", []),
-                found[tid].get("run_steps", []),
-            )
-            for tid in thread_ids
-        ]
+            for tid, *run in self.db.execute(
+                f"select thread_id, id, status, has_tools from runs where thread_id in ({m})", chunk
+            ):
+                found[tid][1].append(tuple(run))
+            for table, runs_of, texts_of in (("messages", 0, 3), ("run_steps", 2, 4)):
+                sql = f"select thread_id, run_id, {may_name} from {table} where thread_id in ({m})"
+                for tid, run_id, raw in self.db.execute(sql, chunk):
+                    lists = found[tid]
+                    lists[runs_of].append(run_id)
+                    if raw is not None:
+                        lists[texts_of].append(raw)
+        return [ThreadOutline(tid, heads.get(tid), *found[tid]) for tid in thread_ids]
 
     def assistants(self) -> dict[str, dict[str, Any]]:
         return {row[0]: loads(row[1]) for row in self.db.execute("select id, raw from assistants")}

@@ -9,47 +9,50 @@ are out of date.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
 import orjson
 
 from migrator.archive.canonical import object_hash, sha256_hex
 from migrator.archive.room import Room
-from migrator.archive.types import SessionRow, SessionState
+from migrator.archive.types import PackedSession, SessionRow, SessionState
 
-__all__ = ["Sessions"]
+__all__ = ["Sessions", "pack"]
+
+
+def pack(row: SessionRow) -> PackedSession:
+    """The row as `Sessions.store` writes it."""
+    record_json = orjson.dumps(row.record, option=orjson.OPT_SORT_KEYS)
+    tools = tuple(
+        (
+            tool.get("function", {}).get("name") or tool.get("type", "?"),
+            object_hash(tool),
+            orjson.dumps(tool, option=orjson.OPT_SORT_KEYS).decode(),
+        )
+        for tool in row.tools
+    )
+    return PackedSession(
+        row.thread_id,
+        record_json.decode(),
+        "sha256:" + sha256_hex(record_json),
+        len(row.record.get("messages", [])),
+        row.tokens,
+        tools,
+        tuple(sorted(row.warnings.items())),
+    )
 
 
 class Sessions(Room):
-    def store(self, rows: list[SessionRow], *, fresh: bool = True) -> int:
+    def store(self, rows: Sequence[SessionRow | PackedSession], *, fresh: bool = True) -> int:
         """Replace these threads' sessions, their tool links and warning counts, in one transaction;
         the bytes of record JSON written. `fresh=False`: the caller marks them fresh itself, in the
         same transaction (`WorkList.fresh_many`)."""
-        sessions: list[tuple[Any, ...]] = []
-        definitions: list[tuple[str, str, str]] = []
-        tools: list[tuple[str, str, str]] = []
-        warnings: list[tuple[str, str, int]] = []
-        for row in rows:
-            record_json = orjson.dumps(row.record, option=orjson.OPT_SORT_KEYS)
-            tid = row.thread_id
-            sessions.append(
-                (
-                    tid,
-                    record_json.decode(),
-                    "sha256:" + sha256_hex(record_json),
-                    len(row.record.get("messages", [])),
-                    row.tokens,
-                )
-            )
-            for tool in row.tools:
-                name = tool.get("function", {}).get("name") or tool.get("type", "?")
-                tool_hash = object_hash(tool)
-                definitions.append(
-                    (name, tool_hash, orjson.dumps(tool, option=orjson.OPT_SORT_KEYS).decode())
-                )
-                tools.append((tid, name, tool_hash))
-            warnings += [(tid, code, n) for code, n in sorted(row.warnings.items())]
+        packed = [row if isinstance(row, PackedSession) else pack(row) for row in rows]
+        sessions = [(p.thread_id, p.record, p.hash, p.messages, p.tokens) for p in packed]
+        definitions = [tool for p in packed for tool in p.tools]
+        tools = [(p.thread_id, name, tool_hash) for p in packed for name, tool_hash, _ in p.tools]
+        warnings = [(p.thread_id, code, n) for p in packed for code, n in p.warnings]
         ids = [(row.thread_id,) for row in rows]
         # One statement a table for the whole batch (a batch is hundreds of threads), in one transaction.
         with self.archive.atomic():

@@ -14,9 +14,11 @@ __all__ = [
     "LooseObject",
     "RecordThread",
     "ReplayRow",
+    "PackedSession",
     "SessionRow",
     "SessionState",
     "StoredFile",
+    "ThreadOutline",
     "ThreadRaw",
     "ThreadResult",
     "ThreadSettlement",
@@ -114,6 +116,21 @@ class ThreadRaw:
 
 
 @dataclass(frozen=True)
+class ThreadOutline:
+    """What ruling on a dumped thread needs of its rows, read from their columns: the run each
+    message and step names, each run's (id, status, has_tools), and the raw text of only the thread
+    and the messages and steps that may name a file (see `RawObjects.threads_outline`)."""
+
+    thread_id: str
+    thread: str | None
+    message_runs: list[Any]
+    runs: list[tuple[str, Any, int]]
+    step_runs: list[Any]
+    message_texts: list[str]
+    step_texts: list[str]
+
+
+@dataclass(frozen=True)
 class StoredFile:
     file_id: str
     filename: str | None
@@ -130,6 +147,21 @@ class SessionRow:
     tokens: int
     tools: list[dict[str, Any]]
     warnings: dict[str, int]
+
+
+@dataclass(frozen=True)
+class PackedSession:
+    """A SessionRow as it is stored (`archive.sessions.pack`): made where it was derived, so a
+    worker process sends back a few strings instead of the record's objects, and the writer only
+    inserts them."""
+
+    thread_id: str
+    record: str  # the canonical JSON
+    hash: str
+    messages: int
+    tokens: int
+    tools: tuple[tuple[str, str, str], ...]  # (name, hash, canonical JSON) of each definition
+    warnings: tuple[tuple[str, int], ...]  # (code, count), by code
 
 
 @dataclass(frozen=True)

@@ -37,7 +37,7 @@ from migrator.archive import (
     Failure,
     FileContent,
     LooseObject,
-    ThreadRaw,
+    ThreadOutline,
     ThreadSettlement,
     object_hash,
 )
@@ -871,8 +871,8 @@ class _Ingest:
             flags = dict(batch)
             with self.archive.atomic():
                 settlements = [
-                    self.settle_thread(raw, flags[raw.thread_id])
-                    for raw in self.archive.raw.threads_raw(list(flags))
+                    self.settle_thread(outline, flags[outline.thread_id])
+                    for outline in self.archive.raw.threads_outline(list(flags))
                 ]
                 self.archive.loose.settle(settlements)
             done: list[str] = []
@@ -892,12 +892,10 @@ class _Ingest:
             self.notes.thread(thread_id)
         self.notes.flush()
 
-    def settle_thread(self, raw: ThreadRaw, flags: int) -> ThreadSettlement:
-        thread_id = raw.thread_id
-        thread = loads(raw.thread) if raw.thread else None
-        messages = [loads(r) for r in raw.messages]
-        runs = [loads(r) for r in raw.runs]
-        steps = [loads(r) for r in raw.steps]
+    def settle_thread(self, outline: ThreadOutline, flags: int) -> ThreadSettlement:
+        thread_id = outline.thread_id
+        thread = loads(outline.thread) if outline.thread else None
+        messages, runs, steps = len(outline.message_runs), len(outline.runs), len(outline.step_runs)
         anomalies: list[Anomaly] = []
 
         def finding(code: str, detail: str, *, anomaly: bool = False) -> None:
@@ -911,22 +909,25 @@ class _Ingest:
             return ThreadSettlement(thread_id, "missing", owned_kinds=_OWNED_KINDS)
         if thread is None and messages:
             # Many apps kept only messages.list pages: the thread is what its messages say it is.
-            thread = synthesized_thread(thread_id, messages, runs)
-            self.archive.loose.store([LooseObject("threads", thread)], self.preference)
-            finding(
-                "thread_synthesized", f"made from its {len(messages)} messages (no thread object in the dump)"
+            raw = self.archive.raw.thread_raw(thread_id)
+            thread = synthesized_thread(
+                thread_id, [loads(r) for r in raw.messages], [loads(r) for r in raw.runs]
             )
+            self.archive.loose.store([LooseObject("threads", thread)], self.preference)
+            finding("thread_synthesized", f"made from its {messages} messages (no thread object in the dump)")
         if thread is None:
             status = "pending"
             finding(
                 "thread_object_missing",
-                f"{len(messages)} messages, {len(runs)} runs, {len(steps)} steps kept without their thread object",
+                f"{messages} messages, {runs} runs, {steps} steps kept without their thread object",
             )
         elif not messages and not flags & _MESSAGE_PAGE:
             if runs or steps:
                 # Nothing more can be had: the session is what its runs and steps hold (exit 1 still).
                 self.report.threads_partial += 1
-                detail = f"the dump holds the thread object, {len(runs)} runs and {len(steps)} steps but not its messages"
+                detail = (
+                    f"the dump holds the thread object, {runs} runs and {steps} steps but not its messages"
+                )
             else:
                 status = "pending"
                 detail = "the dump holds the thread object but not its messages"
@@ -942,11 +943,14 @@ class _Ingest:
                     f"a {page.kind} page ({where}) says has_more; the dump holds no more",
                     anomaly=True,
                 )
-        self.completeness(finding, messages, runs, steps)
+        self.completeness(finding, outline)
+        refs = thread_file_refs(
+            thread, [loads(r) for r in outline.message_texts], [loads(r) for r in outline.step_texts]
+        )
         return ThreadSettlement(
             thread_id,
             status,
-            frozenset(thread_file_refs(thread, messages, steps)),
+            frozenset(refs),
             tuple(anomalies),
             _OWNED_KINDS,
             unkept=tuple(self.unkept[thread_id][k] for k in _THREAD_CHILDREN)
@@ -955,15 +959,15 @@ class _Ingest:
         )
 
     @staticmethod
-    def completeness(finding: Any, messages: list[dict], runs: list[dict], steps: list[dict]) -> None:
-        run_ids = {r.get("id") for r in runs}
-        named = {o.get("run_id") for o in (*messages, *steps) if isinstance(o.get("run_id"), str)}
+    def completeness(finding: Any, outline: ThreadOutline) -> None:
+        run_ids = {run_id for run_id, _status, _tools in outline.runs}
+        named = {r for r in (*outline.message_runs, *outline.step_runs) if isinstance(r, str)}
         if absent := sorted(named - run_ids):
             finding("runs_missing", f"{len(absent)} run(s) named but not in the dump: {_few(absent)}")
-        with_steps = {s.get("run_id") for s in steps}
+        with_steps = set(outline.step_runs)
         # The export lists steps only for runs that declared tools, and a completed one always has
         # some (its message_creation); a run that stopped before doing anything may have none (as verify).
-        expected = [r["id"] for r in runs if r.get("tools") and r.get("status") == "completed"]
+        expected = [run_id for run_id, status, tools in outline.runs if tools and status == "completed"]
         if bare := sorted(run_id for run_id in expected if run_id not in with_steps):
             finding(
                 "steps_missing",
