@@ -52,6 +52,12 @@ def _row(item: LooseObject) -> dict[str, Any]:
     raise ValueError(f"not a table for loose objects: {item.table}")
 
 
+def _key(table: str, row: dict[str, Any]) -> tuple[str, tuple[Any, ...]]:
+    """The row's table and its key in that table."""
+    columns = RAW_TABLES[table]
+    return table, (row[columns[0]],) if len(columns) == 1 else tuple(row[c] for c in columns)
+
+
 class LooseObjects(Room):
     def store(self, items: Iterable[LooseObject], preference: Preference = LaterWins()) -> list[str]:
         """Upsert objects read one by one, in one transaction; per item "new", "same", "changed" or
@@ -70,16 +76,16 @@ class LooseObjects(Room):
         """
         items = list(items)
         rows = [_row(item) for item in items]
+        keys = [_key(item.table, row) for item, row in zip(items, rows, strict=True)]
         outcomes: list[str] = []
         touched: set[str] = set()
         conn = self.db.conn
         files = self.archive.files
         versions = self.archive.versions
         with self.archive.atomic():
-            held_of = self._held(items, rows)
+            held_of = self._held(keys)
             writes: dict[tuple[str, tuple[Any, ...]], dict[str, Any]] = {}
-            for item, row in zip(items, rows, strict=True):
-                key = (item.table, tuple(row[k] for k in RAW_TABLES[item.table]))
+            for item, row, key in zip(items, rows, keys, strict=True):
                 held = held_of.get(key)
                 parent = row.get(PARENT_COLUMN.get(item.table, ""), None)
                 if item.table == "assistants":
@@ -117,21 +123,21 @@ class LooseObjects(Room):
             for (table, _), row in writes.items():
                 by_table.setdefault(table, []).append(row)
             for table, table_rows in by_table.items():
-                columns = list(table_rows[0])
+                columns = list(table_rows[0])  # every row of a table has _row's columns, in its order
                 conn.executemany(
                     f"insert or replace into {table} ({', '.join(columns)}) values ({', '.join('?' * len(columns))})",
-                    [[r[c] for c in columns] for r in table_rows],
+                    [tuple(r.values()) for r in table_rows],
                 )
             self.archive.work.touched(touched)
         return outcomes
 
     def _held(
-        self, items: list[LooseObject], rows: list[dict[str, Any]]
+        self, keys: list[tuple[str, tuple[Any, ...]]]
     ) -> dict[tuple[str, tuple[Any, ...]], tuple[str, int | None, str]]:
-        """(hash, position, raw) of the rows already held under the keys of these items."""
+        """(hash, position, raw) of the rows already held under these keys."""
         wanted: dict[str, set[tuple[Any, ...]]] = {}
-        for item, row in zip(items, rows, strict=True):
-            wanted.setdefault(item.table, set()).add(tuple(row[k] for k in RAW_TABLES[item.table]))
+        for table, key in keys:
+            wanted.setdefault(table, set()).add(key)
         held: dict[tuple[str, tuple[Any, ...]], tuple[str, int | None, str]] = {}
         for table, keys in wanted.items():
             key_columns = RAW_TABLES[table]
