@@ -473,8 +473,8 @@ def _bundle_reader(
 _WORKER: dict[str, Any] = {}
 
 
-def _start_worker(path: str, options: dict[str, Any], rows: bool) -> None:
-    _exit_with_parent()
+def _start_worker(path: str, options: dict[str, Any], rows: bool, parent: int) -> None:
+    _exit_with_parent(parent)
     gc.freeze()  # as in fewer_collections, for the life of the worker
     gc.set_threshold(*_BUILD_PACE)
     archive = Archive.open(path)  # to read: no lock, sees what the writer has committed
@@ -486,10 +486,12 @@ def _start_worker(path: str, options: dict[str, Any], rows: bool) -> None:
     )
 
 
-def _exit_with_parent() -> None:
+def _exit_with_parent(parent: int) -> None:
     """A worker whose parent was killed (kill -9 gives it no time to stop its pool) ends too: left
-    running, it would hold the archive open, and the resumed run could not fold its WAL back."""
-    parent = os.getppid()
+    running, it would hold the archive open, and the resumed run could not fold its WAL back.
+
+    `parent` is the pid the parent gave, not this process's parent at this point: a worker still
+    importing when its parent was killed already has init as its parent, and watched that for good."""
 
     def watch() -> None:
         while os.getppid() == parent:
@@ -540,7 +542,7 @@ def derive_batches(
             workers,
             mp_context=context,
             initializer=_start_worker,
-            initargs=(str(archive.path), options.as_dict(), rows),
+            initargs=(str(archive.path), options.as_dict(), rows, os.getpid()),
         ) as pool,
     ):
         pending: deque[tuple[T, Future[Derived]]] = deque()

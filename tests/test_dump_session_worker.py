@@ -43,3 +43,24 @@ def test_sessions_built_beside_the_ingest_equal_a_build_afterwards(tmp_path: Pat
             assert rows == b.db.execute(sql).fetchall(), table
             assert rows or table == "session_tools", table
     assert sorted(p.name for p in tmp_path.glob("piped.db*")) == ["piped.db"]
+
+
+def test_a_worker_whose_parent_died_before_it_started_watching_exits(tmp_path: Path) -> None:
+    """kill -9 of an ingest while its session worker still imports: the worker's parent is init by the
+    time it starts to watch, and it watched init for good, holding the archive open (the resumed run
+    then could not fold its WAL back). It watches the pid its parent gave it."""
+    import subprocess
+    import sys
+    import time
+
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()  # a pid that is nobody's parent any more
+    script = (
+        "import time\n"
+        "from migrator.sessions import _exit_with_parent\n"
+        f"_exit_with_parent({gone.pid})\n"
+        "time.sleep(30)\n"
+    )
+    started = time.monotonic()
+    worker = subprocess.run([sys.executable, "-c", script], timeout=20)
+    assert worker.returncode == 1 and time.monotonic() - started < 15
