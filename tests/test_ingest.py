@@ -466,3 +466,36 @@ def test_a_path_that_does_not_exist_exits_2(tmp_path: Path, capsys: pytest.Captu
     assert err.strip().splitlines() == [
         f"error: {tmp_path / 'nope'}: no such file or folder (--from-dump takes saved API JSON files or folders)"
     ]
+
+
+def test_an_object_saved_again_batches_later_into_an_empty_archive_is_found_held(tmp_path: Path) -> None:
+    """An empty archive's tables are not looked up for keys the ingest never stored (a filter of the
+    keys it did); a message saved twice, thousands of objects apart, must still be found the second
+    time: once unchanged (a duplicate), once edited (two versions, the newer current)."""
+    dump = tmp_path / "dump"
+    dump.mkdir()
+
+    def message(i: int, text: str = "hi", created: int = 1_700_000_000) -> dict[str, Any]:
+        return {
+            "id": f"msg_{i:05d}",
+            "object": "thread.message",
+            "created_at": created,
+            "thread_id": f"thread_{i % 50:02d}",
+            "role": "user",
+            "content": [{"type": "text", "text": {"value": text, "annotations": []}}],
+        }
+
+    lines = [orjson.dumps(message(i)) for i in range(5000)]  # more than two batches
+    (dump / "a.jsonl").write_bytes(b"\n".join(lines) + b"\n")
+    again = [message(7), {**message(4321, "edited"), "metadata": {"edited": "yes"}}]
+    (dump / "b.jsonl").write_bytes(b"\n".join(orjson.dumps(m) for m in again) + b"\n")
+    with Archive.create(tmp_path / "a.db") as archive:
+        report = ingest_dump(archive, [dump])
+        assert report.stored["thread.message"] - report.replaced["thread.message"] == 5000
+        assert report.duplicates["thread.message"] == 1
+        assert report.replaced["thread.message"] + report.versions["thread.message"] == 1
+        kept = archive.db.execute("select count(*) from messages").fetchone()[0]
+        versions = archive.db.execute("select count(*) from raw_versions where id = 'msg_04321'").fetchone()[
+            0
+        ]
+    assert kept == 5000 and versions == 2

@@ -41,6 +41,7 @@ from migrator.archive import (
     ThreadSettlement,
     object_hash,
 )
+from migrator.archive.bits import Bits
 from migrator.archive.canonical import loads
 from migrator.archive.files import suspect_bytes
 from migrator.archive.versions import RawVersion
@@ -275,8 +276,13 @@ def read_dump(
 ) -> DumpIngest:
     """Read every object of the dump into the archive; its threads are ruled on by `settled()`."""
     paths = check_dump_paths(paths, files_dir)
-    with fewer_collections(50_000, 20, 100), archive.bulk_write(_CACHE_MIB, _CHECKPOINT_PAGES):
-        return _read_dump(archive, paths, files_dir, zip_limits, progress)
+    archive.loose.track_new_keys()  # until its threads are ruled on (`settled`)
+    try:
+        with fewer_collections(50_000, 20, 100), archive.bulk_write(_CACHE_MIB, _CHECKPOINT_PAGES):
+            return _read_dump(archive, paths, files_dir, zip_limits, progress)
+    except BaseException:
+        archive.loose.track_new_keys(False)
+        raise
 
 
 class DumpIngest:
@@ -295,9 +301,12 @@ class DumpIngest:
         the batch's `done` threads (a caller may build their sessions while the next batch is ruled
         on). The report is whole once it is exhausted."""
         run = self._run
-        with fewer_collections(50_000, 20, 100), run.archive.bulk_write(_CACHE_MIB, _CHECKPOINT_PAGES):
-            yield from run.settle_threads()
-            run.check_leftovers()
+        try:
+            with fewer_collections(50_000, 20, 100), run.archive.bulk_write(_CACHE_MIB, _CHECKPOINT_PAGES):
+                yield from run.settle_threads()
+                run.check_leftovers()
+        finally:
+            run.archive.loose.track_new_keys(False)
         self.report.loose_files_matched = run.loose.matched
 
 
@@ -496,25 +505,6 @@ _NAMED = 1  # the dump says something about the thread
 _MESSAGE_PAGE = 2  # the dump holds a (maybe empty) page of its messages
 
 
-class _Bits:
-    """A set that may answer "maybe" for a key it was never given, never "no" for one it was (a
-    Bloom filter of one hash): a fixed 4 MiB however many keys, where a set of 340,000 listings
-    would be tens of megabytes. "maybe" costs a look in the temporary table, which has the answer."""
-
-    _SIZE = 1 << 25  # bits
-
-    def __init__(self) -> None:
-        self.bits = bytearray(self._SIZE >> 3)
-
-    def add(self, key: object) -> None:
-        h = hash(key) & (self._SIZE - 1)
-        self.bits[h >> 3] |= 1 << (h & 7)
-
-    def maybe(self, key: object) -> bool:
-        h = hash(key) & (self._SIZE - 1)
-        return bool(self.bits[h >> 3] & (1 << (h & 7)))
-
-
 class _Notes:
     """What the dump says of each thread and listing, gathered a batch at a time into the archive's
     temporary tables (`archive.loose.note`): bounded memory however many threads the dump holds."""
@@ -530,7 +520,7 @@ class _Notes:
         self.orders: dict[tuple[str, str], bool] = {}
         # Listings whose order a page told: almost every page is the only one of its listing, and
         # asking the temporary table about each was a query a page.
-        self.told = _Bits()
+        self.told = Bits()
 
     def thread(self, thread_id: str, flags: int = _NAMED) -> None:
         self.threads[thread_id] = self.threads.get(thread_id, 0) | flags | _NAMED
