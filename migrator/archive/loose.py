@@ -28,15 +28,8 @@ if TYPE_CHECKING:
 __all__ = ["LooseObjects"]
 
 _THREAD_TABLES = ("threads", "messages", "runs", "run_steps")
-_LOOSE_TABLES = (
-    "assistants",
-    "threads",
-    "messages",
-    "runs",
-    "run_steps",
-    "vector_stores",
-    "vector_store_files",
-)
+# The raw tables a loose object may land in (files go through archive.files; record rows are a log's).
+_LOOSE_TABLES = tuple(table for table in RAW_TABLES if table not in ("files", "record_rows"))
 
 
 def _row(item: LooseObject) -> dict[str, Any]:
